@@ -1,0 +1,50 @@
+"""nbsocket: named connections to external WebSocket servers from Jupyter.
+
+A background loop owns the sockets; every received message becomes a
+:class:`WsEvent`, goes to the socket's handlers, and lands as a row in its
+live pandas DataFrame. The verbs follow Pode's external WebSockets::
+
+    import nbsocket as nbs
+    conn = nbs.connect("prices", "ws://127.0.0.1:8765/ticker", handler=on_tick)
+    nbs.send("prices", {"op": "subscribe"})
+    nbs.frame("prices")
+"""
+
+from __future__ import annotations
+
+from .api import connect, connections, disconnect, frame, get, remove, reset, send, shutdown, test, wait
+from .backoff import ReconnectPolicy
+from .codecs import Codec, get_codec, register_codec
+from .connection import Connection, ErrorRecord
+from .errors import (
+    CodecError,
+    ConnectError,
+    ConnectTimeoutError,
+    EncodeError,
+    HandshakeStatusError,
+    InvalidOptionError,
+    InvalidURLError,
+    LoopThreadError,
+    NameInUseError,
+    NbSocketError,
+    OutboxFullError,
+    SendError,
+    SocketClosedError,
+    TLSError,
+    UnknownSocketError,
+    WaitTimeoutError,
+)
+from .events import Lockable, Request, WsEvent
+from .frame import LiveFrame
+from .options import InsecureConnectionWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
+    "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
+    "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",
+    "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",
+    "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
+    "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
+]

@@ -1,0 +1,102 @@
+"""The plain Python API: Pode's external WebSocket verbs as functions on named sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from .connection import Connection
+from .manager import default_manager
+
+
+def connect(
+    name: str,
+    url: str,
+    handler: Callable[..., Any] | None = None,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    subprotocols: list[str] | None = None,
+    args: tuple[Any, ...] = (),
+    on_open: Callable[..., Any] | None = None,
+    on_close: Callable[..., Any] | None = None,
+    on_error: Callable[..., Any] | None = None,
+    replace: bool = False,
+    **options: Any,
+) -> Connection:
+    """Open a named connection to a WebSocket server and return it once it is open.
+
+    ``handler(event, *args)`` is called for every message (sync or async; sync
+    handlers run on a worker thread, in order). Options: ``content_type``,
+    ``headers``, ``subprotocols``, ``origin``, ``user_agent``, ``ssl``
+    (an ``SSLContext``), ``insecure``, ``proxy``, ``open_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
+    ``compression``, ``reconnect`` (``True``, ``False`` or a
+    :class:`ReconnectPolicy`), ``outbox_size``, ``frame``, ``max_rows``,
+    ``max_columns``, ``record``, ``secret_headers``, ``secrets``.
+
+    Re-running with the same name, URL and options returns the existing
+    connection (replacing its handler); another URL raises
+    :class:`NameInUseError` unless ``replace=True``. If the connection cannot
+    be opened, the real cause is raised (:class:`ConnectError` and subclasses)
+    and nothing stays registered.
+    """
+    return default_manager.connect(
+        name, url, handler, content_type=content_type, headers=headers, subprotocols=subprotocols,
+        args=args, on_open=on_open, on_close=on_close, on_error=on_error, replace=replace, **options,
+    )
+
+
+def send(name: str, message: Any) -> None:
+    """Send ``message`` on socket ``name``: dict/list encoded by its content type, ``str`` as text, ``bytes`` as binary."""
+    default_manager.send(name, message)
+
+
+def disconnect(name: str, code: int = 1000, reason: str = "") -> None:
+    """Close socket ``name`` and keep its registration, so it can be reset later."""
+    default_manager.disconnect(name, code, reason)
+
+
+def reset(name: str, url: str | None = None) -> None:
+    """Reconnect socket ``name``, to a new ``url`` if given, keeping its handlers and options."""
+    default_manager.reset(name, url)
+
+
+def remove(name: str) -> None:
+    """Disconnect socket ``name`` and forget it."""
+    default_manager.remove(name)
+
+
+def test(name: str) -> bool:
+    """True if socket ``name`` exists and is open right now."""
+    return default_manager.test(name)
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def get(name: str) -> Connection:
+    """The :class:`Connection` registered as ``name``."""
+    return default_manager.get(name)
+
+
+def connections() -> pd.DataFrame:
+    """Status of every socket: one row each, with redacted URLs."""
+    return default_manager.connections()
+
+
+def frame(name: str | None = None) -> pd.DataFrame:
+    """Snapshot of socket ``name``'s live frame (all sockets when ``name`` is omitted)."""
+    return default_manager.frame(name)
+
+
+def wait(name: str, count: int = 1, timeout: float | None = 30.0) -> list[Any]:
+    """Block until ``count`` more messages arrive on socket ``name``; returns their events."""
+    return default_manager.get(name).wait(count, timeout)
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Close every socket (code 1001) and stop the background loop thread."""
+    default_manager.shutdown(timeout)

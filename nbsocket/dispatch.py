@@ -1,0 +1,231 @@
+"""Running a socket's handlers and callbacks in order, without ever stalling its reader.
+
+The reader pushes items (``open``, each message, ``close``, ``error``) and
+carries on; one dispatcher task per socket takes them in order. Synchronous
+handlers run in batches on a worker thread so that a slow one cannot block the
+loop (and so the keepalive); async handlers are awaited on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .loop import handler_scope
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger("nbsocket")
+
+BACKLOG_HIGH = 100_000
+"""Messages waiting for handlers beyond which the reader pauses (TCP backpressure)."""
+BACKLOG_LOW = BACKLOG_HIGH // 2
+BATCH = 512
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, partials of them and objects with an async ``__call__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+def describe(fn: Callable[..., Any]) -> str:
+    """A short name for a handler, for error records."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class Handler:
+    """A registered message handler with its extra positional ``args`` (Pode's ``-ArgumentList``)."""
+
+    __slots__ = ("fn", "args", "is_async", "name", "key")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), key: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"a handler must be callable, not {type(fn).__name__}")
+        self.fn = fn
+        self.args = tuple(args)
+        self.is_async = is_async_callable(fn)
+        self.name = describe(fn)
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"<Handler {self.name}{' async' if self.is_async else ''}>"
+
+
+class Dispatcher:
+    """The ordered queue of work for one socket's handlers and callbacks."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._items: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._drained: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.handled = 0
+
+    @property
+    def backlog(self) -> int:
+        """Items waiting to be handled."""
+        return len(self._items)
+
+    def start(self) -> None:
+        """Start the dispatcher task (on the loop thread)."""
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._drained = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.conn.name}")
+
+    async def stop(self) -> None:
+        """Stop the dispatcher task, abandoning what is queued."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def push(self, *item: Any) -> None:
+        """Queue an item (loop thread only): ``("message", event)``, ``("open", ready)``, ``("close", code, reason)``, ``("error", exc)``."""
+        self._items.append(item)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until the backlog is back under the low-water mark."""
+        while len(self._items) > BACKLOG_LOW and self._task is not None and not self._task.done():
+            assert self._drained is not None
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._drained is not None
+        loop = asyncio.get_running_loop()
+        pool = self.conn._loop_thread.handler_pool
+        while True:
+            if not self._items:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
+            if len(self._items) <= BACKLOG_LOW:
+                self._drained.set()
+            if self._all_sync(batch):
+                await loop.run_in_executor(pool, self._run_batch_sync, batch)
+            else:
+                for item in batch:
+                    await self._run_item(item, loop, pool)
+            self.handled += len(batch)
+
+    def _callables(self, item: tuple[Any, ...]) -> list[Any]:
+        kind = item[0]
+        conn = self.conn
+        if kind == "message":
+            return conn._handlers
+        callback = {"open": conn.on_open, "close": conn.on_close, "error": conn.on_error}[kind]
+        return [callback] if callback is not None else []
+
+    def _all_sync(self, batch: list[tuple[Any, ...]]) -> bool:
+        if any(h.is_async for h in self.conn._handlers):
+            return False
+        conn = self.conn
+        return not any(cb is not None and is_async_callable(cb) for cb in (conn.on_open, conn.on_close, conn.on_error))
+
+    def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
+        with handler_scope():
+            for item in batch:
+                self._run_item_sync(item)
+
+    def _run_item_sync(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        conn = self.conn
+        if kind == "message":
+            event = item[1]
+            for handler in list(conn._handlers):
+                try:
+                    result = handler.fn(event, *handler.args)
+                    if inspect.isawaitable(result):
+                        asyncio.run_coroutine_threadsafe(_awaited(result), conn._loop_thread.loop).result()
+                except Exception as exc:
+                    conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+        elif kind == "open":
+            self._callback_sync("on_open", conn.on_open, (conn,), item[1])
+        elif kind == "close":
+            self._callback_sync("on_close", conn.on_close, (conn, item[1], item[2]), None)
+        elif kind == "error":
+            self._callback_sync("on_error", conn.on_error, (conn, item[1]), None)
+
+    def _callback_sync(self, where: str, callback: Any, args: tuple[Any, ...], ready: asyncio.Event | None) -> None:
+        conn = self.conn
+        try:
+            if callback is not None:
+                if where == "on_open":
+                    conn._outbox.priority = True
+                try:
+                    result = callback(*args)
+                    if inspect.isawaitable(result):
+                        asyncio.run_coroutine_threadsafe(_awaited(result), conn._loop_thread.loop).result()
+                finally:
+                    conn._outbox.priority = False
+        except Exception as exc:
+            conn._callback_failed(where, exc, traceback.format_exc())
+        finally:
+            if ready is not None:
+                conn._loop_thread.loop.call_soon_threadsafe(ready.set)
+
+    async def _run_item(self, item: tuple[Any, ...], loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+        kind = item[0]
+        conn = self.conn
+        if kind != "message":
+            callback = self._callables(item)
+            if not callback or not is_async_callable(callback[0]):
+                await loop.run_in_executor(pool, self._run_batch_sync, [item])
+                return
+            where = "on_" + kind
+            args: tuple[Any, ...] = {"open": (conn,), "close": (conn, *item[1:3]), "error": (conn, item[1] if len(item) > 1 else None)}[kind]
+            try:
+                if kind == "open":
+                    conn._outbox.priority = True
+                try:
+                    await callback[0](*args)
+                finally:
+                    conn._outbox.priority = False
+            except Exception as exc:
+                conn._callback_failed(where, exc, traceback.format_exc())
+            finally:
+                if kind == "open":
+                    item[1].set()
+            return
+        event = item[1]
+        for handler in list(conn._handlers):
+            if handler.is_async:
+                try:
+                    await handler.fn(event, *handler.args)
+                except Exception as exc:
+                    conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+            else:
+                await loop.run_in_executor(pool, self._run_one_sync, handler, event)
+
+    def _run_one_sync(self, handler: Handler, event: Any) -> None:
+        with handler_scope():
+            try:
+                result = handler.fn(event, *handler.args)
+                if inspect.isawaitable(result):
+                    asyncio.run_coroutine_threadsafe(_awaited(result), self.conn._loop_thread.loop).result()
+            except Exception as exc:
+                self.conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

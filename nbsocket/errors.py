@@ -1,0 +1,93 @@
+"""nbsocket's own exceptions.
+
+Every public error is an :class:`NbSocketError`; its message says what went
+wrong and what to do about it, and never contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class NbSocketError(Exception):
+    """Base class of every error nbsocket raises on purpose."""
+
+
+class InvalidURLError(NbSocketError, ValueError):
+    """The URL is not a ``ws://`` or ``wss://`` URL; refused before any I/O."""
+
+
+class InvalidOptionError(NbSocketError, ValueError):
+    """An option passed to ``connect`` (or a magic) has a value that cannot work."""
+
+
+class UnknownSocketError(NbSocketError, KeyError):
+    """No socket is registered under that name."""
+
+    def __init__(self, name: str, known: list[str] | tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.known = tuple(known)
+        hint = (
+            "known sockets: " + ", ".join(repr(k) for k in self.known)
+            if self.known
+            else "no sockets are registered; connect one with nbs.connect(name, url)"
+        )
+        super().__init__(f"no socket named {name!r} ({hint})")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class NameInUseError(NbSocketError):
+    """``connect`` was called with a name that is registered to another URL or options."""
+
+
+class ConnectError(NbSocketError, ConnectionError):
+    """Opening the WebSocket failed; ``kind`` tells why.
+
+    ``kind`` is one of ``dns``, ``refused``, ``http``, ``tls``, ``timeout``,
+    ``handshake``, ``proxy`` or ``network``.
+    """
+
+    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """The TCP connection, TLS or WebSocket handshake did not finish in ``open_timeout``."""
+
+
+class HandshakeStatusError(ConnectError):
+    """The server answered the WebSocket handshake with an HTTP error status."""
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed, usually because the certificate was not trusted."""
+
+
+class SendError(NbSocketError):
+    """A message could not be queued for sending."""
+
+
+class SocketClosedError(SendError):
+    """The socket is closed for good; reset or reconnect it before sending."""
+
+
+class OutboxFullError(SendError):
+    """Too many messages are waiting to be sent; the server is not reading them fast enough."""
+
+
+class EncodeError(SendError, ValueError):
+    """The message cannot be encoded with the socket's content type."""
+
+
+class CodecError(NbSocketError, ValueError):
+    """A received message could not be parsed with the socket's content type."""
+
+
+class WaitTimeoutError(NbSocketError, TimeoutError):
+    """Waiting for messages or for a state took longer than the timeout."""
+
+
+class LoopThreadError(NbSocketError, RuntimeError):
+    """A blocking call was made from nbsocket's own loop thread, where it would deadlock."""

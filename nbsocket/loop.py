@@ -1,0 +1,170 @@
+"""The one background thread that runs nbsocket's asyncio loop and owns every socket.
+
+The notebook's own loop is never touched: work is handed to this loop with
+``asyncio.run_coroutine_threadsafe`` in a fresh ``contextvars.Context`` so
+long-lived tasks do not inherit the calling cell's output routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from .errors import LoopThreadError
+
+log = logging.getLogger("nbsocket")
+T = TypeVar("T")
+
+_handler_context = threading.local()
+
+
+def in_handler() -> bool:
+    """True while running a socket's handler or callback (where blocking calls must not wait)."""
+    return getattr(_handler_context, "depth", 0) > 0
+
+
+class handler_scope:
+    """Marks the current thread as running a handler, for :func:`in_handler`."""
+
+    def __enter__(self) -> None:
+        _handler_context.depth = getattr(_handler_context, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _handler_context.depth -= 1
+
+
+class LoopThread:
+    """A daemon thread running one asyncio event loop, started on first use."""
+
+    def __init__(self, name: str = "nbsocket-loop") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._handler_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the thread and its loop are alive."""
+        return self._thread is not None and self._thread.is_alive() and self._loop is not None
+
+    def ensure_started(self) -> asyncio.AbstractEventLoop:
+        """Start the thread if needed and return its loop."""
+        with self._lock:
+            if self._loop is not None and self._thread is not None and self._thread.is_alive():
+                return self._loop
+            ready = threading.Event()
+            loop = asyncio.new_event_loop()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                try:
+                    loop.run_forever()
+                finally:
+                    try:
+                        loop.run_until_complete(loop.shutdown_asyncgens())
+                    finally:
+                        loop.close()
+
+            thread = threading.Thread(target=contextvars.Context().run, args=(run,), name=self.name, daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop, self._thread = loop, thread
+            return loop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop (starting the thread if needed)."""
+        return self.ensure_started()
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop thread itself."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the loop (after cancelling its tasks) and join the thread; True if it ended in time."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+            pool, self._handler_pool = self._handler_pool, None
+        if loop is None or thread is None:
+            return True
+        if thread is threading.current_thread():
+            raise LoopThreadError("nbsocket's loop cannot be stopped from its own thread")
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=max(0.1, timeout / 2))
+
+        if loop.is_running():
+            try:
+                fut = asyncio.run_coroutine_threadsafe(cancel_all(), loop)
+                fut.result(timeout)
+            except Exception:
+                pass
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return not thread.is_alive()
+
+    # --- handing work to the loop -----------------------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop from any thread; returns a concurrent future."""
+        loop = self.ensure_started()
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (not allowed from the loop thread)."""
+        if self.in_loop_thread():
+            coro.close()
+            raise LoopThreadError(
+                "this call waits for nbsocket's loop, but it was made on that loop's thread "
+                "(inside an async handler or callback), where it would deadlock; use the async "
+                "variant with await, or a method that schedules (event.send, conn.send)"
+            )
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop thread soon, from any thread (inline-scheduled if already there)."""
+        loop = self.ensure_started()
+        if self.in_loop_thread():
+            loop.call_soon(fn, *args)
+        else:
+            loop.call_soon_threadsafe(fn, *args, context=contextvars.Context())
+
+    def spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> concurrent.futures.Future[Any] | asyncio.Task[Any]:
+        """Start ``coro`` without waiting: a task if on the loop thread, else a submitted future."""
+        if self.in_loop_thread():
+            return asyncio.ensure_future(coro)
+        return self.submit(coro)  # type: ignore[arg-type]
+
+    @property
+    def handler_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Worker threads that run synchronous handlers, so a slow one cannot stall the loop."""
+        with self._lock:
+            if self._handler_pool is None:
+                self._handler_pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=32, thread_name_prefix="nbsocket-handler"
+                )
+            return self._handler_pool

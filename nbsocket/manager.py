@@ -1,0 +1,279 @@
+"""The registry of named sockets and the synchronous facade onto the loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from .connection import Connection
+from .dispatch import Handler
+from .errors import InvalidOptionError, NameInUseError, UnknownSocketError
+from .events import Lockable
+from .loop import LoopThread
+from .options import build_options, warn_insecure
+from .redact import add_secrets, install_log_filter, redact_url, url_secrets
+from .urls import validate_url
+
+log = logging.getLogger("nbsocket")
+install_log_filter(log)
+install_log_filter(logging.getLogger("nbsocket.websockets"))
+
+STATUS_COLUMNS = [
+    "name", "url", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
+    "reconnects", "errors", "parse_errors", "last_error", "latency", "opened_at", "last_message_at", "rows", "handlers",
+]
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+PRIMARY = "connect"
+"""Key of the handler passed to ``connect``; re-running ``connect`` replaces it."""
+
+TICK_SECONDS = 0.05
+
+
+def validate_name(name: object) -> str:
+    """A socket name: letters, digits, ``_``, ``.`` and ``-``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidOptionError(
+            f"{name!r} is not a valid socket name: use letters, digits, '_', '.' or '-' (e.g. 'prices')"
+        )
+    return name
+
+
+class Manager:
+    """Owns the loop thread and every named :class:`Connection`; all front ends go through it."""
+
+    def __init__(self) -> None:
+        self._loop_thread = LoopThread()
+        self._connections: dict[str, Connection] = {}
+        self._lock = threading.RLock()
+        self.lockable = Lockable()
+        self._ticker: Any = None
+        self._atexit_registered = False
+
+    # --- registry -------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Names of the registered sockets."""
+        with self._lock:
+            return list(self._connections)
+
+    def get(self, name: str) -> Connection:
+        """The connection registered as ``name``."""
+        with self._lock:
+            conn = self._connections.get(name)
+            if conn is None:
+                raise UnknownSocketError(name, list(self._connections))
+            return conn
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._connections
+
+    # --- connect --------------------------------------------------------------------------
+
+    def connect(
+        self,
+        name: str,
+        url: str,
+        handler: Callable[..., Any] | None = None,
+        *,
+        args: tuple[Any, ...] = (),
+        on_open: Callable[..., Any] | None = None,
+        on_close: Callable[..., Any] | None = None,
+        on_error: Callable[..., Any] | None = None,
+        replace: bool = False,
+        **options: Any,
+    ) -> Connection:
+        """Open a named socket and return its :class:`Connection` once it is open (see :func:`nbsocket.connect`)."""
+        validate_name(name)
+        url = validate_url(url)
+        opts = build_options(url, **options)
+        for cb_name, cb in (("handler", handler), ("on_open", on_open), ("on_close", on_close), ("on_error", on_error)):
+            if cb is not None and not callable(cb):
+                raise InvalidOptionError(f"{cb_name} must be callable, not {type(cb).__name__}")
+        with self._lock:
+            existing = self._connections.get(name)
+            if existing is not None and not replace:
+                if existing._url != url or existing.options != opts:
+                    raise NameInUseError(self._in_use_message(existing, url, opts))
+                self._configure(existing, handler, args, on_open, on_close, on_error)
+                reopen = existing.state in ("closed", "failed")
+            else:
+                reopen = False
+        if existing is not None and not replace:
+            if reopen:
+                existing.reset()
+            return existing
+        if existing is not None:
+            self.remove(name)
+        conn = Connection(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread)
+        self._configure(conn, handler, args, on_open, on_close, on_error)
+        with self._lock:
+            if name in self._connections:
+                raise NameInUseError(f"socket {name!r} was connected by another thread just now; use nbs.get({name!r})")
+            self._connections[name] = conn
+        if opts.insecure:
+            warn_insecure(conn.url)
+        self._ensure_started()
+        try:
+            self._loop_thread.run(conn._open_first(), conn._open_wait_timeout())
+        except BaseException:
+            with self._lock:
+                if self._connections.get(name) is conn:
+                    del self._connections[name]
+            self._discard(conn)
+            raise
+        return conn
+
+    @staticmethod
+    def _configure(conn: Connection, handler: Any, args: tuple[Any, ...], on_open: Any, on_close: Any, on_error: Any) -> None:
+        if handler is not None:
+            conn._add_handler(Handler(handler, args, key=PRIMARY))
+        conn.on_open = on_open if on_open is not None else conn.on_open
+        conn.on_close = on_close if on_close is not None else conn.on_close
+        conn.on_error = on_error if on_error is not None else conn.on_error
+
+    @staticmethod
+    def _in_use_message(existing: Connection, url: str, opts: Any) -> str:
+        if existing._url != url:
+            what = f"connected to {existing.url}, not {redact_url(url)}"
+        else:
+            what = "connected with other options (" + ", ".join(opts.differences(existing.options)) + ")"
+        return (
+            f"socket {existing.name!r} is already {what} (state {existing.state}). "
+            f"Pass replace=True to replace it, use nbs.reset({existing.name!r}, url=...) to move it, or pick another name."
+        )
+
+    def _validate_url_for(self, conn: Connection, url: str) -> str:
+        url = validate_url(url)
+        if url.lower().startswith("ws:") and (conn.options.ssl is not None or conn.options.insecure):
+            raise InvalidOptionError(f"{conn.name!r} was connected with TLS options; it cannot move to a ws:// URL")
+        add_secrets(url_secrets(url))
+        return url
+
+    def _discard(self, conn: Connection) -> None:
+        if self._loop_thread.running and not self._loop_thread.in_loop_thread():
+            try:
+                self._loop_thread.run(conn._shutdown(1000, "connect failed"), 5.0)
+            except Exception:
+                pass
+
+    # --- verbs by name ---------------------------------------------------------------------
+
+    def send(self, name: str, message: Any) -> None:
+        """Queue ``message`` on socket ``name``."""
+        self.get(name).send(message)
+
+    def disconnect(self, name: str, code: int = 1000, reason: str = "") -> None:
+        """Close socket ``name``, keeping its registration."""
+        self.get(name).disconnect(code, reason)
+
+    def disconnect_all(self, code: int = 1000, reason: str = "") -> None:
+        """Close every socket, keeping their registrations."""
+        for name in self.names():
+            conn = self._connections.get(name)
+            if conn is not None and conn.state not in ("closed", "failed"):
+                conn.disconnect(code, reason)
+
+    def reset(self, name: str, url: str | None = None) -> None:
+        """Reconnect socket ``name``, to ``url`` if given."""
+        self.get(name).reset(url)
+
+    def remove(self, name: str) -> None:
+        """Disconnect socket ``name`` and forget it."""
+        with self._lock:
+            conn = self.get(name)
+            del self._connections[name]
+        conn._removed = True
+        queued = len(conn._outbox)
+        if queued:
+            log.warning("socket %r removed with %d message(s) still queued; they were not sent", name, queued)
+        if self._loop_thread.running:
+            conn._drive(conn._shutdown(1000, "removed"), conn._stop_timeout())
+
+    def test(self, name: str) -> bool:
+        """Is socket ``name`` open right now? (False for unknown names)"""
+        conn = self._connections.get(name)
+        return conn is not None and conn.test()
+
+    # --- views ------------------------------------------------------------------------------
+
+    def connections(self) -> pd.DataFrame:
+        """One row per socket: state, counters, latency, last error (no secrets)."""
+        rows = [conn.status() for conn in list(self._connections.values())]
+        return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+    def frame(self, name: str | None = None) -> pd.DataFrame:
+        """A snapshot of socket ``name``'s live frame, or of every socket's together."""
+        if name is not None:
+            conn = self.get(name)
+            if conn.frame is None:
+                raise InvalidOptionError(f"socket {name!r} has no live frame (it was connected with frame=False)")
+            return conn.frame.snapshot()
+        frames = [c.frame.snapshot() for c in list(self._connections.values()) if c.frame is not None]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame({"timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "socket": [], "seq": []})
+        combined = pd.concat(frames, ignore_index=True)
+        return combined.sort_values(["timestamp", "socket", "seq"], kind="stable", ignore_index=True)
+
+    # --- loop, ticker and shutdown ------------------------------------------------------------------
+
+    @property
+    def loop_thread(self) -> LoopThread:
+        """The background loop thread."""
+        return self._loop_thread
+
+    def _ensure_started(self) -> None:
+        fresh = not self._loop_thread.running
+        self._loop_thread.ensure_started()
+        if fresh:
+            self._ticker = self._loop_thread.submit(self._tick())
+        if not self._atexit_registered:
+            self._atexit_registered = True
+            atexit.register(self.shutdown)
+
+    async def _tick(self) -> None:
+        """Deliver new live-frame rows to subscribers at their rates."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for conn in list(self._connections.values()):
+                frame = conn.frame
+                if frame is not None and frame.has_subscribers:
+                    frame.poll()
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Close every socket with 1001 and stop the loop thread, within about ``timeout`` seconds."""
+        with self._lock:
+            conns = list(self._connections.values())
+            self._connections.clear()
+        for conn in conns:
+            conn._removed = True
+        if not self._loop_thread.running:
+            return
+        if conns:
+            try:
+                self._loop_thread.run(_close_all(conns, timeout * 0.6), timeout * 0.75)
+            except Exception:
+                log.debug("shutdown: closing sockets took too long; aborting the rest", exc_info=True)
+        self._loop_thread.stop(max(0.2, timeout * 0.25))
+
+
+async def _close_all(conns: list[Connection], timeout: float) -> None:
+    tasks = [asyncio.ensure_future(c._shutdown(1001, "going away")) for c in conns]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for conn in conns:
+        ws = conn._ws
+        if ws is not None and getattr(ws, "transport", None) is not None:
+            ws.transport.abort()
+    for task in pending:
+        task.cancel()
+
+
+default_manager = Manager()
+"""The manager behind the module-level API."""

@@ -12,7 +12,22 @@ live pandas DataFrame. The verbs follow Pode's external WebSockets::
 
 from __future__ import annotations
 
-from .api import connect, connections, disconnect, frame, get, remove, reset, send, shutdown, test, wait
+from .api import (
+    connect,
+    connections,
+    dashboard,
+    disconnect,
+    frame,
+    get,
+    panel,
+    plot,
+    remove,
+    reset,
+    send,
+    shutdown,
+    test,
+    wait,
+)
 from .backoff import ReconnectPolicy
 from .codecs import Codec, get_codec, register_codec
 from .connection import Connection, ErrorRecord
@@ -42,9 +57,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
+    "panel", "dashboard", "plot",
     "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
     "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",
     "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",
     "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
     "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
 ]
+
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext nbsocket``: register the ``%ws_*`` magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext nbsocket``: close every socket and stop the loop thread."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -100,3 +100,24 @@ def wait(name: str, count: int = 1, timeout: float | None = 30.0) -> list[Any]:
 def shutdown(timeout: float = 2.0) -> None:
     """Close every socket (code 1001) and stop the background loop thread."""
     default_manager.shutdown(timeout)
+
+
+def panel(name: str, **kwargs: Any) -> Any:
+    """A live ipywidgets panel for socket ``name``: state, counters, latest rows, Send, Reset, Disconnect."""
+    from .widgets import panel as make_panel
+
+    return make_panel(name, **kwargs)
+
+
+def dashboard(**kwargs: Any) -> Any:
+    """A live ipywidgets dashboard of every socket, one row each, with the same buttons."""
+    from .widgets import dashboard as make_dashboard
+
+    return make_dashboard(**kwargs)
+
+
+def plot(name: str, y: str | list[str] | None = None, x: str = "timestamp", window: int = 500, **kwargs: Any) -> Any:
+    """A live chart of numeric columns of socket ``name``'s frame, following new rows."""
+    from .widgets import plot as make_plot
+
+    return make_plot(name, y=y, x=x, window=window, **kwargs)

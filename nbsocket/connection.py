@@ -23,6 +23,7 @@ from .codecs import get_codec
 from .dispatch import BACKLOG_HIGH, Dispatcher, Handler
 from .errors import ConnectError, EncodeError, InvalidURLError, SocketClosedError, WaitTimeoutError
 from .events import Lockable, Request, WsEvent
+from .exploratory import ExploratoryMixin
 from .flatten import message_fields
 from .frame import LiveFrame
 from .loop import LoopThread, in_handler
@@ -79,7 +80,7 @@ class ErrorRecord(NamedTuple):
         return f"{self.time:%H:%M:%S} {self.where}: {self.error}: {self.message}"
 
 
-class Connection:
+class Connection(ExploratoryMixin):
     """A named connection to an external WebSocket server (Pode's ``Connect-PodeWebSocket``).
 
     Created by :func:`nbsocket.connect`. Its verbs (``send``, ``disconnect``,
@@ -159,7 +160,7 @@ class Connection:
         return self._errors[-1] if self._errors else None
 
     @property
-    def latency(self) -> float | None:
+    def last_latency(self) -> float | None:
         """Round-trip time of the last keepalive ping in seconds (``None`` before the first)."""
         ws = self._ws
         latency = getattr(ws, "latency", 0.0) if ws is not None else 0.0
@@ -209,7 +210,7 @@ class Connection:
             "errors": s.errors,
             "parse_errors": s.parse_errors,
             "last_error": str(last) if last else None,
-            "latency": self.latency,
+            "latency": self.last_latency,
             "opened_at": s.opened_at,
             "last_message_at": _ns_to_datetime(self._last_ts_ns),
             "rows": len(self.frame) if self.frame is not None else None,

@@ -1,0 +1,7 @@
+"""``python -m nbsocket`` runs the ``nbsocket`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The ``nbsocket`` command: ``nbsocket demo`` and ``nbsocket demo-server``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from . import __version__
+from .demo.server import DEFAULT_HOST, DEFAULT_PORT, DemoServer
+
+
+def _demo_server(args: argparse.Namespace) -> int:
+    server = DemoServer(args.host, args.port)
+
+    async def run() -> None:
+        await server.start()
+        print(f"nbsocket demo server on {server.base_url} (Ctrl-C to stop)", flush=True)
+        print(f"  {server.url('/echo')}  {server.url('/ticker?rate=10')}  {server.url('/chat')}", flush=True)
+        print(f"  {server.http_url('/rtm.connect')} -> a fresh {server.url('/rtm')} URL", flush=True)
+        assert server._stopped is not None
+        await server._stopped.wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"nbsocket demo-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(prog="nbsocket", description="WebSocket connections from Jupyter.")
+    parser.add_argument("--version", action="version", version=f"nbsocket {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    server = sub.add_parser("demo-server", help="run the embedded demo server")
+    server.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}; only this machine)")
+    server.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    server.set_defaults(func=_demo_server)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nbsocket`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,8 @@ STATES = ("connecting", "open", "reconnecting", "closed", "failed")
 CLOSED_FOR_GOOD = ("closed", "failed")
 NORMAL_CLOSES = (1000, 1001)
 MAX_ERROR_RECORDS = 200
+WARN_EVERY = 10.0
+"""Seconds between two connection warnings of one socket in the log (every error is still in ``conn.errors``)."""
 
 
 def utc_now() -> _dt.datetime:
@@ -129,6 +131,7 @@ class Connection(ExploratoryMixin):
         self._send_wake: asyncio.Event | None = None
         self._want_open = True
         self._removed = False
+        self._last_warning = float("-inf")
         self._closed_code: int | None = None
         self._closed_reason: str = ""
 
@@ -427,7 +430,12 @@ class Connection(ExploratoryMixin):
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._record(where, type(exc).__name__, str(exc))
-        log.warning("socket %r: %s", self.name, scrub(exc))
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning("socket %r: %s (state %s; see conn.errors)", self.name, scrub(exc), self._state)
+        else:
+            log.debug("socket %r: %s", self.name, scrub(exc))
         if self.on_error is not None:
             self._dispatcher.push("error", exc)
 
@@ -555,13 +563,13 @@ class Connection(ExploratoryMixin):
             if ws.protocol.state is not State.CLOSED:
                 await _abort(ws)
             self._ws = None
-        code = ws.close_code
-        reason = ws.close_reason or ""
+        code, reason, by_us = _close_info(ws)
         self._closed_code, self._closed_reason = code, reason
         if code not in NORMAL_CLOSES and self._want_open:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
-            self._connection_error("close", ConnectionError(f"connection lost: code {code} {reason!r}{detail}"))
+            who = "closed by nbsocket" if by_us else "connection lost"
+            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}"))
         self._notify("close", {"code": code, "reason": reason})
         if self.on_close is not None:
             self._dispatcher.push("close", code, reason)
@@ -725,6 +733,17 @@ async def _abort(ws: Any) -> None:
             await asyncio.wait_for(asyncio.shield(waiter), 1.0)
         except (asyncio.TimeoutError, Exception):
             pass
+
+
+def _close_info(ws: Any) -> tuple[int, str, bool]:
+    """Close code and reason of a finished connection: the peer's, else ours (e.g. 1009), else 1006."""
+    protocol = ws.protocol
+    received, sent = getattr(protocol, "close_rcvd", None), getattr(protocol, "close_sent", None)
+    if received is not None:
+        return received.code, received.reason, False
+    if sent is not None:
+        return sent.code, sent.reason, True
+    return 1006, "", False
 
 
 def _check_close_code(code: int) -> None:

@@ -83,3 +83,9 @@ def threaded_server() -> type[ThreadedServer]:
 
 
 __all__ = ["nbs", "free_port", "ThreadedServer"]
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port with no listener."""
+    return free_port()

@@ -1,0 +1,150 @@
+"""Small WebSocket servers written for the tests, each running on its own loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+
+
+class WsServer:
+    """A ``websockets`` server on 127.0.0.1 running ``handler`` in a background thread.
+
+    Records every request's path and headers, every message received and the close code
+    of each connection, so tests can check what really reached the server.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[ServerConnection], Awaitable[None]] | None = None,
+        *,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        **serve_kwargs: Any,
+    ) -> None:
+        self.handler = handler or self.echo
+        self.port = port
+        self.ssl_context = ssl_context
+        self.serve_kwargs = serve_kwargs
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.received: list[str | bytes] = []
+        self.close_codes: list[int | None] = []
+        self.connections = 0
+        self.subprotocols: list[str | None] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context else "ws"
+        host = "localhost" if self.ssl_context else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    async def echo(self, ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def _wrapped(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        self.requests.append((ws.request.path, dict(ws.request.headers.raw_items())))
+        self.subprotocols.append(ws.subprotocol)
+        original_recv = ws.recv
+
+        async def recording_recv(*args: Any, **kwargs: Any) -> Any:
+            message = await original_recv(*args, **kwargs)
+            self.received.append(message)
+            return message
+
+        ws.recv = recording_recv  # type: ignore[method-assign]
+        try:
+            await self.handler(ws)
+        except Exception:
+            pass
+        finally:
+            await ws.wait_closed()
+            self.close_codes.append(ws.close_code)
+
+    async def _start(self) -> None:
+        self._server = await serve(self._wrapped, "127.0.0.1", self.port, ssl=self.ssl_context, **self.serve_kwargs)
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    def start(self) -> WsServer:
+        if not self._thread.is_alive():
+            self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (the port may be reused by start())."""
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def __enter__(self) -> WsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+
+class SilentTcpServer:
+    """Accepts TCP connections and never answers (for handshake timeouts)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def __enter__(self) -> SilentTcpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def eventually(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with AssertionError after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition still false after {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,64 @@
+"""Shutdown with many open sockets: from Python, and a whole kernel shutting down."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+import nbsocket as nbs
+from nbsocket.demo.server import DEFAULT_HOST, DemoServer
+from nbsocket.manager import default_manager
+
+from ..servers import WsServer, eventually
+
+
+def test_shutdown_with_100_open_sockets_is_quick_and_leaves_no_thread() -> None:
+    with WsServer() as server:
+        for i in range(100):
+            nbs.connect(f"s{i}", server.url)
+        eventually(lambda: server.connections == 100)
+        started = time.monotonic()
+        nbs.shutdown()
+        elapsed = time.monotonic() - started
+        eventually(lambda: len(server.close_codes) == 100)
+        assert elapsed < 2.0, elapsed
+        assert set(server.close_codes) == {1001}
+    assert not default_manager.loop_thread.running
+    assert [t.name for t in threading.enumerate() if t.name.startswith("nbsocket")] == []
+
+
+@pytest.mark.slow
+def test_kernel_shutdown_closes_its_sockets() -> None:
+    with WsServer() as server:
+        km, kc = start_new_kernel(kernel_name="python3")
+        try:
+            code = textwrap.dedent(f"""
+                import nbsocket as nbs
+                for i in range(100):
+                    nbs.connect(f"k{{i}}", "{server.url}")
+                print(len(nbs.connections()))
+            """)
+            reply = kc.execute_interactive(code, timeout=60)
+            assert reply["content"]["status"] == "ok"
+            eventually(lambda: server.connections == 100)
+            started = time.monotonic()
+            km.shutdown_kernel(now=False)
+            eventually(lambda: len(server.close_codes) == 100, timeout=10)
+            assert time.monotonic() - started < 5.0
+            assert set(server.close_codes) == {1001}
+        finally:
+            kc.stop_channels()
+            if km.is_alive():
+                km.shutdown_kernel(now=True)
+
+
+def test_demo_server_binds_to_loopback_by_default() -> None:
+    assert DEFAULT_HOST == "127.0.0.1" and DemoServer().host == "127.0.0.1"
+    from nbsocket.cli import build_parser
+
+    args = build_parser().parse_args(["demo-server"])
+    assert args.host == "127.0.0.1"

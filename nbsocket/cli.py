@@ -32,12 +32,31 @@ def _demo_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo.launcher import main as launch
+
+    try:
+        return launch(args.dir, host=args.host, port=args.port, server_port=args.server_port,
+                      headless=args.headless, open_browser=not args.no_browser)
+    except KeyboardInterrupt:
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(prog="nbsocket", description="WebSocket connections from Jupyter.")
     parser.add_argument("--version", action="version", version=f"nbsocket {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="the demo server plus JupyterLab on the quickstart notebook")
+    demo.add_argument("--dir", default="nbsocket-demo", help="folder for the example notebooks (default ./nbsocket-demo)")
+    demo.add_argument("--host", default=DEFAULT_HOST, help=f"address for JupyterLab and the demo server (default {DEFAULT_HOST})")
+    demo.add_argument("--port", type=int, default=0, help="JupyterLab's port (default: a free one)")
+    demo.add_argument("--server-port", type=int, default=DEFAULT_PORT, help=f"the demo server's port (default {DEFAULT_PORT})")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser (for machines without a screen)")
+    demo.add_argument("--headless", action="store_true",
+                      help="run the quickstart notebook end to end without JupyterLab and print a summary")
+    demo.set_defaults(func=_demo)
     server = sub.add_parser("demo-server", help="run the embedded demo server")
     server.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}; only this machine)")
     server.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")

@@ -1,0 +1,163 @@
+"""``nbsocket demo``: the demo server plus JupyterLab on the quickstart notebook, or a headless run of it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from .server import DEFAULT_HOST, ENV_URL
+
+QUICKSTART = "quickstart.ipynb"
+SUMMARY_MARK = "NBSOCKET-SUMMARY "
+
+
+def notebooks_source() -> Path:
+    """Where the example notebooks are: the package's copy, or the repository's ``notebooks/``."""
+    packaged = resources.files("nbsocket") / "_notebooks"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parents[2] / "notebooks"
+    if repo.is_dir():
+        return repo
+    raise FileNotFoundError("the example notebooks are missing from this installation; reinstall nbsocket")
+
+
+def prepare_workspace(target: Path) -> Path:
+    """Copy the example notebooks into ``target`` (existing files are kept, so your edits survive)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted(notebooks_source().glob("*.ipynb")):
+        destination = target / notebook.name
+        if not destination.exists():
+            shutil.copyfile(notebook, destination)
+    return target
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def demo_server(host: str, port: int) -> Iterator[str]:
+    """Run the demo server in a child process; yields its base URL."""
+    if port and not _port_free(host, port):
+        port = 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbsocket", "demo-server", "--host", host, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if "ws://" not in first:
+            raise RuntimeError(f"the demo server did not start: {first.strip() or 'no output'}")
+        url = first.split("on ", 1)[1].split()[0]
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict[str, object]:
+    """Execute the quickstart notebook with nbclient and return a summary of what it received."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = workspace / QUICKSTART
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "import json as _json, nbsocket as _nbs\n"
+        "_status = _nbs.connections()\n"
+        f"print({SUMMARY_MARK!r} + _json.dumps({{'sockets': int(len(_status)), "
+        "'messages_in': int(_status['messages_in'].sum()), 'rows': int(_status['rows'].fillna(0).sum()), "
+        "'states': sorted(set(_status['state']))}))"
+    ))
+    os.environ[ENV_URL] = server_url
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workspace)}})
+    client.execute()
+    for output in notebook.cells[-1].get("outputs", []):
+        text = output.get("text", "")
+        if SUMMARY_MARK in text:
+            return json.loads(text.split(SUMMARY_MARK, 1)[1])
+    raise RuntimeError("the quickstart notebook ran but printed no summary")
+
+
+def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser: bool) -> int:
+    """Start JupyterLab on the quickstart notebook and wait until Ctrl-C."""
+    if shutil.which("jupyter") is None and not _has_module("jupyterlab"):
+        print("nbsocket demo needs JupyterLab: pip install 'nbsocket[demo]'", file=sys.stderr)
+        return 1
+    port = port or _free_port(host)
+    token = secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={host}", f"--ServerApp.port={port}",
+        f"--ServerApp.root_dir={workspace}", f"--LabApp.default_url=/lab/tree/{QUICKSTART}",
+        f"--IdentityProvider.token={token}",
+    ]
+    if not open_browser:
+        command.append("--no-browser")
+    env = {**os.environ, ENV_URL: server_url}
+    lab = subprocess.Popen(command, env=env)
+    print(f"nbsocket demo: demo server on {server_url}; notebooks in {workspace}")
+    print(f"open http://{host}:{port}/lab/tree/{QUICKSTART}?token={token}")
+    print("Ctrl-C stops JupyterLab and the demo server.", flush=True)
+    try:
+        while lab.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(lab)
+    return 0
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def main(directory: str, host: str = DEFAULT_HOST, port: int = 0, server_port: int = 8765,
+         headless: bool = False, open_browser: bool = True) -> int:
+    """Entry point of ``nbsocket demo``."""
+    workspace = prepare_workspace(Path(directory).expanduser().resolve())
+    with demo_server(host, server_port) as server_url:
+        if headless:
+            started = time.monotonic()
+            summary = run_headless(workspace, server_url)
+            print(f"nbsocket demo --headless: ran {QUICKSTART} against the demo server on {server_url} "
+                  f"in {time.monotonic() - started:.1f} s")
+            print(f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
+                  f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}")  # type: ignore[arg-type]
+            return 0 if int(summary["messages_in"]) > 0 else 1  # type: ignore[call-overload]
+        return run_lab(workspace, server_url, host, port, open_browser)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 import socket
 import threading
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -13,6 +16,39 @@ import pytest
 import nbsocket as nbs
 from nbsocket.demo import DemoServer
 from nbsocket.manager import default_manager
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+"""What the suite produces (logs, executed notebooks, screenshots); swept for secrets at the end."""
+
+SECRET = "nbs-sweep-SECRET-4d7e1b"
+"""A secret the suite uses in URLs, headers and notebooks; it must never appear in ARTIFACTS."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``sweep`` run last, after everything else has produced its artifacts."""
+    items.sort(key=lambda item: item.get_closest_marker("sweep") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nbsocket_log_file() -> Iterator[Path]:
+    """Everything nbsocket logs during the session, at DEBUG, in test-artifacts/nbsocket.log."""
+    path = ARTIFACTS / "nbsocket.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("nbsocket")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield path
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+    handler.close()
 
 
 @pytest.fixture(scope="session")

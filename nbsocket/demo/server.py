@@ -104,7 +104,7 @@ class DemoServer:
         self._stopped = asyncio.Event()
         self._server = await serve(
             self._route, self.host, self.port, process_request=self._process_request,
-            max_size=2**24, ping_interval=20, logger=logging.getLogger("nbsocket.demo.wire"),
+            max_size=2**24, ping_interval=20,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]

@@ -11,9 +11,14 @@ from typing import Any
 from .backoff import ReconnectPolicy
 from .codecs import get_codec, normalize_content_type
 from .errors import InvalidOptionError
-from .redact import add_secrets, header_secrets, redact_headers, url_secrets
+from .redact import add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
-DEFAULT = object()
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
 """Marks an option left at websockets' own default (e.g. the User-Agent header)."""
 
 
@@ -21,7 +26,7 @@ class InsecureConnectionWarning(UserWarning):
     """``insecure=True`` turned off TLS certificate verification."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class ConnectOptions:
     """Everything about how a socket connects, except its URL and handlers."""
 
@@ -56,6 +61,18 @@ class ConnectOptions:
     def shown_headers(self) -> dict[str, str]:
         """Handshake headers with secrets masked."""
         return redact_headers(self.headers, self.secret_headers)
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secrets":
+                shown.append(f"secrets=<{len(value)} hidden>")
+                continue
+            if f.name == "headers":
+                value = self.shown_headers()
+            shown.append(f"{f.name}={value!r}")
+        return scrub("ConnectOptions(" + ", ".join(shown) + ")")
 
 
 def _positive(name: str, value: Any, allow_none: bool = True) -> Any:

@@ -135,3 +135,14 @@ def test_against_an_aiohttp_server() -> None:
         assert server.received == ['{"n":1}', b"\x00bin"]
         nbs.disconnect("aio")
         assert conn.state == "closed"
+
+
+def test_options_repr_hides_header_values_and_secrets() -> None:
+    from nbsocket.options import build_options
+
+    options = build_options("ws://h/?token=" + SECRET_TOKEN, headers={"Authorization": "Bearer " + SECRET_BEARER},
+                            secrets=[SECRET_PW])
+    shown = repr(options)
+    assert "Authorization" in shown and "secrets=<1 hidden>" in shown
+    for secret in (SECRET_TOKEN, SECRET_BEARER, SECRET_PW):
+        assert secret not in shown

@@ -1,0 +1,394 @@
+"""The ``%ws_*`` magics: every nbsocket verb from a notebook cell, after ``%load_ext nbsocket``.
+
+The magics only read the line, then call :mod:`nbsocket.api` (and so the
+default manager). A failure is one ``UsageError`` line that says what to do,
+never a traceback; defaults come from the :class:`~nbsocket.config.NbSocket`
+configurable (``%config NbSocket.max_rows = 10_000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
+from traitlets import TraitError
+
+from . import api
+from .config import NbSocket
+from .errors import NameInUseError, NbSocketError, UnknownSocketError
+from .magics_args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
+from .magics_handler import compile_handler, has_body
+from .magics_wait import Progress, events_frame, wait_for_messages
+from .manager import default_manager
+from .redact import scrub
+
+log = logging.getLogger("nbsocket")
+_D = NbSocket()  # class defaults, for the help texts
+CELL_KEY = "cell:"
+"""Prefix of the handler key a ``%%ws_handler`` cell registers under (re-running it replaces the handler)."""
+
+_FROM_CONFIG = ("content_type", "max_rows", "frame", "reconnect", "open_timeout", "ping_interval", "ping_timeout", "max_size")
+
+
+def _default(trait: str) -> str:
+    return f"default: NbSocket.{trait} = {getattr(_D, trait)!r}"
+
+
+def _unknown_socket_message(exc: UnknownSocketError) -> str:
+    if exc.known:
+        return f"no socket named {exc.name!r}; known sockets: {', '.join(exc.known)} (see %ws_status)"
+    return f"no socket named {exc.name!r}: no sockets are connected; connect one with %ws_connect NAME URL"
+
+
+def _one_line(message: str) -> str:
+    return " ".join(scrub(message).split())
+
+
+def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn nbsocket's errors (and Ctrl-C) in a magic into one ``UsageError`` line instead of a traceback."""
+
+    @functools.wraps(magic)
+    def run(self: Any, *args: Any) -> Any:
+        try:
+            return magic(self, *args)
+        except UsageError:
+            raise
+        except UnknownSocketError as exc:
+            raise UsageError(_unknown_socket_message(exc)) from None
+        except NameInUseError as exc:
+            raise UsageError(_one_line(f"{exc} With %ws_connect, add --replace to replace it.")) from None
+        except NbSocketError as exc:
+            raise UsageError(_one_line(str(exc))) from None
+        except KeyboardInterrupt:
+            raise UsageError(f"%{magic.__name__} interrupted") from None
+
+    return run
+
+
+def _parse(magic: Callable[..., Any], line: str) -> argparse.Namespace:
+    """Parse a magic's line with shell quoting: ``-H "Name: value"`` gives ``Name: value`` without the quotes."""
+    try:
+        argv = arg_split(line, posix=True, strict=True)
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"%{magic.__name__}: {exc}") from None
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(f"%{magic.__name__}: {exc} (see %{magic.__name__}? for the options)") from None
+
+
+@magics_class
+class NbSocketMagics(Magics):
+    """The ``%ws_*`` line magics and the ``%%ws_handler`` cell magic."""
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        try:
+            self.settings = NbSocket(parent=shell)
+        except TraitError as exc:  # a bad value left in the shell's config by an earlier %config
+            log.warning("ignoring the NbSocket configuration (%s); using the defaults", exc)
+            self.settings = NbSocket()
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        return self.shell.user_ns if self.shell is not None else {}
+
+    # --- connect -----------------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="name of the socket, used by every other %%ws_ magic")
+    @argument("url", help="ws:// or wss:// URL; {expr} inserts a value from the notebook")
+    @argument("-t", "--content-type", default=argparse.SUPPRESS, metavar="TYPE",
+              help=f"parses received messages and encodes sent data, e.g. application/json, text/plain, "
+                   f"text/csv, application/xml, application/octet-stream ({_default('content_type')})")
+    @argument("-H", "--header", action="append", metavar='"NAME: VALUE"',
+              help="handshake header, repeatable; a value may use {var} from the notebook, and such a value "
+                   "is a secret, masked wherever it is shown (default: none)")
+    @argument("--secret-header", action="append", metavar="NAME",
+              help="also mask this header's value (Authorization, Cookie and *token*/*key* headers always are); repeatable")
+    @argument("-p", "--subprotocol", action="append", metavar="PROTOCOL",
+              help="WebSocket subprotocol to offer, repeatable (default: none)")
+    @argument("--origin", default=None, help="Origin header to send (default: none)")
+    @argument("--handler", metavar="FUNC", help="a function of the notebook called as FUNC(event) for every message")
+    @argument("--on-open", metavar="FUNC", help="a function called as FUNC(conn) each time the socket opens")
+    @argument("--on-close", metavar="FUNC", help="a function called as FUNC(conn, code, reason) each time it closes")
+    @argument("--on-error", metavar="FUNC", help="a function called as FUNC(conn, exc) on errors")
+    @argument("--max-rows", type=optional_number(int), default=argparse.SUPPRESS, metavar="N|none",
+              help=f"rows kept in the live DataFrame, oldest dropped first ({_default('max_rows')})")
+    @argument("--frame", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+              help=f"keep a live DataFrame of received messages; --no-frame turns it off ({_default('frame')})")
+    @argument("--reconnect", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+              help=f"reconnect with backoff when the connection drops ({_default('reconnect')})")
+    @argument("--insecure", action="store_true",
+              help="wss:// only: do not verify the server's TLS certificate (default: verify)")
+    @argument("--replace", action="store_true",
+              help="replace a socket of the same name that has another URL or options (default: refuse)")
+    @argument("--record", metavar="PATH", default=None,
+              help="also write every row of the live frame to PATH, a .jsonl file or a .parquet directory (default: off)")
+    @argument("--open-timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
+              help=f"seconds to wait for the socket to open ({_default('open_timeout')})")
+    @argument("--ping-interval", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
+              help=f"seconds between keepalive pings; none turns keepalive off ({_default('ping_interval')})")
+    @argument("--ping-timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
+              help=f"seconds to wait for a pong before the connection counts as lost ({_default('ping_timeout')})")
+    @argument("--max-size", type=optional_number(int), default=argparse.SUPPRESS, metavar="BYTES|none",
+              help=f"largest message accepted ({_default('max_size')})")
+    @line_magic
+    @_one_line_errors
+    def ws_connect(self, line: str) -> Any:
+        """Connect a named WebSocket and return its Connection once it is open.
+
+        Re-running the same line returns the open socket (its --handler is
+        replaced); a different URL or options needs --replace. Defaults come
+        from %config NbSocket.*. Example::
+
+            %ws_connect prices wss://example.org/feed -H "Authorization: Bearer {token}" --max-rows 10000
+        """
+        args = _parse(self.ws_connect, line)
+        ns = self.namespace
+        url, _ = expand(args.url, ns, "url")
+        headers, secret_headers, secrets = parse_headers(args.header, ns)
+        options = self.settings.connect_options()
+        options.update({key: getattr(args, key) for key in _FROM_CONFIG if hasattr(args, key)})
+        callbacks = {
+            key: lookup_callable(spec, ns, "--" + key.replace("_", "-"))
+            for key in ("handler", "on_open", "on_close", "on_error")
+            if (spec := getattr(args, key)) is not None
+        }
+        extra: dict[str, Any] = {}
+        if args.origin is not None:
+            extra["origin"] = args.origin
+        if args.record is not None:
+            extra["record"] = args.record
+        if args.insecure:
+            extra["insecure"] = True
+        if secret_headers or args.secret_header:
+            extra["secret_headers"] = [*secret_headers, *(args.secret_header or [])]
+        if secrets:
+            extra["secrets"] = secrets
+        return api.connect(
+            args.name, url, headers=headers or None, subprotocols=args.subprotocol or None,
+            replace=args.replace, **callbacks, **options, **extra,
+        )
+
+    # --- send ------------------------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="name of the socket")
+    @argument("message", nargs="+",
+              help="the rest of the line: JSON or a Python literal (dict/list: encoded by the socket's content type; "
+                   "a string: sent as a text frame); {expr} anywhere in it is evaluated in the notebook")
+    @argument("--raw", action="store_true", help="send the rest of the line as a text frame, exactly as typed")
+    @argument("--binary", action="store_true", help="the rest of the line is hexadecimal bytes, sent as a binary frame")
+    @argument("--base64", action="store_true", help="the rest of the line is base64 data, sent as a binary frame")
+    @line_magic
+    @_one_line_errors
+    def ws_send(self, line: str) -> None:
+        """Send a message on a named socket (queued; never blocks on the network).
+
+        Examples::
+
+            %ws_send prices {"op": "subscribe", "symbols": ["ABC"]}
+            %ws_send prices {request}
+            %ws_send prices {"op": "add", "symbols": {wanted}}
+            %ws_send chat --raw hello, world
+            %ws_send device --binary 01 02 ff
+            %ws_send device --base64 AQL/
+
+        Only what you type is evaluated; received data never is.
+        """
+        mode, name, message = split_send_line(line)
+        conn = api.get(name)
+        conn.send(send_value(mode, message, self.namespace))
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="name of the socket")
+    @argument("url", nargs="?", help="a new ws:// or wss:// URL to move to; {expr} inserts a value (default: the same URL)")
+    @line_magic
+    @_one_line_errors
+    def ws_reset(self, line: str) -> Any:
+        """Reconnect a socket, to a new URL if given, keeping its handlers, frame and counters; returns the Connection."""
+        args = _parse(self.ws_reset, line)
+        url = expand(args.url, self.namespace, "url")[0] if args.url else None
+        api.reset(args.name, url)
+        return api.get(args.name)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="name of the socket")
+    @argument("--all", action="store_true", help="disconnect every socket")
+    @argument("--code", type=int, default=1000, help="close code: 1000, 1001 or 3000-4999 (default: 1000)")
+    @argument("--reason", default="", help="close reason (default: empty)")
+    @line_magic
+    @_one_line_errors
+    def ws_disconnect(self, line: str) -> None:
+        """Close a socket (or --all) and keep its registration, so %ws_reset can reopen it."""
+        args = _parse(self.ws_disconnect, line)
+        names = self._names(args, "ws_disconnect")
+        for name in names:
+            try:
+                api.disconnect(name, args.code, args.reason)
+            except ValueError as exc:
+                raise UsageError(f"%ws_disconnect: {exc}") from None
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="name of the socket")
+    @argument("--all", action="store_true", help="remove every socket")
+    @line_magic
+    @_one_line_errors
+    def ws_remove(self, line: str) -> None:
+        """Disconnect a socket (or --all) and forget it."""
+        args = _parse(self.ws_remove, line)
+        for name in self._names(args, "ws_remove"):
+            api.remove(name)
+
+    def _names(self, args: argparse.Namespace, magic: str) -> list[str]:
+        if args.all and args.name:
+            raise UsageError(f"%{magic}: give a socket name or --all, not both")
+        if args.all:
+            return default_manager.names()
+        if not args.name:
+            raise UsageError(f"%{magic} needs a socket name (or --all)")
+        api.get(args.name)
+        return [args.name]
+
+    # --- views -----------------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="only this socket (default: every socket)")
+    @line_magic
+    @_one_line_errors
+    def ws_status(self, line: str) -> pd.DataFrame:
+        """The status table: one row per socket with state, counters, latency and last error (no secrets)."""
+        args = _parse(self.ws_status, line)
+        status = api.connections()
+        if args.name:
+            api.get(args.name)
+            status = status[status["name"] == args.name].reset_index(drop=True)
+        return status
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="name of the socket (default: every socket, merged by time)")
+    @argument("--tail", type=int, default=None, metavar="N", help="only the last N rows (default: all rows)")
+    @line_magic
+    @_one_line_errors
+    def ws_frame(self, line: str) -> pd.DataFrame:
+        """A snapshot of a socket's live DataFrame: ``df = %ws_frame prices``."""
+        args = _parse(self.ws_frame, line)
+        frame = api.frame(args.name)
+        if args.tail is not None:
+            if args.tail < 0:
+                raise UsageError("%ws_frame: --tail takes a number of rows >= 0")
+            frame = frame.tail(args.tail).reset_index(drop=True)
+        return frame
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="name of the socket (default: a dashboard of every socket)")
+    @line_magic
+    @_one_line_errors
+    def ws_panel(self, line: str) -> Any:
+        """A live widget panel for a socket (or a dashboard of all): state, counters, latest rows, Send/Reset/Disconnect."""
+        args = _parse(self.ws_panel, line)
+        if args.name:
+            api.get(args.name)
+        try:
+            return api.panel(args.name) if args.name else api.dashboard()
+        except ImportError as exc:
+            raise UsageError(f"%ws_panel needs nbsocket's widgets, which could not be loaded ({exc})") from None
+
+    # --- waiting and handlers ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("name", help="name of the socket")
+    @argument("-n", "--count", type=int, default=None, help=f"messages to wait for ({_default('wait_count')})")
+    @argument("--timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
+              help=f"seconds to wait before giving up; none waits until interrupted ({_default('wait_timeout')})")
+    @line_magic
+    @_one_line_errors
+    def ws_wait(self, line: str) -> pd.DataFrame:
+        """Block until COUNT more messages arrive and return them as a DataFrame (timestamp, socket, seq, fields).
+
+        A progress bar counts them in a notebook; Ctrl-C (interrupt the kernel)
+        stops waiting and leaves the socket open. ``rows = %ws_wait prices -n 5``.
+        """
+        args = _parse(self.ws_wait, line)
+        count = self.settings.wait_count if args.count is None else args.count
+        if count < 1:
+            raise UsageError("%ws_wait: -n/--count takes a number of messages >= 1")
+        timeout = args.timeout if hasattr(args, "timeout") else self.settings.wait_timeout
+        conn = api.get(args.name)
+        progress = Progress(self.shell, args.name, count, self.settings.progress)
+        return events_frame(wait_for_messages(conn, count, timeout, progress))
+
+    @magic_arguments()
+    @argument("name", help="name of the socket")
+    @argument("-k", "--key", default=None,
+              help="name of this handler; a cell with another key adds a second handler (default: the socket's name)")
+    @argument("--remove", action="store_true",
+              help="remove the handler instead (as a line magic: %%ws_handler NAME --remove)")
+    @line_cell_magic
+    @_one_line_errors
+    def ws_handler(self, line: str, cell: str | None = None) -> None:
+        """Run the cell's body for every message on a socket, with ``event`` bound to the WsEvent.
+
+        The body sees the notebook's variables (``global x`` rebinds one) and
+        may ``return`` early; with ``await`` in it, it runs as an async handler.
+        Re-running the cell replaces the handler; a cell of only comments, or
+        ``%ws_handler NAME --remove``, removes it. A syntax error is reported
+        when the cell runs, not once per message; errors raised per message
+        land in ``conn.errors``. Example::
+
+            %%ws_handler prices
+            if event.data["price"] > limit:
+                alerts.append(event.data)
+        """
+        args = _parse(self.ws_handler, line)
+        conn = api.get(args.name)
+        key = CELL_KEY + (args.key or args.name)
+        if args.remove or (cell is not None and not has_body(cell)):
+            conn.remove_handler(key)
+            return
+        if cell is None:
+            raise UsageError(
+                f"%ws_handler is a cell magic: put %%ws_handler {args.name} on the first line of a cell and the "
+                f"handler's code below it (or use %ws_handler {args.name} --remove)"
+            )
+        conn.on_message(compile_handler(cell, args.name, self.namespace), key=key)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the ``%ws_*`` magics and the ``NbSocket`` configurable on ``ipython``."""
+    if NbSocketMagics.__name__ in ipython.magics_manager.registry:
+        return
+    magics = NbSocketMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.configurables.append(magics.settings)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Close every socket, stop the loop thread, and take the magics away again."""
+    try:
+        default_manager.shutdown()
+    finally:
+        magics = ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)
+        if magics is not None:
+            for kind, names in magics.magics.items():
+                table = ipython.magics_manager.magics.get(kind, {})
+                for name in names:
+                    if getattr(table.get(name), "__self__", None) is magics:
+                        del table[name]
+            if magics.settings in ipython.configurables:
+                ipython.configurables.remove(magics.settings)

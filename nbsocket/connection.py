@@ -8,6 +8,7 @@ import concurrent.futures
 import dataclasses
 import datetime as _dt
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .frame import LiveFrame
 from .loop import LoopThread, in_handler
 from .options import ConnectOptions, websockets_kwargs
 from .outbox import Outbox, Outgoing
+from .recording import Recorder, open_recorder
 from .redact import redact_url, scrub
 
 if TYPE_CHECKING:
@@ -120,11 +122,17 @@ class Connection(ExploratoryMixin):
         self._last_ts_ns = 0
         self._outbox = Outbox(name, options.outbox_size)
         self._observers: list[Any] = []
+        self._observers_lock = threading.Lock()
         self.frame: LiveFrame | None = (
             LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns) if options.frame else None
         )
         if self.frame is not None:
             self.frame.on_column_cap = lambda message: self._record("frame", "ColumnCap", message)
+        self.recorder: Recorder | None = (
+            open_recorder(options.record, self.frame, on_error=lambda message: self._record("record", "RecordingError", message))
+            if options.record is not None
+            else None
+        )
         self._dispatcher = Dispatcher(self)
         self._ws: Any = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -134,6 +142,7 @@ class Connection(ExploratoryMixin):
         self._last_warning = float("-inf")
         self._closed_code: int | None = None
         self._closed_reason: str = ""
+        self._init_exploratory()
 
     # --- public properties ------------------------------------------------------
 
@@ -398,12 +407,18 @@ class Connection(ExploratoryMixin):
         return waiter
 
     def add_observer(self, observer: Any) -> None:
-        """Attach an internal observer (``on_received(event)``, ``on_sent(item, ts_ns)``, ``on_lifecycle(kind, info)``)."""
-        self._observers = [*self._observers, observer]
+        """Attach an internal observer (``on_received(event)``, ``on_sent(item, ts_ns)``, ``on_lifecycle(kind, info)``).
+
+        An observer with ``on_frame(ts_ns, seq, body, is_binary, error)`` gets that
+        instead of ``on_received``, without an event being built for it.
+        """
+        with self._observers_lock:  # copy-on-write: readers iterate without the lock
+            self._observers = [*self._observers, observer]
 
     def remove_observer(self, observer: Any) -> None:
         """Detach an observer."""
-        self._observers = [o for o in self._observers if o is not observer]
+        with self._observers_lock:
+            self._observers = [o for o in self._observers if o is not observer]
 
     # --- errors -----------------------------------------------------------------------
 
@@ -595,16 +610,36 @@ class Connection(ExploratoryMixin):
             frame.append(ts, seq, message_fields(data, error, body))
         handlers, observers = self._handlers, self._observers
         if handlers or observers:
-            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+            event = None
             for observer in observers:
-                hook = getattr(observer, "on_received", None)
-                if hook is not None:
-                    try:
+                try:
+                    on_frame = getattr(observer, "on_frame", None)
+                    if on_frame is not None:  # a recorder that needs no event object (cheaper)
+                        on_frame(ts, seq, body, is_binary, error)
+                        continue
+                    hook = getattr(observer, "on_received", None)
+                    if hook is not None:
+                        if event is None:
+                            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
                         hook(event)
-                    except Exception:
-                        log.exception("socket %r: an observer failed", self.name)
+                except Exception:
+                    log.exception("socket %r: an observer failed", self.name)
+            if event is None:
+                event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
             if handlers:
-                self._dispatcher.push("message", event)
+                self._dispatcher.push("message", event)  # the dispatcher calls _handled once the handlers ran
+            else:
+                self._handled(event)
+
+    def _handled(self, event: WsEvent) -> None:
+        """Tell observers that ``event`` has been through every handler (any thread)."""
+        for observer in self._observers:
+            hook = getattr(observer, "on_handled", None)
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    log.exception("socket %r: an observer failed", self.name)
 
     async def _write(self, ws: Any, ready: asyncio.Event) -> None:
         await ready.wait()
@@ -670,6 +705,8 @@ class Connection(ExploratoryMixin):
             self._set_state("closed")
             if ws is None and self._closed_code is None:
                 self._closed_code, self._closed_reason = code, reason
+        if self.recorder is not None:  # final flush: every row received so far goes to disk
+            await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
 
     async def _reset(self, url: str | None) -> None:
         await self._stop(1000, "reset", final=False)
@@ -686,17 +723,19 @@ class Connection(ExploratoryMixin):
 
 
 class MessageWaiter:
-    """Collects the next messages of a socket; ``future`` resolves with the list once ``count`` arrived."""
+    """Collects the next messages of a socket; ``future`` resolves with the list once ``count`` arrived and were handled."""
 
     def __init__(self, conn: Connection, count: int, match: Callable[[WsEvent], bool] | None) -> None:
         self.conn = conn
         self.count = count
         self.match = match
+        self.after_seq = conn._seq
         self.events: list[WsEvent] = []
         self.future: concurrent.futures.Future[list[WsEvent]] = concurrent.futures.Future()
 
-    def on_received(self, event: WsEvent) -> None:
-        if self.future.done():
+    def on_handled(self, event: WsEvent) -> None:
+        """Count ``event`` once its handlers ran, so a finished wait means the handlers saw it too."""
+        if self.future.done() or event.seq <= self.after_seq:
             return
         if self.match is not None:
             try:

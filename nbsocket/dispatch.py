@@ -159,6 +159,7 @@ class Dispatcher:
                         asyncio.run_coroutine_threadsafe(_awaited(result), conn._loop_thread.loop).result()
                 except Exception as exc:
                     conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+            conn._handled(event)
         elif kind == "open":
             self._callback_sync("on_open", conn.on_open, (conn,), item[1])
         elif kind == "close":
@@ -216,6 +217,7 @@ class Dispatcher:
                     conn._handler_failed(handler.name, event, exc, traceback.format_exc())
             else:
                 await loop.run_in_executor(pool, self._run_one_sync, handler, event)
+        conn._handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
         with handler_scope():

@@ -13,15 +13,21 @@ live pandas DataFrame. The verbs follow Pode's external WebSockets::
 from __future__ import annotations
 
 from .api import (
+    burst,
+    burst_async,
+    compare,
     connect,
     connections,
     dashboard,
     disconnect,
     frame,
     get,
+    load_transcript,
     panel,
     plot,
     remove,
+    replay,
+    replay_async,
     reset,
     send,
     shutdown,
@@ -50,14 +56,17 @@ from .errors import (
     WaitTimeoutError,
 )
 from .events import Lockable, Request, WsEvent
+from .exploratory import Reply
 from .frame import LiveFrame
 from .options import InsecureConnectionWarning
+from .replay import BurstReport
 
 __version__ = "0.1.0"
 
 __all__ = [
     "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
     "panel", "dashboard", "plot",
+    "replay", "replay_async", "compare", "burst", "burst_async", "load_transcript", "Reply", "BurstReport",
     "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
     "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",
     "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",

@@ -119,10 +119,12 @@ class Connection(ExploratoryMixin):
         self._errors: collections.deque[ErrorRecord] = collections.deque(maxlen=MAX_ERROR_RECORDS)
         self._state = "connecting"
         self._seq = 0
+        self._handled_seq = 0
         self._last_ts_ns = 0
         self._outbox = Outbox(name, options.outbox_size)
         self._observers: list[Any] = []
         self._observers_lock = threading.Lock()
+        self._wants_handled = False  # does any observer have on_handled? (else no event is built for observers)
         self.frame: LiveFrame | None = (
             LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns) if options.frame else None
         )
@@ -398,6 +400,26 @@ class Connection(ExploratoryMixin):
         finally:
             waiter.cancel()
 
+    def wait_handled(self, timeout: float | None = 30.0) -> int:
+        """Block until the handlers have run for every message received so far; returns that message's seq."""
+        target = self._seq
+        if self._handled_seq >= target or not self._handlers:
+            return target
+        waiter = MessageWaiter(self, 1, lambda event: event.seq >= target)
+        waiter.after_seq = self._handled_seq
+        self.add_observer(waiter)
+        try:
+            if self._handled_seq < target:
+                waiter.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise WaitTimeoutError(
+                f"the handlers of {self.name!r} are still busy after {timeout}s "
+                f"(handled up to message {self._handled_seq} of {target})"
+            ) from None
+        finally:
+            waiter.cancel()
+        return target
+
     def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
         """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
         if count < 1:
@@ -413,12 +435,15 @@ class Connection(ExploratoryMixin):
         instead of ``on_received``, without an event being built for it.
         """
         with self._observers_lock:  # copy-on-write: readers iterate without the lock
+            if getattr(observer, "on_handled", None) is not None:
+                self._wants_handled = True  # before the observer is visible, so it misses no message
             self._observers = [*self._observers, observer]
 
     def remove_observer(self, observer: Any) -> None:
         """Detach an observer."""
         with self._observers_lock:
             self._observers = [o for o in self._observers if o is not observer]
+            self._wants_handled = any(getattr(o, "on_handled", None) is not None for o in self._observers)
 
     # --- errors -----------------------------------------------------------------------
 
@@ -624,15 +649,16 @@ class Connection(ExploratoryMixin):
                         hook(event)
                 except Exception:
                     log.exception("socket %r: an observer failed", self.name)
-            if event is None:
+            if event is None and (handlers or self._wants_handled):
                 event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
             if handlers:
                 self._dispatcher.push("message", event)  # the dispatcher calls _handled once the handlers ran
-            else:
+            elif event is not None and self._wants_handled:
                 self._handled(event)
 
     def _handled(self, event: WsEvent) -> None:
         """Tell observers that ``event`` has been through every handler (any thread)."""
+        self._handled_seq = event.seq
         for observer in self._observers:
             hook = getattr(observer, "on_handled", None)
             if hook is not None:

@@ -214,3 +214,18 @@ def test_message_over_max_size_closes_with_1009_and_reconnects() -> None:
         eventually(lambda: conn.stats.reconnects >= 1 and conn.state == "open")
         assert any("1009" in r.message for r in conn.errors)
         assert 1009 in server.close_codes or any(c == 1009 for c in server.close_codes)
+
+
+def test_wait_handled_returns_once_handlers_caught_up(demo) -> None:
+    done = []
+
+    def slow(event):
+        time.sleep(0.05)
+        done.append(event.seq)
+
+    conn = nbs.connect("e", demo.url("/echo"), handler=slow)
+    for i in range(10):
+        conn.request({"i": i}, timeout=5)  # each reply has arrived; handlers may lag behind
+    last = conn.wait_handled(timeout=10)
+    assert last == 10 and done == list(range(1, 11))
+    assert conn.wait_handled() == 10  # nothing pending: returns at once

@@ -1,0 +1,165 @@
+"""Comparing the replies of two transcripts field by field (e.g. a recorded run and its replay)."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from .codecs import get_codec
+from .match import MISSING, field
+from .transcript import RECEIVED, as_entries
+
+COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
+"""``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``, ``reply only in a`` or ``reply only in b``."""
+
+
+def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[str] = ()) -> pd.DataFrame:
+    """Which replies differ between transcripts ``a`` and ``b``, field by field; empty when they agree.
+
+    ``a`` and ``b`` are transcript DataFrames (``conn.transcript()``, the
+    result of :func:`nbsocket.replay`), paths of saved ``.jsonl`` transcripts,
+    or Connections. Received messages are paired in order, or by the value of
+    field ``key`` (e.g. ``key="id"`` when the server may answer out of order).
+    JSON replies are compared field by field (nested fields and list items as
+    dotted names, ``quote.bid``, ``items.0.id``); other replies as a whole.
+    ``ignore`` lists field names or glob patterns to skip (``"timestamp"``,
+    ``"*.ts"``; a name also skips its nested fields). One row per difference:
+    :data:`COLUMNS`; ``attrs`` holds the counts.
+    """
+    patterns = (ignore,) if isinstance(ignore, str) else tuple(ignore)
+    replies_a = _replies(a)
+    replies_b = _replies(b)
+    pairs = _pair(replies_a, replies_b, key)
+    rows: list[dict[str, Any]] = []
+    differing = 0
+    for label, ra, rb in pairs:
+        before = len(rows)
+        if ra is None or rb is None:
+            rows.append({
+                "reply": label, "seq_a": ra and ra[0], "seq_b": rb and rb[0], "field": None,
+                "a": ra[1] if ra else None, "b": rb[1] if rb else None,
+                "change": "reply only in a" if ra is not None else "reply only in b",
+            })
+        else:
+            rows.extend(_field_rows(label, ra, rb, patterns))
+        differing += len(rows) > before
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("seq_a", "seq_b"):
+        frame[column] = frame[column].astype("Int64")
+    frame.attrs.update({
+        "replies_a": len(replies_a), "replies_b": len(replies_b), "compared": len(pairs), "differing": differing,
+        "key": key, "ignore": list(patterns),
+    })
+    return frame
+
+
+Reply = tuple  # (seq, body, fields)
+
+
+def _replies(transcript: Any) -> list[Reply]:
+    entries, meta = as_entries(transcript)
+    try:
+        decode = get_codec(meta.get("content_type")).decode
+    except ValueError:
+        decode = get_codec("application/json").decode
+    out = []
+    for entry in entries:
+        if entry[1] != RECEIVED:
+            continue
+        body = entry[4]
+        try:
+            data = decode(body)
+        except Exception:
+            data = body
+        out.append((entry[3], body, data))
+    return out
+
+
+def _pair(replies_a: list[Reply], replies_b: list[Reply], key: str | None) -> list[tuple[Any, Reply | None, Reply | None]]:
+    if key is None:
+        return [(i, ra, rb) for i, (ra, rb) in enumerate(itertools.zip_longest(replies_a, replies_b))]
+    groups_b: dict[Any, list[Reply]] = {}
+    for reply in replies_b:
+        groups_b.setdefault(_key_of(reply, key), []).append(reply)
+    pairs: list[tuple[Any, Reply | None, Reply | None]] = []
+    for reply in replies_a:
+        value = _key_of(reply, key)
+        matches = groups_b.get(value)
+        other = matches.pop(0) if matches else None
+        pairs.append((None if value is MISSING else value, reply, other))
+    for value, rest in groups_b.items():
+        pairs.extend((None if value is MISSING else value, None, reply) for reply in rest)
+    return pairs
+
+
+def _key_of(reply: Reply, key: str) -> Any:
+    value = field(reply[2], key)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> list[dict[str, Any]]:
+    fields_a, fields_b = _fields(ra[2]), _fields(rb[2])
+    rows = []
+    for name in {**fields_a, **fields_b}:
+        if _ignored(name, patterns):
+            continue
+        va, vb = fields_a.get(name, MISSING), fields_b.get(name, MISSING)
+        if va is MISSING:
+            change = "only in b"
+        elif vb is MISSING:
+            change = "only in a"
+        elif _same(va, vb):
+            continue
+        else:
+            change = "changed"
+        rows.append({
+            "reply": label, "seq_a": ra[0], "seq_b": rb[0], "field": name,
+            "a": None if va is MISSING else va, "b": None if vb is MISSING else vb, "change": change,
+        })
+    return rows
+
+
+def _fields(data: Any) -> dict[str, Any]:
+    """Leaf values of parsed data by dotted name (dicts and lists walked, in order); anything else is the field ``data``."""
+    if not isinstance(data, (dict, list)) or not data:
+        return {"data": data}
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [("", _items(data))]
+    while stack:
+        prefix, items = stack[-1]
+        for name, item in items:
+            path = f"{prefix}{name}"
+            if isinstance(item, (dict, list)) and item:
+                stack.append((path + ".", _items(item)))
+                break
+            out[path] = item
+        else:
+            stack.pop()
+    return out
+
+
+def _items(value: dict[Any, Any] | list[Any]) -> Any:
+    return iter(value.items()) if isinstance(value, dict) else enumerate(value)
+
+
+def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p + ".") for p in patterns)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False

@@ -1,0 +1,107 @@
+"""Every notebook in notebooks/ is executed against the demo server, and its results are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from .conftest import ARTIFACTS, SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+CHECKS = {
+    "quickstart.ipynb": """
+assert len(df) >= 20 and {"symbol", "price", "seq", "timestamp"} <= set(df.columns)
+assert list(latest["seq"]) == sorted(latest["seq"]) and len(latest) == 20
+assert "QRS" in set(more["symbol"])  # the subscription sent with %ws_send took effect
+assert nbs.get("prices").state == "open" and nbs.get("prices").stats.errors == 0
+assert all(price > 100.2 for _, _, price in alerts)
+print("CHECKED", len(nbs.frame("prices")))
+""",
+    "dashboard.ipynb": """
+assert set(everything["socket"]) >= {"slow", "fast", "chat"}
+assert reply.data == "hello, dashboard"
+assert counts.get("fast", 0) >= 200 and counts.get("slow", 0) >= 1
+assert nbs.get("slow").state == "open" and nbs.get("slow").stats.resets == 1
+print("CHECKED")
+""",
+    "slack-style-reset.ipynb": """
+assert rtm.state == "open" and len(moves) >= 2 and rtm.stats.resets >= 2
+assert stubborn.state == "failed" and stubborn.close_code == 4001
+assert frame["seq"].is_monotonic_increasing and (frame["type"] == "reconnect_url").sum() >= 2
+assert "ticket=***" in rtm.url
+print("CHECKED")
+""",
+    "pode-to-nbsocket.ipynb": """
+assert broken.data is None and broken.error and broken.request.body == "{not json"
+assert conn.lockable["total"] >= 5 and seen and seen[0].startswith("echo #")
+assert "echo" not in nbs.connections()["name"].tolist()
+print("CHECKED")
+""",
+}
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_every_notebook_has_checks_and_no_outputs_in_git() -> None:
+    names = {p.name for p in notebook_paths()}
+    assert names == set(CHECKS), "add checks for every notebook"
+    for path in notebook_paths():
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs saved"
+
+
+def _outputs_text(notebook: nbformat.NotebookNode) -> str:
+    return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> None:
+    monkeypatch.setenv("NBSOCKET_DEMO_URL", demo.base_url)
+    monkeypatch.setenv("DEMO_API_TOKEN", SECRET)
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(CHECKS[name]))
+    client = NotebookClient(notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    finally:
+        out = ARTIFACTS / "notebooks"
+        out.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, out / name)
+    assert "CHECKED" in _outputs_text(notebook)
+    widget_views = [o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    if name in ("quickstart.ipynb", "dashboard.ipynb"):
+        assert widget_views, "the panel, plot or dashboard did not render"
+    if name == "quickstart.ipynb":
+        assert any('"op": "subscribe"' in m or '"op":"subscribe"' in m for m in demo.messages("/ticker") if isinstance(m, str))
+    if name == "pode-to-nbsocket.ipynb":
+        assert "Bearer ***" in _outputs_text(notebook) or "***" in _outputs_text(notebook)
+
+
+@pytest.mark.slow
+def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NBSOCKET_DEMO_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nbsocket", "demo", "--headless", "--dir", str(tmp_path / "ws"), "--server-port", "0"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout
+    assert "messages received:" in summary
+    received = int(summary.split("messages received:")[1].split()[0])
+    rows = int(summary.split("rows in the live frames:")[1].split()[0])
+    assert received >= 30 and rows >= 30
+    assert (tmp_path / "ws" / "quickstart.ipynb").exists()

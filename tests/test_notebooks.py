@@ -40,6 +40,14 @@ assert frame["seq"].is_monotonic_increasing and (frame["type"] == "reconnect_url
 assert "ticket=***" in rtm.url
 print("CHECKED")
 """,
+    "testing-a-server.ipynb": """
+assert reply.data == {"id": 1, "op": "hello"} and reply.rtt > 0 and reply2.data["id"] == 2
+assert tick.data["symbol"] == "XYZ" and "within" in timeout_message
+assert {"sent", "received"} <= set(transcript["direction"]) and "close" in set(transcript["direction"]) | set(transcript.get("kind", []))
+assert len(same) == 0 and len(diff) >= 1 and "value" in " ".join(map(str, diff["field"]))
+assert "ping" in echo.latency_stats().index and report.delivered == 500 and report.failed == 0
+print("CHECKED")
+""",
     "pode-to-nbsocket.ipynb": """
 assert broken.data is None and broken.error and broken.request.body == "{not json"
 assert conn.lockable["total"] >= 5 and seen and seen[0].startswith("echo #")

@@ -1,0 +1,46 @@
+"""ipywidgets front end: a live panel per socket, a dashboard of all sockets, live charts.
+
+Widgets only call the manager. They update a few times a second at most,
+whatever the message rate (see :mod:`nbsocket.widgets.throttle`), and stop
+when closed or when their socket is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .controls import InvalidMessageError, SocketControls, parse_message
+from .dashboard import Dashboard
+from .panel import SocketPanel
+from .plot import LiveChart
+
+
+def panel(name: str, **kwargs: Any) -> SocketPanel:
+    """A live panel for socket ``name``: state, counters, latest rows, a chart, Send, Reset, Disconnect, Connect, errors.
+
+    Keywords: ``rows`` (latest rows shown, 8), ``chart`` (False hides the
+    chart), ``y``/``x``/``window``/``by`` (as for :func:`plot`), ``max_rate_hz``
+    (updates a second, 2), ``manager``.
+    """
+    return SocketPanel(name, **kwargs)
+
+
+def dashboard(**kwargs: Any) -> Dashboard:
+    """Every socket, one row each, with Send, Reset, Disconnect and Connect; rows come and go with the sockets."""
+    return Dashboard(**kwargs)
+
+
+def plot(name: str, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500, **kwargs: Any) -> LiveChart:
+    """A live line chart of columns ``y`` of socket ``name``'s frame against ``x``, the last ``window`` points.
+
+    Without ``y`` it follows the numeric columns as they appear. ``by="symbol"``
+    draws one line per value of that column; ``width``/``height`` size it.
+    """
+    return LiveChart(name, y=y, x=x, window=window, **kwargs)
+
+
+__all__ = [
+    "panel", "dashboard", "plot", "SocketPanel", "Dashboard", "LiveChart", "SocketControls",
+    "parse_message", "InvalidMessageError",
+]

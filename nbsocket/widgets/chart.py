@@ -1,0 +1,241 @@
+"""Live line charts as plain SVG: a window of points per series, and the markup that draws them.
+
+No plotting library is needed: the chart is an SVG string shown in an
+ipywidgets ``HTML`` widget, so it renders in JupyterLab, Notebook 7, static
+HTML exports and headless runs alike, and it can be tested as text.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import html
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..redact import scrub
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+MAX_SERIES = 4
+"""Columns followed when ``y`` is not given."""
+MAX_GROUPS = 8
+"""Lines per chart when splitting by a column (``by=``)."""
+
+FRAME_COLUMNS = frozenset({"timestamp", "socket", "seq", "error"})
+_COUNTER_LIKE = re.compile(r"(^|[._])(seq|id|ts|time|timestamp|date|epoch)$|_(id|at|ts)$", re.IGNORECASE)
+"""Numeric columns that are counters or times, not values worth a line (skipped when following columns)."""
+
+Point = tuple[float, float]
+
+
+def is_value_column(name: str, dtype: Any) -> bool:
+    """True for a numeric column that holds values (not booleans, counters or times)."""
+    if name in FRAME_COLUMNS or _COUNTER_LIKE.search(name):
+        return False
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _as_seconds(column: pd.Series) -> Any:
+    """Numbers for the x axis: datetimes become seconds since the epoch."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        ts = pd.to_datetime(column, utc=True)
+        return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=math.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=math.nan)
+
+
+class ChartBuffer:
+    """The points of the last ``window`` rows, per followed column, fed with batches of live-frame rows.
+
+    ``y`` names the columns to draw (``None``: follow numeric value columns as
+    they appear, up to :data:`MAX_SERIES`); ``x`` is the x-axis column
+    (``timestamp`` by default, or ``seq``, or any numeric column); ``by``
+    splits each column into one line per value of another column.
+    """
+
+    def __init__(self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500, by: str | None = None) -> None:
+        if window < 2:
+            raise ValueError("window must be at least 2 points")
+        self.fixed_y = [y] if isinstance(y, str) else (list(y) if y is not None else None)
+        self.x = x
+        self.window = int(window)
+        self.by = by
+        self.columns: list[str] = list(self.fixed_y or [])
+        self._lines: dict[str, dict[str, collections.deque[tuple[int, float, float]]]] = {c: {} for c in self.columns}
+        self._rows_seen = 0
+        self.x_is_time = x == "timestamp"
+        self.version = 0
+        """Grows every time points are added (so views know when to redraw)."""
+
+    @property
+    def series(self) -> dict[str, dict[str, list[Point]]]:
+        """column -> line name -> its ``(x, y)`` points, oldest first."""
+        return {c: {k: [(x, y) for _, x, y in v] for k, v in lines.items()} for c, lines in self._lines.items()}
+
+    def clear(self) -> None:
+        """Forget every point (and, when following columns, which ones were picked)."""
+        self.columns = list(self.fixed_y or [])
+        self._lines = {c: {} for c in self.columns}
+        self.version += 1
+
+    def ingest(self, rows: pd.DataFrame) -> bool:
+        """Add the points of ``rows`` and drop those older than the last ``window`` rows; True if any was added."""
+        if rows is None or not len(rows):
+            return False
+        first_row = self._rows_seen
+        self._rows_seen += len(rows)
+        if self.x not in rows.columns:
+            return False
+        skipped = max(0, len(rows) - self.window)
+        rows = rows.iloc[skipped:]
+        first_row += skipped
+        if self.fixed_y is None:
+            self._follow_new_columns(rows)
+        if pd.api.types.is_datetime64_any_dtype(rows[self.x].dtype):
+            self.x_is_time = True
+        xs = _as_seconds(rows[self.x])
+        groups = rows[self.by].astype(str).to_numpy() if self.by and self.by in rows.columns else None
+        oldest = self._rows_seen - self.window
+        added = False
+        for column in self.columns:
+            lines = self._lines.setdefault(column, {})
+            if column in rows.columns:
+                ys = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype="float64", na_value=math.nan)
+                for i, (x, y) in enumerate(zip(xs, ys)):
+                    if not (math.isfinite(x) and math.isfinite(y)):
+                        continue
+                    key = str(groups[i]) if groups is not None else column
+                    line = lines.get(key)
+                    if line is None:
+                        if len(lines) >= MAX_GROUPS:
+                            continue
+                        line = lines[key] = collections.deque()
+                    line.append((first_row + i, float(x), float(y)))
+                    added = True
+            for line in lines.values():
+                while line and line[0][0] < oldest:
+                    line.popleft()
+        if added:
+            self.version += 1
+        return added
+
+    def _follow_new_columns(self, rows: pd.DataFrame) -> None:
+        if len(self.columns) >= MAX_SERIES:
+            return
+        for name in rows.columns:
+            if name in self._lines or name in (self.x, self.by):
+                continue
+            if is_value_column(str(name), rows[name].dtype):
+                self.columns.append(name)
+                self._lines[name] = {}
+                if len(self.columns) >= MAX_SERIES:
+                    return
+
+    def render(self, width: int = 560, height: int = 120) -> str:
+        """The charts as HTML: one small SVG chart per column, or a note while there is nothing to draw."""
+        series = self.series
+        charts = [
+            line_chart_svg(column, series[column], width=width, height=height, x_is_time=self.x_is_time, legend=self.by is not None)
+            for column in self.columns
+            if any(series.get(column, {}).values())
+        ]
+        if not charts:
+            wanted = ", ".join(self.fixed_y) if self.fixed_y else "numeric columns"
+            return f'<div class="nbsocket-chart-empty" style="opacity:.7;font-size:90%">waiting for {_esc(wanted)} to chart</div>'
+        return '<div class="nbsocket-chart">' + "".join(charts) + "</div>"
+
+
+def _esc(text: object) -> str:
+    return html.escape(scrub(text), quote=True)
+
+
+def _fmt_number(value: float) -> str:
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e6 or magnitude < 1e-3:
+        return f"{value:.3g}"
+    if magnitude >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def _fmt_x(value: float, is_time: bool, span: float) -> str:
+    if is_time:
+        text = _dt.datetime.fromtimestamp(value, _dt.timezone.utc).strftime("%H:%M:%S.%f")
+        return text[:-3] if span < 10 else text[:-7]
+    return _fmt_number(value)
+
+
+def decimate(points: Sequence[Point], max_points: int) -> list[Point]:
+    """At most about ``max_points`` points, keeping each stride's lowest and highest so spikes stay visible."""
+    n = len(points)
+    if n <= max_points:
+        return list(points)
+    stride = math.ceil(n / (max_points // 2))
+    out: list[Point] = []
+    for start in range(0, n, stride):
+        chunk = points[start:start + stride]
+        low = min(chunk, key=lambda p: p[1])
+        high = max(chunk, key=lambda p: p[1])
+        out.extend(sorted({low, high}, key=lambda p: p[0]))
+    return out
+
+
+def line_chart_svg(
+    title: str,
+    lines: dict[str, Sequence[Point]],
+    *,
+    width: int = 560,
+    height: int = 120,
+    x_is_time: bool = False,
+    legend: bool = False,
+) -> str:
+    """One SVG line chart of ``lines`` (name -> ``(x, y)`` points) with min/max labels on both axes."""
+    left, right, top, bottom = 58, 8, 18, 18
+    plot_w, plot_h = max(10, width - left - right), max(10, height - top - bottom)
+    all_points = [p for pts in lines.values() for p in pts]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsocket-svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}" '
+        'style="font:10px sans-serif;display:block;color:var(--jp-ui-font-color1,#333)">',
+        f'<text x="{left}" y="12" fill="currentColor" font-weight="bold">{_esc(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="currentColor" stroke-opacity="0.25"/>',
+    ]
+    if all_points:
+        x_min = min(p[0] for p in all_points)
+        x_max = max(p[0] for p in all_points)
+        y_min = min(p[1] for p in all_points)
+        y_max = max(p[1] for p in all_points)
+        if x_max == x_min:
+            x_min, x_max = x_min - 0.5, x_max + 0.5
+        if y_max == y_min:
+            y_min, y_max = y_min - 0.5, y_max + 0.5
+        sx = plot_w / (x_max - x_min)
+        sy = plot_h / (y_max - y_min)
+        for i, (name, points) in enumerate(lines.items()):
+            if not points:
+                continue
+            color = PALETTE[i % len(PALETTE)]
+            coords = " ".join(
+                f"{left + (x - x_min) * sx:.1f},{top + plot_h - (y - y_min) * sy:.1f}" for x, y in decimate(points, 2 * plot_w)
+            )
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{_esc(name)}</title></polyline>')
+        parts += [
+            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="currentColor">{_esc(_fmt_number(y_max))}</text>',
+            f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="currentColor">{_esc(_fmt_number(y_min))}</text>',
+            f'<text x="{left}" y="{height - 4}" fill="currentColor">{_esc(_fmt_x(x_min, x_is_time, x_max - x_min))}</text>',
+            f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" fill="currentColor">{_esc(_fmt_x(x_max, x_is_time, x_max - x_min))}</text>',
+        ]
+        if legend:
+            x = left + 140
+            for i, name in enumerate(lines):
+                color = PALETTE[i % len(PALETTE)]
+                parts.append(f'<text x="{x}" y="12" fill="{color}">&#9632; {_esc(name)}</text>')
+                x += 12 + 7 * min(len(str(name)), 16)
+    parts.append("</svg>")
+    return "".join(parts)

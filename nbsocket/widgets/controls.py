@@ -1,0 +1,280 @@
+"""The buttons of a socket: Send, Reset (to an optional new URL), Disconnect and Connect.
+
+Button callbacks run on the kernel's main thread and must never wait for the
+background loop: Send only queues the message, and Reset, Disconnect and
+Connect schedule the connection's coroutine on the loop thread and return at
+once. The outcome is kept when the future completes and shown by the view's
+next refresh (on the refresher thread, never from the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..errors import EncodeError, NbSocketError
+from ..redact import redact_url, scrub, url_secrets
+from .render import feedback_html
+from .throttle import refresher as default_refresher
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+MODES = (("auto", "auto"), ("JSON", "json"), ("text", "text"))
+"""How Send reads the message box: ``auto`` sends JSON if it parses and text otherwise."""
+
+
+class InvalidMessageError(NbSocketError, ValueError):
+    """The message box does not hold what its mode asks for (JSON mode with text that is not JSON)."""
+
+
+def parse_message(text: str, mode: str = "auto") -> Any:
+    """What Send sends for ``text``: a dict or list for JSON objects and arrays, else the text itself.
+
+    ``mode`` is ``auto`` (JSON when it parses, text otherwise), ``json`` (must
+    parse: raises :class:`InvalidMessageError`) or ``text`` (as typed).
+    """
+    if mode == "text":
+        return text
+    if not text.strip():
+        raise InvalidMessageError("nothing to send: type a message first" if mode == "auto" else "Invalid JSON: the message is empty")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        if mode == "json":
+            reason = getattr(exc, "msg", str(exc))
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise InvalidMessageError(
+                f"Invalid JSON: {reason}{where}; nothing was sent (choose 'text' to send it as it is)"
+            ) from None
+        return text
+    return value if isinstance(value, (dict, list)) else text
+
+
+def describe_payload(message: Any) -> str:
+    """A short description of what was queued, for the feedback line."""
+    if isinstance(message, (dict, list)):
+        kind = "JSON object" if isinstance(message, dict) else "JSON array"
+        return f"{kind} with {len(message)} item(s)"
+    return f"text message ({len(message)} characters)"
+
+
+async def _bounded(coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    return await asyncio.wait_for(coro, timeout)
+
+
+def _button(description: str, icon: str, css: str, tooltip: str, style: str = "") -> widgets.Button:
+    button = widgets.Button(description=description, icon=icon, tooltip=tooltip, button_style=style,
+                            layout=widgets.Layout(width="auto"))
+    button.add_class(css)
+    return button
+
+
+class SocketControls:
+    """The message box, mode, Send, the new-URL box, Reset, Disconnect, Connect and the feedback line of one socket.
+
+    ``resolve()`` returns the socket's current :class:`Connection` (or ``None``
+    once it was removed); ``compact`` leaves out the mode and new-URL boxes.
+    """
+
+    def __init__(
+        self,
+        manager: Any,
+        name: str,
+        resolve: Callable[[], Connection | None],
+        *,
+        compact: bool = False,
+        refresher: Any = None,
+    ) -> None:
+        self.manager = manager
+        self.name = name
+        self._resolve = resolve
+        self._refresher = refresher or default_refresher
+        self._lock = threading.Lock()
+        self._busy: str | None = None
+        self._outcome: tuple[str, bool] | None = None
+        self.message = widgets.Text(placeholder='message: {"op": "ping"} or text', continuous_update=True,
+                                    layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"))
+        self.message.add_class("nbsocket-message")
+        self.mode = widgets.Dropdown(options=MODES, value="auto", tooltip="auto: JSON if it parses, else text",
+                                     layout=widgets.Layout(width="7em"))
+        self.mode.add_class("nbsocket-mode")
+        self.send_button = _button("Send", "paper-plane", "nbsocket-send", "queue the message on the socket", "primary")
+        self.url = widgets.Text(placeholder="new URL (optional): ws://... or wss://...",
+                                layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"))
+        self.url.add_class("nbsocket-reset-url")
+        self.reset_button = _button("Reset", "refresh", "nbsocket-reset", "reconnect, to the new URL if one is given", "warning")
+        self.disconnect_button = _button("Disconnect", "plug", "nbsocket-disconnect", "close the socket, keep it registered")
+        self.connect_button = _button("Connect", "bolt", "nbsocket-connect", "open the socket again")
+        self.feedback = widgets.HTML(value="")
+        self.feedback.add_class("nbsocket-feedback-line")
+        self.send_button.on_click(self._on_send)
+        self.reset_button.on_click(self._on_reset)
+        self.disconnect_button.on_click(self._on_disconnect)
+        self.connect_button.on_click(self._on_connect)
+        self.buttons = (self.send_button, self.reset_button, self.disconnect_button, self.connect_button)
+        if compact:
+            self.box = widgets.VBox([
+                widgets.HBox([self.message, self.send_button, self.reset_button, self.disconnect_button, self.connect_button]),
+                self.feedback,
+            ])
+        else:
+            self.box = widgets.VBox([
+                widgets.HBox([self.message, self.mode, self.send_button]),
+                widgets.HBox([self.url, self.reset_button, self.disconnect_button, self.connect_button]),
+                self.feedback,
+            ])
+
+    @property
+    def all_widgets(self) -> list[widgets.Widget]:
+        """Every widget of the controls (for closing them)."""
+        found: list[widgets.Widget] = []
+
+        def walk(w: widgets.Widget) -> None:
+            found.append(w)
+            for child in getattr(w, "children", ()):
+                walk(child)
+
+        walk(self.box)
+        return found
+
+    @property
+    def busy(self) -> str | None:
+        """The verb of the action under way (``reset``, ``disconnect``, ``connect``), or ``None``."""
+        return self._busy
+
+    # --- showing (main thread on click, refresher thread for outcomes) -----------------
+
+    def show(self, text: str, ok: bool = True) -> None:
+        """Put a message on the feedback line."""
+        with self._lock:
+            self.feedback.value = feedback_html(scrub(text), ok)
+
+    def sync(self, state: str) -> None:
+        """Show a finished action's outcome and enable the buttons that make sense in ``state`` (refresher thread)."""
+        with self._lock:
+            outcome, self._outcome = self._outcome, None
+            if outcome is not None:
+                self.feedback.value = feedback_html(outcome[0], outcome[1])
+            busy = self._busy is not None
+            gone = state == "removed"
+            self.send_button.disabled = gone
+            self.reset_button.disabled = busy or gone
+            self.disconnect_button.disabled = busy or gone or state in ("closed", "failed")
+            self.connect_button.disabled = busy or gone or state == "open"
+
+    def has_news(self) -> bool:
+        """True when an outcome waits to be shown."""
+        return self._outcome is not None
+
+    # --- button callbacks (main thread) ----------------------------------------------
+
+    def _connection(self, action: bool = False) -> Connection | None:
+        if action and self._busy is not None:
+            self.show(f"still busy with {self._busy}; wait for it to finish", ok=False)
+            return None
+        conn = self._resolve()
+        if conn is None or conn._removed:
+            self.show(f"socket {self.name!r} was removed; connect it again with nbs.connect()", ok=False)
+            return None
+        return conn
+
+    def _on_send(self, _button: Any = None) -> None:
+        conn = self._connection()
+        if conn is None:
+            return
+        text = self.message.value
+        try:
+            message = parse_message(text, self.mode.value)
+        except InvalidMessageError as exc:
+            self.show(str(exc), ok=False)
+            return
+        try:
+            try:
+                conn.send(message)
+            except EncodeError:
+                if not isinstance(message, (dict, list)):
+                    raise
+                message = text  # JSON typed on a socket whose content type is not JSON: send it as typed
+                conn.send(message)
+        except NbSocketError as exc:
+            self.show(f"not sent: {exc}", ok=False)
+            return
+        self.show(f"queued {describe_payload(message)}")
+
+    def _on_reset(self, _button: Any = None) -> None:
+        conn = self._connection(action=True)
+        if conn is None:
+            return
+        raw = self.url.value.strip()
+        new_url = None
+        if raw:
+            try:
+                new_url = self.manager._validate_url_for(conn, raw)
+            except NbSocketError as exc:
+                if url_secrets(raw):
+                    self.url.value = ""  # never leave a password or token in a widget
+                self.show(f"not reset: {exc}", ok=False)
+                return
+            self.url.value = ""
+        where = f" to {conn.url if new_url is None else redact_url(new_url)}"
+        timeout = conn._open_wait_timeout() + conn._stop_timeout()
+        self._start("reset", conn, conn._reset(new_url), timeout, f"reconnected{where}")
+
+    def _on_disconnect(self, _button: Any = None) -> None:
+        conn = self._connection(action=True)
+        if conn is None:
+            return
+        self._start("disconnect", conn, conn._stop(1000, ""), conn._stop_timeout(), "disconnected")
+
+    def _on_connect(self, _button: Any = None) -> None:
+        conn = self._connection(action=True)
+        if conn is None:
+            return
+        if conn.state == "open":
+            self.show("already open")
+            return
+        timeout = conn._open_wait_timeout() + conn._stop_timeout()
+        self._start("connect", conn, conn._reset(None), timeout, f"connected to {conn.url}")
+
+    def _start(self, verb: str, conn: Connection, coro: Coroutine[Any, Any, Any], timeout: float, done: str) -> None:
+        """Schedule ``coro`` on the loop thread; its outcome is shown when it completes."""
+        if self._busy is not None:
+            coro.close()
+            self.show(f"still busy with {self._busy}; wait for it to finish", ok=False)
+            return
+        self._busy = verb
+        with self._lock:
+            self.feedback.value = feedback_html(f"{verb}…")
+            for button in self.buttons[1:]:
+                button.disabled = True
+        try:
+            future = self.manager.loop_thread.submit(_bounded(coro, timeout))
+        except Exception as exc:
+            coro.close()
+            self._finish(f"{verb} failed: {exc}", False)
+            return
+        future.add_done_callback(lambda f: self._done(verb, done, timeout, f))
+
+    def _done(self, verb: str, done: str, timeout: float, future: Any) -> None:
+        """Runs on the loop thread when the action completes: remember the outcome, wake the refresher."""
+        if future.cancelled():
+            self._finish(f"{verb} was cancelled", False)
+            return
+        exc = future.exception()
+        if exc is None:
+            self._finish(done, True)
+        elif isinstance(exc, asyncio.TimeoutError):
+            self._finish(f"{verb} did not finish within {timeout:g}s", False)
+        else:
+            self._finish(f"{verb} failed: {type(exc).__name__}: {exc}", False)
+
+    def _finish(self, text: str, ok: bool) -> None:
+        self._outcome = (scrub(text), ok)
+        self._busy = None
+        self._refresher.poke()

@@ -1,0 +1,192 @@
+"""The HTML the widgets show: a socket's state and counters, its latest rows, its errors.
+
+Pure functions of plain data (a status dict, a DataFrame, error records), so
+they are easy to test and can also produce the static snapshot of a panel.
+Every piece of text goes through :func:`nbsocket.redact.scrub` and is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..redact import scrub
+
+STATE_COLORS = {
+    "open": "#2e7d32",
+    "connecting": "#ef6c00",
+    "reconnecting": "#ef6c00",
+    "closed": "#616161",
+    "failed": "#c62828",
+    "removed": "#424242",
+}
+CELL_CHARS = 40
+TABLE_COLUMNS = 8
+MUTED = "opacity:.7"
+
+
+def esc(text: object) -> str:
+    """Text made safe to show: secrets scrubbed, HTML escaped."""
+    return html.escape(scrub(text), quote=True)
+
+
+def state_badge(state: str) -> str:
+    """The colour-coded state label."""
+    color = STATE_COLORS.get(state, "#616161")
+    return (
+        f'<span class="nbsocket-state" data-state="{esc(state)}" style="background:{color};color:#fff;'
+        f'border-radius:3px;padding:1px 6px;font-weight:bold">{esc(state)}</span>'
+    )
+
+
+def human_bytes(n: float | None) -> str:
+    """1536 -> '1.5 KB'."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def human_rate(rate: float) -> str:
+    """Messages per second, short."""
+    if rate >= 1000:
+        return f"{rate / 1000:.1f}k/s"
+    if rate >= 10 or rate == 0:
+        return f"{rate:.0f}/s"
+    return f"{rate:.1f}/s"
+
+
+def latency_text(latency: float | None) -> str:
+    """Ping round trip in ms, or '-' before the first ping."""
+    return "-" if latency is None else f"{latency * 1000:.1f} ms"
+
+
+def counters(status: dict[str, Any], rate: float) -> list[tuple[str, str]]:
+    """The (label, value) pairs shown for a socket."""
+    return [
+        ("in", f"{status.get('messages_in', 0):,}"),
+        ("out", f"{status.get('messages_out', 0):,}"),
+        ("rate", human_rate(rate)),
+        ("bytes in", human_bytes(status.get("bytes_in"))),
+        ("bytes out", human_bytes(status.get("bytes_out"))),
+        ("queued", f"{status.get('queued', 0):,}"),
+        ("reconnects", f"{status.get('reconnects', 0):,}"),
+        ("errors", f"{status.get('errors', 0):,}"),
+        ("latency", latency_text(status.get("latency"))),
+    ]
+
+
+def header_html(status: dict[str, Any], rate: float) -> str:
+    """Name, state, redacted URL and counters of one socket (the panel's top line)."""
+    items = "".join(
+        f'<span class="nbsocket-counter" data-counter="{esc(label)}" style="margin-right:12px">'
+        f'<span style="{MUTED}">{esc(label)}</span> <b>{esc(value)}</b></span>'
+        for label, value in counters(status, rate)
+    )
+    last = status.get("last_error")
+    last_line = f'<div style="{MUTED};font-size:90%">last error: {esc(last)}</div>' if last else ""
+    return (
+        '<div class="nbsocket-header" style="line-height:1.7">'
+        f'<b style="font-size:110%">{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '
+        f'<code class="nbsocket-url">{esc(status.get("url", ""))}</code>'
+        f'<div>{items}</div>{last_line}</div>'
+    )
+
+
+def summary_html(status: dict[str, Any], rate: float) -> str:
+    """One compact line for a socket (a dashboard row)."""
+    values = dict(counters(status, rate))
+    return (
+        f'<div class="nbsocket-summary" data-socket="{esc(status.get("name", ""))}" style="line-height:1.5">'
+        f'<b>{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '
+        f'<code class="nbsocket-url" style="font-size:85%">{esc(status.get("url", ""))}</code><br>'
+        f'<span style="{MUTED}">in</span> {esc(values["in"])} · <span style="{MUTED}">out</span> {esc(values["out"])} · '
+        f'{esc(values["rate"])} · <span style="{MUTED}">reconnects</span> {esc(values["reconnects"])} · '
+        f'<span style="{MUTED}">errors</span> {esc(values["errors"])} · <span style="{MUTED}">latency</span> {esc(values["latency"])}'
+        "</div>"
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        text = value.strftime("%H:%M:%S.%f")[:-3]
+    elif isinstance(value, float) and value != value:  # NaN: no such field in this row
+        text = ""
+    elif value is None or value is pd.NA:
+        text = ""
+    elif isinstance(value, bytes):
+        text = f"<{len(value)} bytes>"
+    else:
+        text = str(value)
+    if len(text) > CELL_CHARS:
+        text = text[: CELL_CHARS - 1] + "…"
+    return esc(text)
+
+
+def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns: int = TABLE_COLUMNS) -> str:
+    """The latest rows as a small table (newest last), or a note when there are none."""
+    if rows is None:
+        return f'<div class="nbsocket-table" style="{MUTED}">no live frame (connected with frame=False)</div>'
+    if not len(rows):
+        return f'<div class="nbsocket-table" style="{MUTED}">no messages yet</div>'
+    columns = [c for c in rows.columns if c != "socket" and rows[c].notna().any()]
+    hidden = max(0, len(columns) - max_columns)
+    columns = columns[:max_columns]
+    th = "".join(f'<th style="text-align:left;padding:1px 8px 1px 0">{esc(c)}</th>' for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td style="padding:1px 8px 1px 0;white-space:nowrap">{_cell(v)}</td>' for v in values) + "</tr>"
+        for values in rows[columns].itertuples(index=False, name=None)
+    )
+    note = []
+    if total is not None:
+        note.append(f"latest {len(rows)} of {total:,} rows")
+    if hidden:
+        note.append(f"{hidden} more column(s) in nbs.frame()")
+    caption = f'<div style="{MUTED};font-size:85%">{esc("; ".join(note))}</div>' if note else ""
+    return (
+        '<div class="nbsocket-table" style="overflow-x:auto;line-height:1.4">'
+        f'<table style="border-collapse:collapse;font-size:90%;font-family:var(--jp-code-font-family,monospace)">'
+        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>{caption}</div>"
+    )
+
+
+def _time(value: _dt.datetime) -> str:
+    return value.strftime("%H:%M:%S")
+
+
+def errors_html(records: Sequence[Any], limit: int = 5) -> str:
+    """The most recent errors, newest first, each with its traceback folded away."""
+    if not records:
+        return f'<div class="nbsocket-errors" style="{MUTED}">no errors</div>'
+    items = []
+    for record in list(records)[-limit:][::-1]:
+        seq = f" (message {record.seq})" if getattr(record, "seq", None) else ""
+        summary = f"{_time(record.time)} {record.where}: {record.error}: {record.message}{seq}"
+        tb = record.traceback
+        if tb:
+            items.append(
+                f'<details><summary style="cursor:pointer">{esc(summary)}</summary>'
+                f'<pre style="font-size:85%;white-space:pre-wrap">{esc(tb)}</pre></details>'
+            )
+        else:
+            items.append(f"<div>{esc(summary)}</div>")
+    more = len(records) - limit
+    tail = f'<div style="{MUTED}">and {more} earlier (see conn.errors)</div>' if more > 0 else ""
+    return '<div class="nbsocket-errors" style="line-height:1.4">' + "".join(items) + tail + "</div>"
+
+
+def feedback_html(text: str, ok: bool = True) -> str:
+    """The outcome of a button (green when it worked, red when it did not)."""
+    if not text:
+        return ""
+    color = "#2e7d32" if ok else "#c62828"
+    kind = "ok" if ok else "error"
+    return f'<div class="nbsocket-feedback" data-kind="{kind}" style="color:{color};line-height:1.4">{esc(text)}</div>'

@@ -1,0 +1,157 @@
+"""The live panel in a real browser: JupyterLab 4 and Notebook 7 in headless Chromium, against the demo server.
+
+Run with ``pytest -m browser tests/browser``. The notebook's kernel connects
+to the demo server running in this test process, so what the buttons do is
+checked on the server's side (``demo.messages('/echo')``, ``demo.connections``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+PANEL = ".nbsocket-panel"
+UI_TIMEOUT = 60_000  # ms: first page load and kernel start can be slow on a busy machine
+
+NOTEBOOK_READY = """(path) => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell && app.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== path) return false;
+    const session = panel.sessionContext && panel.sessionContext.session;
+    return !!(session && session.kernel && session.kernel.status === 'idle' && panel.content && panel.content.widgets.length);
+}"""
+KERNEL_IDLE = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    return panel.sessionContext.session.kernel.status === 'idle';
+}"""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` (a check on the demo server) until it is truthy; a hang guard, not a speed check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def echoed_json(demo: Any) -> list[Any]:
+    out = []
+    for message in demo.messages("/echo"):
+        try:
+            out.append(json.loads(message))
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None:
+    """Open a notebook in JupyterLab (a fresh workspace) or Notebook 7, wait for its kernel, run every cell,
+    and wait for the panel to show the socket open."""
+    if ui == "lab":
+        url = server.url(f"/lab/workspaces/{notebook.replace('.', '-')}/tree/{notebook}?reset")
+    else:
+        url = server.url(f"/notebooks/{notebook}")
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function(NOTEBOOK_READY, arg=notebook, timeout=UI_TIMEOUT, polling=200)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
+    page.wait_for_function(KERNEL_IDLE, timeout=UI_TIMEOUT, polling=200)
+    assert page.locator("text=Error displaying widget").count() == 0
+
+
+def send_from_panel(page: Any, demo: Any, message: dict[str, Any]) -> None:
+    """Type ``message`` as JSON, click Send, and wait until the echo server has it."""
+    page.locator(f"{PANEL} .nbsocket-message input").fill(json.dumps(message))
+    page.locator(f"{PANEL} button.nbsocket-send").click()
+    page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("queued")')
+    wait_for(lambda: message in echoed_json(demo), what=f"the echo server to receive {message}")
+
+
+def notebook_source(demo: Any, name: str) -> list[str]:
+    return [
+        "import nbsocket as nbs\n"
+        f"conn = nbs.connect({name!r}, {demo.url('/echo')!r})\n"
+        f"nbs.panel({name!r})"
+    ]
+
+
+def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
+    path = jupyter_server.write_notebook("lab-panel.ipynb", notebook_source(demo, "lab-echo"))
+    open_and_run(page, jupyter_server, path)
+    panel = page.locator(PANEL)
+
+    send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 1})
+    send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 2})
+    page.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('browser')")
+
+    connections_before = demo.connections
+    new_url = demo.url("/echo?room=browser")
+    page.locator(f"{PANEL} .nbsocket-reset-url input").fill(new_url)
+    page.locator(f"{PANEL} button.nbsocket-reset").click()
+    page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("reconnected")', timeout=UI_TIMEOUT)
+    page.wait_for_selector(f"{PANEL} .nbsocket-url:has-text('room=browser')")
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="open"]')
+    assert demo.connections > connections_before, "the server saw no new connection after Reset"
+    assert page.locator(f"{PANEL} .nbsocket-reset-url input").input_value() == ""
+    send_from_panel(page, demo, {"op": "after-reset", "n": 3})
+    page.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('after-reset')")
+    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline")
+
+    panel.screenshot(path=str(artifacts / "panel.png"))
+
+    page.locator(f"{PANEL} button.nbsocket-disconnect").click()
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
+    page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("disconnected")')
+    assert page.locator(f"{PANEL} button.nbsocket-connect").is_enabled()
+
+
+def test_panel_and_dashboard_in_notebook7(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
+    cells = [*notebook_source(demo, "nb7-echo"), "nbs.dashboard()"]
+    path = jupyter_server.write_notebook("nb7-panel.ipynb", cells)
+    open_and_run(page, jupyter_server, path, ui="notebook")
+    row = page.locator(".nbsocket-dashboard .nbsocket-row")
+    page.wait_for_selector('.nbsocket-dashboard .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
+    assert row.count() == 1
+    send_from_panel(page, demo, {"op": "hello", "from": "notebook7"})
+    page.locator(f"{PANEL} button.nbsocket-disconnect").click()
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
+    page.wait_for_selector('.nbsocket-dashboard .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
+    connections_before = demo.connections
+    row.locator("button.nbsocket-connect").click()  # the dashboard's own button
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
+    page.wait_for_selector('.nbsocket-dashboard .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
+    assert demo.connections > connections_before
+    page.screenshot(path=str(artifacts / "notebook7.png"), full_page=True)
+
+
+def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
+    source = [
+        "import nbsocket as nbs\n"
+        f"conn = nbs.connect('lab-ticker', {demo.url('/ticker?rate=max')!r})\n"
+        "nbs.panel('lab-ticker', by='symbol')"
+    ]
+    path = jupyter_server.write_notebook("lab-ticker.ipynb", source)
+    open_and_run(page, jupyter_server, path)
+    received = f"{PANEL} .nbsocket-counter[data-counter='in'] b"
+    page.wait_for_function(
+        "(selector) => parseInt(document.querySelector(selector).textContent.replace(/,/g, ''), 10) > 30000",
+        arg=received, timeout=UI_TIMEOUT, polling=200,
+    )
+    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)")  # one line per symbol
+    panel_shot = str(artifacts / "ticker-panel.png")
+    page.locator(PANEL).screenshot(path=panel_shot)
+    page.locator(f"{PANEL} button.nbsocket-disconnect").click()
+    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
+    assert page.locator("text=IOPub message rate exceeded").count() == 0
+    assert "rate exceeded" not in jupyter_server.log_path.read_text(errors="replace")

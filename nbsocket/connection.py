@@ -22,7 +22,7 @@ from . import failures
 from .backoff import Backoff
 from .codecs import get_codec
 from .dispatch import BACKLOG_HIGH, Dispatcher, Handler
-from .errors import ConnectError, EncodeError, InvalidURLError, SocketClosedError, WaitTimeoutError
+from .errors import ConnectError, EncodeError, SocketClosedError, WaitTimeoutError
 from .events import Lockable, Request, WsEvent
 from .exploratory import ExploratoryMixin
 from .flatten import message_fields
@@ -34,7 +34,7 @@ from .recording import Recorder, open_recorder
 from .redact import redact_url, scrub
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")

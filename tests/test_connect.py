@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 import warnings
 
 import pytest

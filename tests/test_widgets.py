@@ -399,8 +399,8 @@ def test_panel_of_unknown_socket_says_so() -> None:
 
 @pytest.mark.slow
 def test_headless_notebook_renders_a_static_snapshot(demo: Any, tmp_path: Any) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
     source = (
         "import nbsocket as nbs\n"
         f"conn = nbs.connect('headless', {demo.url('/echo')!r})\n"

@@ -170,8 +170,8 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A headless Chromium context with a fresh profile."""
     executable = chromium_path()
     if executable is None:
-        pytest.skip("no Chromium found: install it or set CHROMIUM_PATH")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        pytest.fail("no Chromium found: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH")
+    from playwright import sync_api
     playwright = sync_api.sync_playwright().start()
     try:
         context = playwright.chromium.launch_persistent_context(

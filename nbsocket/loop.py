@@ -70,6 +70,7 @@ class LoopThread:
                     loop.run_forever()
                 finally:
                     try:
+                        _cancel_leftovers(loop)
                         loop.run_until_complete(loop.shutdown_asyncgens())
                     finally:
                         loop.close()
@@ -168,3 +169,13 @@ class LoopThread:
                     max_workers=32, thread_name_prefix="nbsocket-handler"
                 )
             return self._handler_pool
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop, timeout: float = 1.0) -> None:
+    """Cancel the tasks still pending on a stopped loop and let them finish (bounded), so none is destroyed pending."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))

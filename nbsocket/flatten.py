@@ -6,42 +6,49 @@ import json
 from typing import Any
 from xml.etree.ElementTree import Element
 
-RESERVED = frozenset({"timestamp", "socket", "seq", "error"})
-"""Frame columns nbsocket owns; message fields with these names get a ``data.`` prefix."""
+RESERVED = frozenset({"timestamp", "socket", "seq", "error", "extra"})
+"""Frame columns nbsocket owns; top-level message fields with these names get a ``data.`` prefix."""
+
+PREFIX = "data."
+_RENAMED = {name: PREFIX + name for name in RESERVED}
 
 MAX_DEPTH = 32
 """Objects nested deeper than this are kept as JSON text in one column instead of flattened further."""
 
 
-def _key(name: Any) -> str:
+def field_name(name: Any) -> str:
+    """The column name of a top-level message field: reserved names get the ``data.`` prefix."""
     key = name if isinstance(name, str) else str(name)
-    return "data." + key if key in RESERVED else key
+    return PREFIX + key if key in RESERVED else key
 
 
 def flatten(obj: dict[Any, Any], max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Flatten nested dicts into dotted keys: ``{"q": {"bid": 1}}`` -> ``{"q.bid": 1}``.
 
-    Lists stay values; iterative, so deeply nested input cannot exhaust the stack.
+    Lists stay values, empty objects stay ``{}``. Always returns a new dict, so
+    the row cannot change when a handler later mutates the parsed message.
+    Iterative, so deeply nested input cannot exhaust the stack.
+    Only plain ``dict`` values are flattened (what JSON decoding gives).
     """
-    out: dict[str, Any] = {}
-    for name, value in obj.items():
-        if type(value) is dict and value:
+    for value in obj.values():
+        if type(value) is dict:
             break
-        out[_key(name)] = value
-    else:
-        return out  # the common case: already flat
-    out.clear()
+    else:  # the common case: already flat
+        if RESERVED.isdisjoint(obj):
+            return dict(obj)  # (the live frame names a non-string key with str())
+        return {_RENAMED.get(k, k): v for k, v in obj.items()}
+    out: dict[str, Any] = {}
     stack = [("", iter(obj.items()), 0)]
     while stack:
         prefix, items, depth = stack[-1]
         for name, value in items:
             key = prefix + (name if isinstance(name, str) else str(name))
-            if isinstance(value, dict) and value:
+            if type(value) is dict and value:
                 if depth < max_depth:
                     stack.append((key + ".", iter(value.items()), depth + 1))
                     break
                 value = _too_deep(value)
-            out[key if prefix else _key(key)] = value
+            out[key if prefix else field_name(key)] = value
         else:
             stack.pop()
     return out
@@ -56,7 +63,12 @@ def _too_deep(value: dict[Any, Any]) -> str:
 
 
 def message_fields(data: Any, error: str | None, body: str | bytes) -> dict[str, Any]:
-    """The row fields for one message: flattened JSON objects, else ``data``; failures keep the body."""
+    """The row fields for one message.
+
+    JSON objects are flattened; anything else (lists, scalars, text, bytes) goes
+    in ``data``; XML keeps its text. A parse failure keeps the raw body in
+    ``data`` and the reason in ``error``.
+    """
     if error is not None:
         return {"data": body, "error": error}
     if isinstance(data, dict):

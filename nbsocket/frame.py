@@ -1,11 +1,15 @@
 """The live frame: every received message as a row of a pandas DataFrame, bounded and consistent.
 
-Rows are appended (on the loop thread) to a small pending list and turned
-into DataFrame chunks in batches with ``from_records``; a snapshot
-concatenates the chunks once and keeps the result as the single chunk, so
-asking again costs nothing until new rows arrive. ``max_rows`` makes it a ring
-buffer. This module does no I/O: the connection layer calls :meth:`LiveFrame.poll`
-to deliver new rows to subscribers at their rate.
+Rows are appended (on the loop thread) to a pending list and turned into
+DataFrame chunks in batches with ``from_records``; small trailing chunks are
+merged, so the chunk count stays low. A snapshot concatenates the chunks once
+and keeps the result as the single chunk, so asking again costs nothing until
+new rows arrive. ``max_rows`` makes it a ring buffer.
+
+Every chunk is handed to the frame's sinks (a recorder) before the cap can drop
+any of its rows, so a sink sees every row exactly once, in order. This module
+does no I/O: the manager's ticker calls :meth:`LiveFrame.poll` to deliver new
+rows to subscribers at their rate and to flush pending rows to sinks.
 """
 
 from __future__ import annotations
@@ -17,12 +21,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from .flatten import field_name
 
 log = logging.getLogger("nbsocket")
 
 BASE_COLUMNS = ("timestamp", "socket", "seq")
 EXTRA = "extra"
+FLUSH_SECONDS = 1.0
+"""Pending rows reach the sinks at least this often (while the ticker polls the frame)."""
+
+Sink = Callable[[pd.DataFrame], Any]
 
 
 class Subscription:
@@ -46,10 +57,39 @@ class Subscription:
         return f"<Subscription to {self.frame.name!r} at most {1 / self.interval:g}/s, {self.calls} calls>"
 
 
-class LiveFrame:
-    """A socket's received messages as rows; thread-safe, capped at ``max_rows`` (oldest dropped)."""
+class _Chunk:
+    """Rows ``start .. start+len(frame)`` as one DataFrame; ``allocated`` is the row count its buffers were built for."""
 
-    def __init__(self, name: str, max_rows: int | None = 100_000, max_columns: int = 1000, chunk_rows: int = 2048) -> None:
+    __slots__ = ("frame", "start", "allocated")
+
+    def __init__(self, frame: pd.DataFrame, start: int, allocated: int | None = None) -> None:
+        self.frame = frame
+        self.start = start
+        self.allocated = len(frame) if allocated is None else allocated
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.frame)
+
+
+class LiveFrame:
+    """A socket's received messages as rows; thread-safe, capped at ``max_rows`` (oldest dropped first).
+
+    Columns are ``timestamp`` (UTC time of receipt), ``socket``, ``seq``, then
+    the message fields in order of first appearance. A field first seen late is
+    NA in earlier rows; a field that changes type keeps its earlier values (the
+    column becomes ``object``). Past ``max_columns`` columns, new fields go into
+    one ``extra`` column as a dict per row, reported once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        max_rows: int | None = 100_000,
+        max_columns: int = 1000,
+        chunk_rows: int = 4096,
+        flush_interval: float = FLUSH_SECONDS,
+    ) -> None:
         if max_rows is not None and max_rows < 1:
             raise ValueError("max_rows must be a positive number of rows, or None for no cap")
         if max_columns < len(BASE_COLUMNS) + 2:
@@ -58,140 +98,214 @@ class LiveFrame:
         self.max_rows = max_rows
         self.max_columns = max_columns
         self.chunk_rows = max(16, min(chunk_rows, max_rows or chunk_rows))
+        self.flush_interval = flush_interval
         self._lock = threading.RLock()
-        self._columns: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+        self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
+        self._extra_used = False
+        self._pending_ts: list[int] = []
+        self._pending_seq: list[int] = []
         self._pending: list[dict[str, Any]] = []
-        self._chunks: list[pd.DataFrame] = []
-        self._starts: list[int] = []  # global row index of each chunk's first row
+        self._chunks: list[_Chunk] = []
         self._first = 0  # global index of the oldest row kept
         self._total = 0  # global index of the next row
         self._cache: pd.DataFrame | None = None
+        self._socket_names: Any = None
+        self._last_flush = time.monotonic()
         self._capped_fields_reported = False
         self.capped_fields = 0
         self._subscribers: list[Subscription] = []
+        self._sinks: list[Sink] = []
         self.on_column_cap: Callable[[str], Any] | None = None
 
     # --- writing (loop thread) ------------------------------------------------
 
     def append(self, ts_ns: int, seq: int, fields: dict[str, Any]) -> None:
-        """Add one row: receipt time in ns, the socket's seq, and the message's fields."""
-        row = {"timestamp": ts_ns, "socket": self.name, "seq": seq}
-        columns = self._columns
-        if fields.keys() <= columns.keys():
-            row.update(fields)
-        else:
-            self._add_with_new_columns(row, fields)
+        """Add one row: receipt time in ns since the epoch, the socket's seq, and the message's fields.
+
+        ``fields`` is kept as it is until the next flush: pass a dict nobody changes afterwards.
+        """
         with self._lock:
-            self._pending.append(row)
+            if not fields.keys() <= self._fields_seen.keys():
+                fields = self._admit(fields)
+            self._pending_ts.append(ts_ns)
+            self._pending_seq.append(seq)
+            self._pending.append(fields)
             self._total += 1
             self._cache = None
             if len(self._pending) >= self.chunk_rows:
                 self._flush_locked()
 
-    def _add_with_new_columns(self, row: dict[str, Any], fields: dict[str, Any]) -> None:
-        columns = self._columns
+    def _admit(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Register new columns (up to the cap); fields past the cap go into ``extra``."""
+        seen = self._fields_seen
+        room = self.max_columns - len(BASE_COLUMNS) - 1  # one place is kept for `extra`
+        row: dict[str, Any] = {}
         extra: dict[str, Any] | None = None
         for key, value in fields.items():
-            if key in columns:
-                row[key] = value
-            elif len(columns) < self.max_columns - 1:  # one place is kept for `extra`
-                columns[key] = None
-                row[key] = value
-            else:
-                if extra is None:
-                    extra = {}
-                extra[key] = value
+            if key not in seen:
+                if key in BASE_COLUMNS or key == EXTRA or not isinstance(key, str):
+                    key = field_name(key)
+                    if key in seen:
+                        row[key] = value
+                        continue
+                if len(seen) >= room:
+                    if extra is None:
+                        extra = {}
+                    extra[key] = value
+                    continue
+                seen[key] = None
+            row[key] = value
         if extra is not None:
-            columns.setdefault(EXTRA, None)
             row[EXTRA] = extra
+            self._extra_used = True
             self.capped_fields += len(extra)
             if not self._capped_fields_reported:
                 self._capped_fields_reported = True
                 message = (
                     f"socket {self.name!r}: the live frame reached its cap of {self.max_columns} columns; "
-                    f"further new fields go into the {EXTRA!r} column (raise max_columns to keep them apart)"
+                    f"further new fields go into the {EXTRA!r} column (connect with a larger max_columns to keep them apart)"
                 )
                 log.warning(message)
                 if self.on_column_cap is not None:
-                    self.on_column_cap(message)
+                    try:
+                        self.on_column_cap(message)
+                    except Exception:
+                        log.exception("live frame %r: the column-cap callback failed", self.name)
+        return row
+
+    def flush(self) -> None:
+        """Turn the pending rows into a chunk now and hand it to the sinks."""
+        with self._lock:
+            self._flush_locked()
 
     def _flush_locked(self) -> None:
-        if not self._pending:
+        count = len(self._pending)
+        if not count:
             return
-        rows, self._pending = self._pending, []
-        start = self._total - len(rows)
-        chunk = pd.DataFrame.from_records(rows)
-        chunk["timestamp"] = pd.to_datetime(chunk["timestamp"], unit="ns", utc=True)
-        chunk.index = pd.RangeIndex(start, start + len(chunk))
-        self._chunks.append(chunk)
-        self._starts.append(start)
+        start = self._total - count
+        chunk = self._build(self._pending_ts, self._pending_seq, self._pending, start)
+        self._pending_ts, self._pending_seq, self._pending = [], [], []
+        self._last_flush = time.monotonic()
+        for sink in self._sinks:
+            try:
+                sink(chunk)
+            except Exception:
+                log.exception("live frame %r: a sink failed", self.name)
+        self._store(chunk, start)
         self._evict_locked()
+
+    def _build(self, ts: list[int], seqs: list[int], fields: list[dict[str, Any]], start: int) -> pd.DataFrame:
+        count = len(ts)
+        columns: dict[str, Any] = {
+            "timestamp": pd.DatetimeIndex(np.array(ts, dtype="int64").view("datetime64[ns]")).tz_localize("UTC").array,
+            "socket": self._socket_column(count),
+            "seq": np.array(seqs, dtype="int64"),
+        }
+        if self._fields_seen:
+            body = pd.DataFrame.from_records(fields)
+            if len(body) == count:  # (only empty dicts give no rows)
+                for name in body.columns:
+                    columns[name] = body[name].array
+        return pd.DataFrame(columns, index=pd.RangeIndex(start, start + count))
+
+    def _socket_column(self, count: int) -> Any:
+        """The socket name ``count`` times: slices of one array, shared by the chunks."""
+        names = self._socket_names
+        if names is None or len(names) < count:
+            names = self._socket_names = pd.array([self.name] * max(count, self.chunk_rows), dtype="str")
+        return names[:count]
+
+    def _store(self, frame: pd.DataFrame, start: int) -> None:
+        chunks = self._chunks
+        chunks.append(_Chunk(frame, start))
+        if len(chunks) >= 2 and len(chunks[-2].frame) < self.chunk_rows:
+            last = chunks.pop()
+            before = chunks.pop()
+            chunks.append(_Chunk(pd.concat([before.frame, last.frame]), before.start))
 
     def _evict_locked(self) -> None:
         if self.max_rows is None:
             return
-        keep_from = self._total - self.max_rows
+        keep_from = self._total - self.max_rows  # called right after a flush: nothing is pending
         if keep_from <= self._first:
             return
-        while self._chunks and self._starts[0] + len(self._chunks[0]) <= keep_from:
-            self._chunks.pop(0)
-            self._starts.pop(0)
-        if self._chunks and self._starts[0] < keep_from:
-            cut = keep_from - self._starts[0]
-            self._chunks[0] = self._chunks[0].iloc[cut:]
-            self._starts[0] = keep_from
-        if self._pending and not self._chunks:
-            pending_start = self._total - len(self._pending)
-            if pending_start < keep_from:
-                del self._pending[: keep_from - pending_start]
-        self._first = max(self._first, keep_from)
+        chunks = self._chunks
+        while chunks and chunks[0].end <= keep_from:
+            chunks.pop(0)
+        if chunks and chunks[0].start < keep_from:
+            head = chunks[0]
+            kept = head.frame.iloc[keep_from - head.start:]
+            if len(kept) * 2 < head.allocated and head.allocated > self.chunk_rows:
+                # a trimmed big chunk would keep its whole buffers alive: copy what is left
+                chunks[0] = _Chunk(kept.take(np.arange(len(kept))), keep_from)
+            else:
+                chunks[0] = _Chunk(kept, keep_from, head.allocated)
+        self._first = keep_from
+        self._cache = None
 
     # --- reading (any thread) ----------------------------------------------------
 
     def snapshot(self) -> pd.DataFrame:
-        """A consistent copy of the rows kept now, which the caller may modify freely."""
+        """A consistent copy of the rows kept now, which the caller may modify freely.
+
+        The index is the row's position since the frame started (it keeps
+        counting when the cap drops old rows).
+        """
         with self._lock:
-            if self._cache is not None:
-                return self._cache.copy(deep=False)
+            cached = self._cache
+            if cached is not None:
+                return cached.copy(deep=False)
             self._flush_locked()
             chunks = list(self._chunks)
-            columns = list(self._columns)
-        frame = self._combine(chunks, columns)
+            columns = self._column_order()
+        frame = self._combine([c.frame for c in chunks], columns)
         with self._lock:
-            if len(self._chunks) >= len(chunks) and all(a is b for a, b in zip(self._chunks, chunks)):
-                self._chunks[: len(chunks)] = [frame] if len(frame) else []
-                self._starts[: len(chunks)] = [int(frame.index[0])] if len(frame) else []
-                if not self._pending and len(self._chunks) <= 1:
+            current = self._chunks
+            if len(current) >= len(chunks) and all(a is b for a, b in zip(current, chunks)):
+                # nothing of these rows changed meanwhile: keep the combined frame as their one chunk
+                consolidated = [_Chunk(frame, chunks[0].start)] if len(chunks) > 1 else []
+                current[: len(chunks)] = consolidated or current[: len(chunks)]
+                if len(current) == len(chunks) and not self._pending:
                     self._cache = frame
         return frame.copy(deep=False)
 
-    def _combine(self, chunks: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-        if not chunks:
+    def _column_order(self) -> list[str]:
+        return [*BASE_COLUMNS, *self._fields_seen, *([EXTRA] if self._extra_used else [])]
+
+    def _combine(self, frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+        if not frames:
             return self._empty(columns)
-        frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks)
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames)
         if list(frame.columns) != columns:
-            frame = frame.reindex(columns=[c for c in columns if c in frame.columns] or columns)
+            present = set(frame.columns)
+            order = [c for c in columns if c in present]
+            if list(frame.columns) != order:
+                frame = frame[order]
         return frame
 
-    @staticmethod
-    def _empty(columns: list[str]) -> pd.DataFrame:
+    def _empty(self, columns: list[str]) -> pd.DataFrame:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         frame["timestamp"] = pd.Series(dtype="datetime64[ns, UTC]")
+        frame["socket"] = pd.Series(dtype="str")
         frame["seq"] = pd.Series(dtype="int64")
         return frame
 
     def tail(self, n: int = 5) -> pd.DataFrame:
         """The last ``n`` rows (a copy)."""
+        if n <= 0:
+            return self.snapshot().iloc[:0]
         with self._lock:
-            self._flush_locked()
-            chunks, have = [], 0
-            for chunk in reversed(self._chunks):
-                chunks.append(chunk)
-                have += len(chunk)
-                if have >= n:
-                    break
-            columns = list(self._columns)
-        frame = self._combine(list(reversed(chunks)), columns)
+            cached = self._cache
+            if cached is None:
+                self._flush_locked()
+                frames, have = [], 0
+                for chunk in reversed(self._chunks):
+                    frames.append(chunk.frame)
+                    have += len(chunk.frame)
+                    if have >= n:
+                        break
+                columns = self._column_order()
+        frame = cached if cached is not None else self._combine(frames[::-1], columns)
         return frame.iloc[max(0, len(frame) - n):].copy(deep=False)
 
     def since(self, timestamp: Any) -> pd.DataFrame:
@@ -202,32 +316,37 @@ class LiveFrame:
         return frame[frame["timestamp"] >= ts]
 
     def rows_since(self, index: int) -> pd.DataFrame:
-        """Rows whose global index is ``index`` or later (still kept), for subscribers."""
+        """Rows whose position (index) is ``index`` or later, of those still kept."""
+        return self._rows_from(index)[0]
+
+    def _rows_from(self, index: int) -> tuple[pd.DataFrame, int]:
         with self._lock:
             self._flush_locked()
             index = max(index, self._first)
             parts = []
-            for start, chunk in zip(self._starts, self._chunks):
-                end = start + len(chunk)
-                if end <= index:
+            for chunk in self._chunks:
+                if chunk.end <= index:
                     continue
-                parts.append(chunk if start >= index else chunk.iloc[index - start:])
-            columns = list(self._columns)
-        return self._combine(parts, columns)
+                parts.append(chunk.frame if chunk.start >= index else chunk.frame.iloc[index - chunk.start:])
+            columns = self._column_order()
+            end = self._total
+        rows = self._combine(parts, columns)
+        return (rows.copy(deep=False) if any(rows is p for p in parts) else rows), end  # never hand out a stored chunk
 
     def clear(self) -> None:
-        """Drop every row kept (sequence numbers continue)."""
+        """Drop every row kept (sequence numbers and positions go on; sinks still get the pending rows)."""
         with self._lock:
-            self._pending.clear()
+            self._flush_locked()
             self._chunks.clear()
-            self._starts.clear()
             self._first = self._total
-            self._columns = dict.fromkeys(BASE_COLUMNS)
+            self._fields_seen = {}
+            self._extra_used = False
             self._cache = None
 
     def __len__(self) -> int:
         with self._lock:
-            return self._total - self._first
+            kept = self._total - self._first
+            return kept if self.max_rows is None else min(kept, self.max_rows)
 
     @property
     def total(self) -> int:
@@ -237,60 +356,90 @@ class LiveFrame:
     @property
     def dropped(self) -> int:
         """Rows dropped by the ``max_rows`` cap or ``clear``."""
-        return self._first
+        return self._total - len(self)
 
     @property
     def columns(self) -> list[str]:
-        """The columns seen so far."""
-        return list(self._columns)
+        """The columns seen so far (since the last ``clear``)."""
+        with self._lock:
+            return self._column_order()
+
+    # --- sinks --------------------------------------------------------------------
+
+    def add_sink(self, sink: Sink) -> None:
+        """Hand every new chunk of rows to ``sink(chunk)``, in order, before the cap can drop any of them.
+
+        Called with the frame's lock held, on whichever thread flushes: a sink
+        must be quick (queue the chunk) and must not modify it.
+        """
+        with self._lock:
+            self._sinks = [*self._sinks, sink]
+
+    def remove_sink(self, sink: Sink) -> None:
+        """Stop handing chunks to ``sink`` (pending rows are flushed to it first)."""
+        with self._lock:
+            if sink in self._sinks:
+                self._flush_locked()
+                self._sinks = [s for s in self._sinks if s != sink]  # equality: bound methods are new objects each time
 
     # --- subscribers -------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[pd.DataFrame], Any], max_rate_hz: float = 4.0) -> Subscription:
-        """Call ``callback(new_rows)`` with the rows that arrived since its last call, at most ``max_rate_hz`` times a second."""
+        """Call ``callback(new_rows)`` with the rows that arrived since its last call, at most ``max_rate_hz`` times a second.
+
+        Calls happen on the thread that runs :meth:`poll` (nbsocket's loop thread).
+        Rows the cap dropped before a call are not delivered.
+        """
         if not callable(callback):
             raise TypeError("callback must be callable")
-        if not max_rate_hz or max_rate_hz <= 0:
+        if isinstance(max_rate_hz, bool) or not isinstance(max_rate_hz, (int, float)) or not max_rate_hz > 0:
             raise ValueError("max_rate_hz must be a positive number of calls per second")
         sub = Subscription(self, callback, 1.0 / max_rate_hz)
         with self._lock:
             sub.next_index = self._total
-            self._subscribers.append(sub)
+            self._subscribers = [*self._subscribers, sub]
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            if sub in self._subscribers:
-                self._subscribers.remove(sub)
+            self._subscribers = [s for s in self._subscribers if s is not sub]
 
     @property
     def has_subscribers(self) -> bool:
         """True while anyone is subscribed."""
         return bool(self._subscribers)
 
+    @property
+    def needs_poll(self) -> bool:
+        """True while :meth:`poll` has work to do: subscribers to serve or pending rows for the sinks."""
+        return bool(self._subscribers) or bool(self._sinks and self._pending)
+
     def poll(self, now: float | None = None) -> int:
-        """Deliver new rows to each subscriber whose interval has passed; returns the calls made."""
+        """Deliver new rows to each subscriber whose interval has passed and flush old pending rows to the sinks.
+
+        Returns the number of subscriber calls made.
+        """
         now = time.monotonic() if now is None else now
+        if self._sinks and self._pending and now - self._last_flush >= self.flush_interval:
+            self.flush()
         calls = 0
-        for sub in list(self._subscribers):
+        for sub in self._subscribers:
             if not sub.active or now - sub.last_call < sub.interval or sub.next_index >= self._total:
                 continue
-            with self._lock:
-                end = self._total
-            rows = self.rows_since(sub.next_index)
+            rows, end = self._rows_from(sub.next_index)
             sub.next_index = end
             sub.last_call = now
             sub.calls += 1
             calls += 1
             try:
-                sub.callback(rows.loc[rows.index < end] if len(rows) else rows)
+                sub.callback(rows)
             except Exception:
                 log.exception("live frame %r: a subscriber callback failed", self.name)
         return calls
 
     def __repr__(self) -> str:
         cap = f"max {self.max_rows}" if self.max_rows else "no cap"
-        return f"<LiveFrame {self.name!r}: {len(self)} rows ({cap}), {len(self._columns)} columns>"
+        return f"<LiveFrame {self.name!r}: {len(self)} rows ({cap}), {len(self.columns)} columns>"
 
 
 def utc_now() -> _dt.datetime:

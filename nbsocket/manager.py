@@ -239,12 +239,13 @@ class Manager:
             atexit.register(self.shutdown)
 
     async def _tick(self) -> None:
-        """Deliver new live-frame rows to subscribers at their rates."""
+        """Deliver new live-frame rows to subscribers at their rates, and note new keepalive round trips."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
             for conn in list(self._connections.values()):
+                conn._sample_latency()
                 frame = conn.frame
-                if frame is not None and frame.has_subscribers:
+                if frame is not None and frame.needs_poll:
                     frame.poll()
 
     def shutdown(self, timeout: float = 2.0) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 
-from .connection import CLOSED_FOR_GOOD, Connection
+from .connection import Connection
+from .session import CLOSED_FOR_GOOD
 from .errors import SocketClosedError, WaitTimeoutError
 from .events import WsEvent
 from .flatten import message_fields

@@ -1,0 +1,295 @@
+"""The loop side of a connection: open, read, write, reconnect and stop (mixed into Connection).
+
+Everything here runs on nbsocket's loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from typing import Any
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from . import failures
+from .backoff import Backoff
+from .closing import NORMAL_CLOSES, abort_connection, close_info
+from .dispatch import BACKLOG_HIGH
+from .errors import ConnectError
+from .events import Request, WsEvent
+from .flatten import message_fields
+from .options import websockets_kwargs
+from .outbox import Outgoing
+from .records import Stats, utc_now
+from .redact import redact_url
+
+log = logging.getLogger("nbsocket")
+wire_log = logging.getLogger("nbsocket.websockets")
+
+STATES = ("connecting", "open", "reconnecting", "closed", "failed")
+CLOSED_FOR_GOOD = ("closed", "failed")
+
+
+class SessionMixin:
+    """The loop-side methods of :class:`~nbsocket.connection.Connection`."""
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self._notify("state", {"state": state})
+
+    async def _open_first(self) -> None:
+        """Start the supervisor and wait for the first open (raises the first failure)."""
+        loop = asyncio.get_running_loop()
+        if self._send_wake is None:
+            self._send_wake = asyncio.Event()
+        self._dispatcher.start()
+        self._want_open = True
+        first: asyncio.Future[None] = loop.create_future()
+        self._supervisor = loop.create_task(self._supervise(first), name=f"nbsocket-{self.name}")
+        try:
+            await asyncio.shield(first)
+        except asyncio.CancelledError:
+            await self._stop(1000, "connect cancelled")
+            raise
+
+    async def _supervise(self, first: asyncio.Future[None]) -> None:
+        policy = self.options.reconnect
+        backoff = Backoff(policy) if policy is not None else None
+        opened_once = False
+        try:
+            while self._want_open:
+                self._set_state("reconnecting" if opened_once else "connecting")
+                try:
+                    ws = await self._open_socket()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    error = failures.translate(exc, self.url, self.options.open_timeout)
+                    if not opened_once:
+                        self._record("connect", type(error).__name__, str(error))
+                        self._set_state("failed")
+                        if not first.done():
+                            first.set_exception(error)
+                        return
+                    self._connection_error("reconnect", error)
+                    if backoff is None or policy is None or not failures.retryable(error, policy.retries_status) or backoff.exhausted:
+                        self._set_state("failed")
+                        return
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                if opened_once:
+                    self.stats.reconnects += 1
+                opened_once = True
+                started = time.monotonic()
+                if not first.done():
+                    first.set_result(None)
+                code, reason = await self._session(ws)
+                if backoff is not None:
+                    backoff.connection_lasted(time.monotonic() - started)
+                if not self._want_open:
+                    self._set_state("closed")
+                    return
+                if backoff is None or policy is None:
+                    self._set_state("closed" if code in NORMAL_CLOSES else "failed")
+                    return
+                if not policy.retries_close(code):
+                    self._record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
+                                 "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
+                    self._set_state("failed")
+                    return
+                if backoff.exhausted:
+                    self._record("reconnect", "GaveUp", f"gave up after {backoff.attempt} attempts")
+                    self._set_state("failed")
+                    return
+                self._set_state("reconnecting")
+                await asyncio.sleep(backoff.next_delay())
+        finally:
+            if not first.done():
+                first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
+
+    async def _open_socket(self) -> Any:
+        kwargs = websockets_kwargs(self._url, self.options)
+        return await ws_connect(self._url, logger=wire_log, **kwargs)
+
+    async def _session(self, ws: Any) -> tuple[int | None, str]:
+        """Read one open connection until it closes; returns its close code and reason."""
+        self._ws = ws
+        self.stats.opened_at = utc_now()
+        self._set_state("open")
+        self._notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
+        ready = asyncio.Event()
+        if self.on_open is not None:
+            self._dispatcher.push("open", ready)
+        else:
+            ready.set()
+        writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
+        dispatcher = self._dispatcher
+        try:
+            while True:
+                try:
+                    body = await ws.recv()
+                except ConnectionClosed:
+                    break
+                try:
+                    self._receive(body)
+                except Exception as exc:  # a bug of ours must not end the session
+                    self._record("receive", type(exc).__name__, str(exc), traceback.format_exc())
+                if dispatcher.backlog > BACKLOG_HIGH:
+                    await dispatcher.wait_drained()
+        finally:
+            writer.cancel()
+            try:
+                await writer
+            except (asyncio.CancelledError, Exception):
+                pass
+            if ws.protocol.state is not State.CLOSED:
+                await abort_connection(ws)
+            self._ws = None
+        code, reason, by_us = close_info(ws)
+        self._closed_code, self._closed_reason = code, reason
+        if code not in NORMAL_CLOSES and self._want_open:
+            cause = getattr(ws, "connection_exc", None)
+            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+            who = "closed by nbsocket" if by_us else "connection lost"
+            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}"))
+        self._notify("close", {"code": code, "reason": reason})
+        if self.on_close is not None:
+            self._dispatcher.push("close", code, reason)
+        return code, reason
+
+    def _receive(self, body: str | bytes) -> None:
+        ts = self._last_ts_ns = time.time_ns()
+        self._seq += 1
+        seq = self._seq
+        stats = self.stats
+        stats.messages_in += 1
+        is_binary = not isinstance(body, str)
+        stats.bytes_in += len(body) if is_binary or body.isascii() else len(body.encode("utf-8", "surrogatepass"))
+        try:
+            data = self._codec.decode(body)
+            error = None
+        except Exception as exc:
+            data = None
+            error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            stats.parse_errors += 1
+        frame = self.frame
+        if frame is not None:
+            frame.append(ts, seq, message_fields(data, error, body))
+        handlers, observers = self._handlers, self._observers
+        if handlers or observers:
+            event = None
+            for observer in observers:
+                try:
+                    on_frame = getattr(observer, "on_frame", None)
+                    if on_frame is not None:  # a recorder that needs no event object (cheaper)
+                        on_frame(ts, seq, body, is_binary, error)
+                        continue
+                    hook = getattr(observer, "on_received", None)
+                    if hook is not None:
+                        if event is None:
+                            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+                        hook(event)
+                except Exception:
+                    log.exception("socket %r: an observer failed", self.name)
+            if event is None and (handlers or self._wants_handled):
+                event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+            if handlers:
+                self._dispatcher.push("message", event)  # the dispatcher calls _handled once the handlers ran
+            elif event is not None and self._wants_handled:
+                self._handled(event)
+
+    def _handled(self, event: WsEvent) -> None:
+        """Tell observers that ``event`` has been through every handler (any thread)."""
+        self._handled_seq = event.seq
+        for observer in self._observers:
+            hook = getattr(observer, "on_handled", None)
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    log.exception("socket %r: an observer failed", self.name)
+
+    async def _write(self, ws: Any, ready: asyncio.Event) -> None:
+        await ready.wait()
+        wake = self._send_wake
+        assert wake is not None
+        outbox = self._outbox
+        stats = self.stats
+        while True:
+            item = outbox.take()
+            if item is None:
+                wake.clear()
+                item = outbox.take()
+                if item is None:
+                    await wake.wait()
+                    continue
+            if ws.protocol.state is not State.OPEN:
+                outbox.put_back(item)
+                return
+            try:
+                await ws.send(item.payload)
+            except ConnectionClosed:
+                self._sent(item, stats)  # it was handed to the transport before the close
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record("send", type(exc).__name__, str(exc), traceback.format_exc())
+                continue
+            self._sent(item, stats)
+
+    def _sent(self, item: Outgoing, stats: Stats) -> None:
+        stats.messages_out += 1
+        stats.bytes_out += item.size
+        observers = self._observers
+        if observers:
+            ts = time.time_ns()
+            for observer in observers:
+                hook = getattr(observer, "on_sent", None)
+                if hook is not None:
+                    try:
+                        hook(item, ts)
+                    except Exception:
+                        log.exception("socket %r: an observer failed", self.name)
+
+    async def _stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
+        """Close the current connection (if any) and end the supervisor."""
+        self._want_open = False
+        ws, supervisor = self._ws, self._supervisor
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(code, reason), (self.options.close_timeout or 5.0) + 1.0)
+            except (asyncio.TimeoutError, Exception):
+                await abort_connection(ws)
+        if supervisor is not None and not supervisor.done() and supervisor is not asyncio.current_task():
+            await asyncio.wait({supervisor}, timeout=1.0)  # let it finish the session (on_close) on its own
+            if not supervisor.done():
+                supervisor.cancel()
+                try:
+                    await supervisor
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if final and self._state not in CLOSED_FOR_GOOD:
+            self._set_state("closed")
+            if ws is None and self._closed_code is None:
+                self._closed_code, self._closed_reason = code, reason
+        if self.recorder is not None:  # final flush: every row received so far goes to disk
+            await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
+
+    async def _reset(self, url: str | None) -> None:
+        await self._stop(1000, "reset", final=False)
+        if url is not None:
+            self._url = url
+            self.url = redact_url(url)
+        self.stats.resets += 1
+        self._notify("reset", {"url": self.url})
+        await self._open_first()
+
+    async def _shutdown(self, code: int = 1001, reason: str = "going away") -> None:
+        await self._stop(code, reason)
+        await self._dispatcher.stop()

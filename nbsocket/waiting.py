@@ -1,0 +1,111 @@
+"""Waiting for messages from a notebook: ``wait``, ``wait_async``, ``wait_handled`` and ``waiter`` (mixed into Connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+from .errors import WaitTimeoutError
+from .events import WsEvent
+
+
+class WaitingMixin:
+    """The waiting methods of :class:`~nbsocket.connection.Connection`."""
+
+    _seq: int
+    _handled_seq: int
+    _handlers: list[Any]
+    name: str
+
+    def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+        """Block until ``count`` more messages (matching ``match``) arrive; returns them.
+
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds; Ctrl-C stops waiting.
+        """
+        waiter = self.waiter(count, match)
+        try:
+            return waiter.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise WaitTimeoutError(waiter.timeout_message(timeout)) from None
+        finally:
+            waiter.cancel()
+
+    async def wait_async(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+        """Like :meth:`wait`, for ``await`` in a cell (does not block the kernel)."""
+        waiter = self.waiter(count, match)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout)
+        except asyncio.TimeoutError:
+            raise WaitTimeoutError(waiter.timeout_message(timeout)) from None
+        finally:
+            waiter.cancel()
+
+    def wait_handled(self, timeout: float | None = 30.0) -> int:
+        """Block until the handlers have run for every message received so far; returns that message's seq."""
+        target = self._seq
+        if self._handled_seq >= target or not self._handlers:
+            return target
+        waiter = MessageWaiter(self, 1, lambda event: event.seq >= target)
+        waiter.after_seq = self._handled_seq
+        self.add_observer(waiter)
+        try:
+            if self._handled_seq < target:
+                waiter.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise WaitTimeoutError(
+                f"the handlers of {self.name!r} are still busy after {timeout}s "
+                f"(handled up to message {self._handled_seq} of {target})"
+            ) from None
+        finally:
+            waiter.cancel()
+        return target
+
+    def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
+        """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        waiter = MessageWaiter(self, count, match)
+        self.add_observer(waiter)
+        return waiter
+
+
+class MessageWaiter:
+    """Collects the next messages of a socket; ``future`` resolves with the list once ``count`` arrived and were handled."""
+
+    def __init__(self, conn: Any, count: int, match: Callable[[WsEvent], bool] | None) -> None:
+        self.conn = conn
+        self.count = count
+        self.match = match
+        self.after_seq = conn._seq
+        self.events: list[WsEvent] = []
+        self.future: concurrent.futures.Future[list[WsEvent]] = concurrent.futures.Future()
+
+    def on_handled(self, event: WsEvent) -> None:
+        """Count ``event`` once its handlers ran, so a finished wait means the handlers saw it too."""
+        if self.future.done() or event.seq <= self.after_seq:
+            return
+        if self.match is not None:
+            try:
+                if not self.match(event):
+                    return
+            except Exception as exc:
+                self.future.set_exception(exc)
+                return
+        self.events.append(event)
+        if len(self.events) >= self.count:
+            self.conn.remove_observer(self)
+            self.future.set_result(list(self.events))
+
+    def cancel(self) -> None:
+        """Stop collecting."""
+        self.conn.remove_observer(self)
+        self.future.cancel()
+
+    def timeout_message(self, timeout: float | None) -> str:
+        conn = self.conn
+        return (
+            f"only {len(self.events)} of {self.count} message(s) arrived on {conn.name!r} within {timeout}s "
+            f"(socket {conn.state}, {conn.stats.messages_in} received in all)"
+        )

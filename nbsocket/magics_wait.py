@@ -10,10 +10,10 @@ import pandas as pd
 from IPython.core.error import UsageError
 
 from .connection import Connection
-from .session import CLOSED_FOR_GOOD
 from .errors import SocketClosedError, WaitTimeoutError
 from .events import WsEvent
 from .flatten import message_fields
+from .session import CLOSED_FOR_GOOD
 
 POLL_SECONDS = 0.1
 """How often the waiting cell looks at the count, the deadline and the socket's state."""

@@ -13,6 +13,7 @@ from .codecs import get_codec, normalize_content_type
 from .errors import InvalidOptionError
 from .redact import add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
+
 class _Default:
     def __repr__(self) -> str:
         return "DEFAULT"

@@ -7,8 +7,8 @@ import logging
 import shutil
 import socket
 import threading
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ import pytest
 import nbsocket as nbs
 from nbsocket.demo import DemoServer
 from nbsocket.manager import default_manager
-
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 """What the suite produces (logs, executed notebooks, screenshots); swept for secrets at the end."""

@@ -22,7 +22,8 @@ import nbsocket as nbs
 from nbsocket.errors import InvalidOptionError
 from nbsocket.flatten import flatten
 from nbsocket.frame import LiveFrame
-from nbsocket.recording import SCHEMA_FILE, JsonlRecorder, ParquetRecorder, open_recorder
+from nbsocket.recording import JsonlRecorder, open_recorder
+from nbsocket.recording_parquet import SCHEMA_FILE, ParquetRecorder
 
 T0 = 1_700_000_000_000_000_000
 

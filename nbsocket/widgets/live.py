@@ -14,7 +14,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .throttle import RateGate, refresher as default_refresher
+from .throttle import RateGate
+from .throttle import refresher as default_refresher
 
 
 def descendants(widget: widgets.Widget) -> list[widgets.Widget]:

@@ -10,8 +10,8 @@ import ipywidgets as widgets
 from ..errors import InvalidOptionError, UnknownSocketError
 from ..manager import default_manager
 from .chart import ChartBuffer
-from .live import LiveView
 from .feed import SocketFeed
+from .live import LiveView
 from .panel import MAX_RATE_HZ
 
 

@@ -1,0 +1,227 @@
+"""Recording a live frame as a folder of Parquet parts (``record="capture.parquet"``).
+
+Parquet needs one schema per file and a footer at close, so the path is a folder
+of complete parts, ``part-000001.parquet``, ... each written to a hidden
+temporary file and renamed into place (a reader or a killed kernel never sees
+half a file): every ``part_seconds`` (10 s) or ``part_rows`` (100,000), and at
+disconnect. The schema policy keeps the parts readable together:
+
+* ``part-000000-schema.parquet`` has no rows and the whole capture's schema; it
+  sorts first, so ``pd.read_parquet("capture.parquet")`` sees every column.
+* A column first seen later is null in earlier parts: DuckDB reads them with
+  ``read_parquet('capture.parquet/*.parquet', union_by_name=true)``, Spark with
+  ``spark.read.option("mergeSchema", "true").parquet(path)``.
+* A column has one type in every part: boolean, int64, double, string or binary;
+  lists, dicts and mixed values are JSON text. When a column's type changes
+  (integers, then fractions; numbers, then text) it is widened to double or text
+  and the parts already written are rewritten, each atomically (at most twice
+  per column).
+* Timestamps are UTC microseconds, which every reader supports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .errors import InvalidOptionError
+from .recording import Recorder, _text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger("nbsocket")
+
+PART_ROWS = 100_000
+PART_SECONDS = 10.0
+SCHEMA_FILE = "part-000000-schema.parquet"
+_PART = re.compile(r"^part-(\d{6,})\.parquet$")
+
+
+class ParquetRecorder(Recorder):
+    """Writes a folder of Parquet part files sharing one schema (see the module doc)."""
+
+    is_folder = True
+
+    def __init__(
+        self, path: str, on_error: Callable[[str], Any] | None = None, *, part_rows: int = PART_ROWS, part_seconds: float = PART_SECONDS
+    ) -> None:
+        if importlib.util.find_spec("pyarrow") is None:
+            raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")
+        self.part_rows = part_rows
+        self.part_seconds = part_seconds
+        self.parts_written = 0
+        self._buffer: list[pd.DataFrame] = []
+        self._buffered = 0
+        self._buffer_since = 0.0
+        self._schema: dict[str, pa.DataType] | None = None  # loaded from disk on first write
+        self._next_part = 1
+        super().__init__(path, on_error)
+
+    def _deadline(self) -> float | None:
+        return self._buffer_since + self.part_seconds if self._buffered else None
+
+    def _add(self, chunk: pd.DataFrame) -> None:
+        if not self._buffered:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= self.part_rows:
+            self._commit()
+
+    def _discard_buffer(self) -> int:
+        lost, self._buffer, self._buffered = self._buffered, [], 0
+        return lost
+
+    def _commit(self) -> None:
+        if not self._buffered:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = self._buffer[0] if len(self._buffer) == 1 else pd.concat(self._buffer)
+        schema = self._load()
+        columns: dict[str, pa.Array] = {}
+        schema_changed = False
+        for name in frame.columns:
+            array = to_arrow(frame[name])
+            recorded = schema.get(name)
+            if array.null_count == len(array):
+                if recorded is None:
+                    continue  # no value yet: the column gets a type when one arrives
+                array = pa.nulls(len(array), recorded)
+            elif recorded is None:
+                schema[name] = array.type
+                schema_changed = True
+            elif array.type != recorded:
+                target = widen(recorded, array)
+                if target != recorded:
+                    self._rewrite_parts(name, target)
+                    schema[name] = target
+                    schema_changed = True
+                array = cast(array, target)
+            columns[name] = array
+        rows = len(frame)
+        table = pa.table({name: columns.get(name, pa.nulls(rows, kind)) for name, kind in schema.items()})
+        os.makedirs(self.path, exist_ok=True)
+        if schema_changed:
+            self._write_atomically(pa.schema(list(schema.items())).empty_table(), SCHEMA_FILE, pq)
+        self._write_atomically(table, f"part-{self._next_part:06d}.parquet", pq)
+        self._next_part += 1
+        self.parts_written += 1
+        self.rows_written += rows
+        self._buffer, self._buffered = [], 0
+
+    def _write_atomically(self, table: pa.Table, name: str, pq: Any) -> None:
+        temporary = os.path.join(self.path, f".{name}.tmp")
+        pq.write_table(table, temporary)
+        os.replace(temporary, os.path.join(self.path, name))
+
+    def _load(self) -> dict[str, pa.DataType]:
+        """The capture's schema and next part number, from disk the first time (recording appends)."""
+        if self._schema is not None:
+            return self._schema
+        import pyarrow.parquet as pq
+
+        schema: dict[str, Any] = {}
+        if os.path.isdir(self.path):
+            numbers = [int(m.group(1)) for m in map(_PART.match, os.listdir(self.path)) if m]
+            self._next_part = max(numbers, default=0) + 1
+            for name in os.listdir(self.path):
+                if name.startswith(".part-") and name.endswith(".tmp"):
+                    os.remove(os.path.join(self.path, name))  # left by a process that died mid-write
+            schema_path = os.path.join(self.path, SCHEMA_FILE)
+            if os.path.exists(schema_path):
+                schema = {f.name: f.type for f in pq.read_schema(schema_path)}
+        self._schema = schema
+        return schema
+
+    def _rewrite_parts(self, column: str, target: pa.DataType) -> None:
+        """Widen ``column`` to ``target`` in every part written so far, one atomic rename per part."""
+        import pyarrow.parquet as pq
+
+        for name in sorted(os.listdir(self.path)) if os.path.isdir(self.path) else []:
+            if not _PART.match(name):
+                continue
+            table = pq.read_table(os.path.join(self.path, name))
+            index = table.schema.get_field_index(column)
+            if index < 0 or table.schema.field(index).type == target:
+                continue
+            table = table.set_column(index, column, cast(table.column(index).combine_chunks(), target))
+            self._write_atomically(table, name, pq)
+        log.info("recording %s: column %r widened to %s", self.path, column, target)
+
+
+# --- values to Arrow ------------------------------------------------------------------------
+
+
+def to_arrow(column: pd.Series) -> pa.Array:
+    """One frame column as an Arrow array of a type every Parquet reader knows (see the module doc)."""
+    import pyarrow as pa
+
+    dtype = column.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        values = column if isinstance(dtype, pd.DatetimeTZDtype) else column.dt.tz_localize("UTC")
+        return pa.array(values.dt.tz_convert("UTC")).cast(pa.timestamp("us", tz="UTC"), safe=False)
+    if pd.api.types.is_bool_dtype(dtype):
+        return pa.array(column, type=pa.bool_(), from_pandas=True)
+    if pd.api.types.is_integer_dtype(dtype):
+        return pa.array(column, type=pa.int64(), from_pandas=True)
+    if pd.api.types.is_float_dtype(dtype):
+        return pa.array(column, type=pa.float64(), from_pandas=True)
+    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        return pa.array(column, from_pandas=True).cast(pa.string())
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    try:
+        if kind == "empty":
+            return pa.nulls(len(column))
+        if kind == "string":
+            return pa.array(column, type=pa.string(), from_pandas=True)
+        if kind == "bytes":
+            return pa.array(column, type=pa.binary(), from_pandas=True)
+        if kind == "boolean":
+            return pa.array(column, type=pa.bool_(), from_pandas=True)
+        if kind == "integer":
+            return pa.array(column, type=pa.int64(), from_pandas=True)
+        if kind in ("floating", "mixed-integer-float", "integer-na"):
+            return pa.array(column, type=pa.float64(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass  # e.g. an integer past 64 bits: keep it exactly, as text
+    return pa.array([_text(v) for v in column], type=pa.string())
+
+
+def widen(recorded: pa.DataType, array: pa.Array) -> pa.DataType:
+    """The type a column recorded as ``recorded`` must have to also hold ``array``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    new = array.type
+    if pa.types.is_int64(recorded) and pa.types.is_floating(new):
+        valid = pc.drop_null(array)
+        if len(valid) == 0 or pc.all(pc.equal(pc.floor(valid), valid)).as_py():
+            if len(valid) == 0 or (pc.max(pc.abs(valid)).as_py() or 0) < 2**63:
+                return recorded  # integers that pandas turned to floats because some were missing
+        return pa.float64()
+    if pa.types.is_floating(recorded) and pa.types.is_integer(new):
+        return recorded
+    return pa.string()
+
+
+def cast(array: Any, target: pa.DataType) -> Any:
+    """``array`` as ``target``: numbers converted, anything as text for a string column."""
+    import pyarrow as pa
+
+    if array.type == target:
+        return array
+    if pa.types.is_string(target):
+        if pa.types.is_binary(array.type):
+            return pa.array([_text(v) for v in array.to_pylist()], type=pa.string())
+        return array.cast(pa.string())
+    return array.cast(target, safe=False)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+
+from websockets.asyncio.client import connect as ws_connect
 
 
 @contextlib.contextmanager
@@ -35,3 +40,16 @@ def demo_server_process() -> Iterator[str]:
 def median(values: list[float]) -> float:
     """The median of ``values``."""
     return statistics.median(values)
+
+
+def bare_client(url: str, n: int) -> tuple[float, float]:
+    """Seconds and process CPU seconds for a bare ``websockets`` client to receive and JSON-parse ``n`` messages."""
+
+    async def run() -> None:
+        async with ws_connect(url, max_queue=64) as ws:
+            for _ in range(n):
+                json.loads(await ws.recv())
+
+    cpu, start = time.process_time(), time.perf_counter()
+    asyncio.run(run())
+    return time.perf_counter() - start, time.process_time() - cpu

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -29,8 +28,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
-from _common import demo_server_process, median  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+from _common import bare_client, demo_server_process, median  # noqa: E402
 
 import nbsocket as nbs  # noqa: E402
 from nbsocket.flatten import message_fields  # noqa: E402
@@ -59,19 +57,6 @@ def from_records(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # --- 1. end-to-end ingest ------------------------------------------------------------------------
-
-
-def bare_client(url: str, n: int) -> tuple[float, float]:
-    """Seconds and process CPU seconds for a bare websockets client to receive and parse ``n`` ticks."""
-
-    async def run() -> None:
-        async with ws_connect(url, max_queue=64) as ws:
-            for _ in range(n):
-                json.loads(await ws.recv())
-
-    cpu, start = time.process_time(), time.perf_counter()
-    asyncio.run(run())
-    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def live_frame_client(url: str, n: int, frame: bool = True) -> tuple[float, float]:

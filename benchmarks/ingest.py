@@ -11,8 +11,6 @@ busy machine the server can be the bottleneck for both clients.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import sys
 import threading
@@ -20,23 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import demo_server_process, median  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+from _common import bare_client, demo_server_process, median  # noqa: E402
 
 import nbsocket as nbs  # noqa: E402
-
-
-def bare_client(url: str, n: int) -> tuple[float, float]:
-    """Seconds and CPU seconds for a bare websockets client to receive and parse ``n`` ticks."""
-
-    async def run() -> None:
-        async with ws_connect(url, max_queue=64) as ws:
-            for _ in range(n):
-                json.loads(await ws.recv())
-
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    asyncio.run(run())
-    return time.perf_counter() - t0, time.process_time() - cpu0
 
 
 def nbsocket_client(url: str, n: int, frame: bool) -> tuple[float, float]:

@@ -111,6 +111,15 @@ class ThreadedServer:
             self._thread.join(5)
 
 
+@pytest.fixture(scope="module")
+def bad_server() -> Iterator[Any]:
+    """The server that misbehaves on purpose (tests/misbehaving.py)."""
+    from .misbehaving import start_misbehaving
+
+    with ThreadedServer(start_misbehaving) as running:
+        yield running.server
+
+
 @pytest.fixture
 def threaded_server() -> type[ThreadedServer]:
     """The :class:`ThreadedServer` helper."""

@@ -136,8 +136,11 @@ class SilentTcpServer:
             conn.close()
 
 
-def eventually(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with AssertionError after ``timeout``."""
+def eventually(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with AssertionError after ``timeout``.
+
+    A guard against hanging, not a speed check.
+    """
     import time
 
     deadline = time.monotonic() + timeout
@@ -146,5 +149,43 @@ def eventually(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition still false after {timeout}s")
+            raise AssertionError(f"{what} still false after {timeout}s")
         time.sleep(interval)
+
+
+class AiohttpServer:
+    """An aiohttp WebSocket server (not written with websockets) on 127.0.0.1, in a background thread.
+
+    Subclasses implement ``handle(request)``; it is served at ``/`` and ``/ws``.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: Any = None
+        self.port = 0
+
+    async def handle(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/", self.handle)
+        app.router.add_get("/ws", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

@@ -6,8 +6,6 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,24 +13,14 @@ import pytest
 import nbsocket as nbs
 from nbsocket.match import MISSING, compile_match, field
 
-from .conftest import ThreadedServer
-from .misbehaving import start_misbehaving, url_of
+from .misbehaving import url_of
+from .servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def bad_server() -> Iterator[Any]:
-    with ThreadedServer(start_misbehaving) as running:
-        yield running.server
 
 
-def eventually(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def own_observers(conn: nbs.Connection) -> list[Any]:

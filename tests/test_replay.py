@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,12 @@ from nbsocket.progress import ProgressBar
 from nbsocket.replay import replay_schedule
 from nbsocket.transcript import frame_from_entries
 
-from .conftest import ThreadedServer
-from .misbehaving import start_misbehaving, url_of
+from .misbehaving import url_of
 
 pytestmark = pytest.mark.timeout(60)
 SECOND = 1_000_000_000
 
 
-@pytest.fixture(scope="module")
-def bad_server() -> Iterator[Any]:
-    with ThreadedServer(start_misbehaving) as running:
-        yield running.server
 
 
 def sent_bodies(transcript: Any) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -14,7 +13,7 @@ from aiohttp import web
 import nbsocket as nbs
 from nbsocket.manager import default_manager
 
-from .servers import WsServer, eventually
+from .servers import AiohttpServer, WsServer, eventually
 
 SECRET_PW = "pw-Zq81x"
 SECRET_TOKEN = "tkn-77Hh2q"
@@ -77,15 +76,12 @@ def test_the_loop_starts_again_after_shutdown(demo) -> None:
     assert conn.test()
 
 
-class AiohttpEcho:
-    """An aiohttp WebSocket server (not written with websockets) in a background thread."""
+class AiohttpEcho(AiohttpServer):
+    """Sends a greeting, then echoes text and binary frames; remembers what it received."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        super().__init__()
         self.received: list[object] = []
-        self.port = 0
-        self.runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("chat.v1",))
@@ -99,26 +95,6 @@ class AiohttpEcho:
                 self.received.append(msg.data)
                 await ws.send_bytes(msg.data)
         return ws
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/ws", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def __enter__(self) -> AiohttpEcho:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def test_against_an_aiohttp_server() -> None:

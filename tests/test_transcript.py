@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -13,24 +11,14 @@ import pytest
 import nbsocket as nbs
 from nbsocket.transcript import COLUMNS, TranscriptRecorder
 
-from .conftest import ThreadedServer
-from .misbehaving import start_misbehaving, url_of
+from .misbehaving import url_of
+from .servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def bad_server() -> Iterator[Any]:
-    with ThreadedServer(start_misbehaving) as running:
-        yield running.server
 
 
-def eventually(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def mixed_messages() -> list[Any]:

@@ -21,19 +21,14 @@ from nbsocket.widgets.live import descendants
 from nbsocket.widgets.render import errors_html, table_html
 from nbsocket.widgets.throttle import RateGate, RateMeter, refresher
 
+from .servers import eventually
+
 pytestmark = pytest.mark.timeout(60)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy; fail with ``what`` after ``timeout`` seconds (a hang guard)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy (a hang guard, not a speed check)."""
+    return eventually(predicate, timeout, 0.05, what)
 
 
 @pytest.fixture(autouse=True)

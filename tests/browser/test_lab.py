@@ -8,12 +8,13 @@ checked on the server's side (``demo.messages('/echo')``, ``demo.connections``).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..servers import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -34,15 +35,8 @@ KERNEL_IDLE = """() => {
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` (a check on the demo server) until it is truthy; a hang guard, not a speed check."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """Poll ``predicate`` until it is truthy (a hang guard, not a speed check)."""
+    return eventually(predicate, timeout, 0.05, what)
 
 
 def echoed_json(demo: Any) -> list[Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +11,7 @@ from aiohttp import web
 import nbsocket as nbs
 from nbsocket.manager import default_manager
 
-from ..servers import WsServer, eventually
+from ..servers import AiohttpServer, WsServer, eventually
 
 FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 
@@ -104,14 +103,8 @@ def test_xml_bomb_and_ragged_csv_are_refused_and_recorded() -> None:
     assert_loop_alive()
 
 
-class NoPongServer:
+class NoPongServer(AiohttpServer):
     """An aiohttp server that does not answer pings (autoping=False) and streams messages."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=False)
@@ -127,26 +120,6 @@ class NoPongServer:
             except asyncio.TimeoutError:
                 pass
         return ws
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def __enter__(self) -> NoPongServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def test_a_server_that_never_answers_pings_is_dropped_and_retried() -> None:

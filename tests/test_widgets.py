@@ -71,16 +71,6 @@ def max_per_second(times: list[float]) -> int:
     return best
 
 
-def echoed_json(demo: Any) -> list[Any]:
-    """The JSON messages the demo server's /echo received (other tests send other things too)."""
-    out = []
-    for message in demo.messages("/echo"):
-        try:
-            out.append(json.loads(message))
-        except (TypeError, ValueError):
-            pass
-    return out
-
 
 def widget_text(root: ipywidgets.Widget) -> str:
     """Every synced value of ``root`` and the widgets inside it, as one string."""
@@ -156,7 +146,7 @@ def test_send_button_queues_json_and_text(demo: Any) -> None:
     controls.message.value = '{"op": "hello", "n": 1}'
     controls.send_button.click()
     assert "queued" in controls.feedback.value
-    wait_for(lambda: {"op": "hello", "n": 1} in echoed_json(demo), what="the echo server to get the JSON message")
+    wait_for(lambda: {"op": "hello", "n": 1} in demo.json_messages("/echo"), what="the echo server to get the JSON message")
     controls.message.value = "plain words, not JSON"
     controls.send_button.click()
     wait_for(lambda: "plain words, not JSON" in demo.messages("/echo"), what="the text message")

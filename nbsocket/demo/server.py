@@ -97,6 +97,16 @@ class DemoServer:
         """Messages the server received (on ``path`` only, if given)."""
         return [m for p, m in list(self.received) if path is None or p == path]
 
+    def json_messages(self, path: str | None = None) -> list[Any]:
+        """The received messages that parse as JSON, parsed (others are left out)."""
+        parsed = []
+        for message in self.messages(path):
+            try:
+                parsed.append(json.loads(message))
+            except (TypeError, ValueError):
+                continue
+        return parsed
+
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:

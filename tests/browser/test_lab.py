@@ -39,15 +39,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
     return eventually(predicate, timeout, 0.05, what)
 
 
-def echoed_json(demo: Any) -> list[Any]:
-    out = []
-    for message in demo.messages("/echo"):
-        try:
-            out.append(json.loads(message))
-        except (TypeError, ValueError):
-            pass
-    return out
-
 
 def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None:
     """Open a notebook in JupyterLab (a fresh workspace) or Notebook 7, wait for its kernel, run every cell,
@@ -69,7 +60,7 @@ def send_from_panel(page: Any, demo: Any, message: dict[str, Any]) -> None:
     page.locator(f"{PANEL} .nbsocket-message input").fill(json.dumps(message))
     page.locator(f"{PANEL} button.nbsocket-send").click()
     page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("queued")')
-    wait_for(lambda: message in echoed_json(demo), what=f"the echo server to receive {message}")
+    wait_for(lambda: message in demo.json_messages("/echo"), what=f"the echo server to receive {message}")
 
 
 def notebook_source(demo: Any, name: str) -> list[str]:

@@ -128,6 +128,7 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
         command.append("--no-browser")
     env = {**os.environ, ENV_URL: server_url}
     lab = subprocess.Popen(command, env=env)
+    _wait_listening(host, port, lab)
     print(f"nbsocket demo: demo server on {server_url}; notebooks in {workspace}")
     print(f"open http://{host}:{port}/lab/tree/{QUICKSTART}?token={token}")
     print("Ctrl-C stops JupyterLab and the demo server.", flush=True)
@@ -139,6 +140,17 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     finally:
         _stop(lab)
     return 0
+
+
+def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    """Wait until ``proc`` accepts connections on ``host:port`` (or exits, or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.2)
 
 
 def _has_module(name: str) -> bool:

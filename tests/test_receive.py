@@ -143,8 +143,8 @@ def test_a_slow_handler_does_not_stall_keepalive() -> None:
         time.sleep(0.4)
         seen.append(event.request.body)
 
-    with WsServer(chatty, ping_interval=0.1, ping_timeout=0.3) as server:
-        conn = nbs.connect("slow", server.url, handler=slow, content_type="text/plain", ping_interval=0.1, ping_timeout=0.3)
+    with WsServer(chatty, ping_interval=0.1, ping_timeout=1.0) as server:
+        conn = nbs.connect("slow", server.url, handler=slow, content_type="text/plain", ping_interval=0.1, ping_timeout=1.0)
         eventually(lambda: len(seen) == 10, timeout=20)
         assert conn.test() and conn.stats.reconnects == 0 and conn.stats.errors == 0
         assert conn.last_latency is not None

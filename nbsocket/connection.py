@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from .events import Lockable, WsEvent
 from .exploratory import ExploratoryMixin
 from .frame import LiveFrame
 from .loop import LoopThread, in_handler
+from .observers import Observers
 from .options import ConnectOptions
 from .outbox import Outbox
 from .recording import Recorder, open_recorder
@@ -80,9 +80,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         self._handled_seq = 0
         self._last_ts_ns = 0
         self._outbox = Outbox(name, options.outbox_size)
-        self._observers: list[Any] = []
-        self._observers_lock = threading.Lock()
-        self._wants_handled = False  # does any observer have on_handled? (else no event is built for observers)
+        self._observers = Observers(name)
         self.frame: LiveFrame | None = (
             LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns) if options.frame else None
         )
@@ -337,21 +335,12 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
 
     def add_observer(self, observer: Any) -> None:
-        """Attach an internal observer (``on_received(event)``, ``on_sent(item, ts_ns)``, ``on_lifecycle(kind, info)``).
-
-        An observer with ``on_frame(ts_ns, seq, body, is_binary, error)`` gets that
-        instead of ``on_received``, without an event being built for it.
-        """
-        with self._observers_lock:  # copy-on-write: readers iterate without the lock
-            if getattr(observer, "on_handled", None) is not None:
-                self._wants_handled = True  # before the observer is visible, so it misses no message
-            self._observers = [*self._observers, observer]
+        """Attach an internal observer (see :mod:`nbsocket.observers` for the hooks it may have)."""
+        self._observers.add(observer)
 
     def remove_observer(self, observer: Any) -> None:
         """Detach an observer."""
-        with self._observers_lock:
-            self._observers = [o for o in self._observers if o is not observer]
-            self._wants_handled = any(getattr(o, "on_handled", None) is not None for o in self._observers)
+        self._observers.remove(observer)
 
     # --- errors -----------------------------------------------------------------------
 
@@ -388,13 +377,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             self._dispatcher.push("error", exc)
 
     def _notify(self, kind: str, info: dict[str, Any]) -> None:
-        for observer in self._observers:
-            hook = getattr(observer, "on_lifecycle", None)
-            if hook is not None:
-                try:
-                    hook(kind, info)
-                except Exception:
-                    log.exception("socket %r: an observer failed", self.name)
+        self._observers.call(self._observers.on_lifecycle, kind, info)
 
     # --- loop side: lifecycle -------------------------------------------------------
 

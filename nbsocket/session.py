@@ -181,38 +181,23 @@ class SessionMixin:
         if frame is not None:
             frame.append(ts, seq, message_fields(data, error, body))
         handlers, observers = self._handlers, self._observers
-        if handlers or observers:
-            event = None
-            for observer in observers:
-                try:
-                    on_frame = getattr(observer, "on_frame", None)
-                    if on_frame is not None:  # a recorder that needs no event object (cheaper)
-                        on_frame(ts, seq, body, is_binary, error)
-                        continue
-                    hook = getattr(observer, "on_received", None)
-                    if hook is not None:
-                        if event is None:
-                            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
-                        hook(event)
-                except Exception:
-                    log.exception("socket %r: an observer failed", self.name)
-            if event is None and (handlers or self._wants_handled):
-                event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+        if observers.on_frame:
+            observers.call(observers.on_frame, ts, seq, body, is_binary, error)
+        if handlers or observers.on_received or observers.on_handled:
+            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+            if observers.on_received:
+                observers.call(observers.on_received, event)
             if handlers:
                 self._dispatcher.push("message", event)  # the dispatcher calls _handled once the handlers ran
-            elif event is not None and self._wants_handled:
+            else:
                 self._handled(event)
 
     def _handled(self, event: WsEvent) -> None:
         """Tell observers that ``event`` has been through every handler (any thread)."""
         self._handled_seq = event.seq
-        for observer in self._observers:
-            hook = getattr(observer, "on_handled", None)
-            if hook is not None:
-                try:
-                    hook(event)
-                except Exception:
-                    log.exception("socket %r: an observer failed", self.name)
+        observers = self._observers
+        if observers.on_handled:
+            observers.call(observers.on_handled, event)
 
     async def _write(self, ws: Any, ready: asyncio.Event) -> None:
         await ready.wait()
@@ -247,15 +232,8 @@ class SessionMixin:
         stats.messages_out += 1
         stats.bytes_out += item.size
         observers = self._observers
-        if observers:
-            ts = time.time_ns()
-            for observer in observers:
-                hook = getattr(observer, "on_sent", None)
-                if hook is not None:
-                    try:
-                        hook(item, ts)
-                    except Exception:
-                        log.exception("socket %r: an observer failed", self.name)
+        if observers.on_sent:
+            observers.call(observers.on_sent, item, time.time_ns())
 
     async def _stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
         """Close the current connection (if any) and end the supervisor."""

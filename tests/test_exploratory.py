@@ -20,9 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 
-
-
-
 def own_observers(conn: nbs.Connection) -> list[Any]:
     return [o for o in conn._observers if o is not conn._transcript]
 

@@ -66,7 +66,7 @@ def main() -> None:
         received = sum(c.stats.messages_in for c in conns)
         errors = sum(c.stats.errors for c in conns)
         frame_rows = sum(len(c.frame) for c in conns if c.frame is not None)
-    nbs.shutdown()
+        nbs.shutdown()  # before the server goes away
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     print(f"{args.sockets} sockets x {args.rate:g} msgs/s for {args.seconds:g} s ({count} messages each)")
     print(f"opened all sockets in {connect_seconds:.1f} s")

@@ -51,7 +51,7 @@ def main() -> None:
             t, n, rows, rss = samples[-1]
             print(f"{t:7.0f} s  {n:>10,} msgs  {rows:>8,} rows  RSS {rss / 2**20:8.1f} MiB", flush=True)
         errors = conn.stats.errors
-    nbs.shutdown()
+        nbs.shutdown()  # before the server goes away
     full = [s for s in samples if s[2] >= args.max_rows]
     if len(full) < 3:
         print("the cap never filled: run longer or faster")

@@ -152,7 +152,7 @@ class Dispatcher:
         conn = self.conn
         if kind == "message":
             event = item[1]
-            for handler in list(conn._handlers):
+            for handler in conn._handlers:  # replaced, never changed in place
                 try:
                     result = handler.fn(event, *handler.args)
                     if inspect.isawaitable(result):
@@ -209,7 +209,7 @@ class Dispatcher:
                     item[1].set()
             return
         event = item[1]
-        for handler in list(conn._handlers):
+        for handler in conn._handlers:  # replaced, never changed in place
             if handler.is_async:
                 try:
                     await handler.fn(event, *handler.args)

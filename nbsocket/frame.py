@@ -28,6 +28,16 @@ from .flatten import field_name
 
 log = logging.getLogger("nbsocket")
 
+def _copy_on_write() -> bool:
+    """True when pandas copies on write (always from pandas 3), so a shallow copy is a safe snapshot."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return getattr(pd.options.mode, "copy_on_write", False) is True
+
+
+SHARING_NEEDS_COPY = not _copy_on_write()
+"""Without copy-on-write (pandas 2 by default) a snapshot must be a deep copy, or the user's edits would reach the live frame."""
+
 BASE_COLUMNS = ("timestamp", "socket", "seq")
 EXTRA = "extra"
 FLUSH_SECONDS = 1.0
@@ -254,7 +264,7 @@ class LiveFrame:
         with self._lock:
             cached = self._cache
             if cached is not None:
-                return cached.copy(deep=False)
+                return cached.copy(deep=SHARING_NEEDS_COPY)
             self._flush_locked()
             chunks = list(self._chunks)
             columns = self._column_order()
@@ -267,7 +277,7 @@ class LiveFrame:
                 current[: len(chunks)] = consolidated or current[: len(chunks)]
                 if len(current) == len(chunks) and not self._pending:
                     self._cache = frame
-        return frame.copy(deep=False)
+        return frame.copy(deep=SHARING_NEEDS_COPY)
 
     def _column_order(self) -> list[str]:
         return [*BASE_COLUMNS, *self._fields_seen, *([EXTRA] if self._extra_used else [])]
@@ -306,7 +316,7 @@ class LiveFrame:
                         break
                 columns = self._column_order()
         frame = cached if cached is not None else self._combine(frames[::-1], columns)
-        return frame.iloc[max(0, len(frame) - n):].copy(deep=False)
+        return frame.iloc[max(0, len(frame) - n):].copy(deep=SHARING_NEEDS_COPY)
 
     def since(self, timestamp: Any) -> pd.DataFrame:
         """Rows received at or after ``timestamp`` (a datetime, string or pandas Timestamp; naive means UTC)."""
@@ -331,7 +341,7 @@ class LiveFrame:
             columns = self._column_order()
             end = self._total
         rows = self._combine(parts, columns)
-        return (rows.copy(deep=False) if any(rows is p for p in parts) else rows), end  # never hand out a stored chunk
+        return (rows.copy(deep=SHARING_NEEDS_COPY) if any(rows is p for p in parts) else rows), end  # never hand out a stored chunk
 
     def clear(self) -> None:
         """Drop every row kept (sequence numbers and positions go on; sinks still get the pending rows)."""

@@ -113,3 +113,34 @@ def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
     rows = int(summary.split("rows in the live frames:")[1].split()[0])
     assert received >= 30 and rows >= 30
     assert (tmp_path / "ws" / "quickstart.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_nbsocket_demo_serves_jupyterlab_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbsocket", "demo", "--no-browser", "--dir", str(tmp_path / "ws"), "--server-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("open http"):
+                url = line.split()[1]
+        assert url is not None, "nbsocket demo printed no URL"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200 and b"JupyterLab" in response.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

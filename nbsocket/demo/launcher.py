@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .server import DEFAULT_HOST, ENV_URL
 
@@ -78,7 +79,7 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -126,9 +127,14 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     ]
     if not open_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers often run as root; the server only listens on this machine
     env = {**os.environ, ENV_URL: server_url}
     lab = subprocess.Popen(command, env=env)
-    _wait_listening(host, port, lab)
+    if not _wait_listening(host, port, lab):
+        _stop(lab)
+        print(f"nbsocket demo: JupyterLab did not start (exit code {lab.returncode}); see its log above", file=sys.stderr)
+        return 1
     print(f"nbsocket demo: demo server on {server_url}; notebooks in {workspace}")
     print(f"open http://{host}:{port}/lab/tree/{QUICKSTART}?token={token}")
     print("Ctrl-C stops JupyterLab and the demo server.", flush=True)
@@ -142,15 +148,16 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     return 0
 
 
-def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    """Wait until ``proc`` accepts connections on ``host:port`` (or exits, or ``timeout`` passes)."""
+def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    """Wait until ``proc`` accepts connections on ``host:port``; False if it exits or ``timeout`` passes first."""
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         try:
             with socket.create_connection((host, port), timeout=1.0):
-                return
+                return True
         except OSError:
             time.sleep(0.2)
+    return False
 
 
 def _has_module(name: str) -> bool:

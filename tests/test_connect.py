@@ -11,7 +11,7 @@ import trustme
 import nbsocket as nbs
 from nbsocket.manager import default_manager
 
-from .servers import SilentTcpServer, WsServer, eventually
+from .servers import ConnectProxy, SilentTcpServer, WsServer, eventually
 
 
 def test_connect_returns_an_open_connection(demo) -> None:
@@ -194,3 +194,13 @@ def test_connect_from_the_loop_thread_is_refused_not_deadlocked(demo) -> None:
     waiter.future.result(5)
     eventually(lambda: results)
     assert isinstance(results[0], nbs.LoopThreadError)
+
+
+def test_connecting_through_an_http_proxy(demo) -> None:
+    with ConnectProxy() as proxy:
+        conn = nbs.connect("via-proxy", demo.url("/echo"), proxy=proxy.url)
+        assert conn.request({"through": "proxy"}, timeout=5).data == {"through": "proxy"}
+        assert proxy.targets == [f"127.0.0.1:{demo.port}"]
+        direct = nbs.connect("direct", demo.url("/echo"), proxy=None)
+        assert direct.test() and len(proxy.targets) == 1
+        nbs.remove("via-proxy")

@@ -37,7 +37,7 @@ def connect(
     (an ``SSLContext``), ``insecure``, ``proxy``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``compression``, ``reconnect`` (``True``, ``False`` or a
-    :class:`ReconnectPolicy`), ``outbox_size``, ``frame``, ``max_rows``,
+    :class:`ReconnectPolicy`), ``outbox_size``, ``send_timeout``, ``frame``, ``max_rows``,
     ``max_columns``, ``record``, ``secret_headers``, ``secrets``.
 
     Re-running with the same name, URL and options returns the existing
@@ -53,7 +53,10 @@ def connect(
 
 
 def send(name: str, message: Any) -> None:
-    """Send ``message`` on socket ``name``: dict/list encoded by its content type, ``str`` as text, ``bytes`` as binary."""
+    """Send ``message`` on socket ``name``: dict/list encoded by its content type, ``str`` as text, ``bytes`` as binary.
+
+    See :meth:`Connection.send` for the outbox and its limits.
+    """
     default_manager.send(name, message)
 
 

@@ -19,7 +19,7 @@ from websockets.protocol import State
 from .closing import check_close_code
 from .codecs import get_codec
 from .dispatch import Dispatcher, Handler
-from .errors import EncodeError, SocketClosedError
+from .errors import EncodeError, OutboxFullError, SocketClosedError
 from .events import Lockable, WsEvent
 from .exploratory import ExploratoryMixin
 from .frame import LiveFrame
@@ -36,6 +36,8 @@ from .waiting import MessageWaiter, WaitingMixin
 log = logging.getLogger("nbsocket")
 
 MAX_ERROR_RECORDS = 200
+DEFAULT_TIMEOUT: Any = object()
+"""Marks "use the socket's option" for a per-call timeout."""
 WARN_EVERY = 10.0
 """Seconds between two connection warnings of one socket in the log (every error is still in ``conn.errors``)."""
 
@@ -80,6 +82,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         self._handled_seq = 0
         self._last_ts_ns = 0
         self._outbox = Outbox(name, options.outbox_size)
+        self._writer_idle = False
         self._observers = Observers(name)
         self.frame: LiveFrame | None = (
             LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns) if options.frame else None
@@ -246,20 +249,31 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             raise EncodeError(f"the {self.content_type} codec returned {type(payload).__name__}, not str or bytes")
         return payload
 
-    def send(self, message: Any) -> None:
-        """Queue ``message`` for sending (Pode's ``Send-PodeWebSocket``); never blocks on the network.
+    def send(self, message: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Queue ``message`` for sending (Pode's ``Send-PodeWebSocket``).
 
         dict/list and other objects are encoded by the socket's content type;
         ``str`` goes as a text frame, ``bytes`` as a binary frame. While the
-        socket reconnects, messages wait in the outbox and go out in order
-        once it reopens. Raises :class:`SocketClosedError` if the socket is
-        closed for good and :class:`OutboxFullError` if too many are waiting.
+        socket reconnects, messages wait in the outbox (``outbox_size``) and go
+        out in order once it reopens. If the outbox is full while the socket is
+        open, ``send`` waits for room up to ``timeout`` seconds (default: the
+        ``send_timeout`` option; never on nbsocket's loop thread) so a loop of
+        sends simply follows the network. Raises :class:`SocketClosedError` if
+        the socket is closed for good and :class:`OutboxFullError` if the outbox
+        stays full.
         """
         payload = self.encode(message)
         state = self._state
         if self._removed or state in CLOSED_FOR_GOOD:
             raise SocketClosedError(self._closed_message("send on"))
-        self._outbox.put(payload, state)
+        try:
+            self._outbox.put(payload, state)
+        except OutboxFullError:
+            wait = self.options.send_timeout if timeout is DEFAULT_TIMEOUT else timeout
+            if state != "open" or self._loop_thread.in_loop_thread() or wait == 0:
+                raise  # down: nothing drains until it reopens; on the loop: waiting would block the writer
+            self._wake_writer()
+            self._outbox.put(payload, state, wait)
         self._wake_writer()
 
     def _closed_message(self, verb: str) -> str:
@@ -270,8 +284,8 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
     def _wake_writer(self) -> None:
         wake = self._send_wake
-        if wake is None or not self._loop_thread.running:
-            return
+        if not self._writer_idle or wake is None or not self._loop_thread.running:
+            return  # a busy writer takes the next message without being woken
         if self._loop_thread.in_loop_thread():
             wake.set()
         else:

@@ -48,6 +48,7 @@ class ConnectOptions:
     compression: str | None = "deflate"
     reconnect: ReconnectPolicy | None = dataclasses.field(default_factory=ReconnectPolicy)
     outbox_size: int = 1000
+    send_timeout: float | None = 10.0
     frame: bool = True
     max_rows: int | None = 100_000
     max_columns: int = 1000
@@ -127,7 +128,7 @@ def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     if isinstance(subprotocols, str):
         subprotocols = (subprotocols,)
     kwargs["subprotocols"] = tuple(str(p) for p in subprotocols)
-    for name in ("open_timeout", "ping_interval", "ping_timeout", "close_timeout", "max_size"):
+    for name in ("open_timeout", "ping_interval", "ping_timeout", "close_timeout", "max_size", "send_timeout"):
         if name in kwargs:
             _positive(name, kwargs[name])
     for name in ("outbox_size", "max_columns", "max_queue"):

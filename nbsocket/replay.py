@@ -68,7 +68,7 @@ def _paced(conn: Connection, schedule: Iterable[tuple[float, Any]], sending: _Se
             before_send(payload)
         while True:
             try:
-                conn.send(payload)
+                conn.send(payload, timeout=0)  # this loop does its own waiting (and shows progress)
                 sending.queued += 1
                 break
             except OutboxFullError:

@@ -208,11 +208,17 @@ class SessionMixin:
         while True:
             item = outbox.take()
             if item is None:
+                # idle before the last look, so a sender that finds it idle always wakes it
+                self._writer_idle = True
                 wake.clear()
                 item = outbox.take()
                 if item is None:
-                    await wake.wait()
+                    try:
+                        await wake.wait()
+                    finally:
+                        self._writer_idle = False
                     continue
+                self._writer_idle = False
             if ws.protocol.state is not State.OPEN:
                 outbox.put_back(item)
                 return

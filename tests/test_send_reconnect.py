@@ -71,6 +71,15 @@ def test_outbox_queues_while_down_and_flushes_in_order_after_a_server_restart(un
         server.__exit__()
 
 
+def test_a_loop_of_sends_longer_than_the_outbox_follows_the_network() -> None:
+    with WsServer() as server:
+        conn = nbs.connect("many", server.url, content_type="text/plain", outbox_size=10)
+        for i in range(2000):
+            conn.send(f"m{i}")  # waits for room instead of failing once 10 are queued
+        eventually(lambda: len(server.received) == 2000)
+        assert server.received == [f"m{i}" for i in range(2000)]
+
+
 def test_full_outbox_raises_instead_of_dropping(unused_port) -> None:
     server = WsServer(port=unused_port).start()
     try:
@@ -79,7 +88,7 @@ def test_full_outbox_raises_instead_of_dropping(unused_port) -> None:
         eventually(lambda: conn.state == "reconnecting")
         for i in range(5):
             conn.send(str(i))
-        with pytest.raises(nbs.OutboxFullError, match="5 messages are already waiting"):
+        with pytest.raises(nbs.OutboxFullError, match="5 messages are still waiting"):
             conn.send("one too many")
         server.start()
         eventually(lambda: len(server.received) == 5)

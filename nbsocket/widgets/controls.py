@@ -196,12 +196,12 @@ class SocketControls:
             return
         try:
             try:
-                conn.send(message)
+                conn.send(message, timeout=0)  # a button never waits for room in the outbox
             except EncodeError:
                 if not isinstance(message, (dict, list)):
                     raise
                 message = text  # JSON typed on a socket whose content type is not JSON: send it as typed
-                conn.send(message)
+                conn.send(message, timeout=0)
         except NbSocketError as exc:
             self.show(f"not sent: {exc}", ok=False)
             return

@@ -60,7 +60,7 @@ def test_a_server_that_stops_reading_fills_the_bounded_outbox_and_says_so() -> N
 
     with WsServer(never_reads, close_timeout=0.5) as server:
         conn = nbs.connect("stuck", server.url, outbox_size=50, ping_interval=None, content_type="text/plain",
-                           compression=None)
+                           compression=None, send_timeout=0.2)
         chunk = "y" * 65_536
         tracemalloc.start()
         baseline = None
@@ -77,9 +77,10 @@ def test_a_server_that_stops_reading_fills_the_bounded_outbox_and_says_so() -> N
         assert error is not None, "the outbox never filled"
         assert "the server is not reading" in str(error) and conn.queued == 50
         # it stays full and memory stays flat: further sends are refused, not buffered
+        assert "after waiting 0.2 s" in str(error)  # it waited for room before giving up
         for _ in range(200):
             with pytest.raises(nbs.OutboxFullError):
-                conn.send(chunk)
+                conn.send(chunk, timeout=0)
         current = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         assert baseline is not None and current - baseline < 10 * 2**20

@@ -122,7 +122,10 @@ class Dispatcher:
             if len(self._items) <= BACKLOG_LOW:
                 self._drained.set()
             if self._all_sync(batch):
-                await loop.run_in_executor(pool, self._run_batch_sync, batch)
+                try:
+                    await loop.run_in_executor(pool, self._run_batch_sync, batch)
+                except RuntimeError:  # the interpreter is exiting: executors take no more work
+                    self._run_batch_sync(batch)
             else:
                 for item in batch:
                     await self._run_item(item, loop, pool)

@@ -274,6 +274,9 @@ async def _close_all(conns: list[Connection], timeout: float) -> None:
             ws.transport.abort()
     for task in pending:
         task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("shutdown: closing a socket failed: %r", task.exception())
 
 
 default_manager = Manager()

@@ -263,7 +263,10 @@ class SessionMixin:
             if ws is None and self._closed_code is None:
                 self._closed_code, self._closed_reason = code, reason
         if self.recorder is not None:  # final flush: every row received so far goes to disk
-            await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
+            except RuntimeError:  # the interpreter is exiting: executors take no more work
+                self.recorder.close()
 
     async def _reset(self, url: str | None) -> None:
         await self._stop(1000, "reset", final=False)

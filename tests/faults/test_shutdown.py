@@ -81,3 +81,26 @@ def test_demo_server_binds_to_loopback_by_default() -> None:
 
     args = build_parser().parse_args(["demo-server"])
     assert args.host == "127.0.0.1"
+
+
+def test_interpreter_exit_closes_sockets_quietly(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    with WsServer() as server:
+        script = textwrap.dedent(f"""
+            import nbsocket as nbs
+            seen = []
+            for i in range(5):
+                conn = nbs.connect(f"x{{i}}", "{server.url}/", handler=seen.append, on_close=lambda c, code, reason: None,
+                                   record={str(tmp_path / "capture")!r} + f"{{i}}.jsonl")
+                conn.request("hello", timeout=5)
+            print("connected", len(seen) >= 0)
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "connected" in result.stdout, result.stderr
+        assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr, result.stderr
+        eventually(lambda: len(server.close_codes) == 5)
+        assert set(server.close_codes) == {1001}
+    for i in range(5):
+        assert (tmp_path / f"capture{i}.jsonl").read_text().count("\n") == 1  # the one reply, flushed at exit

@@ -104,3 +104,30 @@ def test_interpreter_exit_closes_sockets_quietly(tmp_path) -> None:
         assert set(server.close_codes) == {1001}
     for i in range(5):
         assert (tmp_path / f"capture{i}.jsonl").read_text().count("\n") == 1  # the one reply, flushed at exit
+
+
+def test_ctrl_c_during_connect_leaves_nothing_behind() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from ..servers import SilentTcpServer
+
+    with SilentTcpServer() as silent:
+        script = textwrap.dedent(f"""
+            import time, nbsocket as nbs
+            print("connecting", flush=True)
+            started = time.monotonic()
+            try:
+                nbs.connect("slow", "ws://127.0.0.1:{silent.port}/", open_timeout=60)
+            except KeyboardInterrupt:
+                print("interrupted after", round(time.monotonic() - started, 1), "sockets:", len(nbs.connections()), flush=True)
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "connecting"
+        eventually(lambda: silent.accepted)  # the TCP connection is open, the handshake hangs
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert "interrupted after" in out and "sockets: 0" in out, out + err
+    assert proc.returncode == 0 and "Traceback" not in err, err

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .lane import SerialLane
 from .loop import handler_scope
 
 if TYPE_CHECKING:
@@ -63,30 +64,44 @@ class Handler:
 
 
 class Dispatcher:
-    """The ordered queue of work for one socket's handlers and callbacks."""
+    """The ordered queue of work for one socket's handlers and callbacks.
+
+    While every handler and callback is synchronous, items go to a
+    :class:`~nbsocket.lane.SerialLane` (worker threads, no loop round trip);
+    otherwise to an asyncio queue whose task awaits async handlers on the loop.
+    An item only goes to the lane when the asyncio queue is empty, and the task
+    waits for the lane to be idle before it runs anything, so order is kept.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._items: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._lane = SerialLane(self._run_batch_sync, lambda: conn._loop_thread.handler_pool)
         self._wake: asyncio.Event | None = None
-        self._drained: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self.handled = 0
+        self._sync_key: tuple[Any, ...] = ()
+        self._sync_only = True
+        self._handled = 0
+
+    @property
+    def handled(self) -> int:
+        """Items handled so far."""
+        return self._handled + self._lane.handled
 
     @property
     def backlog(self) -> int:
         """Items waiting to be handled."""
-        return len(self._items)
+        return len(self._items) + len(self._lane)
 
     def start(self) -> None:
         """Start the dispatcher task (on the loop thread)."""
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._drained = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.conn.name}")
 
     async def stop(self) -> None:
         """Stop the dispatcher task, abandoning what is queued."""
+        self._lane.clear()
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -97,30 +112,39 @@ class Dispatcher:
 
     def push(self, *item: Any) -> None:
         """Queue an item (loop thread only): ``("message", event)``, ``("open", ready)``, ``("close", code, reason)``, ``("error", exc)``."""
+        if not self._items and self._all_sync_now():
+            self._lane.push(item)
+            return
         self._items.append(item)
         if self._wake is not None:
             self._wake.set()
 
+    def _all_sync_now(self) -> bool:
+        conn = self.conn
+        key = (conn._handlers, conn.on_open, conn.on_close, conn.on_error)
+        if len(key) != len(self._sync_key) or any(a is not b for a, b in zip(key, self._sync_key)):
+            self._sync_key = key
+            self._sync_only = not any(h.is_async for h in conn._handlers) and not any(
+                cb is not None and is_async_callable(cb) for cb in key[1:]
+            )
+        return self._sync_only
+
     async def wait_drained(self) -> None:
-        """Wait until the backlog is back under the low-water mark."""
-        while len(self._items) > BACKLOG_LOW and self._task is not None and not self._task.done():
-            assert self._drained is not None
-            self._drained.clear()
-            await self._drained.wait()
+        """Wait until the backlog is back under the low-water mark (the reader's backpressure; rare, so it polls)."""
+        while self.backlog > BACKLOG_LOW and self._task is not None and not self._task.done():
+            await asyncio.sleep(0.01)
 
     async def _run(self) -> None:
-        assert self._wake is not None and self._drained is not None
+        assert self._wake is not None
         loop = asyncio.get_running_loop()
         pool = self.conn._loop_thread.handler_pool
         while True:
             if not self._items:
-                self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._lane.wait_idle()  # what went to the lane came first
             batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
-            if len(self._items) <= BACKLOG_LOW:
-                self._drained.set()
             if self._all_sync(batch):
                 try:
                     await loop.run_in_executor(pool, self._run_batch_sync, batch)
@@ -129,7 +153,7 @@ class Dispatcher:
             else:
                 for item in batch:
                     await self._run_item(item, loop, pool)
-            self.handled += len(batch)
+            self._handled += len(batch)
 
     def _callables(self, item: tuple[Any, ...]) -> list[Any]:
         kind = item[0]

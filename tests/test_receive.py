@@ -229,3 +229,24 @@ def test_wait_handled_returns_once_handlers_caught_up(demo) -> None:
     last = conn.wait_handled(timeout=10)
     assert last == 10 and done == list(range(1, 11))
     assert conn.wait_handled() == 10  # nothing pending: returns at once
+
+
+def test_order_holds_when_an_async_handler_comes_and_goes_mid_stream(demo) -> None:
+    seen: list[int] = []
+    async_seen: list[int] = []
+
+    def sync_handler(event):
+        time.sleep(0.001)  # keep work queued on the worker thread when the async handler arrives
+        seen.append(event.data["seq"])
+
+    async def async_handler(event):
+        async_seen.append(event.data["seq"])
+
+    conn = nbs.connect("mix", demo.url("/ticker?rate=2000&count=3000"), handler=sync_handler, reconnect=False)
+    eventually(lambda: len(seen) >= 200)
+    conn.on_message(async_handler)
+    eventually(lambda: len(async_seen) >= 200)
+    conn.remove_handler(async_handler)
+    eventually(lambda: len(seen) == 3000, timeout=60)
+    assert seen == list(range(1, 3001))
+    assert async_seen == sorted(async_seen) and len(async_seen) >= 200

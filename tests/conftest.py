@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,61 +70,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ThreadedServer:
-    """Runs an asyncio server factory on its own loop in a thread (for servers written per test)."""
-
-    def __init__(self, start: Callable[[], Awaitable[Any]]) -> None:
-        self._start = start
-        self.loop = asyncio.new_event_loop()
-        self.server: Any = None
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> ThreadedServer:
-        self._thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
-        """Run a coroutine on the server's loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            close = getattr(self.server, "close", None)
-            if close is not None:
-                result = close()
-                if asyncio.iscoroutine(result):
-                    await result
-            wait_closed = getattr(self.server, "wait_closed", None)
-            if wait_closed is not None:
-                try:
-                    await asyncio.wait_for(wait_closed(), 5)
-                except Exception:
-                    pass
-
-        try:
-            self.run(stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-
-
 @pytest.fixture(scope="module")
 def bad_server() -> Iterator[Any]:
     """The server that misbehaves on purpose (tests/misbehaving.py)."""
     from .misbehaving import start_misbehaving
+    from .servers import ThreadedServer
 
     with ThreadedServer(start_misbehaving) as running:
         yield running.server
 
 
-@pytest.fixture
-def threaded_server() -> type[ThreadedServer]:
-    """The :class:`ThreadedServer` helper."""
-    return ThreadedServer
-
-
-__all__ = ["nbs", "free_port", "ThreadedServer"]
+__all__ = ["nbs", "free_port"]
 
 
 @pytest.fixture

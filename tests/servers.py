@@ -12,7 +12,49 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 
 
-class WsServer:
+class LoopServer:
+    """A test server on its own asyncio loop in a daemon thread; subclasses implement ``_start`` and ``_stop``.
+
+    ``start()`` may be called again after ``stop()`` (a server restarting on the same port).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        """Stop listening (the loop keeps running)."""
+
+    def start(self) -> Any:
+        """Start listening (and the loop thread, the first time)."""
+        if not self._thread.is_alive():
+            self._thread.start()
+        self.run(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close every connection."""
+        self.run(self._stop())
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+class WsServer(LoopServer):
     """A ``websockets`` server on 127.0.0.1 running ``handler`` in a background thread.
 
     Records every request's path and headers, every message received and the close code
@@ -36,9 +78,8 @@ class WsServer:
         self.close_codes: list[int | None] = []
         self.connections = 0
         self.subprotocols: list[str | None] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Any = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -74,37 +115,11 @@ class WsServer:
         self._server = await serve(self._wrapped, "127.0.0.1", self.port, ssl=self.ssl_context, **self.serve_kwargs)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
 
-    def start(self) -> WsServer:
-        if not self._thread.is_alive():
-            self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and close every connection (the port may be reused by start())."""
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-                await self._server.wait_closed()
-                self._server = None
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
-
-    def __enter__(self) -> WsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.stop()
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
 
 
 class SilentTcpServer:
@@ -153,15 +168,14 @@ def eventually(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
-class AiohttpServer:
+class AiohttpServer(LoopServer):
     """An aiohttp WebSocket server (not written with websockets) on 127.0.0.1, in a background thread.
 
     Subclasses implement ``handle(request)``; it is served at ``/`` and ``/ws``.
     """
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        super().__init__()
         self.runner: Any = None
         self.port = 0
 
@@ -180,25 +194,17 @@ class AiohttpServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
-    def __enter__(self) -> Any:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
 
 
-class ConnectProxy:
+class ConnectProxy(LoopServer):
     """An HTTP CONNECT proxy on 127.0.0.1 (what corporate proxies speak), recording the targets it was asked for."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.targets: list[str] = []
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Any = None
 
     @property
@@ -231,12 +237,24 @@ class ConnectProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def __enter__(self) -> ConnectProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
+    async def _stop(self) -> None:
+        self._server.close()
 
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+
+class ThreadedServer(LoopServer):
+    """Runs an asyncio server factory (a coroutine function returning the server) on its own loop thread."""
+
+    def __init__(self, start: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__()
+        self._factory = start
+        self.server: Any = None
+
+    async def _start(self) -> None:
+        self.server = await self._factory()
+
+    async def _stop(self) -> None:
+        self.server.close()
+        try:
+            await asyncio.wait_for(self.server.wait_closed(), 5)
+        except Exception:
+            pass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
+from ..servers import LoopServer
 
-class FaultProxy:
+
+class FaultProxy(LoopServer):
     """Forwards ``127.0.0.1:port`` to ``target_port``; the test can cut, blackhole or slow the traffic.
 
     * ``cut()``: reset every connection at once (like a cable pulled mid-message).
@@ -17,6 +18,7 @@ class FaultProxy:
     """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        super().__init__()
         self.target = (target_host, target_port)
         self.port = 0
         self.delay = 0.0
@@ -24,16 +26,11 @@ class FaultProxy:
         self._blackhole = False
         self._refuse = False
         self._writers: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Any = None
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -73,7 +70,7 @@ class FaultProxy:
         def abort() -> None:
             for writer in list(self._writers):
                 writer.transport.abort()
-        self._loop.call_soon_threadsafe(abort)
+        self.loop.call_soon_threadsafe(abort)
 
     def blackhole(self, on: bool = True) -> None:
         """Hold every byte (both ways) while on; nothing is closed."""
@@ -83,16 +80,7 @@ class FaultProxy:
         """Close new connections at once while on."""
         self._refuse = on
 
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        self._run(self._start())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-        self._run(stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+    async def _stop(self) -> None:
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()

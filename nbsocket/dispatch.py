@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .lane import SerialLane
@@ -145,7 +146,7 @@ class Dispatcher:
                 continue
             await self._lane.wait_idle()  # what went to the lane came first
             batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
-            if self._all_sync(batch):
+            if self._all_sync_now():
                 try:
                     await loop.run_in_executor(pool, self._run_batch_sync, batch)
                 except RuntimeError:  # the interpreter is exiting: executors take no more work
@@ -155,19 +156,25 @@ class Dispatcher:
                     await self._run_item(item, loop, pool)
             self._handled += len(batch)
 
-    def _callables(self, item: tuple[Any, ...]) -> list[Any]:
+    def _callback(self, item: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...], asyncio.Event | None]:
+        """For an ``open``/``close``/``error`` item: its name, callback (or ``None``), arguments and ready event."""
+        conn = self.conn
         kind = item[0]
-        conn = self.conn
-        if kind == "message":
-            return conn._handlers
-        callback = {"open": conn.on_open, "close": conn.on_close, "error": conn.on_error}[kind]
-        return [callback] if callback is not None else []
+        if kind == "open":
+            return "on_open", conn.on_open, (conn,), item[1]
+        if kind == "close":
+            return "on_close", conn.on_close, (conn, item[1], item[2]), None
+        return "on_error", conn.on_error, (conn, item[1]), None
 
-    def _all_sync(self, batch: list[tuple[Any, ...]]) -> bool:
-        if any(h.is_async for h in self.conn._handlers):
-            return False
-        conn = self.conn
-        return not any(cb is not None and is_async_callable(cb) for cb in (conn.on_open, conn.on_close, conn.on_error))
+    @contextlib.contextmanager
+    def _first_in_outbox(self, where: str) -> Iterator[None]:
+        """While ``on_open`` runs, its sends go ahead of what was queued while the socket was down."""
+        outbox = self.conn._outbox
+        outbox.priority = where == "on_open"
+        try:
+            yield
+        finally:
+            outbox.priority = False
 
     def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
         with handler_scope():
@@ -175,37 +182,18 @@ class Dispatcher:
                 self._run_item_sync(item)
 
     def _run_item_sync(self, item: tuple[Any, ...]) -> None:
-        kind = item[0]
         conn = self.conn
-        if kind == "message":
+        if item[0] == "message":
             event = item[1]
             for handler in conn._handlers:  # replaced, never changed in place
-                try:
-                    result = handler.fn(event, *handler.args)
-                    if inspect.isawaitable(result):
-                        asyncio.run_coroutine_threadsafe(_awaited(result), conn._loop_thread.loop).result()
-                except Exception as exc:
-                    conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+                self._call_handler(handler, event)
             conn._handled(event)
-        elif kind == "open":
-            self._callback_sync("on_open", conn.on_open, (conn,), item[1])
-        elif kind == "close":
-            self._callback_sync("on_close", conn.on_close, (conn, item[1], item[2]), None)
-        elif kind == "error":
-            self._callback_sync("on_error", conn.on_error, (conn, item[1]), None)
-
-    def _callback_sync(self, where: str, callback: Any, args: tuple[Any, ...], ready: asyncio.Event | None) -> None:
-        conn = self.conn
+            return
+        where, callback, args, ready = self._callback(item)
         try:
             if callback is not None:
-                if where == "on_open":
-                    conn._outbox.priority = True
-                try:
-                    result = callback(*args)
-                    if inspect.isawaitable(result):
-                        asyncio.run_coroutine_threadsafe(_awaited(result), conn._loop_thread.loop).result()
-                finally:
-                    conn._outbox.priority = False
+                with self._first_in_outbox(where):
+                    self._call_sync(callback, *args)
         except Exception as exc:
             conn._callback_failed(where, exc, traceback.format_exc())
         finally:
@@ -213,27 +201,20 @@ class Dispatcher:
                 conn._loop_thread.loop.call_soon_threadsafe(ready.set)
 
     async def _run_item(self, item: tuple[Any, ...], loop: asyncio.AbstractEventLoop, pool: Any) -> None:
-        kind = item[0]
         conn = self.conn
-        if kind != "message":
-            callback = self._callables(item)
-            if not callback or not is_async_callable(callback[0]):
+        if item[0] != "message":
+            where, callback, args, ready = self._callback(item)
+            if callback is None or not is_async_callable(callback):
                 await loop.run_in_executor(pool, self._run_batch_sync, [item])
                 return
-            where = "on_" + kind
-            args: tuple[Any, ...] = {"open": (conn,), "close": (conn, *item[1:3]), "error": (conn, item[1] if len(item) > 1 else None)}[kind]
             try:
-                if kind == "open":
-                    conn._outbox.priority = True
-                try:
-                    await callback[0](*args)
-                finally:
-                    conn._outbox.priority = False
+                with self._first_in_outbox(where):
+                    await callback(*args)
             except Exception as exc:
                 conn._callback_failed(where, exc, traceback.format_exc())
             finally:
-                if kind == "open":
-                    item[1].set()
+                if ready is not None:
+                    ready.set()
             return
         event = item[1]
         for handler in conn._handlers:  # replaced, never changed in place
@@ -248,12 +229,20 @@ class Dispatcher:
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
         with handler_scope():
-            try:
-                result = handler.fn(event, *handler.args)
-                if inspect.isawaitable(result):
-                    asyncio.run_coroutine_threadsafe(_awaited(result), self.conn._loop_thread.loop).result()
-            except Exception as exc:
-                self.conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+            self._call_handler(handler, event)
+
+    def _call_handler(self, handler: Handler, event: Any) -> None:
+        """Run one sync handler on one event (worker thread); a failure is recorded and does not propagate."""
+        try:
+            self._call_sync(handler.fn, event, *handler.args)
+        except Exception as exc:
+            self.conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+
+    def _call_sync(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn`` on a worker thread; if it returns an awaitable, await it on the loop."""
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            asyncio.run_coroutine_threadsafe(_awaited(result), self.conn._loop_thread.loop).result()
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .lane import SerialLane
-from .loop import handler_scope
+from .loop import handler_scope, run_blocking
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -137,7 +137,6 @@ class Dispatcher:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        loop = asyncio.get_running_loop()
         pool = self.conn._loop_thread.handler_pool
         while True:
             if not self._items:
@@ -147,13 +146,10 @@ class Dispatcher:
             await self._lane.wait_idle()  # what went to the lane came first
             batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
             if self._all_sync_now():
-                try:
-                    await loop.run_in_executor(pool, self._run_batch_sync, batch)
-                except RuntimeError:  # the interpreter is exiting: executors take no more work
-                    self._run_batch_sync(batch)
+                await run_blocking(pool, self._run_batch_sync, batch)
             else:
                 for item in batch:
-                    await self._run_item(item, loop, pool)
+                    await self._run_item(item, pool)
             self._handled += len(batch)
 
     def _callback(self, item: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...], asyncio.Event | None]:
@@ -200,12 +196,12 @@ class Dispatcher:
             if ready is not None:
                 conn._loop_thread.loop.call_soon_threadsafe(ready.set)
 
-    async def _run_item(self, item: tuple[Any, ...], loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+    async def _run_item(self, item: tuple[Any, ...], pool: Any) -> None:
         conn = self.conn
         if item[0] != "message":
             where, callback, args, ready = self._callback(item)
             if callback is None or not is_async_callable(callback):
-                await loop.run_in_executor(pool, self._run_batch_sync, [item])
+                await run_blocking(pool, self._run_batch_sync, [item])
                 return
             try:
                 with self._first_in_outbox(where):
@@ -224,7 +220,7 @@ class Dispatcher:
                 except Exception as exc:
                     conn._handler_failed(handler.name, event, exc, traceback.format_exc())
             else:
-                await loop.run_in_executor(pool, self._run_one_sync, handler, event)
+                await run_blocking(pool, self._run_one_sync, handler, event)
         conn._handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:

@@ -171,6 +171,19 @@ class LoopThread:
             return self._handler_pool
 
 
+async def run_blocking(executor: concurrent.futures.Executor | None, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on a worker thread without blocking the loop.
+
+    When the interpreter is exiting, executors refuse new work; then ``fn`` runs
+    inline, so the last handlers and flushes still happen.
+    """
+    try:
+        future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    except RuntimeError:
+        return fn(*args)
+    return await future
+
+
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop, timeout: float = 1.0) -> None:
     """Cancel the tasks still pending on a stopped loop and let them finish (bounded), so none is destroyed pending."""
     tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]

@@ -22,6 +22,7 @@ from .dispatch import BACKLOG_HIGH
 from .errors import ConnectError
 from .events import Request, WsEvent
 from .flatten import message_fields
+from .loop import run_blocking
 from .options import websockets_kwargs
 from .outbox import Outgoing
 from .records import Stats, utc_now
@@ -263,10 +264,7 @@ class SessionMixin:
             if ws is None and self._closed_code is None:
                 self._closed_code, self._closed_reason = code, reason
         if self.recorder is not None:  # final flush: every row received so far goes to disk
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
-            except RuntimeError:  # the interpreter is exiting: executors take no more work
-                self.recorder.close()
+            await run_blocking(None, self.recorder.close)
 
     async def _reset(self, url: str | None) -> None:
         await self._stop(1000, "reset", final=False)

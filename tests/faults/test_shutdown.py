@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from jupyter_client.manager import start_new_kernel
@@ -16,19 +17,29 @@ from nbsocket.manager import default_manager
 from ..servers import WsServer, eventually
 
 
-def test_shutdown_with_100_open_sockets_is_quick_and_leaves_no_thread() -> None:
+def nbsocket_threads() -> list[threading.Thread]:
+    """nbsocket's loop and handler threads still alive."""
+    return [t for t in threading.enumerate() if t.name.startswith(("nbsocket-loop", "nbsocket-handler"))]
+
+
+def assert_100_sockets_close_quickly(open_socket: Callable[[int, str], object], shut_down: Callable[[], object]) -> None:
+    """Open 100 sockets with ``open_socket(i, url)``; ``shut_down()`` must close them all with 1001 within 2 s."""
     with WsServer() as server:
         for i in range(100):
-            nbs.connect(f"s{i}", server.url)
+            open_socket(i, server.url + "/")
         eventually(lambda: server.connections == 100)
         started = time.monotonic()
-        nbs.shutdown()
+        shut_down()
         elapsed = time.monotonic() - started
         eventually(lambda: len(server.close_codes) == 100)
-        assert elapsed < 2.0, elapsed
-        assert set(server.close_codes) == {1001}
+    assert elapsed < 2.0, elapsed
+    assert set(server.close_codes) == {1001}
     assert not default_manager.loop_thread.running
-    eventually(lambda: not [t for t in threading.enumerate() if t.name.startswith(("nbsocket-loop", "nbsocket-handler"))])
+    eventually(lambda: not nbsocket_threads())
+
+
+def test_shutdown_with_100_open_sockets_is_quick_and_leaves_no_thread() -> None:
+    assert_100_sockets_close_quickly(lambda i, url: nbs.connect(f"s{i}", url), nbs.shutdown)
 
 
 @pytest.mark.slow
@@ -61,18 +72,10 @@ def test_unload_ext_with_100_open_sockets_closes_them_within_2s() -> None:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "nbsocket")
-    with WsServer() as server:
-        for i in range(100):
-            shell.run_line_magic("ws_connect", f"u{i} {server.url}/")
-        eventually(lambda: server.connections == 100)
-        started = time.monotonic()
-        shell.run_line_magic("unload_ext", "nbsocket")
-        elapsed = time.monotonic() - started
-        eventually(lambda: len(server.close_codes) == 100)
-    assert elapsed < 2.0, elapsed
-    assert set(server.close_codes) == {1001}
-    assert not default_manager.loop_thread.running
-    eventually(lambda: not [t for t in threading.enumerate() if t.name.startswith(("nbsocket-loop", "nbsocket-handler"))])
+    assert_100_sockets_close_quickly(
+        lambda i, url: shell.run_line_magic("ws_connect", f"u{i} {url}"),
+        lambda: shell.run_line_magic("unload_ext", "nbsocket"),
+    )
 
 
 def test_demo_server_binds_to_loopback_by_default() -> None:

@@ -358,7 +358,8 @@ class _Replay:
         finally:
             conn.remove_observer(self.recorder)
 
-    def result(self) -> pd.DataFrame:
+    def result(self, save: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+        """The new run's transcript (also written to ``save`` as JSON Lines if given)."""
         recorder, sending = self.recorder, self.sending
         meta = {
             **recorder.meta(), "replay_of": self.source_meta.get("path") or self.source_meta.get("socket"),
@@ -367,7 +368,10 @@ class _Replay:
         }
         ok = sending.failed == 0 and recorder.received >= self.expected
         self.progress.finish(sending.attempted, f"{recorder.sent} sent, {recorder.received}/{self.expected} replies", ok=ok)
-        return frame_from_entries(self.seed + recorder.entries(), meta)
+        result = frame_from_entries(self.seed + recorder.entries(), meta)
+        if save is not None:
+            write_jsonl(result, save)
+        return result
 
 
 def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, settle: float = 1.0, timeout: float | None = None,
@@ -394,10 +398,7 @@ def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, set
         _run_sync(run.steps())
     finally:
         run.close()
-    result = run.result()
-    if save is not None:
-        write_jsonl(result, save)
-    return result
+    return run.result(save)
 
 
 async def replay_async(transcript: Any, target: str | Connection, speed: float = 1.0, *, settle: float = 1.0,
@@ -418,7 +419,4 @@ async def replay_async(transcript: Any, target: str | Connection, speed: float =
             await loop.run_in_executor(None, run.close)
         else:
             run.close()
-    result = run.result()
-    if save is not None:
-        write_jsonl(result, save)
-    return result
+    return run.result(save)

@@ -71,6 +71,11 @@ class Manager:
                 raise UnknownSocketError(name, list(self._connections))
             return conn
 
+    def find(self, name: str) -> Connection | None:
+        """The live connection registered as ``name``, or ``None`` (unknown, or being removed)."""
+        conn = self._connections.get(name)
+        return None if conn is None or conn._removed else conn
+
     def __contains__(self, name: object) -> bool:
         return name in self._connections
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import UnknownSocketError
 from ..manager import default_manager
 from .controls import SocketControls
 from .live import LiveView, descendants
@@ -35,11 +34,7 @@ class SocketRow:
 
     def current(self) -> Any:
         """The socket's connection, or ``None`` once it was removed."""
-        try:
-            conn = self.manager.get(self.name)
-        except UnknownSocketError:
-            return None
-        return None if conn._removed else conn
+        return self.manager.find(self.name)
 
     def render(self, now: float) -> None:
         conn = self.current()

@@ -9,7 +9,6 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import UnknownSocketError
 from ..manager import default_manager
 from .chart import ChartBuffer
 from .controls import SocketControls
@@ -84,11 +83,7 @@ class SocketPanel(LiveView, widgets.VBox):
     # --- which connection ------------------------------------------------------------
 
     def _current(self) -> Any:
-        try:
-            conn = self.manager.get(self.name)
-        except UnknownSocketError:
-            return None
-        return None if conn._removed else conn
+        return self.manager.find(self.name)
 
     # --- refreshing (refresher thread) -------------------------------------------------
 

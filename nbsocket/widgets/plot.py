@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import InvalidOptionError, UnknownSocketError
+from ..errors import InvalidOptionError
 from ..manager import default_manager
 from .chart import ChartBuffer
 from .feed import SocketFeed
@@ -63,11 +63,8 @@ class LiveChart(LiveView, widgets.VBox):
             self.svg.value = self.buffer.render(self.width, self.height)
 
     def _tick(self, now: float) -> bool:
-        try:
-            current = self.manager.get(self.name)
-        except UnknownSocketError:
-            current = None
-        if current is None or current._removed:
+        current = self.manager.find(self.name)
+        if current is None:
             self.feed.detach()
             return False
         if current is not self._conn or not self.feed.attached:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -78,22 +78,20 @@ def _button(description: str, icon: str, css: str, tooltip: str, style: str = ""
 class SocketControls:
     """The message box, mode, Send, the new-URL box, Reset, Disconnect, Connect and the feedback line of one socket.
 
-    ``resolve()`` returns the socket's current :class:`Connection` (or ``None``
-    once it was removed); ``compact`` leaves out the mode and new-URL boxes.
+    Each action looks the socket up by name in ``manager``, so it acts on the
+    connection registered now; ``compact`` leaves out the mode and new-URL boxes.
     """
 
     def __init__(
         self,
         manager: Any,
         name: str,
-        resolve: Callable[[], Connection | None],
         *,
         compact: bool = False,
         refresher: Any = None,
     ) -> None:
         self.manager = manager
         self.name = name
-        self._resolve = resolve
         self._refresher = refresher or default_refresher
         self._lock = threading.Lock()
         self._busy: str | None = None
@@ -178,8 +176,8 @@ class SocketControls:
         if action and self._busy is not None:
             self.show(f"still busy with {self._busy}; wait for it to finish", ok=False)
             return None
-        conn = self._resolve()
-        if conn is None or conn._removed:
+        conn = self.manager.find(self.name)
+        if conn is None:
             self.show(f"socket {self.name!r} was removed; connect it again with nbs.connect()", ok=False)
             return None
         return conn

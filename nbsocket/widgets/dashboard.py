@@ -25,19 +25,15 @@ class SocketRow:
         self.meter = RateMeter()
         self.state_shown: str | None = None
         self.summary = widgets.HTML()
-        self.controls = SocketControls(manager, name, self.current, compact=True, refresher=refresher)
+        self.controls = SocketControls(manager, name, compact=True, refresher=refresher)
         self.box = widgets.VBox(
             [self.summary, self.controls.box],
             layout=widgets.Layout(border_bottom="1px solid var(--jp-border-color2, #ddd)", padding="4px 0"),
         )
         self.box.add_class("nbsocket-row")
 
-    def current(self) -> Any:
-        """The socket's connection, or ``None`` once it was removed."""
-        return self.manager.find(self.name)
-
     def render(self, now: float) -> None:
-        conn = self.current()
+        conn = self.manager.find(self.name)
         if conn is None:
             return
         status = conn.status()
@@ -47,7 +43,7 @@ class SocketRow:
         self.controls.sync(status["state"])
 
     def needs_render(self) -> bool:
-        conn = self.current()
+        conn = self.manager.find(self.name)
         return conn is not None and (conn.state != self.state_shown or self.controls.has_news())
 
     def close(self) -> None:

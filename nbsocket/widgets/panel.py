@@ -63,7 +63,7 @@ class SocketPanel(LiveView, widgets.VBox):
         self.table.add_class("nbsocket-table-box")
         self.chart = widgets.HTML(layout=widgets.Layout(display="block" if chart else "none"))
         self.chart.add_class("nbsocket-chart-box")
-        self.controls = SocketControls(self.manager, name, self._current, refresher=refresher)
+        self.controls = SocketControls(self.manager, name, refresher=refresher)
         self.errors = widgets.HTML()
         self.errors_box = widgets.Accordion(children=[self.errors], titles=("Errors (newest first)",), selected_index=None)
         self.errors_box.add_class("nbsocket-errors-box")
@@ -80,15 +80,10 @@ class SocketPanel(LiveView, widgets.VBox):
     def __repr__(self) -> str:
         return f"<SocketPanel {self.name!r} {self._state_shown or ''}>".replace(" >", ">")
 
-    # --- which connection ------------------------------------------------------------
-
-    def _current(self) -> Any:
-        return self.manager.find(self.name)
-
     # --- refreshing (refresher thread) -------------------------------------------------
 
     def _tick(self, now: float) -> bool:
-        current = self._current()
+        current = self.manager.find(self.name)
         if current is None:
             self._render(now, removed=True)
             self.feed.detach()

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -19,6 +18,8 @@ from nbsocket.errors import InvalidOptionError
 from nbsocket.flatten import MAX_DEPTH, flatten, message_fields
 from nbsocket.frame import SHARING_NEEDS_COPY, LiveFrame
 
+from .servers import eventually
+
 T0 = 1_700_000_000_000_000_000
 
 
@@ -26,13 +27,6 @@ def fill(frame: LiveFrame, rows: list[dict[str, Any]], first_seq: int = 1) -> No
     for i, fields in enumerate(rows):
         frame.append(T0 + i, first_seq + i, fields)
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # --- flattening ---------------------------------------------------------------------------
@@ -384,7 +378,7 @@ def test_subscriber_calls_are_bounded_by_the_rate_whatever_the_message_rate(demo
     rate = 4
     started = time.monotonic()
     conn.frame.subscribe(chunks.append, max_rate_hz=rate)
-    wait_until(lambda: len(chunks) >= 6, what="six calls")
+    eventually(lambda: len(chunks) >= 6, 20.0, what="six calls")
     calls, elapsed = len(chunks), time.monotonic() - started
     conn.disconnect()
     assert calls <= 1 + elapsed * rate, f"{calls} calls in {elapsed:.2f}s at max {rate}/s"
@@ -396,7 +390,7 @@ def test_subscriber_calls_are_bounded_by_the_rate_whatever_the_message_rate(demo
 def test_nbs_frame_by_name_and_for_all_sockets(demo: Any) -> None:
     nbs.connect("one", demo.url("/ticker?rate=max&count=30"), reconnect=False)
     nbs.connect("two", demo.url("/ticker?rate=max&count=20&symbols=ZZZ"), reconnect=False)
-    wait_until(lambda: len(nbs.frame("one")) == 30 and len(nbs.frame("two")) == 20, what="both streams")
+    eventually(lambda: len(nbs.frame("one")) == 30 and len(nbs.frame("two")) == 20, 20.0, what="both streams")
     one = nbs.frame("one")
     assert set(one["socket"]) == {"one"} and one["seq"].tolist() == list(range(1, 31))
     both = nbs.frame()
@@ -411,7 +405,7 @@ def test_parse_failures_and_binary_messages_land_as_rows(demo: Any) -> None:
     conn.send("{not json")
     conn.send(b"\xff\x00binary")
     conn.send("[1, 2]")
-    wait_until(lambda: len(nbs.frame("echo-rows")) == 4, what="four echoes")
+    eventually(lambda: len(nbs.frame("echo-rows")) == 4, 20.0, what="four echoes")
     df = nbs.frame("echo-rows")
     assert df["seq"].tolist() == [1, 2, 3, 4]
     assert df["a"].iloc[0] == 1 and pd.isna(df["error"].iloc[0])
@@ -424,7 +418,7 @@ def test_the_column_cap_is_recorded_on_the_connection_once(demo: Any) -> None:
     conn = nbs.connect("wide", demo.url("/echo"), reconnect=False, max_columns=6)
     for i in range(10):
         conn.send(json.dumps({f"k{i}": i}))
-    wait_until(lambda: len(nbs.frame("wide")) == 10, what="ten echoes")
+    eventually(lambda: len(nbs.frame("wide")) == 10, 20.0, what="ten echoes")
     assert list(nbs.frame("wide").columns) == ["timestamp", "socket", "seq", "k0", "k1", "extra"]
     caps = [e for e in conn.errors if e.error == "ColumnCap"]
     assert len(caps) == 1 and "max_columns" in caps[0].message

@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +23,10 @@ from nbsocket.frame import LiveFrame
 from nbsocket.recording import JsonlRecorder, open_recorder
 from nbsocket.recording_parquet import SCHEMA_FILE, ParquetRecorder
 
+from .servers import eventually
+
 T0 = 1_700_000_000_000_000_000
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def read_back(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -54,7 +47,7 @@ def test_a_capture_keeps_every_row_past_the_row_cap(demo: Any, tmp_path: Path, n
     count = 30_000
     conn = nbs.connect("rec", demo.url(f"/ticker?rate=max&count={count}"), record=str(path), max_rows=500, reconnect=False)
     assert conn.frame is not None
-    wait_until(lambda: conn.frame.total == count, what="every tick")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == count, 30.0, what="every tick")  # type: ignore[union-attr]
     assert len(nbs.frame("rec")) == 500
     nbs.disconnect("rec")
     by_pandas, by_duckdb = read_back(path)
@@ -79,7 +72,7 @@ def test_a_capture_keeps_every_row_past_the_row_cap(demo: Any, tmp_path: Path, n
 def test_remove_and_shutdown_write_out_the_last_rows(demo: Any, tmp_path: Path, close: str) -> None:
     path = tmp_path / "capture.parquet"
     conn = nbs.connect("rec", demo.url("/ticker?rate=max&count=3000"), record=str(path), reconnect=False)
-    wait_until(lambda: conn.frame.total == 3000, what="every tick")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == 3000, 30.0, what="every tick")  # type: ignore[union-attr]
     nbs.remove("rec") if close == "remove" else nbs.shutdown()
     assert pd.read_parquet(path)["seq"].tolist() == list(range(1, 3001))
 
@@ -87,9 +80,9 @@ def test_remove_and_shutdown_write_out_the_last_rows(demo: Any, tmp_path: Path, 
 def test_recording_goes_on_after_a_reset_and_appends(demo: Any, tmp_path: Path) -> None:
     path = tmp_path / "capture.jsonl"
     conn = nbs.connect("rec", demo.url("/ticker?rate=max&count=100"), record=str(path), reconnect=False)
-    wait_until(lambda: conn.frame.total == 100, what="first stream")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == 100, 30.0, what="first stream")  # type: ignore[union-attr]
     nbs.reset("rec")
-    wait_until(lambda: conn.frame.total == 200, what="second stream")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == 200, 30.0, what="second stream")  # type: ignore[union-attr]
     nbs.disconnect("rec")
     assert pd.read_json(path, lines=True)["seq"].tolist() == list(range(1, 201))
 
@@ -117,7 +110,7 @@ def test_binary_messages_and_parse_failures_are_recorded(demo: Any, tmp_path: Pa
     conn = nbs.connect("rec", demo.url("/echo"), record=str(path), reconnect=False)
     conn.send(b"\x00\xffbytes")
     conn.send("{broken")
-    wait_until(lambda: conn.frame.total == 2, what="two echoes")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == 2, 30.0, what="two echoes")  # type: ignore[union-attr]
     nbs.disconnect("rec")
     df = pd.read_json(path, lines=True)
     assert base64.b64decode(df["data"].iloc[0]) == b"\x00\xffbytes"
@@ -266,7 +259,7 @@ def test_a_failing_disk_is_reported_on_the_connection(demo: Any, tmp_path: Path)
     conn = nbs.connect("rec", demo.url("/echo"), record=str(path), reconnect=False)
     path.write_text("a file where the capture folder should be")
     conn.send('{"a": 1}')
-    wait_until(lambda: conn.frame.total == 1, what="the echo")  # type: ignore[union-attr]
+    eventually(lambda: conn.frame.total == 1, 30.0, what="the echo")  # type: ignore[union-attr]
     nbs.disconnect("rec")
     failures = [e for e in conn.errors if e.where == "record"]
     assert len(failures) == 1 and "1 row(s) not recorded" in failures[0].message

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from .errors import InvalidOptionError, LoopThreadError, SocketClosedError, WaitTimeoutError
+from .errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
 from .events import Request, WsEvent
 from .match import Match, Matcher, compile_match
 from .redact import scrub
@@ -297,11 +297,7 @@ class ExploratoryMixin:
         return [self._event_from_entry(e) for e in received[-n:]]
 
     def _refuse_loop_thread(self, verb: str) -> None:
-        if self._loop_thread.in_loop_thread():  # type: ignore[attr-defined]
-            raise LoopThreadError(
-                f"conn.{verb}() waits for a message, but it was called on nbsocket's loop thread (in an async "
-                f"handler or callback), where it would deadlock; use `await conn.{verb}_async(...)` there"
-            )
+        self._loop_thread.refuse_here(f"conn.{verb}()", f"`await conn.{verb}_async(...)`")  # type: ignore[attr-defined]
 
     # --- transcript ---------------------------------------------------------------------------
 

@@ -131,11 +131,7 @@ class LoopThread:
         """Run ``coro`` on the loop and wait for its result (not allowed from the loop thread)."""
         if self.in_loop_thread():
             coro.close()
-            raise LoopThreadError(
-                "this call waits for nbsocket's loop, but it was made on that loop's thread "
-                "(inside an async handler or callback), where it would deadlock; use the async "
-                "variant with await, or a method that schedules (event.send, conn.send)"
-            )
+        self.refuse_here("this call", "the async variant with await, or a method that schedules (event.send, conn.send)")
         future = self.submit(coro)
         try:
             return future.result(timeout)
@@ -145,6 +141,14 @@ class LoopThread:
         except KeyboardInterrupt:
             future.cancel()
             raise
+
+    def refuse_here(self, call: str, instead: str) -> None:
+        """Raise :class:`LoopThreadError` if ``call``, which waits for this loop, is made on the loop's own thread."""
+        if self.in_loop_thread():
+            raise LoopThreadError(
+                f"{call} waits for nbsocket's loop, but it was made on that loop's thread (inside an async "
+                f"handler or callback), where it would deadlock; use {instead} there"
+            )
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop thread soon, from any thread (inline-scheduled if already there)."""

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .connection import Connection
-from .errors import InvalidOptionError, LoopThreadError, OutboxFullError, SendError
+from .errors import InvalidOptionError, OutboxFullError, SendError
 from .manager import Manager, default_manager
 from .progress import ProgressBar
 from .transcript import RECEIVED, SENT, TranscriptRecorder, as_entries, frame_from_entries, write_jsonl
@@ -104,11 +104,7 @@ async def _run_async(steps: Generator[float, None, None]) -> None:
 
 
 def _refuse_loop_thread(manager: Manager, verb: str) -> None:
-    if manager.loop_thread.in_loop_thread():
-        raise LoopThreadError(
-            f"nbs.{verb}() blocks while it sends, but it was called on nbsocket's loop thread (in an async handler "
-            f"or callback); use `await nbs.{verb}_async(...)` there"
-        )
+    manager.loop_thread.refuse_here(f"nbs.{verb}()", f"`await nbs.{verb}_async(...)`")
 
 
 def _resolve(target: Any, manager: Manager) -> Connection:

@@ -17,6 +17,7 @@ class WaitingMixin:
     _seq: int
     _handled_seq: int
     _handlers: list[Any]
+    _loop_thread: Any
     name: str
 
     def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
@@ -24,6 +25,7 @@ class WaitingMixin:
 
         Raises :class:`WaitTimeoutError` after ``timeout`` seconds; Ctrl-C stops waiting.
         """
+        self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
         waiter = self.waiter(count, match)
         try:
             return waiter.future.result(timeout)
@@ -44,6 +46,7 @@ class WaitingMixin:
 
     def wait_handled(self, timeout: float | None = 30.0) -> int:
         """Block until the handlers have run for every message received so far; returns that message's seq."""
+        self._loop_thread.refuse_here("conn.wait_handled()", "a sync handler (async handlers run on the loop itself)")
         target = self._seq
         if self._handled_seq >= target or not self._handlers:
             return target

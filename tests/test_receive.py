@@ -188,6 +188,22 @@ def test_async_handler_can_use_the_sync_api_without_deadlock(demo) -> None:
     assert got == ["pong", "pong2"]
 
 
+def test_blocking_waits_are_refused_on_the_loop_thread_not_deadlocked(demo) -> None:
+    errors = []
+
+    async def handler(event):
+        for call in (lambda: event.connection.wait(1, timeout=5), lambda: event.connection.wait_handled(timeout=5)):
+            try:
+                call()
+            except nbs.LoopThreadError as exc:
+                errors.append(str(exc))
+
+    conn = nbs.connect("e", demo.url("/echo"), handler=handler)
+    conn.send("go")
+    eventually(lambda: len(errors) == 2, timeout=15)  # unguarded, they block the loop and end in WaitTimeoutError
+    assert "wait_async" in errors[0] and conn.test()
+
+
 def test_lockable_is_shared_by_all_handlers_of_all_sockets(demo) -> None:
     def count(event):
         with event.lockable as state:

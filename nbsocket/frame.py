@@ -14,7 +14,6 @@ rows to subscribers at their rate and to flush pending rows to sinks.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import threading
 import time
@@ -450,8 +449,3 @@ class LiveFrame:
     def __repr__(self) -> str:
         cap = f"max {self.max_rows}" if self.max_rows else "no cap"
         return f"<LiveFrame {self.name!r}: {len(self)} rows ({cap}), {len(self.columns)} columns>"
-
-
-def utc_now() -> _dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return _dt.datetime.now(_dt.timezone.utc)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
-import html
 import math
 import re
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..redact import scrub
+from .render import esc
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_SERIES = 4
@@ -144,12 +143,8 @@ class ChartBuffer:
         ]
         if not charts:
             wanted = ", ".join(self.fixed_y) if self.fixed_y else "numeric columns"
-            return f'<div class="nbsocket-chart-empty" style="opacity:.7;font-size:90%">waiting for {_esc(wanted)} to chart</div>'
+            return f'<div class="nbsocket-chart-empty" style="opacity:.7;font-size:90%">waiting for {esc(wanted)} to chart</div>'
         return '<div class="nbsocket-chart">' + "".join(charts) + "</div>"
-
-
-def _esc(text: object) -> str:
-    return html.escape(scrub(text), quote=True)
 
 
 def _fmt_number(value: float) -> str:
@@ -200,9 +195,9 @@ def line_chart_svg(
     all_points = [p for pts in lines.values() for p in pts]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsocket-svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}" '
         'style="font:10px sans-serif;display:block;color:var(--jp-ui-font-color1,#333)">',
-        f'<text x="{left}" y="12" fill="currentColor" font-weight="bold">{_esc(title)}</text>',
+        f'<text x="{left}" y="12" fill="currentColor" font-weight="bold">{esc(title)}</text>',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
         'stroke="currentColor" stroke-opacity="0.25"/>',
     ]
@@ -224,18 +219,18 @@ def line_chart_svg(
             coords = " ".join(
                 f"{left + (x - x_min) * sx:.1f},{top + plot_h - (y - y_min) * sy:.1f}" for x, y in decimate(points, 2 * plot_w)
             )
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{_esc(name)}</title></polyline>')
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{esc(name)}</title></polyline>')
         parts += [
-            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="currentColor">{_esc(_fmt_number(y_max))}</text>',
-            f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="currentColor">{_esc(_fmt_number(y_min))}</text>',
-            f'<text x="{left}" y="{height - 4}" fill="currentColor">{_esc(_fmt_x(x_min, x_is_time, x_max - x_min))}</text>',
-            f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" fill="currentColor">{_esc(_fmt_x(x_max, x_is_time, x_max - x_min))}</text>',
+            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_max))}</text>',
+            f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_min))}</text>',
+            f'<text x="{left}" y="{height - 4}" fill="currentColor">{esc(_fmt_x(x_min, x_is_time, x_max - x_min))}</text>',
+            f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" fill="currentColor">{esc(_fmt_x(x_max, x_is_time, x_max - x_min))}</text>',
         ]
         if legend:
             x = left + 140
             for i, name in enumerate(lines):
                 color = PALETTE[i % len(PALETTE)]
-                parts.append(f'<text x="{x}" y="12" fill="{color}">&#9632; {_esc(name)}</text>')
+                parts.append(f'<text x="{x}" y="12" fill="{color}">&#9632; {esc(name)}</text>')
                 x += 12 + 7 * min(len(str(name)), 16)
     parts.append("</svg>")
     return "".join(parts)

@@ -101,6 +101,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         self._want_open = True
         self._removed = False
         self._last_warning = float("-inf")
+        self._warned_handlers: set[str] = set()  # handlers whose first failure was logged as a warning
         self._closed_code: int | None = None
         self._closed_reason: str = ""
         self._init_exploratory()
@@ -358,7 +359,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
     # --- errors -----------------------------------------------------------------------
 
-    def _record(self, where: str, error: str, message: str, tb: str | None = None, seq: int | None = None, exc: BaseException | None = None) -> ErrorRecord:
+    def _record(self, where: str, error: str, message: str, tb: str | None = None, seq: int | None = None) -> ErrorRecord:
         record = ErrorRecord(utc_now(), where, error, scrub(message), scrub(tb) if tb else None, seq)
         self._errors.append(record)
         self.stats.errors += 1
@@ -366,8 +367,9 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         return record
 
     def _handler_failed(self, handler_name: str, event: WsEvent, exc: BaseException, tb: str) -> None:
-        first = not any(r.where == f"handler {handler_name}" for r in self._errors)
-        self._record(f"handler {handler_name}", type(exc).__name__, str(exc), tb, event.seq, exc)
+        first = handler_name not in self._warned_handlers
+        self._warned_handlers.add(handler_name)
+        self._record(f"handler {handler_name}", type(exc).__name__, str(exc), tb, event.seq)
         (log.warning if first else log.debug)(
             "socket %r: handler %s raised %s: %s on message %d (see conn.errors; the socket goes on)",
             self.name, handler_name, type(exc).__name__, scrub(exc), event.seq,

@@ -91,3 +91,16 @@ class WaitTimeoutError(NbSocketError, TimeoutError):
 
 class LoopThreadError(NbSocketError, RuntimeError):
     """A blocking call was made from nbsocket's own loop thread, where it would deadlock."""
+
+
+class ProtocolError(NbSocketError):
+    """An application protocol (Socket.IO, GraphQL, JSON-RPC, STOMP) was used in a way it does not allow."""
+
+
+class RemoteError(NbSocketError):
+    """The server answered a ``call`` with an error: ``code``, ``message`` and ``data`` are its own."""
+
+    def __init__(self, message: str, *, code: object = None, data: object = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data

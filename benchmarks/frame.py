@@ -31,8 +31,8 @@ import pyarrow as pa  # noqa: E402
 from _common import bare_client, demo_server_process, median  # noqa: E402
 
 import nbsocket as nbs  # noqa: E402
-from nbsocket.flatten import message_fields  # noqa: E402
-from nbsocket.frame import LiveFrame  # noqa: E402
+from nbsocket.core.flatten import message_fields  # noqa: E402
+from nbsocket.core.frame import LiveFrame  # noqa: E402
 
 T0 = time.time_ns()
 

@@ -34,9 +34,9 @@ from .api import (
     test,
     wait,
 )
-from .backoff import ReconnectPolicy
-from .codecs import Codec, get_codec, register_codec
-from .connection import Connection, ErrorRecord
+from .core.backoff import ReconnectPolicy
+from .core.codecs import Codec, get_codec, register_codec
+from .runtime.connection import Connection, ErrorRecord
 from .errors import (
     CodecError,
     ConnectError,
@@ -55,11 +55,11 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
-from .events import Lockable, Request, WsEvent
-from .exploratory import Reply
-from .frame import LiveFrame
-from .options import InsecureConnectionWarning
-from .replay import BurstReport
+from .core.events import Lockable, Request, WsEvent
+from .runtime.requests import Reply
+from .core.frame import LiveFrame
+from .core.options import InsecureConnectionWarning
+from .explore.replay import BurstReport
 
 __version__ = "0.1.0"
 
@@ -77,13 +77,13 @@ __all__ = [
 
 def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
     """``%load_ext nbsocket``: register the ``%ws_*`` magics."""
-    from .magics import load_ipython_extension as load
+    from .magics.commands import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
     """``%unload_ext nbsocket``: close every socket and stop the loop thread."""
-    from .magics import unload_ipython_extension as unload
+    from .magics.commands import unload_ipython_extension as unload
 
     unload(ipython)

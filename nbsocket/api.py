@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from .compare import compare  # noqa: F401  (re-exported)
-from .connection import Connection
-from .manager import default_manager
-from .replay import burst, burst_async, replay, replay_async  # noqa: F401  (re-exported)
-from .transcript import load_transcript  # noqa: F401  (re-exported)
+from .core.compare import compare  # noqa: F401  (re-exported)
+from .runtime.connection import Connection
+from .runtime.manager import default_manager
+from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (re-exported)
+from .core.transcript import load_transcript  # noqa: F401  (re-exported)
 
 
 def connect(

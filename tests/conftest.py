@@ -13,7 +13,7 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.demo import DemoServer
-from nbsocket.manager import default_manager
+from nbsocket.runtime.manager import default_manager
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 """What the suite produces (logs, executed notebooks, screenshots); swept for secrets at the end."""

@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 import nbsocket as nbs
-from nbsocket.manager import default_manager
+from nbsocket.runtime.manager import default_manager
 
 from .servers import ConnectProxy, SilentTcpServer, WsServer, eventually
 

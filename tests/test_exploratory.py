@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.match import MISSING, compile_match, field
+from nbsocket.core.match import MISSING, compile_match, field
 
 from .misbehaving import url_of
 from .servers import eventually

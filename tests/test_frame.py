@@ -15,8 +15,8 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.errors import InvalidOptionError
-from nbsocket.flatten import MAX_DEPTH, flatten, message_fields
-from nbsocket.frame import SHARING_NEEDS_COPY, LiveFrame
+from nbsocket.core.flatten import MAX_DEPTH, flatten, message_fields
+from nbsocket.core.frame import SHARING_NEEDS_COPY, LiveFrame
 
 from .servers import eventually
 

@@ -17,13 +17,13 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import nbsocket as nbs
 from nbsocket import api
-from nbsocket.config import NbSocket
-from nbsocket.connection import MessageWaiter
-from nbsocket.magics import NbSocketMagics
-from nbsocket.magics_wait import Progress
-from nbsocket.manager import default_manager
-from nbsocket.options import ConnectOptions
-from nbsocket.redact import scrub
+from nbsocket.magics.config import NbSocket
+from nbsocket.runtime.connection import MessageWaiter
+from nbsocket.magics.commands import NbSocketMagics
+from nbsocket.magics.wait import Progress
+from nbsocket.runtime.manager import default_manager
+from nbsocket.core.options import ConnectOptions
+from nbsocket.core.redact import scrub
 
 from .servers import WsServer, eventually
 

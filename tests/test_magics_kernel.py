@@ -46,7 +46,7 @@ def test_notebook_drives_sockets_through_the_magics(demo, tmp_path) -> None:
     }
     nb = new_notebook(cells=[new_code_cell(source) for source in sources.values()])
     nb.cells[list(sources).index("error")].metadata["tags"] = ["raises-exception"]
-    nb.cells[-1].source = "from nbsocket.manager import default_manager as nbsocket_manager\n" + nb.cells[-1].source
+    nb.cells[-1].source = "from nbsocket.runtime.manager import default_manager as nbsocket_manager\n" + nb.cells[-1].source
     client = NotebookClient(nb, timeout=30, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     client.execute(env={**os.environ, "PYTHONPATH": pythonpath})

@@ -9,11 +9,11 @@ from xml.etree.ElementTree import Element
 import pytest
 
 import nbsocket as nbs
-from nbsocket import redact
-from nbsocket.backoff import Backoff, ReconnectPolicy
-from nbsocket.codecs import get_codec
-from nbsocket.events import Lockable
-from nbsocket.urls import validate_url
+from nbsocket.core import redact
+from nbsocket.core.backoff import Backoff, ReconnectPolicy
+from nbsocket.core.codecs import get_codec
+from nbsocket.core.events import Lockable
+from nbsocket.core.urls import validate_url
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.errors import InvalidOptionError
-from nbsocket.flatten import flatten
-from nbsocket.frame import LiveFrame
-from nbsocket.recording import JsonlRecorder, open_recorder
-from nbsocket.recording_parquet import SCHEMA_FILE, ParquetRecorder
+from nbsocket.core.flatten import flatten
+from nbsocket.core.frame import LiveFrame
+from nbsocket.runtime.recording.base import JsonlRecorder, open_recorder
+from nbsocket.runtime.recording.parquet import SCHEMA_FILE, ParquetRecorder
 
 from .servers import eventually
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.progress import ProgressBar
-from nbsocket.replay import replay_schedule
-from nbsocket.transcript import frame_from_entries
+from nbsocket.explore.progress import ProgressBar
+from nbsocket.explore.replay import replay_schedule
+from nbsocket.core.transcript import frame_from_entries
 
 from .misbehaving import url_of
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 import nbsocket as nbs
-from nbsocket.manager import default_manager
+from nbsocket.runtime.manager import default_manager
 
 from .servers import AiohttpServer, WsServer, eventually
 
@@ -114,7 +114,7 @@ def test_against_an_aiohttp_server() -> None:
 
 
 def test_options_repr_hides_header_values_and_secrets() -> None:
-    from nbsocket.options import build_options
+    from nbsocket.core.options import build_options
 
     options = build_options("ws://h/?token=" + SECRET_TOKEN, headers={"Authorization": "Bearer " + SECRET_BEARER},
                             secrets=[SECRET_PW])

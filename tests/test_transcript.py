@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import nbsocket as nbs
-from nbsocket.transcript import COLUMNS, TranscriptRecorder
+from nbsocket.core.transcript import COLUMNS, TranscriptRecorder
 
 from .misbehaving import url_of
 from .servers import eventually

@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 
 import nbsocket as nbs
-from nbsocket.redact import scrub
+from nbsocket.core.redact import scrub
 from nbsocket.widgets import Dashboard, LiveChart, SocketPanel, parse_message
 from nbsocket.widgets.chart import ChartBuffer, line_chart_svg
 from nbsocket.widgets.controls import InvalidMessageError
 from nbsocket.widgets.live import descendants
 from nbsocket.widgets.render import errors_html, table_html
 from nbsocket.widgets.throttle import RateGate, RateMeter, refresher
+from nbsocket.runtime.manager import default_manager
 
 from .servers import eventually
 
@@ -232,7 +233,7 @@ def test_button_callbacks_do_not_wait_for_the_loop(demo: Any) -> None:
         loop_blocked.set()
         release.wait(20)
 
-    nbs.manager.default_manager.loop_thread.call_soon(block_loop)
+    default_manager.loop_thread.call_soon(block_loop)
     assert loop_blocked.wait(5)
     try:
         clicker = threading.Thread(target=panel.controls.disconnect_button.click)

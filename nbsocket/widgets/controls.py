@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import EncodeError, NbSocketError
-from ..redact import redact_url, scrub, url_secrets
+from ..core.redact import redact_url, scrub, url_secrets
 from .render import feedback_html
 from .throttle import refresher as default_refresher
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..runtime.connection import Connection
 
 MODES = (("auto", "auto"), ("JSON", "json"), ("text", "text"))
 """How Send reads the message box: ``auto`` sends JSON if it parses and text otherwise."""

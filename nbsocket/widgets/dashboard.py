@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..manager import default_manager
+from ..runtime.manager import default_manager
 from .controls import SocketControls
 from .live import LiveView, descendants
 from .panel import COUNTERS_EVERY, MAX_RATE_HZ

@@ -29,7 +29,7 @@ class SocketFeed:
         self._frame: Any = None
 
     def attach(self, frame: Any) -> None:
-        """Follow ``frame`` (a :class:`~nbsocket.frame.LiveFrame`), starting from the rows it already has."""
+        """Follow ``frame`` (a :class:`~nbsocket.core.frame.LiveFrame`), starting from the rows it already has."""
         self.detach()
         self._frame = frame
         self._inbox.clear()

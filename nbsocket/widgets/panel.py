@@ -9,7 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..manager import default_manager
+from ..runtime.manager import default_manager
 from .chart import ChartBuffer
 from .controls import SocketControls
 from .feed import SocketFeed

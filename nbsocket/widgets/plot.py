@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InvalidOptionError
-from ..manager import default_manager
+from ..runtime.manager import default_manager
 from .chart import ChartBuffer
 from .feed import SocketFeed
 from .live import LiveView

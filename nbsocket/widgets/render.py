@@ -2,7 +2,7 @@
 
 Pure functions of plain data (a status dict, a DataFrame, error records), so
 they are easy to test and can also produce the static snapshot of a panel.
-Every piece of text goes through :func:`nbsocket.redact.scrub` and is escaped.
+Every piece of text goes through :func:`nbsocket.core.redact.scrub` and is escaped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..redact import scrub
+from ..core.redact import scrub
 
 STATE_COLORS = {
     "open": "#2e7d32",

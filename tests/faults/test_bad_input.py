@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 import nbsocket as nbs
-from nbsocket.manager import default_manager
+from nbsocket.runtime.manager import default_manager
 
 from ..servers import AiohttpServer, WsServer, eventually
 

@@ -12,7 +12,7 @@ from jupyter_client.manager import start_new_kernel
 
 import nbsocket as nbs
 from nbsocket.demo.server import DEFAULT_HOST, DemoServer
-from nbsocket.manager import default_manager
+from nbsocket.runtime.manager import default_manager
 
 from ..servers import WsServer, eventually
 

@@ -12,8 +12,8 @@ from typing import Any
 from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .codecs import get_codec
-from .options import ConnectOptions
+from ..core.codecs import get_codec
+from ..core.options import ConnectOptions
 
 _CORE = ConnectOptions()
 

@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 
-from .connection import Connection
-from .errors import SocketClosedError, WaitTimeoutError
-from .events import WsEvent
-from .flatten import message_fields
-from .session import CLOSED_FOR_GOOD
+from ..runtime.connection import Connection
+from ..errors import SocketClosedError, WaitTimeoutError
+from ..core.events import WsEvent
+from ..core.flatten import message_fields
+from ..runtime.session import CLOSED_FOR_GOOD
 
 POLL_SECONDS = 0.1
 """How often the waiting cell looks at the count, the deadline and the socket's state."""

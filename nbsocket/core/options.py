@@ -10,7 +10,7 @@ from typing import Any
 
 from .backoff import ReconnectPolicy
 from .codecs import get_codec, normalize_content_type
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 from .redact import add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
 

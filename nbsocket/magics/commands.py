@@ -2,7 +2,7 @@
 
 The magics only read the line, then call :mod:`nbsocket.api` (and so the
 default manager). A failure is one ``UsageError`` line that says what to do,
-never a traceback; defaults come from the :class:`~nbsocket.config.NbSocket`
+never a traceback; defaults come from the :class:`~nbsocket.magics.config.NbSocket`
 configurable (``%config NbSocket.max_rows = 10_000``).
 """
 
@@ -21,14 +21,14 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import TraitError
 
-from . import api
+from .. import api
 from .config import NbSocket
-from .errors import NameInUseError, NbSocketError, UnknownSocketError
-from .magics_args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
-from .magics_handler import compile_handler, has_body
-from .magics_wait import Progress, events_frame, wait_for_messages
-from .manager import default_manager
-from .redact import scrub
+from ..errors import NameInUseError, NbSocketError, UnknownSocketError
+from .args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
+from .handler import compile_handler, has_body
+from .wait import Progress, events_frame, wait_for_messages
+from ..runtime.manager import default_manager
+from ..core.redact import scrub
 
 log = logging.getLogger("nbsocket")
 _D = NbSocket()  # class defaults, for the help texts

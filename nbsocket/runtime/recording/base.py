@@ -11,7 +11,7 @@ once a second). ISO 8601 UTC timestamps, exact floats, base64 bytes, missing
 values left out. ``pd.read_json(path, lines=True, precise_float=True)``, DuckDB
 ``read_json_auto('capture.jsonl')``, Spark ``spark.read.json(path)``.
 
-Parquet: see :mod:`nbsocket.recording_parquet`.
+Parquet: see :mod:`nbsocket.runtime.recording.parquet`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidOptionError
+from ...errors import InvalidOptionError
 
 if TYPE_CHECKING:
 
-    from .frame import LiveFrame
+    from ...core.frame import LiveFrame
 
 log = logging.getLogger("nbsocket")
 
@@ -57,7 +57,7 @@ def open_recorder(path: str | os.PathLike[str], frame: LiveFrame | None, on_erro
     text = os.fspath(path)
     suffix = os.path.splitext(text)[1].lower()
     if suffix == ".parquet":
-        from .recording_parquet import ParquetRecorder  # pyarrow is only needed for Parquet
+        from .parquet import ParquetRecorder  # pyarrow is only needed for Parquet
 
         recorder: Recorder = ParquetRecorder(text, on_error)
     elif suffix in (".jsonl", ".ndjson"):

@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from ..runtime.connection import Connection
 
 _UTC = _dt.timezone.utc
 

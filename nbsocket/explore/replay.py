@@ -20,11 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from .connection import Connection
-from .errors import InvalidOptionError, OutboxFullError, SendError
-from .manager import Manager, default_manager
+from ..runtime.connection import Connection
+from ..errors import InvalidOptionError, OutboxFullError, SendError
+from ..runtime.manager import Manager, default_manager
 from .progress import ProgressBar
-from .transcript import RECEIVED, SENT, TranscriptRecorder, as_entries, frame_from_entries, write_jsonl
+from ..core.transcript import RECEIVED, SENT, TranscriptRecorder, as_entries, frame_from_entries, write_jsonl
 
 POLL_SECONDS = 0.01
 """How often a waiting replay or burst looks at its counters."""
@@ -383,7 +383,7 @@ def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, set
     between messages, ``2.0`` halves them, ``0`` sends as fast as possible.
     After the last send it waits until as many replies arrived as in the
     original, or none came for ``settle`` seconds, or ``timeout`` (default: the
-    run's duration plus 30 s). Compare two runs with :func:`nbsocket.compare`;
+    run's duration plus 30 s). Compare two runs with :func:`nbsocket.core.compare`;
     ``save=path`` writes the new run as JSON Lines too.
     """
     manager = manager or default_manager

@@ -1,8 +1,8 @@
 """One named socket (Pode's external WebSocket): its state, handlers, outbox, counters and the verbs on it.
 
-The loop side (connect, read, write, reconnect) is in :mod:`nbsocket.session`;
-waiting for messages is in :mod:`nbsocket.waiting`; request/expect and
-transcripts are in :mod:`nbsocket.exploratory`.
+The loop side (connect, read, write, reconnect) is in :mod:`nbsocket.runtime.session`;
+waiting for messages is in :mod:`nbsocket.runtime.waits`; request/expect and
+transcripts are in :mod:`nbsocket.runtime.requests`.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ from typing import Any
 from websockets.protocol import State
 
 from .closing import check_close_code
-from .codecs import get_codec
+from ..core.codecs import get_codec
 from .dispatch import Dispatcher, Handler
-from .errors import EncodeError, OutboxFullError, SocketClosedError
-from .events import Lockable, WsEvent
-from .exploratory import ExploratoryMixin
-from .frame import LiveFrame
+from ..errors import EncodeError, OutboxFullError, SocketClosedError
+from ..core.events import Lockable, WsEvent
+from .requests import ExploratoryMixin
+from ..core.frame import LiveFrame
 from .loop import LoopThread, in_handler
 from .observers import Observers
-from .options import ConnectOptions
+from ..core.options import ConnectOptions
 from .outbox import Outbox
-from .recording import Recorder, open_recorder
-from .records import ErrorRecord, Stats, ns_to_datetime, utc_now
-from .redact import redact_url, scrub
+from .recording.base import Recorder, open_recorder
+from ..core.state import ErrorRecord, Stats, ns_to_datetime, utc_now
+from ..core.redact import redact_url, scrub
 from .session import CLOSED_FOR_GOOD, STATES, SessionMixin
-from .waiting import MessageWaiter, WaitingMixin
+from .waits import MessageWaiter, WaitingMixin
 
 log = logging.getLogger("nbsocket")
 
@@ -350,7 +350,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
 
     def add_observer(self, observer: Any) -> None:
-        """Attach an internal observer (see :mod:`nbsocket.observers` for the hooks it may have)."""
+        """Attach an internal observer (see :mod:`nbsocket.runtime.observers` for the hooks it may have)."""
         self._observers.add(observer)
 
     def remove_observer(self, observer: Any) -> None:

@@ -31,8 +31,8 @@ from .codecs import get_codec
 from .flatten import message_fields
 
 if TYPE_CHECKING:
-    from .connection import Connection
-    from .outbox import Outgoing
+    from ..runtime.connection import Connection
+    from ..runtime.outbox import Outgoing
 
 SENT, RECEIVED, EVENT = "sent", "received", "event"
 TEXT, BINARY = "text", "binary"

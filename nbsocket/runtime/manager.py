@@ -14,12 +14,12 @@ import pandas as pd
 
 from .connection import Connection
 from .dispatch import Handler
-from .errors import InvalidOptionError, NameInUseError, UnknownSocketError
-from .events import Lockable
+from ..errors import InvalidOptionError, NameInUseError, UnknownSocketError
+from ..core.events import Lockable
 from .loop import LoopThread
-from .options import build_options, warn_insecure
-from .redact import add_secrets, install_log_filter, redact_url, url_secrets
-from .urls import validate_url
+from ..core.options import build_options, warn_insecure
+from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
+from ..core.urls import validate_url
 
 log = logging.getLogger("nbsocket")
 install_log_filter(log)

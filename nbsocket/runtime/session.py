@@ -16,17 +16,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from . import failures
-from .backoff import Backoff
+from ..core.backoff import Backoff
 from .closing import NORMAL_CLOSES, abort_connection, close_info
 from .dispatch import BACKLOG_HIGH
-from .errors import ConnectError
-from .events import Request, WsEvent
-from .flatten import message_fields
+from ..errors import ConnectError
+from ..core.events import Request, WsEvent
+from ..core.flatten import message_fields
 from .loop import run_blocking
-from .options import websockets_kwargs
+from ..core.options import websockets_kwargs
 from .outbox import Outgoing
-from .records import Stats, utc_now
-from .redact import redact_url
+from ..core.state import Stats, utc_now
+from ..core.redact import redact_url
 
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
@@ -36,7 +36,7 @@ CLOSED_FOR_GOOD = ("closed", "failed")
 
 
 class SessionMixin:
-    """The loop-side methods of :class:`~nbsocket.connection.Connection`."""
+    """The loop-side methods of :class:`~nbsocket.runtime.connection.Connection`."""
 
     def _set_state(self, state: str) -> None:
         if state != self._state:

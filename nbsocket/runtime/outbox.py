@@ -7,7 +7,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from .errors import OutboxFullError
+from ..errors import OutboxFullError
 
 
 class Outgoing(NamedTuple):

@@ -68,7 +68,7 @@ class Dispatcher:
     """The ordered queue of work for one socket's handlers and callbacks.
 
     While every handler and callback is synchronous, items go to a
-    :class:`~nbsocket.lane.SerialLane` (worker threads, no loop round trip);
+    :class:`~nbsocket.runtime.lane.SerialLane` (worker threads, no loop round trip);
     otherwise to an asyncio queue whose task awaits async handlers on the loop.
     An item only goes to the lane when the asyncio queue is empty, and the task
     waits for the lane to be idle before it runs anything, so order is kept.

@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 
 from defusedxml import ElementTree as SafeElementTree
 
-from .errors import CodecError, EncodeError
+from ..errors import CodecError, EncodeError
 
 Body = str | bytes
 Decoder = Callable[[Body], Any]

@@ -7,12 +7,12 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
-from .errors import WaitTimeoutError
-from .events import WsEvent
+from ..errors import WaitTimeoutError
+from ..core.events import WsEvent
 
 
 class WaitingMixin:
-    """The waiting methods of :class:`~nbsocket.connection.Connection`."""
+    """The waiting methods of :class:`~nbsocket.runtime.connection.Connection`."""
 
     _seq: int
     _handled_seq: int

@@ -21,7 +21,7 @@ def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[st
     """Which replies differ between transcripts ``a`` and ``b``, field by field; empty when they agree.
 
     ``a`` and ``b`` are transcript DataFrames (``conn.transcript()``, the
-    result of :func:`nbsocket.replay`), paths of saved ``.jsonl`` transcripts,
+    result of :func:`nbsocket.explore.replay`), paths of saved ``.jsonl`` transcripts,
     or Connections. Received messages are paired in order, or by the value of
     field ``key`` (e.g. ``key="id"`` when the server may answer out of order).
     JSON replies are compared field by field (nested fields and list items as

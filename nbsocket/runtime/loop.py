@@ -15,7 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from .errors import LoopThreadError
+from ..errors import LoopThreadError
 
 log = logging.getLogger("nbsocket")
 T = TypeVar("T")

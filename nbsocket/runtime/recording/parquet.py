@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .errors import InvalidOptionError
-from .recording import Recorder, _text
+from ...errors import InvalidOptionError
+from .base import Recorder, _text
 
 if TYPE_CHECKING:
     import pyarrow as pa

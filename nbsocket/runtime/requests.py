@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from .errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
-from .events import Request, WsEvent
-from .match import Match, Matcher, compile_match
-from .redact import scrub
-from .transcript import (
+from ..errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
+from ..core.events import Request, WsEvent
+from ..core.match import Match, Matcher, compile_match
+from ..core.redact import scrub
+from ..core.transcript import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
     RECEIVED,
@@ -149,7 +149,7 @@ class ReplyWaiter:
 
 
 class ExploratoryMixin:
-    """Methods of :class:`~nbsocket.connection.Connection` for testing servers by hand."""
+    """Methods of :class:`~nbsocket.runtime.connection.Connection` for testing servers by hand."""
 
     _transcript: TranscriptRecorder | None
 
@@ -319,7 +319,7 @@ class ExploratoryMixin:
         return frame_from_entries(recorder.entries(), recorder.meta(), parse=parse)
 
     def save_transcript(self, path: str | os.PathLike[str]) -> int:
-        """Write the transcript to ``path`` as JSON Lines (replay it with :func:`nbsocket.replay`); returns the entries written."""
+        """Write the transcript to ``path`` as JSON Lines (replay it with :func:`nbsocket.explore.replay`); returns the entries written."""
         recorder = self._transcript
         entries = recorder.entries() if recorder is not None else []
         return write_jsonl(entries, path, self._transcript_meta(recorder))
@@ -433,7 +433,7 @@ class ExploratoryMixin:
 
     def burst(self, messages: Any, rate: float | None = None, **kwargs: Any) -> Any:
         """Send ``messages`` at ``rate`` per second; see :func:`nbsocket.burst`."""
-        from .replay import burst
+        from ..explore.replay import burst
 
         return burst(self, messages, rate=rate, **kwargs)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .redact import scrub
+from ..core.redact import scrub
 
 _TOKEN = re.compile(r"\s*(\S+)")
 _TEMPLATE_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .errors import InvalidURLError
+from ..errors import InvalidURLError
 from .redact import redact_url
 
 _SUGGEST = {"http": "ws", "https": "wss"}

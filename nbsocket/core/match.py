@@ -1,6 +1,6 @@
 """Deciding whether a received message is the one a test waits for.
 
-A match is a predicate on the :class:`~nbsocket.events.WsEvent`, a dict of
+A match is a predicate on the :class:`~nbsocket.core.events.WsEvent`, a dict of
 field values that must be equal (dotted names reach into nested objects and
 lists: ``{"result.items.0.id": 7}``), a field name whose value must equal the
 same field of the request (``match="id"`` correlates replies by id), or
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 from .events import WsEvent
 
 Match = Callable[[WsEvent], bool] | Mapping[str, Any] | str | None

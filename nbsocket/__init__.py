@@ -55,7 +55,8 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
-from .core.events import Lockable, Request, WsEvent
+from .core.events import Request, WsEvent
+from .runtime.lockable import Lockable
 from .runtime.requests import Reply
 from .core.frame import LiveFrame
 from .core.options import InsecureConnectionWarning

@@ -7,11 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from .core.compare import compare  # noqa: F401  (re-exported)
 from .runtime.connection import Connection
 from .runtime.manager import default_manager
 from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (re-exported)
-from .core.transcript import load_transcript  # noqa: F401  (re-exported)
+from .explore.transcripts import compare, load_transcript  # noqa: F401  (re-exported)
 
 
 def connect(

@@ -19,8 +19,7 @@ def _demo_server(args: argparse.Namespace) -> int:
         print(f"nbsocket demo server on {server.base_url} (Ctrl-C to stop)", flush=True)
         print(f"  {server.url('/echo')}  {server.url('/ticker?rate=10')}  {server.url('/chat')}", flush=True)
         print(f"  {server.http_url('/rtm.connect')} -> a fresh {server.url('/rtm')} URL", flush=True)
-        assert server._stopped is not None
-        await server._stopped.wait()
+        await server.wait_stopped()
 
     try:
         asyncio.run(run())

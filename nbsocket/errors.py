@@ -89,6 +89,10 @@ class WaitTimeoutError(NbSocketError, TimeoutError):
     """Waiting for messages or for a state took longer than the timeout."""
 
 
+class TranscriptError(NbSocketError, ValueError):
+    """A file or object given as a transcript is not one (see ``conn.save_transcript``)."""
+
+
 class LoopThreadError(NbSocketError, RuntimeError):
     """A blocking call was made from nbsocket's own loop thread, where it would deadlock."""
 

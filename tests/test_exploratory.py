@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def own_observers(conn: nbs.Connection) -> list[Any]:
-    return [o for o in conn._observers if o is not conn._transcript]
+    return [o for o in conn._observers if o is not conn._transcript.recorder]
 
 
 # --- matching -------------------------------------------------------------------------------

@@ -506,7 +506,7 @@ def test_cell_handler_with_await_runs_as_an_async_handler(ip, demo) -> None:
     conn = magic(ip, f"ws_connect ha {demo.url('/echo')}")
     cell(ip, "import asyncio\nasync_seen = []")
     cell(ip, "%%ws_handler ha\nawait asyncio.sleep(0)\nasync_seen.append(event.data)")
-    assert conn._handlers[0].is_async
+    assert conn._handlers.current[0].is_async
     waiter = conn.waiter(1)
     magic(ip, "ws_send ha [1]")
     waiter.future.result(5)

@@ -12,7 +12,7 @@ import nbsocket as nbs
 from nbsocket.core import redact
 from nbsocket.core.backoff import Backoff, ReconnectPolicy
 from nbsocket.core.codecs import get_codec
-from nbsocket.core.events import Lockable
+from nbsocket.runtime.lockable import Lockable
 from nbsocket.core.urls import validate_url
 
 

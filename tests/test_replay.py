@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.explore.progress import ProgressBar
+from nbsocket.runtime.progress import ProgressBar
 from nbsocket.explore.replay import replay_schedule
-from nbsocket.core.transcript import frame_from_entries
+from nbsocket.core.transcript import Entry, frame_from_entries
 
 from .misbehaving import url_of
 
@@ -40,11 +40,11 @@ def record_prices(url: str, ids: list[int]) -> nbs.Connection:
 
 def test_schedule_keeps_the_original_gaps_scaled_by_speed() -> None:
     entries = [
-        (5 * SECOND, "event", "open", None, None),
-        (10 * SECOND, "sent", "text", 1, "a"),
-        (int(10.1 * SECOND), "received", "text", 1, "a"),
-        (int(10.1 * SECOND), "sent", "text", 2, "b"),
-        (int(10.3 * SECOND), "sent", "binary", 3, b"c"),
+        Entry(5 * SECOND, "event", "open", None, None),
+        Entry(10 * SECOND, "sent", "text", 1, "a"),
+        Entry(int(10.1 * SECOND), "received", "text", 1, "a"),
+        Entry(int(10.1 * SECOND), "sent", "text", 2, "b"),
+        Entry(int(10.3 * SECOND), "sent", "binary", 3, b"c"),
     ]
     assert [(round(o, 6), b) for o, b in replay_schedule(entries, 1.0)] == [(0.0, "a"), (0.1, "b"), (0.3, b"c")]
     assert [round(o, 6) for o, _ in replay_schedule(entries, 2.0)] == [0.0, 0.05, 0.15]
@@ -104,7 +104,7 @@ def test_replay_waits_for_replies_then_reports_the_missing_ones(bad_server: Any)
 
 def test_compare_pairs_by_key_when_replies_come_out_of_order() -> None:
     def transcript(bodies: list[str]) -> Any:
-        entries = [(i * SECOND, "received", "text", i + 1, body) for i, body in enumerate(bodies)]
+        entries = [Entry(i * SECOND, "received", "text", i + 1, body) for i, body in enumerate(bodies)]
         return frame_from_entries(entries, {"content_type": "application/json"})
 
     a = transcript(['{"id":1,"v":{"x":1}}', '{"id":2,"v":{"x":2}}', '{"id":3,"items":[1,2]}'])

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import nbsocket as nbs
-from nbsocket.core.transcript import COLUMNS, TranscriptRecorder
+from nbsocket.core.transcript import COLUMNS
+from nbsocket.runtime.transcript import TranscriptRecorder
 
 from .misbehaving import url_of
 from .servers import eventually
@@ -126,7 +127,7 @@ def test_transcript_is_bounded_and_can_be_turned_off(demo: Any) -> None:
     assert len(t) <= 20 and t.attrs["dropped"] >= 101 - 20
     assert t.iloc[-1]["body"] == '{"id":49}'  # the newest are kept
     conn.keep_transcript(0)
-    assert conn._transcript is None and conn.transcript().empty
+    assert conn._transcript.recorder is None and conn.transcript().empty
     assert all(not isinstance(o, TranscriptRecorder) for o in conn._observers)
     conn.request({"id": 50}, match="id")
     conn.keep_transcript()

@@ -14,7 +14,6 @@ import datetime as _dt
 import decimal
 import io
 import json
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -197,8 +196,7 @@ class CodecRegistry:
     """Maps content types to codecs; ``+json`` and ``+xml`` suffix types fall back to JSON and XML."""
 
     def __init__(self) -> None:
-        self._codecs: dict[str, Codec] = {}
-        self._lock = threading.Lock()
+        self._codecs: dict[str, Codec] = {}  # replaced whole on change, so readers on any thread see one version
 
     def register(self, content_type: str, decode: Decoder, encode: Encoder, *, description: str = "", replace: bool = False) -> Codec:
         """Add a codec for ``content_type``; ``replace=True`` overrides an existing one."""
@@ -208,10 +206,9 @@ class CodecRegistry:
         if not callable(decode) or not callable(encode):
             raise TypeError("decode and encode must be callables")
         codec = Codec(key, decode, encode, description)
-        with self._lock:
-            if key in self._codecs and not replace:
-                raise ValueError(f"a codec for {key!r} is already registered; pass replace=True to override it")
-            self._codecs[key] = codec
+        if key in self._codecs and not replace:
+            raise ValueError(f"a codec for {key!r} is already registered; pass replace=True to override it")
+        self._codecs = {**self._codecs, key: codec}
         return codec
 
     def get(self, content_type: str | None) -> Codec:
@@ -229,8 +226,7 @@ class CodecRegistry:
 
     def content_types(self) -> list[Codec]:
         """Every registered codec."""
-        with self._lock:
-            return list(self._codecs.values())
+        return list(self._codecs.values())
 
 
 registry = CodecRegistry()

@@ -13,6 +13,8 @@ from .codecs import get_codec
 from .match import MISSING, field
 from .transcript import RECEIVED, as_entries
 
+__all__ = ["compare", "COLUMNS"]
+
 COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
 """``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``, ``reply only in a`` or ``reply only in b``."""
 
@@ -21,8 +23,8 @@ def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[st
     """Which replies differ between transcripts ``a`` and ``b``, field by field; empty when they agree.
 
     ``a`` and ``b`` are transcript DataFrames (``conn.transcript()``, the
-    result of :func:`nbsocket.explore.replay`), paths of saved ``.jsonl`` transcripts,
-    or Connections. Received messages are paired in order, or by the value of
+    result of :func:`nbsocket.replay`), Connections, or ``(entries, meta)``
+    pairs (:func:`nbsocket.compare` also takes paths of saved ``.jsonl`` files). Received messages are paired in order, or by the value of
     field ``key`` (e.g. ``key="id"`` when the server may answer out of order).
     JSON replies are compared field by field (nested fields and list items as
     dotted names, ``quote.bid``, ``items.0.id``); other replies as a whole.
@@ -61,7 +63,7 @@ Reply = tuple  # (seq, body, fields)
 
 
 def _replies(transcript: Any) -> list[Reply]:
-    entries, meta = as_entries(transcript)
+    entries, meta = transcript if isinstance(transcript, tuple) else as_entries(transcript)
     try:
         decode = get_codec(meta.get("content_type")).decode
     except ValueError:

@@ -1,63 +1,38 @@
-"""What a handler receives: :class:`WsEvent`, its raw :class:`Request`, and the shared :class:`Lockable`."""
+"""What a handler receives: :class:`WsEvent` and its raw :class:`Request`.
+
+An event acts on its socket through :class:`SocketVerbs`, the few verbs a
+handler may call; the runtime's ``Connection`` provides them. The shared
+``lockable`` mapping is the runtime's :class:`~nbsocket.runtime.lockable.Lockable`.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
-import threading
-from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import MutableMapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ..runtime.connection import Connection
+from ..errors import SocketClosedError
 
 _UTC = _dt.timezone.utc
 
+__all__ = ["SocketVerbs", "Request", "WsEvent", "utf8_size"]
 
-class Lockable(MutableMapping):
-    """A dict shared by every handler, guarded by one re-entrant lock.
 
-    ``with event.lockable as state: state["n"] = state.get("n", 0) + 1`` holds
-    the lock for the whole block; single item reads and writes lock on their own.
-    """
+def utf8_size(text: str | bytes) -> int:
+    """Size in bytes of a message body: ``bytes`` as they are, text as UTF-8 (lone surrogates counted as sent)."""
+    if isinstance(text, str):
+        return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return len(text)
 
-    def __init__(self) -> None:
-        self._data: dict[Any, Any] = {}
-        self._lock = threading.RLock()
 
-    def __enter__(self) -> dict[Any, Any]:
-        self._lock.acquire()
-        return self._data
+class SocketVerbs(Protocol):
+    """What an event may do to its own socket (Pode's verbs without ``-Name`` inside a handler)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+    def send(self, message: Any) -> None: ...
 
-    @property
-    def lock(self) -> threading.RLock:
-        """The lock itself, for code that wants to hold it longer."""
-        return self._lock
+    def disconnect(self, code: int = 1000, reason: str = "") -> None: ...
 
-    def __getitem__(self, key: Any) -> Any:
-        with self._lock:
-            return self._data[key]
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-
-    def __delitem__(self, key: Any) -> None:
-        with self._lock:
-            del self._data[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        with self._lock:
-            return iter(list(self._data))
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        with self._lock:
-            return f"Lockable({self._data!r})"
+    def reset(self, url: str | None = None) -> None: ...
 
 
 class Request:
@@ -74,10 +49,7 @@ class Request:
     @property
     def size(self) -> int:
         """Size of the body in bytes (UTF-8 for text frames)."""
-        body = self.body
-        if isinstance(body, str):
-            return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
-        return len(body)
+        return utf8_size(self.body)
 
     def __repr__(self) -> str:
         kind = "binary" if self.is_binary else "text"
@@ -102,9 +74,9 @@ class WsEvent:
         request: Request,
         seq: int,
         ts_ns: int,
-        lockable: Lockable,
+        lockable: MutableMapping[Any, Any],
         error: str | None = None,
-        connection: Connection | None = None,
+        connection: SocketVerbs | None = None,
     ) -> None:
         self.name = name
         self.data = data
@@ -134,9 +106,9 @@ class WsEvent:
         """True when the message parsed."""
         return self.error is None
 
-    def _conn(self) -> Connection:
+    def _conn(self) -> SocketVerbs:
         if self.connection is None:
-            raise RuntimeError("this event is not attached to a connection")
+            raise SocketClosedError("this event is not attached to a socket")
         return self.connection
 
     def send(self, message: Any) -> None:

@@ -15,7 +15,7 @@ rows to subscribers at their rate and to flush pending rows to sinks.
 from __future__ import annotations
 
 import logging
-import threading
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidOptionError
 from .flatten import field_name
 
 log = logging.getLogger("nbsocket")
@@ -89,6 +90,10 @@ class LiveFrame:
     NA in earlier rows; a field that changes type keeps its earlier values (the
     column becomes ``object``). Past ``max_columns`` columns, new fields go into
     one ``extra`` column as a dict per row, reported once.
+
+    Pure data, no threads of its own: a frame written on one thread and read
+    on others needs a re-entrant ``lock`` (the runtime passes a
+    ``threading.RLock``); without one it is for one thread only.
     """
 
     def __init__(
@@ -98,17 +103,18 @@ class LiveFrame:
         max_columns: int = 1000,
         chunk_rows: int = 4096,
         flush_interval: float = FLUSH_SECONDS,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
         if max_rows is not None and max_rows < 1:
-            raise ValueError("max_rows must be a positive number of rows, or None for no cap")
+            raise InvalidOptionError("max_rows must be a positive number of rows, or None for no cap")
         if max_columns < len(BASE_COLUMNS) + 2:
-            raise ValueError(f"max_columns must be at least {len(BASE_COLUMNS) + 2}")
+            raise InvalidOptionError(f"max_columns must be at least {len(BASE_COLUMNS) + 2}")
         self.name = name
         self.max_rows = max_rows
         self.max_columns = max_columns
         self.chunk_rows = max(16, min(chunk_rows, max_rows or chunk_rows))
         self.flush_interval = flush_interval
-        self._lock = threading.RLock()
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
         self._extra_used = False
         self._pending_ts: list[int] = []
@@ -400,9 +406,9 @@ class LiveFrame:
         Rows the cap dropped before a call are not delivered.
         """
         if not callable(callback):
-            raise TypeError("callback must be callable")
+            raise InvalidOptionError("callback must be callable")
         if isinstance(max_rate_hz, bool) or not isinstance(max_rate_hz, (int, float)) or not max_rate_hz > 0:
-            raise ValueError("max_rate_hz must be a positive number of calls per second")
+            raise InvalidOptionError("max_rate_hz must be a positive number of calls per second")
         sub = Subscription(self, callback, 1.0 / max_rate_hz)
         with self._lock:
             sub.next_index = self._total

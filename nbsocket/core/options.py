@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ssl as _ssl
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -36,7 +35,7 @@ class ConnectOptions:
     subprotocols: tuple[str, ...] = ()
     origin: str | None = None
     user_agent: Any = DEFAULT
-    ssl: _ssl.SSLContext | None = None
+    ssl: Any = None  # an ssl.SSLContext
     insecure: bool = False
     proxy: str | bool | None = True
     open_timeout: float | None = 10.0
@@ -139,7 +138,7 @@ def build_options(url: str, **kwargs: Any) -> ConnectOptions:
         raise InvalidOptionError(f"max_rows must be a positive integer or None, not {max_rows!r}")
     ssl_context = kwargs.get("ssl")
     secure = url.lower().startswith("wss:")
-    if ssl_context is not None and not isinstance(ssl_context, _ssl.SSLContext):
+    if ssl_context is not None and not callable(getattr(ssl_context, "wrap_socket", None)):
         raise InvalidOptionError("ssl must be an ssl.SSLContext (or None for default verification)")
     if (ssl_context is not None or kwargs.get("insecure")) and not secure:
         raise InvalidOptionError("ssl and insecure apply to wss:// URLs only; this URL is ws://")
@@ -158,14 +157,6 @@ def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     return options
 
 
-def insecure_context() -> _ssl.SSLContext:
-    """A TLS context that does not verify certificates (``insecure=True``)."""
-    context = _ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = _ssl.CERT_NONE
-    return context
-
-
 def warn_insecure(shown_url: str) -> None:
     """Warn that certificate verification is off for a socket."""
     warnings.warn(
@@ -174,27 +165,3 @@ def warn_insecure(shown_url: str) -> None:
         InsecureConnectionWarning,
         stacklevel=4,
     )
-
-
-def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
-    """The keyword arguments for ``websockets.asyncio.client.connect``."""
-    kwargs: dict[str, Any] = {
-        "additional_headers": list(options.headers) or None,
-        "subprotocols": list(options.subprotocols) or None,
-        "origin": options.origin,
-        "proxy": options.proxy,
-        "open_timeout": options.open_timeout,
-        "ping_interval": options.ping_interval,
-        "ping_timeout": options.ping_timeout,
-        "close_timeout": options.close_timeout,
-        "max_size": options.max_size,
-        "max_queue": options.max_queue,
-        "compression": options.compression,
-    }
-    if options.user_agent is not DEFAULT:
-        kwargs["user_agent_header"] = options.user_agent
-    if options.insecure:
-        kwargs["ssl"] = insecure_context()
-    elif options.ssl is not None:
-        kwargs["ssl"] = options.ssl
-    return kwargs

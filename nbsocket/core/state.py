@@ -1,10 +1,17 @@
-"""What a connection counts and remembers: its counters and its error records."""
+"""What a connection counts and remembers: its states, counters and error records."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
 from typing import NamedTuple
+
+__all__ = ["STATES", "CLOSED_FOR_GOOD", "Stats", "ErrorRecord", "utc_now", "ns_to_datetime"]
+
+STATES = ("connecting", "open", "reconnecting", "closed", "failed")
+"""A socket's states, in the order of a normal life."""
+CLOSED_FOR_GOOD = ("closed", "failed")
+"""States in which nothing happens until the user connects again."""
 
 
 def utc_now() -> _dt.datetime:

@@ -1,13 +1,12 @@
 """Transcripts: every frame a socket sends and receives, and its connection events, in order.
 
-A :class:`TranscriptRecorder` is a connection observer. On the hot path it
-appends one small tuple per frame to a bounded deque (no parsing, no
-pandas); the DataFrame is built only when asked for, by
-:func:`frame_from_entries`, which parses bodies with the socket's codec.
-Transcripts are saved as JSON Lines (:func:`write_jsonl`) and read back with
-:func:`load_transcript`, so a saved run can be replayed and compared.
+This module is the pure part: the :class:`Entry` record, the DataFrame built
+from entries (:func:`frame_from_entries`, which parses bodies with the
+socket's codec) and the JSON Lines text of a saved transcript
+(:func:`jsonl_lines`, :func:`parse_jsonl`). The runtime's recorder appends
+entries on the hot path; files are written and read by the layers above.
 
-An entry is a tuple ``(ts_ns, direction, kind, seq, body, error, code, reason, info)``:
+An entry is ``(ts_ns, direction, kind, seq, body, error, code, reason, info)``:
 ``direction`` is ``sent``, ``received`` or ``event``; ``kind`` is ``text`` or
 ``binary`` for frames and ``open``, ``reconnect``, ``close``, ``reset``,
 ``error`` or ``failed`` for events.
@@ -16,154 +15,59 @@ An entry is a tuple ``(ts_ns, direction, kind, seq, body, error, code, reason, i
 from __future__ import annotations
 
 import base64
-import collections
 import datetime as _dt
 import json
-import os
-import sys
-import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from ..errors import TranscriptError
 from .codecs import get_codec
+from .events import utf8_size
 from .flatten import message_fields
-
-if TYPE_CHECKING:
-    from ..runtime.connection import Connection
-    from ..runtime.outbox import Outgoing
 
 SENT, RECEIVED, EVENT = "sent", "received", "event"
 TEXT, BINARY = "text", "binary"
 COLUMNS = ("timestamp", "direction", "seq", "kind", "size", "body", "error", "code", "reason", "info")
 """The fixed transcript columns; parsed message fields follow them (a field named like one gets a ``data.`` prefix)."""
 
+__all__ = [
+    "SENT", "RECEIVED", "EVENT", "TEXT", "BINARY", "COLUMNS", "DEFAULT_MAX_ENTRIES", "DEFAULT_MAX_BYTES", "Entry", "new_entry",
+    "body_size", "frame_from_entries", "entries_from_frame", "jsonl_lines", "parse_jsonl", "as_entries",
+]
+
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BYTES = 32 * 2**20
 FORMAT = "nbsocket-transcript"
 FORMAT_VERSION = 1
 
-Entry = tuple  # (ts_ns, direction, kind, seq, body, error, code, reason, info)
+class Entry(NamedTuple):
+    """One transcript entry: a frame sent or received, or a connection event."""
+
+    ts_ns: int
+    direction: str
+    kind: str | None
+    seq: int | None
+    body: str | bytes | None
+    error: str | None = None
+    code: int | None = None
+    reason: str | None = None
+    info: Any = None
 
 
-class TranscriptRecorder:
-    """Records a connection's frames and events into a bounded deque, oldest dropped first.
+new_entry = tuple.__new__
+"""``new_entry(Entry, (nine values))``: an :class:`Entry` without the keyword machinery (the recorder's hot path)."""
 
-    ``max_entries`` bounds the number of entries and ``max_bytes`` the bodies
-    they hold (``None``: no bound); past a bound the oldest tenth is dropped
-    at once. Frames are recorded on the loop thread.
-    """
 
-    def __init__(self, conn: Connection, max_entries: int | None = DEFAULT_MAX_ENTRIES, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
-        self.conn = conn
-        self._entries: collections.deque[Entry] = collections.deque()
-        self._bytes = 0
-        self.dropped = 0
-        self.received = 0
-        self.sent = 0
-        self._reconnects_seen = conn.stats.reconnects
-        self.set_bounds(max_entries, max_bytes)
-
-    def set_bounds(self, max_entries: int | None, max_bytes: int | None) -> None:
-        """Change the bounds (takes effect with the next entry)."""
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._limit = max_entries if max_entries is not None else sys.maxsize
-        self._byte_limit = max_bytes if max_bytes is not None else sys.maxsize
-
-    # --- observer hooks (loop thread, except errors raised by handlers) ------------
-
-    def on_frame(self, ts_ns: int, seq: int, body: str | bytes, is_binary: bool, error: str | None) -> None:
-        entries = self._entries
-        entries.append((ts_ns, RECEIVED, BINARY if is_binary else TEXT, seq, body, error))
-        self.received += 1
-        self._bytes += len(body)
-        if len(entries) > self._limit or self._bytes > self._byte_limit:
-            self._evict()
-
-    def on_sent(self, item: Outgoing, ts_ns: int) -> None:
-        body = item.payload
-        entries = self._entries
-        entries.append((ts_ns, SENT, TEXT if body.__class__ is str else BINARY, self.conn.stats.messages_out, body, None))
-        self.sent += 1
-        self._bytes += len(body)
-        if len(entries) > self._limit or self._bytes > self._byte_limit:
-            self._evict()
-
-    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
-        ts = time.time_ns()
-        if kind == "open":
-            reconnects = self.conn.stats.reconnects
-            kind = "reconnect" if reconnects > self._reconnects_seen else "open"
-            self._reconnects_seen = reconnects
-            detail = info.get("url")
-            if info.get("subprotocol"):
-                detail = f"{detail} (subprotocol {info['subprotocol']})"
-            entry: Entry = (ts, EVENT, kind, None, None, None, None, None, detail)
-        elif kind == "close":
-            entry = (ts, EVENT, "close", None, None, None, info.get("code"), info.get("reason") or "", None)
-        elif kind == "error":
-            entry = (ts, EVENT, "error", None, None, f"{info.get('error')}: {info.get('message')}", None, None, info.get("where"))
-        elif kind == "reset":
-            entry = (ts, EVENT, "reset", None, None, None, None, None, info.get("url"))
-        elif kind == "state" and info.get("state") == "failed":
-            entry = (ts, EVENT, "failed", None, None, None, None, None, None)
-        else:
-            return
-        self._entries.append(entry)
-        if len(self._entries) > self._limit:
-            self._evict()
-
-    def _evict(self) -> None:
-        """Drop the oldest entries down to 90% of the bounds, so that eviction is not paid on every message."""
-        entries = self._entries
-        limit = self._limit - self._limit // 10
-        byte_limit = self._byte_limit - self._byte_limit // 10
-        while entries and (len(entries) > limit or self._bytes > byte_limit):
-            body = entries.popleft()[4]
-            if body is not None:
-                self._bytes -= len(body)
-            self.dropped += 1
-
-    def trim(self) -> None:
-        """Apply the bounds now (after they were lowered)."""
-        if len(self._entries) > self._limit or self._bytes > self._byte_limit:
-            self._evict()
-
-    # --- reading (any thread) ------------------------------------------------------
-
-    def entries(self) -> list[Entry]:
-        """A copy of the entries kept now, oldest first."""
-        for _ in range(100):
-            try:
-                return list(self._entries)
-            except RuntimeError:  # appended to while copying; try again
-                continue
-        return list(self._entries.copy())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        """Forget every entry kept (counters go on)."""
-        self._entries.clear()
-        self._bytes = 0
-
-    def meta(self) -> dict[str, Any]:
-        """What a saved transcript says about its socket."""
-        conn = self.conn
-        return {"socket": conn.name, "url": conn.url, "content_type": conn.content_type, "dropped": self.dropped}
+# --- DataFrames
 
 
 # --- DataFrames ----------------------------------------------------------------------
 
 def body_size(body: str | bytes | None) -> int | None:
     """Size of a body in bytes (UTF-8 for text)."""
-    if body is None:
-        return None
-    if isinstance(body, str):
-        return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
-    return len(body)
+    return None if body is None else utf8_size(body)
 
 
 def _fields(entry: Entry, decode: Any) -> dict[str, Any]:
@@ -191,7 +95,6 @@ def frame_from_entries(entries: Iterable[Entry], meta: dict[str, Any] | None = N
     decode = _decoder(meta.get("content_type"))
     rows = []
     for entry in entries:
-        entry = _padded(entry)
         row = {
             "timestamp": entry[0], "direction": entry[1], "seq": entry[3], "kind": entry[2],
             "size": body_size(entry[4]), "body": entry[4], "error": entry[5], "code": entry[6],
@@ -213,10 +116,6 @@ def frame_from_entries(entries: Iterable[Entry], meta: dict[str, Any] | None = N
     return frame
 
 
-def _padded(entry: Entry) -> Entry:
-    return entry if len(entry) >= 9 else entry + (None,) * (9 - len(entry))
-
-
 def _decoder(content_type: str | None) -> Any:
     try:
         return get_codec(content_type).decode
@@ -233,7 +132,7 @@ def entries_from_frame(frame: pd.DataFrame) -> list[Entry]:
     direction, seq, kind, _size, body, error, code, reason, info = columns
     out = []
     for i, ts in enumerate(stamps):
-        out.append((
+        out.append(Entry(
             int(ts), direction[i], kind[i], _int(seq[i]), _none(body[i]), _none(error[i]),
             _int(code[i]), _none(reason[i]), _none(info[i]),
         ))
@@ -251,29 +150,17 @@ def _int(value: Any) -> int | None:
 
 # --- JSON Lines ------------------------------------------------------------------------
 
-def write_jsonl(transcript: pd.DataFrame | Sequence[Entry], path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> int:
-    """Write a transcript (a DataFrame or entries) to ``path`` as JSON Lines; returns the entries written.
-
-    The first line describes the transcript (``"direction": "meta"``: socket,
-    redacted URL, content type); then one line per entry. Binary bodies are
-    base64 with ``"encoding": "base64"``.
-    """
-    if isinstance(transcript, pd.DataFrame):
-        meta = {**transcript.attrs, **(meta or {})}
-        entries = entries_from_frame(transcript)
-    else:
-        entries = list(transcript)
-        meta = dict(meta or {})
+def jsonl_lines(entries: Iterable[Entry], meta: dict[str, Any] | None = None) -> Iterator[str]:
+    """The lines of a saved transcript: a header (``"direction": "meta"``: socket, redacted URL, content
+    type), then one line per entry. Binary bodies are base64 with ``"encoding": "base64"``."""
     header = {
         "direction": "meta", "format": FORMAT, "version": FORMAT_VERSION,
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        **{k: v for k, v in meta.items() if _jsonable(v)},
+        **{k: v for k, v in (meta or {}).items() if _jsonable(v)},
     }
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(json.dumps(header) + "\n")
-        for entry in entries:
-            out.write(json.dumps(_entry_record(_padded(entry)), ensure_ascii=False) + "\n")
-    return len(entries)
+    yield json.dumps(header) + "\n"
+    for entry in entries:
+        yield json.dumps(_entry_record(entry), ensure_ascii=False) + "\n"
 
 
 def _jsonable(value: Any) -> bool:
@@ -300,52 +187,44 @@ def _entry_record(entry: Entry) -> dict[str, Any]:
     return record
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[Entry], dict[str, Any]]:
-    """The entries and the meta data of a transcript saved with :func:`write_jsonl`."""
+def parse_jsonl(lines: Iterable[str], source: str = "transcript") -> tuple[list[Entry], dict[str, Any]]:
+    """The entries and meta data of a saved transcript's lines; :class:`TranscriptError` names what is wrong."""
     entries: list[Entry] = []
     meta: dict[str, Any] = {}
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{os.fspath(path)} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
-            if record.get("direction") == "meta":
-                meta = {k: v for k, v in record.items() if k not in ("direction",)}
-                continue
-            body = record.get("body")
-            if body is not None and record.get("encoding") == "base64":
-                body = base64.b64decode(body)
-            entries.append((
-                int(record["ts_ns"]), record["direction"], record.get("kind"), record.get("seq"), body,
-                record.get("error"), record.get("code"), record.get("reason"), record.get("info"),
-            ))
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TranscriptError(f"{source} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
+        direction = record.get("direction") if isinstance(record, dict) else None
+        if direction not in (SENT, RECEIVED, EVENT, "meta") or (direction != "meta" and not isinstance(record.get("ts_ns"), int)):
+            raise TranscriptError(
+                f"{source} line {number} is not a transcript entry (every line of a saved transcript has "
+                "'direction' and 'ts_ns'); save one with conn.save_transcript(path)"
+            )
+        if direction == "meta":
+            meta = {k: v for k, v in record.items() if k != "direction"}
+            continue
+        body = record.get("body")
+        if body is not None and record.get("encoding") == "base64":
+            body = base64.b64decode(body)
+        entries.append(Entry(
+            record["ts_ns"], direction, record.get("kind"), record.get("seq"), body,
+            record.get("error"), record.get("code"), record.get("reason"), record.get("info"),
+        ))
     return entries, meta
 
 
-def load_transcript(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A transcript saved with ``conn.save_transcript(path)``, as the same DataFrame ``conn.transcript()`` gives."""
-    entries, meta = read_jsonl(path)
-    meta.pop("format", None)
-    meta.pop("version", None)
-    meta["path"] = os.fspath(path)
-    return frame_from_entries(entries, meta)
-
-
 def as_entries(transcript: Any) -> tuple[list[Entry], dict[str, Any]]:
-    """Entries and meta data of a transcript given as a DataFrame, a path, or a :class:`Connection`."""
+    """Entries and meta data of a transcript given as a DataFrame or an object with ``transcript_entries()``."""
     if isinstance(transcript, pd.DataFrame):
         return entries_from_frame(transcript), dict(transcript.attrs)
-    if isinstance(transcript, (str, os.PathLike)):
-        entries, meta = read_jsonl(transcript)
-        meta["path"] = os.fspath(transcript)
-        return entries, meta
-    recorder = getattr(transcript, "_transcript", None)
-    if isinstance(recorder, TranscriptRecorder):
-        return recorder.entries(), recorder.meta()
-    raise TypeError(
+    entries_of = getattr(transcript, "transcript_entries", None)
+    if callable(entries_of):
+        return entries_of()
+    raise TranscriptError(
         f"a transcript is a DataFrame from conn.transcript() or nbs.replay(), a path to a saved .jsonl "
         f"transcript, or a Connection; not {type(transcript).__name__}"
     )

@@ -129,6 +129,12 @@ class DemoServer:
         if self._stopped is not None:
             self._stopped.set()
 
+    async def wait_stopped(self) -> None:
+        """Wait until the server was stopped (after :meth:`start`, on the same loop)."""
+        if self._stopped is None:
+            raise RuntimeError("the demo server was not started")
+        await self._stopped.wait()
+
     async def serve_forever(self) -> None:
         """Start and run until cancelled."""
         await self.start()

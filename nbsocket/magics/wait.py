@@ -13,7 +13,7 @@ from ..runtime.connection import Connection
 from ..errors import SocketClosedError, WaitTimeoutError
 from ..core.events import WsEvent
 from ..core.flatten import message_fields
-from ..runtime.session import CLOSED_FOR_GOOD
+from ..core.state import CLOSED_FOR_GOOD
 
 POLL_SECONDS = 0.1
 """How often the waiting cell looks at the count, the deadline and the socket's state."""

@@ -1,12 +1,13 @@
-"""Closing sockets: which close codes a client may send, what a finished connection's code was, aborting."""
+"""Closing sockets on the loop: what a finished connection's code was, and aborting one."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-NORMAL_CLOSES = (1000, 1001)
-"""Close codes of a normal end (not recorded as errors)."""
+from ..core.closes import NORMAL_CLOSES
+
+__all__ = ["NORMAL_CLOSES", "abort_connection", "close_info"]
 
 
 async def abort_connection(ws: Any) -> None:
@@ -31,8 +32,3 @@ def close_info(ws: Any) -> tuple[int, str, bool]:
     if sent is not None:
         return sent.code, sent.reason, True
     return 1006, "", False
-
-
-def check_close_code(code: int) -> None:
-    if not isinstance(code, int) or not (code in (1000, 1001) or 1002 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-        raise ValueError(f"{code!r} is not a close code a client may send (use 1000, 1001, or 3000-4999)")

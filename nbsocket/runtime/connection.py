@@ -1,149 +1,156 @@
-"""One named socket (Pode's external WebSocket): its state, handlers, outbox, counters and the verbs on it.
+"""One named socket (Pode's external WebSocket): a facade that owns its parts and exposes the verbs.
 
-The loop side (connect, read, write, reconnect) is in :mod:`nbsocket.runtime.session`;
-waiting for messages is in :mod:`nbsocket.runtime.waits`; request/expect and
-transcripts are in :mod:`nbsocket.runtime.requests`.
+Like an httpx client, a :class:`Connection` holds its parts and delegates to
+them: the :class:`~nbsocket.runtime.session.Session` (the loop side: the
+``websockets`` connection, state, URL, reconnects), the outbox, the
+handlers and their dispatcher, the error log, waits, requests, latency, the
+transcript, the live frame and the recorder. Every public method is a thin
+delegate that carries the user-facing docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import time
-from collections.abc import Callable
-from typing import Any
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
-from websockets.protocol import State
+import pandas as pd
 
-from .closing import check_close_code
+from ..core.closes import check_close_code
 from ..core.codecs import get_codec
-from .dispatch import Dispatcher, Handler
-from ..errors import EncodeError, OutboxFullError, SocketClosedError
-from ..core.events import Lockable, WsEvent
-from .requests import ExploratoryMixin
+from ..core.events import WsEvent
 from ..core.frame import LiveFrame
+from ..core.match import Match
+from ..core.options import ConnectOptions
+from ..core.state import CLOSED_FOR_GOOD, STATES, ErrorRecord, Stats, ns_to_datetime
+from ..core.transcript import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
+from ..errors import EncodeError, OutboxFullError, SocketClosedError
+from .dispatch import Dispatcher
+from .errorlog import ErrorLog
+from .handlers import Handler, HandlerList
+from .latency import Latency
+from .lockable import Lockable
 from .loop import LoopThread, in_handler
 from .observers import Observers
-from ..core.options import ConnectOptions
 from .outbox import Outbox
+from .pacing import Burst, BurstReport, run_sync
 from .recording.base import Recorder, open_recorder
-from ..core.state import ErrorRecord, Stats, ns_to_datetime, utc_now
-from ..core.redact import redact_url, scrub
-from .session import CLOSED_FOR_GOOD, STATES, SessionMixin
-from .waits import MessageWaiter, WaitingMixin
+from .requests import Reply, Requests
+from .session import Session
+from .transcript import Transcript
+from .waits import MessageWaiter, Waits
+
+if TYPE_CHECKING:
+    from .manager import Manager
 
 log = logging.getLogger("nbsocket")
 
-MAX_ERROR_RECORDS = 200
 DEFAULT_TIMEOUT: Any = object()
 """Marks "use the socket's option" for a per-call timeout."""
-WARN_EVERY = 10.0
-"""Seconds between two connection warnings of one socket in the log (every error is still in ``conn.errors``)."""
 
 __all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Stats", "STATES"]
 
 
-class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
+class Connection:
     """A named connection to an external WebSocket server (Pode's ``Connect-PodeWebSocket``).
 
     Created by :func:`nbsocket.connect`. Its verbs (``send``, ``disconnect``,
     ``reset``, ``remove``, ``test``) are safe to call from any thread, handlers
-    included: inside a handler they schedule instead of waiting.
+    included: inside a handler they schedule instead of waiting. The
+    ``*_async`` verbs do the same without blocking, from any event loop.
     """
 
     def __init__(
-        self,
-        manager: Any,
-        name: str,
-        url: str,
-        options: ConnectOptions,
-        *,
-        lockable: Lockable,
-        loop_thread: LoopThread,
+        self, manager: Manager, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
     ) -> None:
         self.name = name
-        self._manager = manager
-        self._url = url
-        self.url = redact_url(url)
         self.options = options
         self.lockable = lockable
-        self._loop_thread = loop_thread
-        self._codec = get_codec(options.content_type)
         self.content_type = options.content_type
-        self._handlers: list[Handler] = []
         self.on_open: Callable[..., Any] | None = None
         self.on_close: Callable[..., Any] | None = None
         self.on_error: Callable[..., Any] | None = None
         self.stats = Stats()
-        self._errors: collections.deque[ErrorRecord] = collections.deque(maxlen=MAX_ERROR_RECORDS)
-        self._state = "connecting"
-        self._seq = 0
-        self._handled_seq = 0
-        self._last_ts_ns = 0
+        self._manager = manager
+        self._loop_thread = loop_thread
+        self._codec = get_codec(options.content_type)
+        self._removed = False
+        self._handlers = HandlerList()
         self._outbox = Outbox(name, options.outbox_size)
-        self._writer_idle = False
         self._observers = Observers(name)
+        self._errors = ErrorLog(name, self.stats, self._notify, lambda: self.state)
         self.frame: LiveFrame | None = (
-            LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns) if options.frame else None
+            LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns, lock=threading.RLock())
+            if options.frame
+            else None
         )
         if self.frame is not None:
-            self.frame.on_column_cap = lambda message: self._record("frame", "ColumnCap", message)
+            self.frame.on_column_cap = lambda message: self._errors.record("frame", "ColumnCap", message)
         self.recorder: Recorder | None = (
-            open_recorder(options.record, self.frame, on_error=lambda message: self._record("record", "RecordingError", message))
+            open_recorder(options.record, self.frame, on_error=lambda message: self._errors.record("record", "RecordingError", message))
             if options.record is not None
             else None
         )
-        self._dispatcher = Dispatcher(self)
-        self._ws: Any = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._send_wake: asyncio.Event | None = None
-        self._want_open = True
-        self._removed = False
-        self._last_warning = float("-inf")
-        self._warned_handlers: set[str] = set()  # handlers whose first failure was logged as a warning
-        self._closed_code: int | None = None
-        self._closed_reason: str = ""
-        self._init_exploratory()
+        self._dispatcher = Dispatcher(name, self, self._handlers, self._outbox, self._observers, self._errors, loop_thread)
+        self._session = Session(
+            name, url, options, verbs=self, lockable=lockable, codec=self._codec, stats=self.stats, outbox=self._outbox,
+            observers=self._observers, dispatcher=self._dispatcher, errors=self._errors, handlers=self._handlers,
+            frame=self.frame, recorder=self.recorder,
+        )
+        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._on_loop_soon)
+        self._latency = Latency(self._session, loop_thread)
+        self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread)
+        self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread)
 
-    # --- public properties ------------------------------------------------------
+    # --- state ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The socket's URL with secrets redacted."""
+        return self._session.url
+
 
     @property
     def state(self) -> str:
         """``connecting``, ``open``, ``reconnecting``, ``closed`` or ``failed``."""
-        return self._state
+        return self._session.state
 
     @property
     def is_open(self) -> bool:
         """True while the socket is open."""
-        return self._state == "open"
+        return self._session.state == "open"
 
     def test(self) -> bool:
         """Is the socket open right now? (Pode's ``Test-PodeWebSocket``)"""
-        ws = self._ws
-        return self._state == "open" and ws is not None and ws.protocol.state is State.OPEN
+        return self._session.test()
+
+    @property
+    def removed(self) -> bool:
+        """True once the socket was removed (``nbs.remove``, ``shutdown``): it can no longer be used."""
+        return self._removed
 
     @property
     def errors(self) -> list[ErrorRecord]:
         """The most recent errors on this socket (handlers, connects, closes), oldest first."""
-        return list(self._errors)
+        return self._errors.records()
 
     @property
     def last_error(self) -> ErrorRecord | None:
         """The most recent error, or ``None``."""
-        return self._errors[-1] if self._errors else None
+        return self._errors.last
 
     @property
     def last_latency(self) -> float | None:
         """Round-trip time of the last keepalive ping in seconds (``None`` before the first)."""
-        ws = self._ws
-        latency = getattr(ws, "latency", 0.0) if ws is not None else 0.0
-        return latency or None
+        return self._session.last_latency
 
     @property
     def handlers(self) -> list[Callable[..., Any]]:
         """The registered message handlers, in call order."""
-        return [h.fn for h in self._handlers]
+        return self._handlers.functions()
 
     @property
     def queued(self) -> int:
@@ -153,18 +160,27 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol the server chose, if any."""
-        ws = self._ws
-        return getattr(ws, "subprotocol", None) if ws is not None else None
+        return self._session.subprotocol
 
     @property
     def close_code(self) -> int | None:
         """Close code of the last closed connection."""
-        return self._closed_code
+        return self._session.closed_code
 
     @property
     def close_reason(self) -> str:
         """Close reason of the last closed connection."""
-        return self._closed_reason
+        return self._session.closed_reason
+
+    @property
+    def received(self) -> int:
+        """Messages received so far (the ``seq`` of the latest)."""
+        return self._session.seq
+
+    @property
+    def handled(self) -> int:
+        """The ``seq`` of the latest message every handler has run for."""
+        return self._dispatcher.handled_seq
 
     def status(self) -> dict[str, Any]:
         """This socket's row of :func:`nbsocket.connections` (no secrets)."""
@@ -173,7 +189,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         return {
             "name": self.name,
             "url": self.url,
-            "state": self._state,
+            "state": self.state,
             "content_type": self.content_type,
             "messages_in": s.messages_in,
             "messages_out": s.messages_out,
@@ -186,19 +202,16 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             "last_error": str(last) if last else None,
             "latency": self.last_latency,
             "opened_at": s.opened_at,
-            "last_message_at": ns_to_datetime(self._last_ts_ns),
+            "last_message_at": ns_to_datetime(self._session.last_ts_ns),
             "rows": len(self.frame) if self.frame is not None else None,
             "handlers": len(self._handlers),
         }
 
     def __repr__(self) -> str:
         s = self.stats
-        return (
-            f"<Connection {self.name!r} {self.url} {self._state}: "
-            f"{s.messages_in} in, {s.messages_out} out, {s.errors} errors>"
-        )
+        return f"<Connection {self.name!r} {self.url} {self.state}: {s.messages_in} in, {s.messages_out} out, {s.errors} errors>"
 
-    # --- handlers ---------------------------------------------------------------
+    # --- handlers ---------------------------------------------------------------------
 
     def on_message(self, fn: Callable[..., Any] | None = None, *, args: tuple[Any, ...] = (), key: str | None = None) -> Any:
         """Add a handler called as ``fn(event, *args)`` for every message; usable as a decorator.
@@ -207,30 +220,24 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         (re-running a cell does not add a second copy).
         """
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
-            self._add_handler(Handler(func, args, key))
+            self._handlers.add(Handler(func, args, key))
             return func
 
         return register if fn is None else register(fn)
 
-    def _add_handler(self, handler: Handler) -> None:
-        handlers = list(self._handlers)
-        if handler.key is not None:
-            for i, existing in enumerate(handlers):
-                if existing.key == handler.key:
-                    handlers[i] = handler
-                    self._handlers = handlers
-                    return
-        handlers.append(handler)
-        self._handlers = handlers
-
     def remove_handler(self, fn_or_key: Any) -> bool:
         """Remove a handler by function or key; True if one was removed."""
-        kept = [h for h in self._handlers if h.fn is not fn_or_key and (h.key is None or h.key != fn_or_key)]
-        removed = len(kept) != len(self._handlers)
-        self._handlers = kept
-        return removed
+        return self._handlers.remove(fn_or_key)
 
-    # --- sending ----------------------------------------------------------------
+    def add_observer(self, observer: Any) -> None:
+        """Attach an internal observer (see :mod:`nbsocket.runtime.observers` for the hooks it may have)."""
+        self._observers.add(observer)
+
+    def remove_observer(self, observer: Any) -> None:
+        """Detach an observer."""
+        self._observers.remove(observer)
+
+    # --- sending ------------------------------------------------------------------------
 
     def encode(self, message: Any) -> str | bytes:
         """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type."""
@@ -264,7 +271,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         stays full.
         """
         payload = self.encode(message)
-        state = self._state
+        state = self.state
         if self._removed or state in CLOSED_FOR_GOOD:
             raise SocketClosedError(self._closed_message("send on"))
         try:
@@ -277,20 +284,17 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             self._outbox.put(payload, state, wait)
         self._wake_writer()
 
+    def _wake_writer(self) -> None:
+        loop_thread = self._loop_thread
+        if loop_thread.running:
+            self._session.wake_writer(loop_thread.in_loop_thread(), loop_thread.call_soon)
+
     def _closed_message(self, verb: str) -> str:
         if self._removed:
             return f"cannot {verb} {self.name!r}: it was removed; connect it again with nbs.connect()"
-        why = f" (code {self._closed_code}{' ' + repr(self._closed_reason) if self._closed_reason else ''})" if self._closed_code else ""
-        return f"cannot {verb} {self.name!r}: the socket is {self._state}{why}; call nbs.reset({self.name!r}) to reconnect"
-
-    def _wake_writer(self) -> None:
-        wake = self._send_wake
-        if not self._writer_idle or wake is None or not self._loop_thread.running:
-            return  # a busy writer takes the next message without being woken
-        if self._loop_thread.in_loop_thread():
-            wake.set()
-        else:
-            self._loop_thread.call_soon(wake.set)
+        code, reason = self.close_code, self.close_reason
+        why = f" (code {code}{' ' + repr(reason) if reason else ''})" if code else ""
+        return f"cannot {verb} {self.name!r}: the socket is {self.state}{why}; call nbs.reset({self.name!r}) to reconnect"
 
     def clear_outbox(self) -> int:
         """Drop the messages waiting to be sent; returns how many were dropped."""
@@ -299,27 +303,12 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             log.warning("socket %r: dropped %d queued message(s) on request", self.name, dropped)
         return dropped
 
-    # --- verbs that drive the loop ------------------------------------------------
-
-    def _drive(self, coro: Any, timeout: float | None) -> Any:
-        """Run a coroutine on the loop: wait from a notebook thread, schedule from a handler or the loop."""
-        if in_handler() or self._loop_thread.in_loop_thread():
-            future = self._loop_thread.spawn(coro)
-            future.add_done_callback(self._log_scheduled_failure)
-            return None
-        return self._loop_thread.run(coro, timeout)
-
-    def _log_scheduled_failure(self, future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self._record("scheduled", type(exc).__name__, str(exc))
+    # --- verbs that drive the loop --------------------------------------------------------
 
     def disconnect(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket and keep its registration (Pode's ``Disconnect-PodeWebSocket``)."""
         check_close_code(code)
-        self._drive(self._stop(code, reason), self._stop_timeout())
+        self._run_or_schedule(self._session.stop(code, reason), self.stop_timeout)
 
     def reset(self, url: str | None = None) -> None:
         """Reconnect, to ``url`` if given, keeping handlers, options, frame and counters (Pode's ``Reset-PodeWebSocket``).
@@ -327,10 +316,8 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         From a notebook it waits until the socket is open and raises the cause if
         the first attempt fails; from a handler it is scheduled.
         """
-        if self._removed:
-            raise SocketClosedError(self._closed_message("reset"))
-        new_url = self._manager._validate_url_for(self, url) if url is not None else None
-        self._drive(self._reset(new_url), self._open_wait_timeout() + self._stop_timeout())
+        new_url = self._check_reset(url)
+        self._run_or_schedule(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
 
     def connect(self) -> None:
         """Open a disconnected socket again (same as ``reset()`` with the same URL)."""
@@ -340,61 +327,214 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         """Disconnect and forget this socket (Pode's ``Remove-PodeWebSocket``)."""
         self._manager.remove(self.name)
 
-    def _stop_timeout(self) -> float:
+    async def open_async(self) -> None:
+        """Open the socket for the first time, for ``await`` from any event loop (``nbs.connect`` does this)."""
+        await self._on_loop(self._session.open_first(), self.open_timeout_total)
+
+    async def disconnect_async(self, code: int = 1000, reason: str = "") -> None:
+        """Like :meth:`disconnect`, for ``await`` from any event loop (widgets, cells); never blocks."""
+        check_close_code(code)
+        await self._on_loop(self._session.stop(code, reason), self.stop_timeout)
+
+    async def reset_async(self, url: str | None = None) -> None:
+        """Like :meth:`reset`, for ``await`` from any event loop; raises the cause if the socket cannot open."""
+        new_url = self._check_reset(url)
+        await self._on_loop(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
+
+    async def connect_async(self) -> None:
+        """Like :meth:`connect`, for ``await`` from any event loop."""
+        await self.reset_async()
+
+    def _check_reset(self, url: str | None) -> str | None:
+        if self._removed:
+            raise SocketClosedError(self._closed_message("reset"))
+        return self._manager.validate_url_for(self, url) if url is not None else None
+
+    @property
+    def stop_timeout(self) -> float:
+        """The longest a close can take (``close_timeout`` plus a margin), in seconds."""
         return (self.options.close_timeout or 5.0) + 5.0
 
-    def _open_wait_timeout(self) -> float:
+    @property
+    def open_timeout_total(self) -> float:
+        """The longest an open can take (``open_timeout`` plus a margin), in seconds."""
         return (self.options.open_timeout or 60.0) + 5.0
 
-    # --- waiting for messages -------------------------------------------------------
+    def _run_or_schedule(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
+        """Run a coroutine on the loop: wait from a notebook thread, schedule from a handler or the loop."""
+        if in_handler() or self._loop_thread.in_loop_thread():
+            future = self._loop_thread.spawn(coro)
+            future.add_done_callback(self._log_scheduled_failure)
+            return None
+        return self._loop_thread.run(coro, timeout)
 
+    async def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        """Await ``coro`` on nbsocket's loop from whatever loop runs this, bounded by ``timeout``."""
+        if self._loop_thread.in_loop_thread():
+            return await asyncio.wait_for(coro, timeout)
+        return await asyncio.wait_for(asyncio.wrap_future(self._loop_thread.submit(coro)), timeout)
 
-    def add_observer(self, observer: Any) -> None:
-        """Attach an internal observer (see :mod:`nbsocket.runtime.observers` for the hooks it may have)."""
-        self._observers.add(observer)
-
-    def remove_observer(self, observer: Any) -> None:
-        """Detach an observer."""
-        self._observers.remove(observer)
-
-    # --- errors -----------------------------------------------------------------------
-
-    def _record(self, where: str, error: str, message: str, tb: str | None = None, seq: int | None = None) -> ErrorRecord:
-        record = ErrorRecord(utc_now(), where, error, scrub(message), scrub(tb) if tb else None, seq)
-        self._errors.append(record)
-        self.stats.errors += 1
-        self._notify("error", {"where": where, "error": error, "message": record.message})
-        return record
-
-    def _handler_failed(self, handler_name: str, event: WsEvent, exc: BaseException, tb: str) -> None:
-        first = handler_name not in self._warned_handlers
-        self._warned_handlers.add(handler_name)
-        self._record(f"handler {handler_name}", type(exc).__name__, str(exc), tb, event.seq)
-        (log.warning if first else log.debug)(
-            "socket %r: handler %s raised %s: %s on message %d (see conn.errors; the socket goes on)",
-            self.name, handler_name, type(exc).__name__, scrub(exc), event.seq,
-        )
-        if self.on_error is not None:
-            self._loop_thread.call_soon(self._dispatcher.push, "error", exc)
-
-    def _callback_failed(self, where: str, exc: BaseException, tb: str) -> None:
-        self._record(where, type(exc).__name__, str(exc), tb)
-        log.warning("socket %r: %s raised %s: %s", self.name, where, type(exc).__name__, scrub(exc))
-
-    def _connection_error(self, where: str, exc: BaseException) -> None:
-        self._record(where, type(exc).__name__, str(exc))
-        now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY:
-            self._last_warning = now
-            log.warning("socket %r: %s (state %s; see conn.errors)", self.name, scrub(exc), self._state)
+    def _on_loop_soon(self, fn: Callable[[], None]) -> None:
+        if self._loop_thread.running and not self._loop_thread.in_loop_thread():
+            self._loop_thread.call_soon(fn)
         else:
-            log.debug("socket %r: %s", self.name, scrub(exc))
-        if self.on_error is not None:
-            self._dispatcher.push("error", exc)
+            fn()
+
+    def _log_scheduled_failure(self, future: Any) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._errors.record("scheduled", type(exc).__name__, str(exc))
+
+    # --- what the manager does to a connection (runtime only) ------------------------------
+
+    def _same_target(self, url: str, options: ConnectOptions) -> bool:
+        return self._session.real_url == url and self.options == options
+
+    def _mark_removed(self) -> None:
+        self._removed = True
+
+    async def _shutdown(self, code: int = 1001, reason: str = "going away") -> None:
+        await self._session.shutdown(code, reason)
+
+    def _abort(self) -> None:
+        self._session.abort_transport()
+
+    def _sample_latency(self) -> None:
+        self._latency.sample()
 
     def _notify(self, kind: str, info: dict[str, Any]) -> None:
         self._observers.call(self._observers.on_lifecycle, kind, info)
 
-    # --- loop side: lifecycle -------------------------------------------------------
+    def _describe(self) -> dict[str, Any]:
+        return {"socket": self.name, "url": self.url, "content_type": self.content_type}
 
+    # --- waiting for messages ---------------------------------------------------------------
 
+    def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+        """Block until ``count`` more messages (matching ``match``) arrive; returns them.
+
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds; Ctrl-C stops waiting.
+        """
+        return self._waits.wait(count, timeout, match)
+
+    async def wait_async(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+        """Like :meth:`wait`, for ``await`` in a cell (does not block the kernel)."""
+        return await self._waits.wait_async(count, timeout, match)
+
+    def wait_handled(self, timeout: float | None = 30.0) -> int:
+        """Block until the handlers have run for every message received so far; returns that message's seq."""
+        return self._waits.wait_handled(timeout)
+
+    def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
+        """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
+        return self._waits.waiter(count, match)
+
+    # --- request / expect -------------------------------------------------------------------
+
+    def request(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
+        """Send ``message`` and wait for the first reply that matches; returns a :class:`Reply`.
+
+        ``match`` is a predicate on the event, a dict of field values that must
+        be equal (dotted names for nested fields: ``{"result.id": 7}``; a
+        callable value tests the field), a field name whose value must equal
+        the request's (``match="id"``), or ``None`` (the next message). The
+        matcher is registered before the message is queued, so a fast reply is
+        never missed. It returns as soon as the reply is received (the
+        socket's handlers may still be running on it), so a sync handler may
+        itself call ``request``. Blocks at most ``timeout`` seconds, then raises
+        :class:`WaitTimeoutError` showing the last messages received, or
+        :class:`SocketClosedError` at once if the socket closes for good;
+        Ctrl-C stops waiting. In a cell, ``await conn.request_async(...)``
+        does not block the kernel.
+        """
+        return self._requests.request(message, match, timeout)
+
+    async def request_async(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
+        """Like :meth:`request`, for ``await`` (in a cell, or in an async handler)."""
+        return await self._requests.request_async(message, match, timeout)
+
+    def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+        """Wait for a message that matches (see :meth:`request` for ``match``) without sending; returns its event.
+
+        Only messages arriving from now on count, unless ``since`` is given: a
+        sequence number, an event or a :class:`Reply`; then messages received
+        after it count too (looked up in the transcript), e.g.
+        ``conn.expect({"type": "done"}, since=reply)`` after a request.
+        """
+        return self._requests.expect(match, timeout, since)
+
+    async def expect_async(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+        """Like :meth:`expect`, for ``await``."""
+        return await self._requests.expect_async(match, timeout, since)
+
+    # --- transcript ------------------------------------------------------------------------
+
+    def transcript(self, parse: bool = True) -> pd.DataFrame:
+        """Every frame sent and received and every connection event, in order, as a DataFrame.
+
+        Columns: ``timestamp`` (UTC), ``direction`` (``sent``, ``received``,
+        ``event``), ``seq`` (the socket's received-message number, or the
+        sent-message number), ``kind`` (``text``/``binary``, or ``open``,
+        ``reconnect``, ``close``, ``reset``, ``error``, ``failed``), ``size``
+        (bytes), ``body`` (as sent or received), ``error``, ``code`` and
+        ``reason`` (of a close), ``info``; then the parsed message fields
+        (``parse=False`` leaves them out). ``attrs["dropped"]`` counts entries
+        the bound pushed out.
+        """
+        return self._transcript.frame(parse)
+
+    def transcript_entries(self) -> tuple[list[Entry], dict[str, Any]]:
+        """The transcript's raw entries and meta data (what :func:`nbsocket.replay` and ``compare`` read)."""
+        return self._transcript.entries()
+
+    def save_transcript(self, path: str | os.PathLike[str]) -> int:
+        """Write the transcript to ``path`` as JSON Lines (replay it with :func:`nbsocket.replay`); returns the entries written."""
+        return self._transcript.save(path)
+
+    def keep_transcript(self, max_entries: int | None = DEFAULT_MAX_ENTRIES, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+        """Set how much of the transcript is kept: ``max_entries`` entries holding at most ``max_bytes`` of bodies.
+
+        The transcript is on by default (10,000 entries, 32 MiB). ``None``
+        lifts a bound; ``max_entries=0`` turns recording off (and forgets it).
+        """
+        self._transcript.keep(max_entries, max_bytes)
+
+    def clear_transcript(self) -> None:
+        """Forget the transcript so far (recording goes on)."""
+        self._transcript.clear()
+
+    # --- latency ---------------------------------------------------------------------------
+
+    def ping(self, timeout: float = 5.0) -> float:
+        """Send a WebSocket ping now and return the round-trip time in seconds (also kept in :meth:`latency`)."""
+        return self._latency.ping(timeout)
+
+    async def ping_async(self, timeout: float = 5.0) -> float:
+        """Like :meth:`ping`, for ``await``."""
+        return await self._latency.ping_async(timeout)
+
+    def latency(self) -> pd.DataFrame:
+        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_ms``.
+
+        ``ping`` rows are the keepalive pings (every ``ping_interval``) and
+        :meth:`ping` calls; ``request`` rows are :meth:`request` round trips.
+        """
+        return self._latency.history()
+
+    def latency_stats(self) -> pd.DataFrame:
+        """Round-trip statistics in milliseconds, one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
+        return self._latency.stats()
+
+    def request_stats(self) -> pd.Series:
+        """Round-trip statistics of :meth:`request` calls in milliseconds (``count``, ``p50_ms``, ``p95_ms``, ``p99_ms`` ...)."""
+        return self._latency.stats().loc["request"]
+
+    def burst(self, messages: Any, rate: float | None = None, *, count: int | None = None, timeout: float = 60.0,
+              settle: float = 0.2, progress: bool | None = None) -> BurstReport:
+        """Send ``messages`` at ``rate`` per second and report what was delivered; see :func:`nbsocket.burst`."""
+        self._loop_thread.refuse_here("conn.burst()", "`await nbs.burst_async(...)`")
+        run = Burst(self, messages, rate, count, timeout, settle, progress)
+        run_sync(run.steps())
+        return run.report()

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
+import enum
 import inspect
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..core.events import WsEvent
+from .errorlog import ErrorLog
+from .handlers import Handler, HandlerList, is_async_callable
 from .lane import SerialLane
-from .loop import handler_scope, run_blocking
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from .loop import LoopThread, handler_scope, run_blocking
+from .observers import Observers
+from .outbox import Outbox
 
 log = logging.getLogger("nbsocket")
 
@@ -31,37 +33,19 @@ BACKLOG_HIGH = 100_000
 BACKLOG_LOW = BACKLOG_HIGH // 2
 BATCH = 512
 
-
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, partials of them and objects with an async ``__call__``."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+__all__ = ["Dispatcher", "Kind", "BACKLOG_HIGH", "BACKLOG_LOW"]
 
 
-def describe(fn: Callable[..., Any]) -> str:
-    """A short name for a handler, for error records."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+class Kind(enum.Enum):
+    """What a dispatcher item is: a message for the handlers, or a lifecycle callback to call."""
+
+    MESSAGE = "message"
+    OPEN = "on_open"
+    CLOSE = "on_close"
+    ERROR = "on_error"
 
 
-class Handler:
-    """A registered message handler with its extra positional ``args`` (Pode's ``-ArgumentList``)."""
-
-    __slots__ = ("fn", "args", "is_async", "name", "key")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), key: str | None = None) -> None:
-        if not callable(fn):
-            raise TypeError(f"a handler must be callable, not {type(fn).__name__}")
-        self.fn = fn
-        self.args = tuple(args)
-        self.is_async = is_async_callable(fn)
-        self.name = describe(fn)
-        self.key = key
-
-    def __repr__(self) -> str:
-        return f"<Handler {self.name}{' async' if self.is_async else ''}>"
+MESSAGE, OPEN, CLOSE, ERROR = Kind.MESSAGE, Kind.OPEN, Kind.CLOSE, Kind.ERROR
 
 
 class Dispatcher:
@@ -72,22 +56,36 @@ class Dispatcher:
     otherwise to an asyncio queue whose task awaits async handlers on the loop.
     An item only goes to the lane when the asyncio queue is empty, and the task
     waits for the lane to be idle before it runs anything, so order is kept.
+
+    ``callbacks`` is the connection: its ``on_open``, ``on_close`` and
+    ``on_error`` attributes are read when an item runs, and it is the first
+    argument they get.
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(
+        self,
+        name: str,
+        callbacks: Any,
+        handlers: HandlerList,
+        outbox: Outbox,
+        observers: Observers,
+        errors: ErrorLog,
+        loop_thread: LoopThread,
+    ) -> None:
+        self.name = name
+        self._callbacks = callbacks
+        self._handlers = handlers
+        self._outbox = outbox
+        self._observers = observers
+        self._errors = errors
+        self._loop_thread = loop_thread
         self._items: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._lane = SerialLane(self._run_batch_sync, lambda: conn._loop_thread.handler_pool)
+        self._lane = SerialLane(self._run_batch_sync, lambda: loop_thread.handler_pool)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._sync_key: tuple[Any, ...] = ()
         self._sync_only = True
-        self._handled = 0
-
-    @property
-    def handled(self) -> int:
-        """Items handled so far."""
-        return self._handled + self._lane.handled
+        self.handled_seq = 0
 
     @property
     def backlog(self) -> int:
@@ -98,7 +96,7 @@ class Dispatcher:
         """Start the dispatcher task (on the loop thread)."""
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.conn.name}")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.name}")
 
     async def stop(self) -> None:
         """Stop the dispatcher task, abandoning what is queued."""
@@ -111,8 +109,10 @@ class Dispatcher:
             except (asyncio.CancelledError, Exception):
                 pass
 
+    # --- what the reader pushes (loop thread) ----------------------------------------
+
     def push(self, *item: Any) -> None:
-        """Queue an item (loop thread only): ``("message", event)``, ``("open", ready)``, ``("close", code, reason)``, ``("error", exc)``."""
+        """Queue an item (loop thread only): ``(MESSAGE, event)``, ``(OPEN, ready)``, ``(CLOSE, code, reason)``, ``(ERROR, exc)``."""
         if not self._items and self._all_sync_now():
             self._lane.push(item)
             return
@@ -120,12 +120,36 @@ class Dispatcher:
         if self._wake is not None:
             self._wake.set()
 
+    def push_open(self, ready: asyncio.Event) -> None:
+        """The socket opened: run ``on_open`` (if any), then set ``ready`` so the writer starts."""
+        if self._callbacks.on_open is not None:
+            self.push(OPEN, ready)
+        else:
+            ready.set()
+
+    def push_close(self, code: int | None, reason: str) -> None:
+        """The socket closed: run ``on_close`` (if any)."""
+        if self._callbacks.on_close is not None:
+            self.push(CLOSE, code, reason)
+
+    def push_error(self, exc: BaseException) -> None:
+        """A connection error: run ``on_error`` (if any; loop thread)."""
+        if self._callbacks.on_error is not None:
+            self.push(ERROR, exc)
+
+    def note_handled(self, event: WsEvent) -> None:
+        """``event`` has been through every handler (any thread): tell the observers."""
+        self.handled_seq = event.seq
+        observers = self._observers
+        if observers.on_handled:
+            observers.call(observers.on_handled, event)
+
     def _all_sync_now(self) -> bool:
-        conn = self.conn
-        key = (conn._handlers, conn.on_open, conn.on_close, conn.on_error)
+        callbacks = self._callbacks
+        key = (self._handlers.current, callbacks.on_open, callbacks.on_close, callbacks.on_error)
         if len(key) != len(self._sync_key) or any(a is not b for a, b in zip(key, self._sync_key)):
             self._sync_key = key
-            self._sync_only = not any(h.is_async for h in conn._handlers) and not any(
+            self._sync_only = not any(h.is_async for h in self._handlers.current) and not any(
                 cb is not None and is_async_callable(cb) for cb in key[1:]
             )
         return self._sync_only
@@ -135,9 +159,11 @@ class Dispatcher:
         while self.backlog > BACKLOG_LOW and self._task is not None and not self._task.done():
             await asyncio.sleep(0.01)
 
+    # --- running items ------------------------------------------------------------------
+
     async def _run(self) -> None:
         assert self._wake is not None
-        pool = self.conn._loop_thread.handler_pool
+        pool = self._loop_thread.handler_pool
         while True:
             if not self._items:
                 self._wake.clear()
@@ -150,23 +176,22 @@ class Dispatcher:
             else:
                 for item in batch:
                     await self._run_item(item, pool)
-            self._handled += len(batch)
 
     def _callback(self, item: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...], asyncio.Event | None]:
-        """For an ``open``/``close``/``error`` item: its name, callback (or ``None``), arguments and ready event."""
-        conn = self.conn
-        kind = item[0]
-        if kind == "open":
-            return "on_open", conn.on_open, (conn,), item[1]
-        if kind == "close":
-            return "on_close", conn.on_close, (conn, item[1], item[2]), None
-        return "on_error", conn.on_error, (conn, item[1]), None
+        """For an ``OPEN``/``CLOSE``/``ERROR`` item: its name, callback (or ``None``), arguments and ready event."""
+        conn = self._callbacks
+        kind: Kind = item[0]
+        if kind is OPEN:
+            return kind.value, conn.on_open, (conn,), item[1]
+        if kind is CLOSE:
+            return kind.value, conn.on_close, (conn, item[1], item[2]), None
+        return kind.value, conn.on_error, (conn, item[1]), None
 
     @contextlib.contextmanager
     def _first_in_outbox(self, where: str) -> Iterator[None]:
         """While ``on_open`` runs, its sends go ahead of what was queued while the socket was down."""
-        outbox = self.conn._outbox
-        outbox.priority = where == "on_open"
+        outbox = self._outbox
+        outbox.priority = where == OPEN.value
         try:
             yield
         finally:
@@ -178,12 +203,11 @@ class Dispatcher:
                 self._run_item_sync(item)
 
     def _run_item_sync(self, item: tuple[Any, ...]) -> None:
-        conn = self.conn
-        if item[0] == "message":
+        if item[0] is MESSAGE:
             event = item[1]
-            for handler in conn._handlers:  # replaced, never changed in place
+            for handler in self._handlers.current:
                 self._call_handler(handler, event)
-            conn._handled(event)
+            self.note_handled(event)
             return
         where, callback, args, ready = self._callback(item)
         try:
@@ -191,14 +215,13 @@ class Dispatcher:
                 with self._first_in_outbox(where):
                     self._call_sync(callback, *args)
         except Exception as exc:
-            conn._callback_failed(where, exc, traceback.format_exc())
+            self._errors.callback_failed(where, exc, traceback.format_exc())
         finally:
             if ready is not None:
-                conn._loop_thread.loop.call_soon_threadsafe(ready.set)
+                self._loop_thread.loop.call_soon_threadsafe(ready.set)
 
     async def _run_item(self, item: tuple[Any, ...], pool: Any) -> None:
-        conn = self.conn
-        if item[0] != "message":
+        if item[0] is not MESSAGE:
             where, callback, args, ready = self._callback(item)
             if callback is None or not is_async_callable(callback):
                 await run_blocking(pool, self._run_batch_sync, [item])
@@ -207,21 +230,21 @@ class Dispatcher:
                 with self._first_in_outbox(where):
                     await callback(*args)
             except Exception as exc:
-                conn._callback_failed(where, exc, traceback.format_exc())
+                self._errors.callback_failed(where, exc, traceback.format_exc())
             finally:
                 if ready is not None:
                     ready.set()
             return
         event = item[1]
-        for handler in conn._handlers:  # replaced, never changed in place
+        for handler in self._handlers.current:
             if handler.is_async:
                 try:
                     await handler.fn(event, *handler.args)
                 except Exception as exc:
-                    conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+                    self._handler_failed(handler, event, exc)
             else:
                 await run_blocking(pool, self._run_one_sync, handler, event)
-        conn._handled(event)
+        self.note_handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
         with handler_scope():
@@ -232,13 +255,18 @@ class Dispatcher:
         try:
             self._call_sync(handler.fn, event, *handler.args)
         except Exception as exc:
-            self.conn._handler_failed(handler.name, event, exc, traceback.format_exc())
+            self._handler_failed(handler, event, exc)
+
+    def _handler_failed(self, handler: Handler, event: Any, exc: Exception) -> None:
+        self._errors.handler_failed(handler.name, event.seq, exc, traceback.format_exc())
+        if self._callbacks.on_error is not None:
+            self._loop_thread.call_soon(self.push, ERROR, exc)
 
     def _call_sync(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn`` on a worker thread; if it returns an awaitable, await it on the loop."""
         result = fn(*args)
         if inspect.isawaitable(result):
-            asyncio.run_coroutine_threadsafe(_awaited(result), self.conn._loop_thread.loop).result()
+            asyncio.run_coroutine_threadsafe(_awaited(result), self._loop_thread.loop).result()
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 
 from .connection import Connection
-from .dispatch import Handler
 from ..errors import InvalidOptionError, NameInUseError, UnknownSocketError
-from ..core.events import Lockable
+from .lockable import Lockable
 from .loop import LoopThread
 from ..core.options import build_options, warn_insecure
+from ..core.state import CLOSED_FOR_GOOD
 from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
 from ..core.urls import validate_url
 
@@ -74,7 +74,7 @@ class Manager:
     def find(self, name: str) -> Connection | None:
         """The live connection registered as ``name``, or ``None`` (unknown, or being removed)."""
         conn = self._connections.get(name)
-        return None if conn is None or conn._removed else conn
+        return None if conn is None or conn.removed else conn
 
     def __contains__(self, name: object) -> bool:
         return name in self._connections
@@ -104,10 +104,10 @@ class Manager:
         with self._lock:
             existing = self._connections.get(name)
             if existing is not None and not replace:
-                if existing._url != url or existing.options != opts:
+                if not existing._same_target(url, opts):
                     raise NameInUseError(self._in_use_message(existing, url, opts))
                 self._configure(existing, handler, args, on_open, on_close, on_error)
-                reopen = existing.state in ("closed", "failed")
+                reopen = existing.state in CLOSED_FOR_GOOD
             else:
                 reopen = False
         if existing is not None and not replace:
@@ -126,7 +126,7 @@ class Manager:
             warn_insecure(conn.url)
         self._ensure_started()
         try:
-            self._loop_thread.run(conn._open_first(), conn._open_wait_timeout())
+            self._loop_thread.run(conn.open_async(), conn.open_timeout_total)
         except BaseException:
             with self._lock:
                 if self._connections.get(name) is conn:
@@ -138,14 +138,14 @@ class Manager:
     @staticmethod
     def _configure(conn: Connection, handler: Any, args: tuple[Any, ...], on_open: Any, on_close: Any, on_error: Any) -> None:
         if handler is not None:
-            conn._add_handler(Handler(handler, args, key=PRIMARY))
+            conn.on_message(handler, args=args, key=PRIMARY)
         conn.on_open = on_open if on_open is not None else conn.on_open
         conn.on_close = on_close if on_close is not None else conn.on_close
         conn.on_error = on_error if on_error is not None else conn.on_error
 
     @staticmethod
     def _in_use_message(existing: Connection, url: str, opts: Any) -> str:
-        if existing._url != url:
+        if not existing._same_target(url, existing.options):
             what = f"connected to {existing.url}, not {redact_url(url)}"
         else:
             what = "connected with other options (" + ", ".join(opts.differences(existing.options)) + ")"
@@ -154,7 +154,8 @@ class Manager:
             f"Pass replace=True to replace it, use nbs.reset({existing.name!r}, url=...) to move it, or pick another name."
         )
 
-    def _validate_url_for(self, conn: Connection, url: str) -> str:
+    def validate_url_for(self, conn: Connection, url: str) -> str:
+        """``url`` checked as a new URL for ``conn`` (scheme, TLS options kept); its secrets are remembered."""
         url = validate_url(url)
         if url.lower().startswith("ws:") and (conn.options.ssl is not None or conn.options.insecure):
             raise InvalidOptionError(f"{conn.name!r} was connected with TLS options; it cannot move to a ws:// URL")
@@ -182,7 +183,7 @@ class Manager:
         """Close every socket, keeping their registrations."""
         for name in self.names():
             conn = self._connections.get(name)
-            if conn is not None and conn.state not in ("closed", "failed"):
+            if conn is not None and conn.state not in CLOSED_FOR_GOOD:
                 conn.disconnect(code, reason)
 
     def reset(self, name: str, url: str | None = None) -> None:
@@ -194,12 +195,12 @@ class Manager:
         with self._lock:
             conn = self.get(name)
             del self._connections[name]
-        conn._removed = True
-        queued = len(conn._outbox)
+        conn._mark_removed()
+        queued = conn.queued
         if queued:
             log.warning("socket %r removed with %d message(s) still queued; they were not sent", name, queued)
         if self._loop_thread.running:
-            conn._drive(conn._shutdown(1000, "removed"), conn._stop_timeout())
+            conn._run_or_schedule(conn._shutdown(1000, "removed"), conn.stop_timeout)
 
     def test(self, name: str) -> bool:
         """Is socket ``name`` open right now? (False for unknown names)"""
@@ -259,7 +260,7 @@ class Manager:
             conns = list(self._connections.values())
             self._connections.clear()
         for conn in conns:
-            conn._removed = True
+            conn._mark_removed()
         if not self._loop_thread.running:
             return
         if conns:
@@ -274,9 +275,7 @@ async def _close_all(conns: list[Connection], timeout: float) -> None:
     tasks = [asyncio.ensure_future(c._shutdown(1001, "going away")) for c in conns]
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     for conn in conns:
-        ws = conn._ws
-        if ws is not None and getattr(ws, "transport", None) is not None:
-            ws.transport.abort()
+        conn._abort()
     for task in pending:
         task.cancel()
     for task in done:

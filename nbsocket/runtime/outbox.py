@@ -7,6 +7,7 @@ import threading
 import time
 from typing import NamedTuple
 
+from ..core.events import utf8_size
 from ..errors import OutboxFullError
 
 
@@ -19,8 +20,7 @@ class Outgoing(NamedTuple):
     @property
     def size(self) -> int:
         """Payload size in bytes."""
-        p = self.payload
-        return len(p) if isinstance(p, bytes) or p.isascii() else len(p.encode("utf-8"))
+        return utf8_size(self.payload)
 
 
 class Outbox:

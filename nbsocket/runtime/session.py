@@ -1,6 +1,9 @@
-"""The loop side of a connection: open, read, write, reconnect and stop (mixed into Connection).
+"""The loop side of one socket: open, read, write, reconnect and stop.
 
-Everything here runs on nbsocket's loop thread.
+A :class:`Session` is the only owner of the socket's ``websockets``
+connection, its state, its real (unredacted) URL and its last close code.
+Everything here runs on nbsocket's loop thread, except the read-only
+properties.
 """
 
 from __future__ import annotations
@@ -9,41 +12,140 @@ import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from . import failures
 from ..core.backoff import Backoff
-from .closing import NORMAL_CLOSES, abort_connection, close_info
-from .dispatch import BACKLOG_HIGH
-from ..errors import ConnectError
-from ..core.events import Request, WsEvent
+from ..core.closes import NORMAL_CLOSES
+from ..core.codecs import Codec
+from ..core.events import Request, SocketVerbs, WsEvent, utf8_size
 from ..core.flatten import message_fields
-from .loop import run_blocking
-from ..core.options import websockets_kwargs
-from .outbox import Outgoing
-from ..core.state import Stats, utc_now
+from ..core.frame import LiveFrame
+from ..core.options import ConnectOptions
 from ..core.redact import redact_url
+from ..core.state import CLOSED_FOR_GOOD, Stats, utc_now
+from ..errors import ConnectError
+from . import failures
+from .closing import abort_connection, close_info
+from .dispatch import BACKLOG_HIGH, Dispatcher, Kind
+from .errorlog import ErrorLog
+from .handlers import HandlerList
+from .handshake import websockets_kwargs
+from .loop import run_blocking
+from .observers import Observers
+from .outbox import Outbox, Outgoing
+from .recording.base import Recorder
+
+__all__ = ["Session"]
 
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
 
-STATES = ("connecting", "open", "reconnecting", "closed", "failed")
-CLOSED_FOR_GOOD = ("closed", "failed")
 
+class Session:
+    """Connects, reads and writes one named socket, and reconnects it as its policy says.
 
-class SessionMixin:
-    """The loop-side methods of :class:`~nbsocket.runtime.connection.Connection`."""
+    ``verbs`` is the connection events act on; the other parts are the
+    connection's (counters, outbox, observers, dispatcher, error log,
+    handlers, live frame, recorder), shared with it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        options: ConnectOptions,
+        *,
+        verbs: SocketVerbs,
+        lockable: Any,
+        codec: Codec,
+        stats: Stats,
+        outbox: Outbox,
+        observers: Observers,
+        dispatcher: Dispatcher,
+        errors: ErrorLog,
+        handlers: HandlerList,
+        frame: LiveFrame | None,
+        recorder: Recorder | None,
+    ) -> None:
+        self.name = name
+        self._url = url
+        self.url = redact_url(url)
+        self.options = options
+        self._verbs = verbs
+        self._lockable = lockable
+        self._codec = codec
+        self.content_type = options.content_type
+        self._stats = stats
+        self._outbox = outbox
+        self._observers = observers
+        self._dispatcher = dispatcher
+        self._errors = errors
+        self._handlers = handlers
+        self._frame = frame
+        self._recorder = recorder
+        self.state = "connecting"
+        self.seq = 0
+        self.last_ts_ns = 0
+        self.ws: Any = None
+        self.closed_code: int | None = None
+        self.closed_reason = ""
+        self._supervisor: asyncio.Task[None] | None = None
+        self._send_wake: asyncio.Event | None = None
+        self._writer_idle = False
+        self._want_open = True
+
+    # --- what the connection reads (any thread) -------------------------------------
+
+    @property
+    def real_url(self) -> str:
+        """The URL as given, secrets included (never shown)."""
+        return self._url
+
+    def test(self) -> bool:
+        """Open right now?"""
+        ws = self.ws
+        return self.state == "open" and ws is not None and ws.protocol.state is State.OPEN
+
+    @property
+    def last_latency(self) -> float | None:
+        """Round trip of the last keepalive ping in seconds, or ``None``."""
+        ws = self.ws
+        latency = getattr(ws, "latency", 0.0) if ws is not None else 0.0
+        return latency or None
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose, if any."""
+        ws = self.ws
+        return getattr(ws, "subprotocol", None) if ws is not None else None
+
+    def wake_writer(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], Any]], None]) -> None:
+        """Wake an idle writer after a message was queued (a busy one takes it without being woken)."""
+        wake = self._send_wake
+        if not self._writer_idle or wake is None:
+            return
+        if in_loop_thread:
+            wake.set()
+        else:
+            call_soon(wake.set)
+
+    def notify(self, kind: str, info: dict[str, Any]) -> None:
+        """Tell the observers about a lifecycle change."""
+        self._observers.call(self._observers.on_lifecycle, kind, info)
 
     def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            self._notify("state", {"state": state})
+        if state != self.state:
+            self.state = state
+            self.notify("state", {"state": state})
 
-    async def _open_first(self) -> None:
+    # --- lifecycle (loop thread) ------------------------------------------------------
+
+    async def open_first(self) -> None:
         """Start the supervisor and wait for the first open (raises the first failure)."""
         loop = asyncio.get_running_loop()
         if self._send_wake is None:
@@ -55,7 +157,7 @@ class SessionMixin:
         try:
             await asyncio.shield(first)
         except asyncio.CancelledError:
-            await self._stop(1000, "connect cancelled")
+            await self.stop(1000, "connect cancelled")
             raise
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
@@ -72,7 +174,7 @@ class SessionMixin:
                 except Exception as exc:
                     error = failures.translate(exc, self.url, self.options.open_timeout)
                     if not opened_once:
-                        self._record("connect", type(error).__name__, str(error))
+                        self._errors.record("connect", type(error).__name__, str(error))
                         self._set_state("failed")
                         if not first.done():
                             first.set_exception(error)
@@ -84,12 +186,12 @@ class SessionMixin:
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 if opened_once:
-                    self.stats.reconnects += 1
+                    self._stats.reconnects += 1
                 opened_once = True
                 started = time.monotonic()
                 if not first.done():
                     first.set_result(None)
-                code, reason = await self._session(ws)
+                code, reason = await self._run(ws)
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
                 if not self._want_open:
@@ -99,12 +201,12 @@ class SessionMixin:
                     self._set_state("closed" if code in NORMAL_CLOSES else "failed")
                     return
                 if not policy.retries_close(code):
-                    self._record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
-                                 "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
+                    self._errors.record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
+                                        "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
                     self._set_state("failed")
                     return
                 if backoff.exhausted:
-                    self._record("reconnect", "GaveUp", f"gave up after {backoff.attempt} attempts")
+                    self._errors.record("reconnect", "GaveUp", f"gave up after {backoff.attempt} attempts")
                     self._set_state("failed")
                     return
                 self._set_state("reconnecting")
@@ -117,17 +219,18 @@ class SessionMixin:
         kwargs = websockets_kwargs(self._url, self.options)
         return await ws_connect(self._url, logger=wire_log, **kwargs)
 
-    async def _session(self, ws: Any) -> tuple[int | None, str]:
+    def _connection_error(self, where: str, exc: BaseException) -> None:
+        self._errors.connection_error(where, exc)
+        self._dispatcher.push_error(exc)
+
+    async def _run(self, ws: Any) -> tuple[int | None, str]:
         """Read one open connection until it closes; returns its close code and reason."""
-        self._ws = ws
-        self.stats.opened_at = utc_now()
+        self.ws = ws
+        self._stats.opened_at = utc_now()
         self._set_state("open")
-        self._notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
+        self.notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
         ready = asyncio.Event()
-        if self.on_open is not None:
-            self._dispatcher.push("open", ready)
-        else:
-            ready.set()
+        self._dispatcher.push_open(ready)
         writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
         dispatcher = self._dispatcher
         try:
@@ -139,7 +242,7 @@ class SessionMixin:
                 try:
                     self._receive(body)
                 except Exception as exc:  # a bug of ours must not end the session
-                    self._record("receive", type(exc).__name__, str(exc), traceback.format_exc())
+                    self._errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
                 if dispatcher.backlog > BACKLOG_HIGH:
                     await dispatcher.wait_drained()
         finally:
@@ -150,27 +253,26 @@ class SessionMixin:
                 pass
             if ws.protocol.state is not State.CLOSED:
                 await abort_connection(ws)
-            self._ws = None
+            self.ws = None
         code, reason, by_us = close_info(ws)
-        self._closed_code, self._closed_reason = code, reason
+        self.closed_code, self.closed_reason = code, reason
         if code not in NORMAL_CLOSES and self._want_open:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
             self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}"))
-        self._notify("close", {"code": code, "reason": reason})
-        if self.on_close is not None:
-            self._dispatcher.push("close", code, reason)
+        self.notify("close", {"code": code, "reason": reason})
+        self._dispatcher.push_close(code, reason)
         return code, reason
 
     def _receive(self, body: str | bytes) -> None:
-        ts = self._last_ts_ns = time.time_ns()
-        self._seq += 1
-        seq = self._seq
-        stats = self.stats
+        ts = self.last_ts_ns = time.time_ns()
+        self.seq += 1
+        seq = self.seq
+        stats = self._stats
         stats.messages_in += 1
         is_binary = not isinstance(body, str)
-        stats.bytes_in += len(body) if is_binary or body.isascii() else len(body.encode("utf-8", "surrogatepass"))
+        stats.bytes_in += utf8_size(body)
         try:
             data = self._codec.decode(body)
             error = None
@@ -178,34 +280,26 @@ class SessionMixin:
             data = None
             error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             stats.parse_errors += 1
-        frame = self.frame
+        frame = self._frame
         if frame is not None:
             frame.append(ts, seq, message_fields(data, error, body))
         handlers, observers = self._handlers, self._observers
         if observers.on_frame:
             observers.call(observers.on_frame, ts, seq, body, is_binary, error)
         if handlers or observers.on_received or observers.on_handled:
-            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self.lockable, error, self)
+            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self._lockable, error, self._verbs)
             if observers.on_received:
                 observers.call(observers.on_received, event)
             if handlers:
-                self._dispatcher.push("message", event)  # the dispatcher calls _handled once the handlers ran
+                self._dispatcher.push(Kind.MESSAGE, event)  # the dispatcher notes it handled once the handlers ran
             else:
-                self._handled(event)
-
-    def _handled(self, event: WsEvent) -> None:
-        """Tell observers that ``event`` has been through every handler (any thread)."""
-        self._handled_seq = event.seq
-        observers = self._observers
-        if observers.on_handled:
-            observers.call(observers.on_handled, event)
+                self._dispatcher.note_handled(event)
 
     async def _write(self, ws: Any, ready: asyncio.Event) -> None:
         await ready.wait()
         wake = self._send_wake
         assert wake is not None
         outbox = self._outbox
-        stats = self.stats
         while True:
             item = outbox.take()
             if item is None:
@@ -226,26 +320,27 @@ class SessionMixin:
             try:
                 await ws.send(item.payload)
             except ConnectionClosed:
-                self._sent(item, stats)  # it was handed to the transport before the close
+                self._sent(item)  # it was handed to the transport before the close
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._record("send", type(exc).__name__, str(exc), traceback.format_exc())
+                self._errors.record("send", type(exc).__name__, str(exc), traceback.format_exc())
                 continue
-            self._sent(item, stats)
+            self._sent(item)
 
-    def _sent(self, item: Outgoing, stats: Stats) -> None:
+    def _sent(self, item: Outgoing) -> None:
+        stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += item.size
         observers = self._observers
         if observers.on_sent:
             observers.call(observers.on_sent, item, time.time_ns())
 
-    async def _stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
+    async def stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
         """Close the current connection (if any) and end the supervisor."""
         self._want_open = False
-        ws, supervisor = self._ws, self._supervisor
+        ws, supervisor = self.ws, self._supervisor
         if ws is not None:
             try:
                 await asyncio.wait_for(ws.close(code, reason), (self.options.close_timeout or 5.0) + 1.0)
@@ -259,22 +354,30 @@ class SessionMixin:
                     await supervisor
                 except (asyncio.CancelledError, Exception):
                     pass
-        if final and self._state not in CLOSED_FOR_GOOD:
+        if final and self.state not in CLOSED_FOR_GOOD:
             self._set_state("closed")
-            if ws is None and self._closed_code is None:
-                self._closed_code, self._closed_reason = code, reason
-        if self.recorder is not None:  # final flush: every row received so far goes to disk
-            await run_blocking(None, self.recorder.close)
+            if ws is None and self.closed_code is None:
+                self.closed_code, self.closed_reason = code, reason
+        if self._recorder is not None:  # final flush: every row received so far goes to disk
+            await run_blocking(None, self._recorder.close)
 
-    async def _reset(self, url: str | None) -> None:
-        await self._stop(1000, "reset", final=False)
+    async def reset(self, url: str | None) -> None:
+        """Reconnect, to ``url`` if given (already validated)."""
+        await self.stop(1000, "reset", final=False)
         if url is not None:
             self._url = url
             self.url = redact_url(url)
-        self.stats.resets += 1
-        self._notify("reset", {"url": self.url})
-        await self._open_first()
+        self._stats.resets += 1
+        self.notify("reset", {"url": self.url})
+        await self.open_first()
 
-    async def _shutdown(self, code: int = 1001, reason: str = "going away") -> None:
-        await self._stop(code, reason)
+    async def shutdown(self, code: int = 1001, reason: str = "going away") -> None:
+        """Stop for good and stop the dispatcher (remove, shutdown)."""
+        await self.stop(code, reason)
         await self._dispatcher.stop()
+
+    def abort_transport(self) -> None:
+        """Drop the TCP connection at once, if there is one (the last resort of a shutdown)."""
+        ws = self.ws
+        if ws is not None and getattr(ws, "transport", None) is not None:
+            ws.transport.abort()

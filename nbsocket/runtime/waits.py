@@ -1,30 +1,39 @@
-"""Waiting for messages from a notebook: ``wait``, ``wait_async``, ``wait_handled`` and ``waiter`` (mixed into Connection)."""
+"""Waiting for messages from a notebook: ``wait``, ``wait_async``, ``wait_handled`` and ``waiter``."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import WaitTimeoutError
 from ..core.events import WsEvent
+from ..errors import InvalidOptionError, WaitTimeoutError
+from .loop import LoopThread
+from .observers import Observers
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
+    from .handlers import HandlerList
+    from .session import Session
+
+__all__ = ["Waits", "MessageWaiter"]
 
 
-class WaitingMixin:
-    """The waiting methods of :class:`~nbsocket.runtime.connection.Connection`."""
+class Waits:
+    """A connection's waiting part: collects the next messages once their handlers ran."""
 
-    _seq: int
-    _handled_seq: int
-    _handlers: list[Any]
-    _loop_thread: Any
-    name: str
+    def __init__(
+        self, session: Session, dispatcher: Dispatcher, handlers: HandlerList, observers: Observers, loop_thread: LoopThread,
+    ) -> None:
+        self._session = session
+        self._dispatcher = dispatcher
+        self._handlers = handlers
+        self._observers = observers
+        self._loop_thread = loop_thread
 
     def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
-        """Block until ``count`` more messages (matching ``match``) arrive; returns them.
-
-        Raises :class:`WaitTimeoutError` after ``timeout`` seconds; Ctrl-C stops waiting.
-        """
+        """Block until ``count`` more messages (matching ``match``) arrive and were handled; returns them."""
         self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
         waiter = self.waiter(count, match)
         try:
@@ -35,7 +44,7 @@ class WaitingMixin:
             waiter.cancel()
 
     async def wait_async(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
-        """Like :meth:`wait`, for ``await`` in a cell (does not block the kernel)."""
+        """Like :meth:`wait`, for ``await``."""
         waiter = self.waiter(count, match)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout)
@@ -47,19 +56,20 @@ class WaitingMixin:
     def wait_handled(self, timeout: float | None = 30.0) -> int:
         """Block until the handlers have run for every message received so far; returns that message's seq."""
         self._loop_thread.refuse_here("conn.wait_handled()", "a sync handler (async handlers run on the loop itself)")
-        target = self._seq
-        if self._handled_seq >= target or not self._handlers:
+        target = self._session.seq
+        dispatcher = self._dispatcher
+        if dispatcher.handled_seq >= target or not self._handlers:
             return target
-        waiter = MessageWaiter(self, 1, lambda event: event.seq >= target)
-        waiter.after_seq = self._handled_seq
-        self.add_observer(waiter)
+        waiter = MessageWaiter(self._session, self._observers, 1, lambda event: event.seq >= target)
+        waiter.after_seq = dispatcher.handled_seq
+        self._observers.add(waiter)
         try:
-            if self._handled_seq < target:
+            if dispatcher.handled_seq < target:
                 waiter.future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise WaitTimeoutError(
-                f"the handlers of {self.name!r} are still busy after {timeout}s "
-                f"(handled up to message {self._handled_seq} of {target})"
+                f"the handlers of {self._session.name!r} are still busy after {timeout}s "
+                f"(handled up to message {dispatcher.handled_seq} of {target})"
             ) from None
         finally:
             waiter.cancel()
@@ -67,21 +77,22 @@ class WaitingMixin:
 
     def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
         """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        waiter = MessageWaiter(self, count, match)
-        self.add_observer(waiter)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InvalidOptionError(f"count must be a whole number of messages, at least 1 (not {count!r})")
+        waiter = MessageWaiter(self._session, self._observers, count, match)
+        self._observers.add(waiter)
         return waiter
 
 
 class MessageWaiter:
     """Collects the next messages of a socket; ``future`` resolves with the list once ``count`` arrived and were handled."""
 
-    def __init__(self, conn: Any, count: int, match: Callable[[WsEvent], bool] | None) -> None:
-        self.conn = conn
+    def __init__(self, session: Any, observers: Observers, count: int, match: Callable[[WsEvent], bool] | None) -> None:
+        self._session = session
+        self._observers = observers
         self.count = count
         self.match = match
-        self.after_seq = conn._seq
+        self.after_seq = session.seq
         self.events: list[WsEvent] = []
         self.future: concurrent.futures.Future[list[WsEvent]] = concurrent.futures.Future()
 
@@ -98,17 +109,17 @@ class MessageWaiter:
                 return
         self.events.append(event)
         if len(self.events) >= self.count:
-            self.conn.remove_observer(self)
+            self._observers.remove(self)
             self.future.set_result(list(self.events))
 
     def cancel(self) -> None:
         """Stop collecting."""
-        self.conn.remove_observer(self)
+        self._observers.remove(self)
         self.future.cancel()
 
     def timeout_message(self, timeout: float | None) -> str:
-        conn = self.conn
+        session = self._session
         return (
-            f"only {len(self.events)} of {self.count} message(s) arrived on {conn.name!r} within {timeout}s "
-            f"(socket {conn.state}, {conn.stats.messages_in} received in all)"
+            f"only {len(self.events)} of {self.count} message(s) arrived on {session.name!r} within {timeout}s "
+            f"(socket {session.state}, {session.seq} received in all)"
         )

@@ -64,10 +64,6 @@ def describe_payload(message: Any) -> str:
     return f"text message ({len(message)} characters)"
 
 
-async def _bounded(coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
-    return await asyncio.wait_for(coro, timeout)
-
-
 def _button(description: str, icon: str, css: str, tooltip: str, style: str = "") -> widgets.Button:
     button = widgets.Button(description=description, icon=icon, tooltip=tooltip, button_style=style,
                             layout=widgets.Layout(width="auto"))
@@ -213,7 +209,7 @@ class SocketControls:
         new_url = None
         if raw:
             try:
-                new_url = self.manager._validate_url_for(conn, raw)
+                new_url = self.manager.validate_url_for(conn, raw)
             except NbSocketError as exc:
                 if url_secrets(raw):
                     self.url.value = ""  # never leave a password or token in a widget
@@ -221,14 +217,14 @@ class SocketControls:
                 return
             self.url.value = ""
         where = f" to {conn.url if new_url is None else redact_url(new_url)}"
-        timeout = conn._open_wait_timeout() + conn._stop_timeout()
-        self._start("reset", conn, conn._reset(new_url), timeout, f"reconnected{where}")
+        timeout = conn.open_timeout_total + conn.stop_timeout
+        self._start("reset", conn, conn.reset_async(new_url), timeout, f"reconnected{where}")
 
     def _on_disconnect(self, _button: Any = None) -> None:
         conn = self._connection(action=True)
         if conn is None:
             return
-        self._start("disconnect", conn, conn._stop(1000, ""), conn._stop_timeout(), "disconnected")
+        self._start("disconnect", conn, conn.disconnect_async(), conn.stop_timeout, "disconnected")
 
     def _on_connect(self, _button: Any = None) -> None:
         conn = self._connection(action=True)
@@ -237,8 +233,8 @@ class SocketControls:
         if conn.state == "open":
             self.show("already open")
             return
-        timeout = conn._open_wait_timeout() + conn._stop_timeout()
-        self._start("connect", conn, conn._reset(None), timeout, f"connected to {conn.url}")
+        timeout = conn.open_timeout_total + conn.stop_timeout
+        self._start("connect", conn, conn.connect_async(), timeout, f"connected to {conn.url}")
 
     def _start(self, verb: str, conn: Connection, coro: Coroutine[Any, Any, Any], timeout: float, done: str) -> None:
         """Schedule ``coro`` on the loop thread; its outcome is shown when it completes."""
@@ -252,7 +248,7 @@ class SocketControls:
             for button in self.buttons[1:]:
                 button.disabled = True
         try:
-            future = self.manager.loop_thread.submit(_bounded(coro, timeout))
+            future = self.manager.loop_thread.submit(coro)  # the verb bounds itself by its timeout
         except Exception as exc:
             coro.close()
             self._finish(f"{verb} failed: {exc}", False)

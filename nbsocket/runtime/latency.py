@@ -1,0 +1,104 @@
+"""Round-trip times of a socket: keepalive pings, ``conn.ping()`` and request round trips, with statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import time
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..errors import SocketClosedError, WaitTimeoutError
+from .loop import LoopThread
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["Latency", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS"]
+
+MAX_LATENCY_SAMPLES = 10_000
+"""Ping and request round-trip times kept per socket (each)."""
+STATS_COLUMNS = ["count", "mean_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+
+
+class Latency:
+    """A connection's latency part: the history of ping and request round trips (seconds inside, ms in the tables)."""
+
+    def __init__(self, session: Session, loop_thread: LoopThread) -> None:
+        self._session = session
+        self._loop_thread = loop_thread
+        self._ping_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._request_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._last_ws: Any = None
+        self._last = 0.0
+
+    def note_request(self, ts_ns: int, rtt: float) -> None:
+        """Keep one request's round trip."""
+        self._request_samples.append((ts_ns, rtt))
+
+    def ping(self, timeout: float = 5.0) -> float:
+        """See :meth:`Connection.ping <nbsocket.Connection.ping>`."""
+        self._loop_thread.refuse_here("conn.ping()", "`await conn.ping_async(...)`")
+        try:
+            return self._loop_thread.run(self._ping(), timeout)
+        except concurrent.futures.TimeoutError:
+            raise WaitTimeoutError(self._no_pong(timeout)) from None
+
+    async def ping_async(self, timeout: float = 5.0) -> float:
+        """Like :meth:`ping`, for ``await``."""
+        loop_thread = self._loop_thread
+        pinging = self._ping() if loop_thread.in_loop_thread() else asyncio.wrap_future(loop_thread.submit(self._ping()))
+        try:
+            return await asyncio.wait_for(pinging, timeout)
+        except asyncio.TimeoutError:
+            raise WaitTimeoutError(self._no_pong(timeout)) from None
+
+    def _no_pong(self, timeout: float) -> str:
+        session = self._session
+        return f"no pong from {session.name!r} within {timeout}s (socket {session.state})"
+
+    async def _ping(self) -> float:
+        session = self._session
+        ws = session.ws
+        if ws is None or not session.test():
+            raise SocketClosedError(f"cannot ping {session.name!r}: the socket is {session.state}")
+        pong = await ws.ping()
+        rtt = float(await pong)
+        if not (ws is self._last_ws and rtt == self._last):  # the ticker may have seen it first
+            self._last_ws, self._last = ws, rtt
+            self._ping_samples.append((time.time_ns(), rtt))
+        return rtt
+
+    def sample(self) -> None:
+        """Note a new keepalive round trip, if there was one since the last call (loop thread, from the manager's ticker)."""
+        ws = self._session.ws
+        if ws is None:
+            return
+        latency = getattr(ws, "latency", 0.0)
+        if latency and (ws is not self._last_ws or latency != self._last):
+            self._last_ws, self._last = ws, latency
+            self._ping_samples.append((time.time_ns(), latency))
+
+    def history(self) -> pd.DataFrame:
+        """See :meth:`Connection.latency <nbsocket.Connection.latency>`."""
+        rows = [(ts, "ping", rtt * 1000) for ts, rtt in list(self._ping_samples)]
+        rows += [(ts, "request", rtt * 1000) for ts, rtt in list(self._request_samples)]
+        rows.sort(key=lambda row: row[0])
+        frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_ms"])
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ns", utc=True)
+        frame["rtt_ms"] = frame["rtt_ms"].astype("float64")
+        return frame
+
+    def stats(self) -> pd.DataFrame:
+        """See :meth:`Connection.latency_stats <nbsocket.Connection.latency_stats>`."""
+        rows = {}
+        for kind, samples in (("ping", self._ping_samples), ("request", self._request_samples)):
+            values = pd.Series([rtt * 1000 for _ts, rtt in list(samples)], dtype="float64")
+            quantiles = values.quantile([0.5, 0.95, 0.99]) if len(values) else pd.Series([float("nan")] * 3)
+            rows[kind] = [len(values), values.mean(), values.min(), *quantiles.tolist(), values.max()]
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=STATS_COLUMNS)
+        frame["count"] = frame["count"].astype("int64")
+        frame.index.name = "kind"
+        return frame

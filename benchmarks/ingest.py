@@ -6,6 +6,11 @@ against a bare ``websockets`` client reading (and JSON-parsing) the same stream,
 The server runs in its own process. Rounds alternate between the two clients and the
 medians are compared; the client-side CPU time per message is reported too, since on a
 busy machine the server can be the bottleneck for both clients.
+
+Caution: the demo ``/ticker`` encodes JSON per message and is about as slow as the clients, so the
+rate ratio here mostly measures the server (it reported ~1.0 while nbsocket cost 2x the CPU).
+For client cost use ``benchmarks/cpu_per_message.py`` and ``benchmarks/flood.py``, whose server
+writes pre-built frames and is shown to be far faster than any client.
 """
 
 from __future__ import annotations

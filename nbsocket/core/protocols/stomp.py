@@ -1,0 +1,527 @@
+"""STOMP 1.2 (and 1.1/1.0) over WebSocket as a sans-I/O :class:`~.base.Protocol`.
+
+What it is for: ``connect(..., protocol="stomp")`` against a message broker's
+STOMP-over-WebSocket endpoint (RabbitMQ Web-STOMP, ActiveMQ, Artemis, Spring's
+broker relay). The runtime feeds received WebSocket messages to
+:meth:`STOMP.receive` and carries out the actions it returns; notebooks deal in
+destinations, subscriptions and bodies, never in frames, heart-beats or ids.
+
+Framing is written here (about a hundred lines) rather than taken from
+stomp.py's ``stomp.utils``: those helpers parse one frame out of a TCP stream
+buffer and treat bodies as text by default, while over WebSocket a message holds
+zero or more whole frames with heart-beat EOLs between them, bodies are bytes
+measured by ``content-length``, header escaping depends on the negotiated
+version and on the command (CONNECT/CONNECTED are never escaped), and a broken
+frame must become a ``Malformed`` action instead of an exception. Owning that
+small parser keeps nbsocket free of an extra dependency and of a library that
+also brings its own transports and threads.
+
+Rules followed (STOMP 1.2 specification):
+
+* a frame is ``COMMAND EOL (name:value EOL)* EOL body NUL``, EOL being ``\\n``
+  or ``\\r\\n``; any number of EOLs may follow a frame (heart-beats);
+* header names and values escape ``\\\\``, ``\\n``, ``\\r`` (1.2 only) and
+  ``:`` as ``\\c``, except in CONNECT/CONNECTED frames; an unknown escape is an
+  error; when a header repeats, the first value counts;
+* ``content-length`` gives the body's octet count (the body may then hold NUL);
+* heart-beats: we offer ``heart-beat:cx,cy``, the server answers ``sx,sy``; we
+  send an EOL every ``max(cx, sy)`` ms and give up on the server after
+  ``HEARTBEAT_GRACE * max(sx, cy)`` ms of silence (each 0 means "none").
+
+Each WebSocket message must hold whole frames; a message ending inside a frame
+is reported as ``Malformed`` (brokers send one or more whole frames per message).
+A message of EOLs only is a heart-beat (``Housekeeping("heart-beat")``).
+
+Brokers may send frames with binary bodies in *text* WebSocket messages
+(RabbitMQ Web-STOMP does unless ``web_stomp.ws_frame = binary``), which are
+then not valid UTF-8: the runtime should read STOMP sockets undecoded
+(websockets' ``recv(decode=False)``) and pass the bytes to :meth:`STOMP.receive`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from typing import Any, ClassVar
+
+from ...errors import InvalidOptionError, ProtocolError
+from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
+
+__all__ = [
+    "ACK_MODES",
+    "HEARTBEAT_GRACE",
+    "STOMP",
+    "StompAck",
+    "StompFrame",
+    "decode_body",
+    "encode_body",
+    "encode_frame",
+    "parse_frames",
+]
+
+ACK_MODES = ("auto", "client", "client-individual")
+"""Subscription ack modes; under ``client``/``client-individual`` each message carries an ack token."""
+
+HEARTBEAT_GRACE = 2.0
+"""How many of the server's heart-beat intervals may pass without data before the connection is given up."""
+
+HEARTBEAT_LOST_CLOSE_CODE = 1001
+"""WebSocket close code used when the server's heart-beats stop (the runtime reconnects as its policy says)."""
+
+SERVER_COMMANDS = frozenset({"CONNECTED", "MESSAGE", "RECEIPT", "ERROR"})
+_UNESCAPED_COMMANDS = frozenset({"CONNECT", "CONNECTED", "STOMP"})
+_ESCAPES_12 = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\c": ":"}
+
+
+@dataclasses.dataclass
+class StompFrame:
+    """One STOMP frame: ``command``, ``headers`` (first occurrence of each name wins) and ``body`` bytes."""
+
+    command: str
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class StompAck:
+    """The ack token of a MESSAGE received under ``ack="client"``/``"client-individual"``.
+
+    Opaque to the runtime: it hands it back to :meth:`STOMP.acknowledge`.
+    ``connection`` numbers the connection it arrived on: a token from an
+    earlier connection cannot be acknowledged (the broker redelivers the message).
+    """
+
+    ack_id: str | None
+    message_id: str | None
+    subscription: str | None
+    connection: int
+
+
+# --- framing ----------------------------------------------------------------------
+
+
+def _escape(text: str, version: str) -> str:
+    if version == "1.0":
+        return text
+    text = text.replace("\\", "\\\\").replace("\n", "\\n").replace(":", "\\c")
+    return text.replace("\r", "\\r") if version == "1.2" else text
+
+
+def _unescape(text: str, version: str) -> str:
+    if version == "1.0" or "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            pair = text[i : i + 2]
+            if pair not in _ESCAPES_12 or (pair == "\\r" and version != "1.2"):
+                raise ValueError(f"undefined escape sequence {pair!r} in header {text!r}")
+            out.append(_ESCAPES_12[pair])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def encode_frame(command: str, headers: dict[str, Any] | None = None, body: bytes = b"", *, version: str = "1.2") -> bytes:
+    """The wire bytes of one frame; ``content-length`` is added when there is a body."""
+    escape = command not in _UNESCAPED_COMMANDS
+    lines = [command]
+    for key, value in (headers or {}).items():
+        if value is None:
+            continue
+        key, value = str(key), str(value)
+        lines.append(f"{_escape(key, version)}:{_escape(value, version)}" if escape else f"{key}:{value}")
+    if body and "content-length" not in (headers or {}):
+        lines.append(f"content-length:{len(body)}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + body + b"\x00"
+
+
+def parse_frames(data: str | bytes, *, version: str = "1.2") -> list[StompFrame | Malformed | None]:
+    """Every frame in one WebSocket message, in order: a :class:`StompFrame`, ``None`` for a heart-beat EOL
+    run, or :class:`~.base.Malformed` for a frame that could not be parsed (parsing resumes after its NUL)."""
+    buf = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    out: list[StompFrame | Malformed | None] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        start = pos
+        while pos < end and buf[pos] in b"\r\n":
+            pos += 1
+        if pos > start:
+            out.append(None)  # heart-beat(s)
+            continue
+        try:
+            frame, pos = _parse_one(buf, pos, version)
+            out.append(frame)
+        except ValueError as exc:
+            out.append(Malformed(f"malformed STOMP frame: {exc}"))
+            nul = buf.find(b"\x00", pos)
+            pos = end if nul < 0 else nul + 1
+    return out
+
+
+def _read_line(buf: bytes, pos: int) -> tuple[str, int]:
+    nl = buf.find(b"\n", pos)
+    if nl < 0:
+        raise ValueError("message ends inside the frame's head (no blank line after the headers)")
+    raw = buf[pos:nl]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        return raw.decode("utf-8"), nl + 1
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"frame head is not UTF-8 ({exc.reason})") from None
+
+
+def _parse_one(buf: bytes, pos: int, version: str) -> tuple[StompFrame, int]:
+    command, pos = _read_line(buf, pos)
+    if not command.isalpha() or not command.isupper():
+        raise ValueError(f"bad command line {command[:40]!r}")
+    escaped = command not in _UNESCAPED_COMMANDS
+    headers: dict[str, str] = {}
+    while True:
+        line, pos = _read_line(buf, pos)
+        if line == "":
+            break
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError(f"header line without ':' {line[:60]!r}")
+        if escaped:
+            name, value = _unescape(name, version), _unescape(value, version)
+        headers.setdefault(name, value)
+    length_text = headers.get("content-length")
+    if length_text is not None:
+        if not length_text.strip().isdigit():
+            raise ValueError(f"bad content-length {length_text!r}")
+        body_end = pos + int(length_text)
+        if body_end >= len(buf) or buf[body_end] != 0:
+            raise ValueError(f"body is not {length_text} octets followed by NUL")
+    else:
+        body_end = buf.find(b"\x00", pos)
+        if body_end < 0:
+            raise ValueError("message ends before the frame's NUL terminator")
+    return StompFrame(command, headers, buf[pos:body_end]), body_end + 1
+
+
+def decode_body(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """A MESSAGE body by its content-type: JSON -> object, ``text/*`` -> str, else bytes; ``(data, error)``."""
+    if not content_type:
+        return body, None
+    mime, *params = [part.strip() for part in content_type.split(";")]
+    mime = mime.lower()
+    charset = "utf-8"
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value:
+            charset = value.strip().strip('"')
+    is_json = mime == "application/json" or mime.endswith("+json")
+    if not (is_json or mime.startswith("text/")):
+        return body, None
+    try:
+        text = body.decode(charset)
+    except (LookupError, UnicodeDecodeError) as exc:
+        return None, f"body is not {charset} text: {exc}"
+    if not is_json:
+        return text, None
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, f"body is not valid JSON: {exc}"
+
+
+def encode_body(body: Any, content_type: str | None) -> tuple[bytes, str | None, bool]:
+    """``(octets, content_type, is_binary)`` for a body to publish: dict/list -> JSON, str -> text, bytes -> binary."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body), content_type or "application/octet-stream", True
+    if isinstance(body, str):
+        return body.encode("utf-8"), content_type or "text/plain;charset=utf-8", False
+    if body is None:
+        return b"", content_type, False
+    if isinstance(body, (dict, list, tuple, int, float, bool)):
+        return json.dumps(body, separators=(",", ":")).encode("utf-8"), content_type or "application/json", False
+    raise ProtocolError(f"cannot publish a {type(body).__name__} body: use dict/list (JSON), str or bytes")
+
+
+# --- the protocol -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Subscription:
+    destination: str
+    ack: str
+    headers: dict[str, str]
+
+
+def _heartbeat_option(value: Any) -> tuple[int, int]:
+    try:
+        send_ms, want_ms = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f"heartbeat must be two integers (ms we can send, ms we want), not {value!r}") from None
+    if send_ms < 0 or want_ms < 0:
+        raise InvalidOptionError(f"heartbeat intervals must be >= 0 ms, not {value!r}")
+    return send_ms, want_ms
+
+
+class STOMP(Protocol):
+    """STOMP 1.2 client over WebSocket (sans-I/O).
+
+    Options (``connect(..., protocol="stomp", ...)``): ``login``, ``passcode``
+    (secret), ``host`` (virtual host, ``"/"``), ``heartbeat=(10000, 10000)``
+    (ms we can send, ms we want from the server; ``(0, 0)`` turns heart-beats
+    off), ``ack="auto"`` (default ack mode of subscriptions).
+
+    Verbs: :meth:`subscribe`, :meth:`unsubscribe`, :meth:`publish`,
+    :meth:`publish_with_receipt` (also reachable as :meth:`call`),
+    :meth:`acknowledge`.
+    """
+
+    name: ClassVar[str] = "stomp"
+    subprotocols: ClassVar[tuple[str, ...]] = ("v12.stomp", "v11.stomp", "v10.stomp")
+    secret_options: ClassVar[tuple[str, ...]] = ("passcode",)
+
+    def __init__(
+        self,
+        *,
+        login: str | None = None,
+        passcode: str | None = None,
+        host: str = "/",
+        heartbeat: tuple[int, int] = (10000, 10000),
+        ack: str = "auto",
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        for option, value in (("login", login), ("passcode", passcode)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidOptionError(f"STOMP {option} must be a str or None, not {type(value).__name__}")
+        if not isinstance(host, str) or not host:
+            raise InvalidOptionError(f"STOMP host must be a non-empty str (the virtual host), not {host!r}")
+        if ack not in ACK_MODES:
+            raise InvalidOptionError(f"STOMP ack must be one of {', '.join(ACK_MODES)}, not {ack!r}")
+        self.login, self.passcode, self.host, self.ack = login, passcode, host, ack
+        self.heartbeat = _heartbeat_option(heartbeat)
+        self._subscriptions: dict[str, _Subscription] = {}  # insertion order = subscription order
+        self._sub_ids = itertools.count(1)
+        self._receipt_ids = itertools.count(1)
+        self._connection = 0
+        self._reset_connection(0.0)
+
+    def _reset_connection(self, now: float) -> None:
+        self._ready = False
+        self.version = "1.2"
+        self._send_every: float | None = None  # seconds between our heart-beats
+        self._expect_every: float | None = None  # seconds between the server's heart-beats
+        self._last_sent = self._last_received = now
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def start(self, now: float) -> list[Outgoing]:
+        """The CONNECT frame (credentials, virtual host, heart-beats offered)."""
+        self._connection += 1
+        self._reset_connection(now)
+        headers = {
+            "accept-version": "1.2,1.1,1.0",
+            "host": self.host,
+            "login": self.login,
+            "passcode": self.passcode,
+            "heart-beat": f"{self.heartbeat[0]},{self.heartbeat[1]}",
+        }
+        return [encode_frame("CONNECT", headers).decode("utf-8")]
+
+    @property
+    def ready(self) -> bool:
+        """True once CONNECTED arrived on the current connection."""
+        return self._ready
+
+    def closed(self) -> None:
+        """The socket closed: heart-beat timers stop; subscriptions are kept for the next connection."""
+        self._ready = False
+        self._send_every = self._expect_every = None
+
+    def receive(self, body: str | bytes, now: float) -> list[Action]:
+        """Every frame and heart-beat in one WebSocket message, as actions in order."""
+        self._last_received = now
+        items = parse_frames(body, version=self.version)
+        if all(item is None for item in items):  # EOLs only (or empty): a heart-beat
+            return [Housekeeping("heart-beat")]
+        actions: list[Action] = []
+        for item in items:
+            if item is None:  # EOLs after a frame (RabbitMQ ends every frame so) are not heart-beats of their own
+                continue
+            if isinstance(item, Malformed):
+                actions.append(item)
+            else:
+                actions.extend(self._on_frame(item, now))
+        return actions
+
+    def _on_frame(self, frame: StompFrame, now: float) -> list[Action]:
+        headers = frame.headers
+        if frame.command == "CONNECTED":
+            return self._on_connected(headers, now)
+        if frame.command == "MESSAGE":
+            return [self._on_message(frame)]
+        if frame.command == "RECEIPT":
+            return [Reply(headers.get("receipt-id"), value=headers)]
+        if frame.command == "ERROR":
+            message = headers.get("message", "")
+            detail = frame.body.decode("utf-8", "replace").strip()
+            reason = "; ".join(part for part in (message, detail) if part) or "ERROR frame without a message"
+            if not self._ready:
+                return [Refused(reason)]
+            actions: list[Action] = []
+            if "receipt-id" in headers:
+                actions.append(Reply(headers["receipt-id"], error={"message": message or reason, "data": detail}))
+            actions.append(Deliver(None, detail or None, error=reason, headers=headers))
+            return actions
+        return [Malformed(f"unexpected STOMP command {frame.command!r} from the server")]
+
+    def _on_connected(self, headers: dict[str, str], now: float) -> list[Action]:
+        self.version = headers.get("version", "1.0")
+        if self.version not in ("1.0", "1.1", "1.2"):
+            return [Refused(f"broker speaks STOMP {self.version!r}; nbsocket speaks 1.0-1.2")]
+        server_send, server_want = 0, 0
+        try:
+            server_send, server_want = (int(v) for v in headers.get("heart-beat", "0,0").split(","))
+        except ValueError:
+            pass
+        ours_send, ours_want = self.heartbeat
+        send_ms = max(ours_send, server_want) if ours_send and server_want else 0
+        expect_ms = max(server_send, ours_want) if server_send and ours_want else 0
+        self._send_every = send_ms / 1000 or None
+        self._expect_every = expect_ms / 1000 or None
+        self._last_sent = self._last_received = now
+        self._ready = True
+        # Resubscriptions go out before Ready, so they precede anything the runtime releases on Ready.
+        actions: list[Action] = [Send(self._subscribe_frame(sub_id, sub)) for sub_id, sub in self._subscriptions.items()]
+        info = {
+            "version": self.version,
+            "server": headers.get("server"),
+            "session": headers.get("session"),
+            "heart-beat": (send_ms, expect_ms),
+        }
+        return [*actions, Ready(info)]
+
+    def _on_message(self, frame: StompFrame) -> Deliver:
+        headers = frame.headers
+        data, error = decode_body(frame.body, headers.get("content-type"))
+        sub_id = headers.get("subscription")
+        sub = self._subscriptions.get(sub_id) if sub_id is not None else None
+        token = None
+        if sub is not None and sub.ack != "auto":
+            token = StompAck(headers.get("ack"), headers.get("message-id"), sub_id, self._connection)
+        return Deliver(headers.get("destination"), data, error=error, ack=token, headers=headers)
+
+    def next_deadline(self) -> float | None:
+        """When we owe the server a heart-beat, or when its silence means the connection is lost."""
+        deadlines = []
+        if self._send_every:
+            deadlines.append(self._last_sent + self._send_every)
+        if self._expect_every:
+            deadlines.append(self._last_received + self._expect_every * HEARTBEAT_GRACE)
+        return min(deadlines) if deadlines else None
+
+    def poll(self, now: float) -> list[Action]:
+        """Send a heart-beat EOL when due; ``Close`` when the server has been silent too long."""
+        if self._expect_every and now - self._last_received > self._expect_every * HEARTBEAT_GRACE:
+            silent = now - self._last_received
+            self._send_every = self._expect_every = None
+            return [Close(HEARTBEAT_LOST_CLOSE_CODE, f"STOMP heart-beat lost: nothing from the broker for {silent:.1f} s")]
+        if self._send_every and now - self._last_sent >= self._send_every:
+            self._last_sent = now
+            return [Send("\n")]
+        return []
+
+    # --- verbs --------------------------------------------------------------------
+
+    def _frame(self, command: str, headers: dict[str, Any], body: bytes = b"", binary: bool = False) -> Outgoing:
+        wire = encode_frame(command, headers, body, version=self.version)
+        if binary:
+            return wire
+        try:
+            return wire.decode("utf-8")
+        except UnicodeDecodeError:
+            return wire
+
+    def _subscribe_frame(self, sub_id: str, sub: _Subscription) -> Outgoing:
+        return self._frame("SUBSCRIBE", {**sub.headers, "id": sub_id, "destination": sub.destination, "ack": sub.ack})
+
+    def subscribe(
+        self, destination: str, ack: str | None = None, headers: dict[str, Any] | None = None
+    ) -> tuple[str, str, list[Outgoing]]:
+        """Subscribe to ``destination``: ``(sub_id, destination, messages)``; ``ack`` defaults to the ``ack`` option.
+
+        Before CONNECTED no message is returned: the subscription goes out with
+        the others once the handshake is done (so it is never sent twice).
+        """
+        if not isinstance(destination, str) or not destination:
+            raise ProtocolError(f"STOMP destination must be a non-empty str, not {destination!r}")
+        ack = self.ack if ack is None else ack
+        if ack not in ACK_MODES:
+            raise ProtocolError(f"STOMP ack must be one of {', '.join(ACK_MODES)}, not {ack!r}")
+        sub_id = f"sub-{next(self._sub_ids)}"
+        sub = _Subscription(destination, ack, {str(k): str(v) for k, v in (headers or {}).items()})
+        self._subscriptions[sub_id] = sub
+        return sub_id, destination, [self._subscribe_frame(sub_id, sub)] if self._ready else []
+
+    def unsubscribe(self, sub_id: Any) -> list[Outgoing]:
+        """UNSUBSCRIBE ``sub_id`` and forget it (nothing to send before CONNECTED or for an unknown id)."""
+        if self._subscriptions.pop(sub_id, None) is None or not self._ready:
+            return []
+        return [self._frame("UNSUBSCRIBE", {"id": sub_id})]
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Active subscriptions, ``{sub_id: destination}`` in the order made."""
+        return {sub_id: sub.destination for sub_id, sub in self._subscriptions.items()}
+
+    def publish(
+        self,
+        destination: str,
+        body: Any = None,
+        headers: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        receipt: str | None = None,
+    ) -> list[Outgoing]:
+        """A SEND frame to ``destination``: dict/list bodies as JSON, str as text, bytes as a binary WebSocket message.
+
+        ``receipt`` asks the broker to confirm with a RECEIPT for that id (see :meth:`publish_with_receipt`).
+        """
+        if not isinstance(destination, str) or not destination:
+            raise ProtocolError(f"STOMP destination must be a non-empty str, not {destination!r}")
+        octets, ctype, binary = encode_body(body, content_type)
+        frame_headers = {str(k): v for k, v in (headers or {}).items()}
+        frame_headers.update({"destination": destination, "content-type": ctype, "receipt": receipt})
+        return [self._frame("SEND", frame_headers, octets, binary)]
+
+    def publish_with_receipt(
+        self, destination: str, body: Any = None, headers: dict[str, Any] | None = None, content_type: str | None = None
+    ) -> tuple[str, list[Outgoing]]:
+        """A SEND that asks for a receipt: ``(receipt_id, messages)``.
+
+        The broker's RECEIPT comes back from :meth:`receive` as
+        ``Reply(receipt_id)``; an ERROR about it as ``Reply(receipt_id, error=...)``.
+        The runtime waits for that reply to confirm the publish.
+        """
+        receipt_id = f"rcpt-{next(self._receipt_ids)}"
+        return receipt_id, self.publish(destination, body, headers, content_type, receipt=receipt_id)
+
+    def call(
+        self, destination: str, body: Any = None, headers: dict[str, Any] | None = None, content_type: str | None = None
+    ) -> tuple[str, list[Outgoing]]:
+        """The protocol slot's request/reply verb: for STOMP, :meth:`publish_with_receipt`."""
+        return self.publish_with_receipt(destination, body, headers, content_type)
+
+    def acknowledge(self, token: Any, value: Any = None, *, positive: bool = True) -> list[Outgoing]:
+        """ACK (or NACK with ``positive=False``) the message whose ``Deliver.ack`` was ``token``."""
+        if not isinstance(token, StompAck):
+            raise ProtocolError(f"not a STOMP ack token: {token!r}")
+        if token.connection != self._connection or not self._ready:
+            raise ProtocolError("the message arrived on an earlier connection; the broker redelivers it, ack that one")
+        if not positive and self.version == "1.0":
+            raise ProtocolError("STOMP 1.0 has no NACK")
+        if self.version == "1.2":
+            headers = {"id": token.ack_id}
+        else:
+            headers = {"message-id": token.message_id, "subscription": token.subscription}
+        return [self._frame("ACK" if positive else "NACK", headers)]

@@ -27,7 +27,8 @@ from nbsocket.redact import scrub
 
 from .servers import WsServer, eventually
 
-MAGICS = ["ws_connect", "ws_send", "ws_reset", "ws_disconnect", "ws_remove", "ws_status", "ws_frame", "ws_panel", "ws_wait"]
+MAGICS = ["ws_connect", "ws_send", "ws_reset", "ws_disconnect", "ws_remove", "ws_status", "ws_frame", "ws_panel", "ws_wait",
+          "ws_plot", "ws_test"]
 
 
 @pytest.fixture
@@ -385,6 +386,49 @@ def test_panel_calls_the_widgets(ip, demo, monkeypatch) -> None:
     assert calls == [("panel", "p"), ("dashboard", None)]
     with pytest.raises(UsageError, match="known sockets: p"):
         magic(ip, "ws_panel q")
+
+
+def test_panel_and_plot_take_chart_options(ip, demo, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(api, "panel", lambda name, **kw: calls.append(("panel", name, kw)) or "PANEL")
+    monkeypatch.setattr(api, "plot", lambda name, **kw: calls.append(("plot", name, kw)) or "PLOT")
+    magic(ip, f"ws_connect p {demo.url('/echo')}")
+    assert magic(ip, "ws_panel p --by symbol --y price --y qty --window 300") == "PANEL"
+    assert magic(ip, "ws_plot p --by none") == "PLOT"
+    assert magic(ip, "ws_plot p --x seq --window 50") == "PLOT"
+    assert calls == [
+        ("panel", "p", {"by": "symbol", "y": ["price", "qty"], "window": 300}),
+        ("plot", "p", {"x": "timestamp", "by": None}),
+        ("plot", "p", {"x": "seq", "window": 50}),
+    ]
+    with pytest.raises(UsageError, match="--window takes a number of points >= 2"):
+        magic(ip, "ws_plot p --window 1")
+    with pytest.raises(UsageError, match="need a socket name"):
+        magic(ip, "ws_panel --by symbol")
+    with pytest.raises(UsageError, match="known sockets: p"):
+        magic(ip, "ws_plot q")
+
+
+def test_plot_magic_splits_the_ticker_by_symbol_by_itself(ip, demo) -> None:
+    magic(ip, f"ws_connect tick {demo.url('/ticker?rate=200&symbols=ABC,XYZ,QRS')}")
+    chart = magic(ip, "ws_plot tick")
+    try:
+        eventually(lambda: chart.feed.drain() or set(chart.buffer.series.get("price", {})) == {"ABC", "XYZ", "QRS"},
+                   10, 0.05, "one line per symbol")
+        assert chart.buffer.by == "symbol" and 'aria-label="price by symbol"' in chart.buffer.render()
+    finally:
+        chart.close()
+
+
+def test_test_magic_prints_open_or_closed_and_returns_the_bool(ip, demo, capsys) -> None:
+    magic(ip, f"ws_connect tt {demo.url('/echo')}")
+    assert magic(ip, "ws_test tt") is True
+    assert capsys.readouterr().out == "tt: open\n"
+    magic(ip, "ws_disconnect tt")
+    assert magic(ip, "ws_test tt") is False
+    assert capsys.readouterr().out == "tt: closed\n"
+    with pytest.raises(UsageError, match="known sockets: tt"):
+        magic(ip, "ws_test nope")
 
 
 # --- %ws_wait ------------------------------------------------------------------------------------------------------

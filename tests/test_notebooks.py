@@ -97,6 +97,7 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
         assert any('"op": "subscribe"' in m or '"op":"subscribe"' in m for m in demo.messages("/ticker") if isinstance(m, str))
     if name == "pode-to-nbsocket.ipynb":
         assert "Bearer ***" in _outputs_text(notebook) or "***" in _outputs_text(notebook)
+        assert "echo: open" in _outputs_text(notebook)  # %ws_test, Pode's Test-PodeWebSocket
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 import nbsocket as nbs
 from nbsocket.redact import scrub
 from nbsocket.widgets import Dashboard, LiveChart, SocketPanel, parse_message
-from nbsocket.widgets.chart import ChartBuffer, line_chart_svg
+from nbsocket.widgets.chart import ChartBuffer, line_chart_svg, pick_split_column
 from nbsocket.widgets.controls import InvalidMessageError
 from nbsocket.widgets.live import descendants
 from nbsocket.widgets.render import errors_html, table_html
@@ -125,6 +125,27 @@ def test_chart_buffer_follows_numeric_columns_and_escapes() -> None:
     assert "waiting for" in ChartBuffer(y=["missing"]).render()
     svg = line_chart_svg("t", {"a": [(0.0, 1.0), (1.0, float(2))]}, width=200, height=80)
     assert svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+def test_chart_splits_by_a_low_cardinality_text_column_by_itself() -> None:
+    ticks = pd.DataFrame({"seq": range(1, 13), "price": [float(i) for i in range(12)], "socket": "s",
+                          "symbol": ["ABC", "XYZ", "QRS"] * 4, "note": [f"n{i}" for i in range(12)], "side": ["b", "s"] * 6})
+    assert pick_split_column(ticks) == "symbol"  # a preferred name wins over the fewest values (side)
+    assert pick_split_column(ticks.drop(columns="symbol")) == "side"
+    assert pick_split_column(ticks.drop(columns=["symbol", "side"])) is None  # socket is nbsocket's; note is free text
+    assert pick_split_column(ticks.iloc[:3]) is None  # three symbols in three rows could be ids: wait for more
+    buffer = ChartBuffer(x="seq", window=50)
+    buffer.ingest(ticks.iloc[:3])
+    assert buffer.by is None and list(buffer.series["price"]) == ["price"]  # drawn unsplit meanwhile
+    buffer.ingest(ticks.iloc[3:])
+    assert buffer.by == "symbol" and set(buffer.series["price"]) == {"ABC", "XYZ", "QRS"}
+    assert sum(len(points) for points in buffer.series["price"].values()) == 12  # the early rows redrawn, split
+    assert 'aria-label="price by symbol"' in buffer.render() and buffer.render().count("<polyline") == 3
+    buffer.clear()
+    assert buffer.by is None  # attached to another frame: looks again
+    unsplit = ChartBuffer(x="seq", by=None)
+    unsplit.ingest(ticks)
+    assert unsplit.by is None and list(unsplit.series["price"]) == ["price"]
 
 
 def test_table_and_errors_html_escape() -> None:

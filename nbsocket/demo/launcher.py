@@ -50,20 +50,33 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
+    """True if a server could listen on ``host:port`` now.
+
+    The check binds with ``SO_REUSEADDR``, as the demo server does, so
+    connections of a recent run still in TIME_WAIT do not count as taken.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+            s.listen(1)
         except OSError:
             return False
         return True
 
 
+def choose_server_port(host: str, port: int) -> tuple[int, str | None]:
+    """The demo server's port: ``port`` if it is free, else 0 (any free port) and a note saying so."""
+    if not port or port_free(host, port):
+        return port, None
+    return 0, f"nbsocket demo: port {port} on {host} is taken (another demo server?); using a free port instead"
+
+
 @contextlib.contextmanager
 def demo_server(host: str, port: int) -> Iterator[str]:
-    """Run the demo server in a child process; yields its base URL."""
-    if port and not _port_free(host, port):
-        port = 0
+    """Run the demo server in a child process; yields its base URL (and says so when the port had to change)."""
+    port, note = choose_server_port(host, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo-server", "--host", host, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -74,6 +87,8 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         if "ws://" not in first:
             raise RuntimeError(f"the demo server did not start: {first.strip() or 'no output'}")
         url = first.split("on ", 1)[1].split()[0]
+        if note:
+            print(f"{note}: {url}", flush=True)
         yield url
     finally:
         _stop(proc)

@@ -26,6 +26,7 @@ from .config import NbSocket
 from .errors import NameInUseError, NbSocketError, UnknownSocketError
 from .magics_args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
 from .magics_handler import compile_handler, has_body
+from .magics_hints import in_magic_words, install_magic_suggestions, uninstall_magic_suggestions
 from .magics_wait import Progress, events_frame, wait_for_messages
 from .manager import default_manager
 from .redact import scrub
@@ -49,7 +50,7 @@ def _unknown_socket_message(exc: UnknownSocketError) -> str:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(scrub(message).split())
+    return " ".join(in_magic_words(scrub(message)).split())
 
 
 def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,7 +65,7 @@ def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
         except UnknownSocketError as exc:
             raise UsageError(_unknown_socket_message(exc)) from None
         except NameInUseError as exc:
-            raise UsageError(_one_line(f"{exc} With %ws_connect, add --replace to replace it.")) from None
+            raise UsageError(_one_line(str(exc))) from None
         except NbSocketError as exc:
             raise UsageError(_one_line(str(exc))) from None
         except KeyboardInterrupt:
@@ -455,11 +456,13 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = NbSocketMagics(ipython)
     ipython.register_magics(magics)
     ipython.configurables.append(magics.settings)
+    install_magic_suggestions(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close every socket, stop the loop thread, and take the magics away again."""
     try:
+        uninstall_magic_suggestions(ipython)
         default_manager.shutdown()
     finally:
         magics = ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)

@@ -431,6 +431,52 @@ def test_test_magic_prints_open_or_closed_and_returns_the_bool(ip, demo, capsys)
         magic(ip, "ws_test nope")
 
 
+def test_errors_point_to_magics_not_to_python_calls(ip, demo, capsys) -> None:
+    magic(ip, f"ws_connect hint {demo.url('/echo')}")
+    with pytest.raises(UsageError) as in_use:
+        magic(ip, f"ws_connect hint {demo.url('/chat')}")
+    assert "--replace" in str(in_use.value) and "%ws_reset hint URL" in str(in_use.value)
+    magic(ip, "ws_disconnect hint")
+    with pytest.raises(UsageError) as closed:
+        magic(ip, 'ws_send hint {"x": 1}')
+    assert "run %ws_reset hint to reconnect" in str(closed.value)
+    for error in (in_use.value, closed.value):
+        assert "nbs." not in str(error) and "conn." not in str(error) and "replace=True" not in str(error)
+
+
+def test_a_mistyped_magic_suggests_the_right_one(ip, capsys) -> None:
+    assert not cell(ip, "%ws_conect prices ws://127.0.0.1:1/").success
+    assert "`%ws_conect` not found. Did you mean %ws_connect?" in capsys.readouterr().err
+    assert not cell(ip, "%%ws_handlr prices\npass").success
+    assert "Did you mean %%ws_handler?" in capsys.readouterr().err
+    cell(ip, "%ws_stauts")
+    assert "Did you mean %ws_status?" in capsys.readouterr().err
+    cell(ip, "%nonsense_magic")
+    err = capsys.readouterr().err
+    assert "`%nonsense_magic` not found" in err and "Did you mean" not in err  # only nbsocket's own are suggested
+    with pytest.raises(UsageError, match="no socket named"):  # other usage errors are as before
+        magic(ip, "ws_status nope")
+
+
+def test_the_suggestion_hook_leaves_another_handler_alone_and_goes_on_unload() -> None:
+    shell = InteractiveShell.instance()
+    assert shell.custom_exceptions == ()
+    shell.run_line_magic("load_ext", "nbsocket")
+    assert shell.custom_exceptions == (UsageError,)
+    shell.run_line_magic("unload_ext", "nbsocket")
+    assert shell.custom_exceptions == ()
+    theirs = lambda shell, etype, value, tb, tb_offset=None: None  # noqa: E731
+    shell.set_custom_exc((ValueError,), theirs)
+    try:
+        shell.run_line_magic("load_ext", "nbsocket")
+        assert shell.custom_exceptions == (ValueError,)  # not replaced
+        shell.run_line_magic("unload_ext", "nbsocket")
+        assert shell.custom_exceptions == (ValueError,)
+    finally:
+        shell.set_custom_exc((), None)
+        forget_config(shell)
+
+
 # --- %ws_wait ------------------------------------------------------------------------------------------------------
 
 

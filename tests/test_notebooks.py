@@ -90,6 +90,12 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
         out.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, out / name)
     assert "CHECKED" in _outputs_text(notebook)
+    shown_as_errors = [
+        (index, output.get("text") or output.get("evalue"))
+        for index, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+        if output.get("output_type") == "error" or (output.get("output_type") == "stream" and output.get("name") == "stderr")
+    ]
+    assert not shown_as_errors, f"{name} shows error output (a red box) in cells: {shown_as_errors}"
     widget_views = [o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     if name in ("quickstart.ipynb", "dashboard.ipynb"):
         assert widget_views, "the panel, plot or dashboard did not render"

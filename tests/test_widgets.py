@@ -243,6 +243,16 @@ def test_disconnect_and_connect_buttons(demo: Any) -> None:
     wait_for(lambda: "connected to" in panel.controls.feedback.value, what="the connect outcome")
 
 
+def test_panel_advice_names_its_buttons_not_python_calls(demo: Any) -> None:
+    conn = nbs.connect("w-words", demo.url("/echo"))
+    panel = nbs.panel("w-words")
+    conn.disconnect()
+    panel.controls.message.value = '{"x": 1}'
+    panel.controls.send_button.click()
+    shown = panel.controls.feedback.value
+    assert "not sent" in shown and "click Connect" in shown and "nbs." not in shown
+
+
 def test_button_callbacks_do_not_wait_for_the_loop(demo: Any) -> None:
     conn = nbs.connect("w-noblock", demo.url("/echo"))
     panel = nbs.panel("w-noblock")

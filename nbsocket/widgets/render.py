@@ -149,7 +149,7 @@ def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns:
     if total is not None:
         note.append(f"latest {len(rows)} of {total:,} rows")
     if hidden:
-        note.append(f"{hidden} more column(s) in nbs.frame()")
+        note.append(f"{hidden} more column(s): %ws_frame NAME or nbs.frame(NAME) has them all")
     caption = f'<div style="{MUTED};font-size:85%">{esc("; ".join(note))}</div>' if note else ""
     return (
         '<div class="nbsocket-table" style="overflow-x:auto;line-height:1.4">'
@@ -179,7 +179,7 @@ def errors_html(records: Sequence[Any], limit: int = 5) -> str:
         else:
             items.append(f"<div>{esc(summary)}</div>")
     more = len(records) - limit
-    tail = f'<div style="{MUTED}">and {more} earlier (see conn.errors)</div>' if more > 0 else ""
+    tail = f'<div style="{MUTED}">and {more} earlier, not shown (%ws_status counts them all)</div>' if more > 0 else ""
     return '<div class="nbsocket-errors" style="line-height:1.4">' + "".join(items) + tail + "</div>"
 
 

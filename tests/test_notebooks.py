@@ -120,6 +120,9 @@ def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
     rows = int(summary.split("rows in the live frames:")[1].split()[0])
     assert received >= 30 and rows >= 30
     assert (tmp_path / "ws" / "quickstart.ipynb").exists()
+    preview = summary.split("the last 5 rows received:")[1]
+    assert "symbol" in preview and "price" in preview and len(preview.strip().splitlines()) >= 6  # header + 5 rows
+    assert "TCP" not in result.stderr and "WARNING" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow

@@ -104,8 +104,21 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
             proc.wait(timeout)
 
 
+PREVIEW_ROWS = 5
+"""Rows of the live frame ``nbsocket demo --headless`` prints."""
+
+
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""The headless run's kernel logs only errors: its TCP-without-encryption warning (the kernel listens
+on 127.0.0.1 only) would stand above what the notebook received."""
+
+
 def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict[str, object]:
-    """Execute the quickstart notebook with nbclient and return a summary of what it received."""
+    """Execute the quickstart notebook with nbclient and return a summary of what it received.
+
+    The summary has ``sockets``, ``messages_in``, ``rows``, ``states`` and
+    ``preview`` (the last rows of the live frame, as text).
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -114,12 +127,14 @@ def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict
     notebook.cells.append(nbformat.v4.new_code_cell(
         "import json as _json, nbsocket as _nbs\n"
         "_status = _nbs.connections()\n"
+        f"_preview = _nbs.frame().tail({PREVIEW_ROWS}).to_string(index=False, max_colwidth=40)\n"
         f"print({SUMMARY_MARK!r} + _json.dumps({{'sockets': int(len(_status)), "
         "'messages_in': int(_status['messages_in'].sum()), 'rows': int(_status['rows'].fillna(0).sum()), "
-        "'states': sorted(set(_status['state']))}))"
+        "'states': sorted(set(_status['state'])), 'preview': _preview}))"
     ))
     os.environ[ENV_URL] = server_url
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workspace)}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
+                            resources={"metadata": {"path": str(workspace)}})
     client.execute()
     for output in notebook.cells[-1].get("outputs", []):
         text = output.get("text", "")
@@ -193,5 +208,8 @@ def main(directory: str, host: str = DEFAULT_HOST, port: int = 0, server_port: i
                   f"in {time.monotonic() - started:.1f} s")
             print(f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
                   f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}")  # type: ignore[arg-type]
+            print(f"  the last {PREVIEW_ROWS} rows received:")
+            print("\n".join("    " + line for line in str(summary.get("preview", "")).splitlines()))
+            print(f"  the notebooks are in {workspace}; nbsocket demo opens them in JupyterLab")
             return 0 if int(summary["messages_in"]) > 0 else 1  # type: ignore[call-overload]
         return run_lab(workspace, server_url, host, port, open_browser)

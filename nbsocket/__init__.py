@@ -55,6 +55,7 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
+from .datetimes import to_datetime
 from .events import Lockable, Request, WsEvent
 from .exploratory import Reply
 from .frame import LiveFrame
@@ -65,7 +66,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
-    "panel", "dashboard", "plot",
+    "panel", "dashboard", "plot", "to_datetime",
     "replay", "replay_async", "compare", "burst", "burst_async", "load_transcript", "Reply", "BurstReport",
     "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
     "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",

@@ -42,7 +42,8 @@ MAX_LATENCY_SAMPLES = 10_000
 """Ping and request round-trip times kept per socket (each)."""
 SHOWN_ON_TIMEOUT = 5
 """How many recent messages a timeout error shows."""
-STATS_COLUMNS = ["count", "mean_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+STATS_COLUMNS = ["count", "mean_s", "min_s", "p50_s", "p95_s", "p99_s", "max_s"]
+"""Columns of :meth:`latency_stats`: round trips in seconds, the unit of every timeout and of ``Reply.rtt``."""
 
 
 class Reply(NamedTuple):
@@ -400,24 +401,24 @@ class ExploratoryMixin:
             self._ping_samples.append((time.time_ns(), latency))
 
     def latency(self) -> pd.DataFrame:
-        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_ms``.
+        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_s`` (seconds).
 
         ``ping`` rows are the keepalive pings (every ``ping_interval``) and
         :meth:`ping` calls; ``request`` rows are :meth:`request` round trips.
         """
-        rows = [(ts, "ping", rtt * 1000) for ts, rtt in list(self._ping_samples)]
-        rows += [(ts, "request", rtt * 1000) for ts, rtt in list(self._request_samples)]
+        rows = [(ts, "ping", rtt) for ts, rtt in list(self._ping_samples)]
+        rows += [(ts, "request", rtt) for ts, rtt in list(self._request_samples)]
         rows.sort(key=lambda row: row[0])
-        frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_ms"])
+        frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_s"])
         frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ns", utc=True)
-        frame["rtt_ms"] = frame["rtt_ms"].astype("float64")
+        frame["rtt_s"] = frame["rtt_s"].astype("float64")
         return frame
 
     def latency_stats(self) -> pd.DataFrame:
-        """Round-trip statistics in milliseconds, one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
+        """Round-trip statistics in seconds (``*_s`` columns), one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
         rows = {}
         for kind, samples in (("ping", self._ping_samples), ("request", self._request_samples)):
-            values = pd.Series([rtt * 1000 for _ts, rtt in list(samples)], dtype="float64")
+            values = pd.Series([rtt for _ts, rtt in list(samples)], dtype="float64")
             quantiles = values.quantile([0.5, 0.95, 0.99]) if len(values) else pd.Series([float("nan")] * 3)
             rows[kind] = [len(values), values.mean(), values.min(), *quantiles.tolist(), values.max()]
         frame = pd.DataFrame.from_dict(rows, orient="index", columns=STATS_COLUMNS)
@@ -426,7 +427,7 @@ class ExploratoryMixin:
         return frame
 
     def request_stats(self) -> pd.Series:
-        """Round-trip statistics of :meth:`request` calls in milliseconds (``count``, ``p50_ms``, ``p95_ms``, ``p99_ms`` ...)."""
+        """Round-trip statistics of :meth:`request` calls in seconds (``count``, ``p50_s``, ``p95_s``, ``p99_s`` ...)."""
         return self.latency_stats().loc["request"]
 
     # --- load -------------------------------------------------------------------------------------

@@ -55,18 +55,19 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
+from .core.datetimes import to_datetime
 from .core.events import Request, WsEvent
-from .runtime.lockable import Lockable
-from .runtime.requests import Reply
 from .core.frame import LiveFrame
 from .core.options import InsecureConnectionWarning
 from .explore.replay import BurstReport
+from .runtime.lockable import Lockable
+from .runtime.requests import Reply
 
 __version__ = "0.1.0"
 
 __all__ = [
     "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
-    "panel", "dashboard", "plot",
+    "panel", "dashboard", "plot", "to_datetime",
     "replay", "replay_async", "compare", "burst", "burst_async", "load_transcript", "Reply", "BurstReport",
     "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
     "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",

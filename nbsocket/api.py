@@ -7,10 +7,27 @@ from typing import Any
 
 import pandas as pd
 
-from .runtime.connection import Connection
-from .runtime.manager import default_manager
+from .errors import NbSocketError
 from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (re-exported)
 from .explore.transcripts import compare, load_transcript  # noqa: F401  (re-exported)
+from .runtime.connection import Connection
+from .runtime.manager import default_manager
+
+__all__ = [
+    "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
+    "panel", "dashboard", "plot", "public_error",
+]
+
+
+def public_error(exc: NbSocketError) -> NbSocketError:
+    """``exc`` made fit to raise from a public call: its inner frames dropped, its chained cause kept as ``exc.cause``.
+
+    Used as ``raise public_error(exc) from None``, so the traceback a user sees
+    starts and ends at their own call into nbsocket.
+    """
+    if exc.cause is None:
+        exc.cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return exc.with_traceback(None)
 
 
 def connect(
@@ -45,10 +62,13 @@ def connect(
     be opened, the real cause is raised (:class:`ConnectError` and subclasses)
     and nothing stays registered.
     """
-    return default_manager.connect(
-        name, url, handler, content_type=content_type, headers=headers, subprotocols=subprotocols,
-        args=args, on_open=on_open, on_close=on_close, on_error=on_error, replace=replace, **options,
-    )
+    try:
+        return default_manager.connect(
+            name, url, handler, content_type=content_type, headers=headers, subprotocols=subprotocols,
+            args=args, on_open=on_open, on_close=on_close, on_error=on_error, replace=replace, **options,
+        )
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def send(name: str, message: Any) -> None:
@@ -56,22 +76,34 @@ def send(name: str, message: Any) -> None:
 
     See :meth:`Connection.send` for the outbox and its limits.
     """
-    default_manager.send(name, message)
+    try:
+        default_manager.send(name, message)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def disconnect(name: str, code: int = 1000, reason: str = "") -> None:
     """Close socket ``name`` and keep its registration, so it can be reset later."""
-    default_manager.disconnect(name, code, reason)
+    try:
+        default_manager.disconnect(name, code, reason)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def reset(name: str, url: str | None = None) -> None:
     """Reconnect socket ``name``, to a new ``url`` if given, keeping its handlers and options."""
-    default_manager.reset(name, url)
+    try:
+        default_manager.reset(name, url)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def remove(name: str) -> None:
     """Disconnect socket ``name`` and forget it."""
-    default_manager.remove(name)
+    try:
+        default_manager.remove(name)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def test(name: str) -> bool:
@@ -84,7 +116,10 @@ test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 def get(name: str) -> Connection:
     """The :class:`Connection` registered as ``name``."""
-    return default_manager.get(name)
+    try:
+        return default_manager.get(name)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def connections() -> pd.DataFrame:
@@ -94,12 +129,18 @@ def connections() -> pd.DataFrame:
 
 def frame(name: str | None = None) -> pd.DataFrame:
     """Snapshot of socket ``name``'s live frame (all sockets when ``name`` is omitted)."""
-    return default_manager.frame(name)
+    try:
+        return default_manager.frame(name)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def wait(name: str, count: int = 1, timeout: float | None = 30.0) -> list[Any]:
     """Block until ``count`` more messages arrive on socket ``name``; returns their events."""
-    return default_manager.get(name).wait(count, timeout)
+    try:
+        return default_manager.get(name).wait(count, timeout)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
 
 
 def shutdown(timeout: float = 2.0) -> None:

@@ -41,9 +41,18 @@ def _demo(args: argparse.Namespace) -> int:
         return 130
 
 
+MAIN_COMMAND = (
+    "Start here: nbsocket demo  (JupyterLab on the quickstart notebook, against the embedded demo server;\n"
+    "            the example notebooks are copied into ./nbsocket-demo, and your edits are kept there)"
+)
+"""What a bare ``nbsocket`` prints under its help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="nbsocket", description="WebSocket connections from Jupyter.")
+    parser = argparse.ArgumentParser(
+        prog="nbsocket", description="Named connections to WebSocket servers from Jupyter: the demo and the demo server.",
+    )
     parser.add_argument("--version", action="version", version=f"nbsocket {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -70,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        print(f"\n{MAIN_COMMAND}")
+        return 0
     return int(args.func(args) or 0)
 
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class NbSocketError(Exception):
-    """Base class of every error nbsocket raises on purpose."""
+    """Base class of every error nbsocket raises on purpose.
+
+    Raised from the public call with nbsocket's inner frames left out, so a
+    traceback is a line or two; ``cause`` keeps the underlying exception
+    (``ConnectionRefusedError``, a ``websockets`` error, ...) when there is one.
+    """
+
+    cause: BaseException | None = None
 
 
 class InvalidURLError(NbSocketError, ValueError):

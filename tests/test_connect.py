@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 import warnings
 
+import traceback
+
 import pytest
 import trustme
 
@@ -94,6 +96,25 @@ def test_http_status_failures_say_so_and_leave_no_entry(demo, path: str, status:
         nbs.connect("x", demo.url(path))
     assert info.value.status == status and info.value.kind == "http"
     assert "x" not in default_manager and len(nbs.connections()) == 0
+
+
+def test_a_refused_connect_has_a_short_traceback_and_keeps_its_cause(unused_port) -> None:
+    try:
+        nbs.connect("short", f"ws://127.0.0.1:{unused_port}/")
+    except nbs.ConnectError as exc:
+        error = exc
+    else:
+        pytest.fail("connect to a closed port succeeded")
+    frames = traceback.extract_tb(error.__traceback__)
+    assert [f.name for f in frames] == ["test_a_refused_connect_has_a_short_traceback_and_keeps_its_cause", "connect"]
+    assert frames[-1].filename.endswith("api.py")
+    assert error.__cause__ is None and error.__suppress_context__  # no chain printed under the message
+    assert isinstance(error.cause, OSError)  # the underlying ConnectionRefusedError stays available
+    shown = "".join(traceback.format_exception(error))
+    assert shown.count("File ") == 2 and "manager.py" not in shown and "concurrent" not in shown
+    with pytest.raises(nbs.UnknownSocketError) as info:
+        nbs.send("short", "x")
+    assert len(traceback.extract_tb(info.value.__traceback__)) <= 3  # pytest's raises frame, the test, send
 
 
 def test_refused_connection(unused_port) -> None:

@@ -27,7 +27,8 @@ from nbsocket.core.redact import scrub
 
 from .servers import WsServer, eventually
 
-MAGICS = ["ws_connect", "ws_send", "ws_reset", "ws_disconnect", "ws_remove", "ws_status", "ws_frame", "ws_panel", "ws_wait"]
+MAGICS = ["ws_connect", "ws_send", "ws_reset", "ws_disconnect", "ws_remove", "ws_status", "ws_frame", "ws_panel", "ws_wait",
+          "ws_plot", "ws_test"]
 
 
 @pytest.fixture
@@ -385,6 +386,95 @@ def test_panel_calls_the_widgets(ip, demo, monkeypatch) -> None:
     assert calls == [("panel", "p"), ("dashboard", None)]
     with pytest.raises(UsageError, match="known sockets: p"):
         magic(ip, "ws_panel q")
+
+
+def test_panel_and_plot_take_chart_options(ip, demo, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(api, "panel", lambda name, **kw: calls.append(("panel", name, kw)) or "PANEL")
+    monkeypatch.setattr(api, "plot", lambda name, **kw: calls.append(("plot", name, kw)) or "PLOT")
+    magic(ip, f"ws_connect p {demo.url('/echo')}")
+    assert magic(ip, "ws_panel p --by symbol --y price --y qty --window 300") == "PANEL"
+    assert magic(ip, "ws_plot p --by none") == "PLOT"
+    assert magic(ip, "ws_plot p --x seq --window 50") == "PLOT"
+    assert calls == [
+        ("panel", "p", {"by": "symbol", "y": ["price", "qty"], "window": 300}),
+        ("plot", "p", {"x": "timestamp", "by": None}),
+        ("plot", "p", {"x": "seq", "window": 50}),
+    ]
+    with pytest.raises(UsageError, match="--window takes a number of points >= 2"):
+        magic(ip, "ws_plot p --window 1")
+    with pytest.raises(UsageError, match="need a socket name"):
+        magic(ip, "ws_panel --by symbol")
+    with pytest.raises(UsageError, match="known sockets: p"):
+        magic(ip, "ws_plot q")
+
+
+def test_plot_magic_splits_the_ticker_by_symbol_by_itself(ip, demo) -> None:
+    magic(ip, f"ws_connect tick {demo.url('/ticker?rate=200&symbols=ABC,XYZ,QRS')}")
+    chart = magic(ip, "ws_plot tick")
+    try:
+        eventually(lambda: chart.feed.drain() or set(chart.buffer.series.get("price", {})) == {"ABC", "XYZ", "QRS"},
+                   10, 0.05, "one line per symbol")
+        assert chart.buffer.by == "symbol" and 'aria-label="price by symbol"' in chart.buffer.render()
+    finally:
+        chart.close()
+
+
+def test_test_magic_prints_open_or_closed_and_returns_the_bool(ip, demo, capsys) -> None:
+    magic(ip, f"ws_connect tt {demo.url('/echo')}")
+    assert magic(ip, "ws_test tt") is True
+    assert capsys.readouterr().out == "tt: open\n"
+    magic(ip, "ws_disconnect tt")
+    assert magic(ip, "ws_test tt") is False
+    assert capsys.readouterr().out == "tt: closed\n"
+    with pytest.raises(UsageError, match="known sockets: tt"):
+        magic(ip, "ws_test nope")
+
+
+def test_errors_point_to_magics_not_to_python_calls(ip, demo, capsys) -> None:
+    magic(ip, f"ws_connect hint {demo.url('/echo')}")
+    with pytest.raises(UsageError) as in_use:
+        magic(ip, f"ws_connect hint {demo.url('/chat')}")
+    assert "--replace" in str(in_use.value) and "%ws_reset hint URL" in str(in_use.value)
+    magic(ip, "ws_disconnect hint")
+    with pytest.raises(UsageError) as closed:
+        magic(ip, 'ws_send hint {"x": 1}')
+    assert "run %ws_reset hint to reconnect" in str(closed.value)
+    for error in (in_use.value, closed.value):
+        assert "nbs." not in str(error) and "conn." not in str(error) and "replace=True" not in str(error)
+
+
+def test_a_mistyped_magic_suggests_the_right_one(ip, capsys) -> None:
+    assert not cell(ip, "%ws_conect prices ws://127.0.0.1:1/").success
+    assert "`%ws_conect` not found. Did you mean %ws_connect?" in capsys.readouterr().err
+    assert not cell(ip, "%%ws_handlr prices\npass").success
+    assert "Did you mean %%ws_handler?" in capsys.readouterr().err
+    cell(ip, "%ws_stauts")
+    assert "Did you mean %ws_status?" in capsys.readouterr().err
+    cell(ip, "%nonsense_magic")
+    err = capsys.readouterr().err
+    assert "`%nonsense_magic` not found" in err and "Did you mean" not in err  # only nbsocket's own are suggested
+    with pytest.raises(UsageError, match="no socket named"):  # other usage errors are as before
+        magic(ip, "ws_status nope")
+
+
+def test_the_suggestion_hook_leaves_another_handler_alone_and_goes_on_unload() -> None:
+    shell = InteractiveShell.instance()
+    assert shell.custom_exceptions == ()
+    shell.run_line_magic("load_ext", "nbsocket")
+    assert shell.custom_exceptions == (UsageError,)
+    shell.run_line_magic("unload_ext", "nbsocket")
+    assert shell.custom_exceptions == ()
+    theirs = lambda shell, etype, value, tb, tb_offset=None: None  # noqa: E731
+    shell.set_custom_exc((ValueError,), theirs)
+    try:
+        shell.run_line_magic("load_ext", "nbsocket")
+        assert shell.custom_exceptions == (ValueError,)  # not replaced
+        shell.run_line_magic("unload_ext", "nbsocket")
+        assert shell.custom_exceptions == (ValueError,)
+    finally:
+        shell.set_custom_exc((), None)
+        forget_config(shell)
 
 
 # --- %ws_wait ------------------------------------------------------------------------------------------------------

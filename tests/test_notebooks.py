@@ -90,6 +90,12 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
         out.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, out / name)
     assert "CHECKED" in _outputs_text(notebook)
+    shown_as_errors = [
+        (index, output.get("text") or output.get("evalue"))
+        for index, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+        if output.get("output_type") == "error" or (output.get("output_type") == "stream" and output.get("name") == "stderr")
+    ]
+    assert not shown_as_errors, f"{name} shows error output (a red box) in cells: {shown_as_errors}"
     widget_views = [o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     if name in ("quickstart.ipynb", "dashboard.ipynb"):
         assert widget_views, "the panel, plot or dashboard did not render"
@@ -97,6 +103,7 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
         assert any('"op": "subscribe"' in m or '"op":"subscribe"' in m for m in demo.messages("/ticker") if isinstance(m, str))
     if name == "pode-to-nbsocket.ipynb":
         assert "Bearer ***" in _outputs_text(notebook) or "***" in _outputs_text(notebook)
+        assert "echo: open" in _outputs_text(notebook)  # %ws_test, Pode's Test-PodeWebSocket
 
 
 @pytest.mark.slow
@@ -113,6 +120,9 @@ def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
     rows = int(summary.split("rows in the live frames:")[1].split()[0])
     assert received >= 30 and rows >= 30
     assert (tmp_path / "ws" / "quickstart.ipynb").exists()
+    preview = summary.split("the last 5 rows received:")[1]
+    assert "symbol" in preview and "price" in preview and len(preview.strip().splitlines()) >= 6  # header + 5 rows
+    assert "TCP" not in result.stderr and "WARNING" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow

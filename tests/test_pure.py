@@ -168,3 +168,39 @@ def test_retry_rules() -> None:
     assert ReconnectPolicy(retry_close_codes=frozenset({4001})).retries_close(4001)
     assert not policy.retries_status(401) and not policy.retries_status(403) and not policy.retries_status(404)
     assert policy.retries_status(500) and policy.retries_status(503) and policy.retries_status(429)
+
+
+def test_to_datetime_turns_epoch_fields_into_utc_datetimes() -> None:
+    import pandas as pd
+
+    import nbsocket as nbs
+
+    frame = pd.DataFrame({
+        "timestamp": pd.to_datetime([1, 2], unit="s", utc=True), "socket": "s", "seq": [1, 2], "data.seq": [7, 8],
+        "data.timestamp": [1795959659.99, 1795959660.5], "sent_at": [1795959659990, 1795959660500],
+        "iso_time": ["2026-11-29T15:00:00Z", "2026-11-29T15:00:01Z"], "price": [1.0, 2.0],
+    })
+    parsed = nbs.to_datetime(frame)
+    for column in ("data.timestamp", "sent_at", "iso_time"):
+        assert str(parsed[column].dt.tz) == "UTC", column
+    assert parsed.loc[0, "data.timestamp"].floor("ms") == pd.Timestamp("2026-11-29T13:40:59.990", tz="UTC")
+    assert parsed.loc[0, "sent_at"] == pd.Timestamp("2026-11-29T13:40:59.990", tz="UTC")  # milliseconds, guessed from the size
+    assert parsed["data.seq"].tolist() == [7, 8] and parsed["price"].tolist() == [1.0, 2.0]  # not times: untouched
+    assert frame["data.timestamp"].dtype == "float64"  # a copy; the original is kept
+    only = nbs.to_datetime(frame, "data.timestamp", unit="s")
+    assert str(only["data.timestamp"].dt.tz) == "UTC" and only["sent_at"].dtype == frame["sent_at"].dtype
+    import pytest
+
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        nbs.to_datetime(frame, ["nope"])
+
+
+def test_the_panel_table_sets_nbsocket_columns_apart_from_message_fields() -> None:
+    import pandas as pd
+
+    from nbsocket.widgets.render import table_html
+
+    rows = pd.DataFrame({"timestamp": pd.to_datetime([1], unit="s", utc=True), "socket": "s", "seq": [1], "data.seq": [9]})
+    html = table_html(rows, 1)
+    assert 'class="nbsocket-own-column" title="nbsocket&#x27;s column: message number on this socket, from 1"' in html
+    assert "the message&#x27;s own field &#x27;seq&#x27;" in html

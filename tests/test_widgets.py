@@ -15,7 +15,7 @@ import pytest
 import nbsocket as nbs
 from nbsocket.core.redact import scrub
 from nbsocket.widgets import Dashboard, LiveChart, SocketPanel, parse_message
-from nbsocket.widgets.chart import ChartBuffer, line_chart_svg
+from nbsocket.widgets.chart import ChartBuffer, line_chart_svg, pick_split_column
 from nbsocket.widgets.controls import InvalidMessageError
 from nbsocket.widgets.live import descendants
 from nbsocket.widgets.render import errors_html, table_html
@@ -128,6 +128,27 @@ def test_chart_buffer_follows_numeric_columns_and_escapes() -> None:
     assert svg.startswith("<svg") and svg.endswith("</svg>")
 
 
+def test_chart_splits_by_a_low_cardinality_text_column_by_itself() -> None:
+    ticks = pd.DataFrame({"seq": range(1, 13), "price": [float(i) for i in range(12)], "socket": "s",
+                          "symbol": ["ABC", "XYZ", "QRS"] * 4, "note": [f"n{i}" for i in range(12)], "side": ["b", "s"] * 6})
+    assert pick_split_column(ticks) == "symbol"  # a preferred name wins over the fewest values (side)
+    assert pick_split_column(ticks.drop(columns="symbol")) == "side"
+    assert pick_split_column(ticks.drop(columns=["symbol", "side"])) is None  # socket is nbsocket's; note is free text
+    assert pick_split_column(ticks.iloc[:3]) is None  # three symbols in three rows could be ids: wait for more
+    buffer = ChartBuffer(x="seq", window=50)
+    buffer.ingest(ticks.iloc[:3])
+    assert buffer.by is None and list(buffer.series["price"]) == ["price"]  # drawn unsplit meanwhile
+    buffer.ingest(ticks.iloc[3:])
+    assert buffer.by == "symbol" and set(buffer.series["price"]) == {"ABC", "XYZ", "QRS"}
+    assert sum(len(points) for points in buffer.series["price"].values()) == 12  # the early rows redrawn, split
+    assert 'aria-label="price by symbol"' in buffer.render() and buffer.render().count("<polyline") == 3
+    buffer.clear()
+    assert buffer.by is None  # attached to another frame: looks again
+    unsplit = ChartBuffer(x="seq", by=None)
+    unsplit.ingest(ticks)
+    assert unsplit.by is None and list(unsplit.series["price"]) == ["price"]
+
+
 def test_table_and_errors_html_escape() -> None:
     rows = pd.DataFrame({"timestamp": pd.to_datetime([1], unit="s", utc=True), "socket": "s", "seq": [1], "text": ["<script>x</script>"]})
     html = table_html(rows, total=1)
@@ -221,6 +242,16 @@ def test_disconnect_and_connect_buttons(demo: Any) -> None:
     wait_for(lambda: conn.state == "open", what="the socket to open again")
     wait_for(lambda: 'data-state="open"' in panel.header.value, what="the panel to show open")
     wait_for(lambda: "connected to" in panel.controls.feedback.value, what="the connect outcome")
+
+
+def test_panel_advice_names_its_buttons_not_python_calls(demo: Any) -> None:
+    conn = nbs.connect("w-words", demo.url("/echo"))
+    panel = nbs.panel("w-words")
+    conn.disconnect()
+    panel.controls.message.value = '{"x": 1}'
+    panel.controls.send_button.click()
+    shown = panel.controls.feedback.value
+    assert "not sent" in shown and "click Connect" in shown and "nbs." not in shown
 
 
 def test_button_callbacks_do_not_wait_for_the_loop(demo: Any) -> None:

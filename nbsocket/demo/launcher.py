@@ -50,20 +50,33 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
+    """True if a server could listen on ``host:port`` now.
+
+    The check binds with ``SO_REUSEADDR``, as the demo server does, so
+    connections of a recent run still in TIME_WAIT do not count as taken.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+            s.listen(1)
         except OSError:
             return False
         return True
 
 
+def choose_server_port(host: str, port: int) -> tuple[int, str | None]:
+    """The demo server's port: ``port`` if it is free, else 0 (any free port) and a note saying so."""
+    if not port or port_free(host, port):
+        return port, None
+    return 0, f"nbsocket demo: port {port} on {host} is taken (another demo server?); using a free port instead"
+
+
 @contextlib.contextmanager
 def demo_server(host: str, port: int) -> Iterator[str]:
-    """Run the demo server in a child process; yields its base URL."""
-    if port and not _port_free(host, port):
-        port = 0
+    """Run the demo server in a child process; yields its base URL (and says so when the port had to change)."""
+    port, note = choose_server_port(host, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo-server", "--host", host, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -74,6 +87,8 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         if "ws://" not in first:
             raise RuntimeError(f"the demo server did not start: {first.strip() or 'no output'}")
         url = first.split("on ", 1)[1].split()[0]
+        if note:
+            print(f"{note}: {url}", flush=True)
         yield url
     finally:
         _stop(proc)
@@ -89,8 +104,21 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
             proc.wait(timeout)
 
 
+PREVIEW_ROWS = 5
+"""Rows of the live frame ``nbsocket demo --headless`` prints."""
+
+
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""The headless run's kernel logs only errors: its TCP-without-encryption warning (the kernel listens
+on 127.0.0.1 only) would stand above what the notebook received."""
+
+
 def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict[str, object]:
-    """Execute the quickstart notebook with nbclient and return a summary of what it received."""
+    """Execute the quickstart notebook with nbclient and return a summary of what it received.
+
+    The summary has ``sockets``, ``messages_in``, ``rows``, ``states`` and
+    ``preview`` (the last rows of the live frame, as text).
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -99,12 +127,14 @@ def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict
     notebook.cells.append(nbformat.v4.new_code_cell(
         "import json as _json, nbsocket as _nbs\n"
         "_status = _nbs.connections()\n"
+        f"_preview = _nbs.frame().tail({PREVIEW_ROWS}).to_string(index=False, max_colwidth=40)\n"
         f"print({SUMMARY_MARK!r} + _json.dumps({{'sockets': int(len(_status)), "
         "'messages_in': int(_status['messages_in'].sum()), 'rows': int(_status['rows'].fillna(0).sum()), "
-        "'states': sorted(set(_status['state']))}))"
+        "'states': sorted(set(_status['state'])), 'preview': _preview}))"
     ))
     os.environ[ENV_URL] = server_url
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workspace)}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
+                            resources={"metadata": {"path": str(workspace)}})
     client.execute()
     for output in notebook.cells[-1].get("outputs", []):
         text = output.get("text", "")
@@ -178,5 +208,8 @@ def main(directory: str, host: str = DEFAULT_HOST, port: int = 0, server_port: i
                   f"in {time.monotonic() - started:.1f} s")
             print(f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
                   f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}")  # type: ignore[arg-type]
+            print(f"  the last {PREVIEW_ROWS} rows received:")
+            print("\n".join("    " + line for line in str(summary.get("preview", "")).splitlines()))
+            print(f"  the notebooks are in {workspace}; nbsocket demo opens them in JupyterLab")
             return 0 if int(summary["messages_in"]) > 0 else 1  # type: ignore[call-overload]
         return run_lab(workspace, server_url, host, port, open_browser)

@@ -23,12 +23,14 @@ from traitlets import TraitError
 
 from .. import api
 from .config import NbSocket
+from ..core.hints import in_magic_words
+from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
+from ..runtime.manager import default_manager
 from .args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
 from .handler import compile_handler, has_body
+from .hints import install_magic_suggestions, uninstall_magic_suggestions
 from .wait import Progress, events_frame, wait_for_messages
-from ..runtime.manager import default_manager
-from ..core.redact import scrub
 
 log = logging.getLogger("nbsocket")
 _D = NbSocket()  # class defaults, for the help texts
@@ -49,7 +51,7 @@ def _unknown_socket_message(exc: UnknownSocketError) -> str:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(scrub(message).split())
+    return " ".join(in_magic_words(scrub(message)).split())
 
 
 def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,13 +66,42 @@ def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
         except UnknownSocketError as exc:
             raise UsageError(_unknown_socket_message(exc)) from None
         except NameInUseError as exc:
-            raise UsageError(_one_line(f"{exc} With %ws_connect, add --replace to replace it.")) from None
+            raise UsageError(_one_line(str(exc))) from None
         except NbSocketError as exc:
             raise UsageError(_one_line(str(exc))) from None
         except KeyboardInterrupt:
             raise UsageError(f"%{magic.__name__} interrupted") from None
 
     return run
+
+
+def _chart_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The chart options ``%ws_panel`` and ``%ws_plot`` share: ``--by``, ``--y``, ``--window``."""
+    for decorator in reversed([
+        argument("--by", default=argparse.SUPPRESS, metavar="COLUMN|none",
+                 help="one line per value of this column, e.g. symbol; none draws one line per column "
+                      "(default: a text column with a few repeating values, found by itself)"),
+        argument("--y", action="append", metavar="COLUMN",
+                 help="a numeric column to draw, repeatable (default: the numeric value columns as they appear)"),
+        argument("--window", type=int, default=argparse.SUPPRESS, metavar="N",
+                 help="points kept per line: the last N rows (default: 500)"),
+    ]):
+        magic = decorator(magic)
+    return magic
+
+
+def _chart_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords for ``nbs.panel``/``nbs.plot`` from ``--by``, ``--y`` and ``--window``."""
+    options: dict[str, Any] = {}
+    if hasattr(args, "by"):
+        options["by"] = None if args.by.strip().lower() in ("none", "off") else args.by
+    if args.y:
+        options["y"] = args.y
+    if hasattr(args, "window"):
+        if args.window < 2:
+            raise UsageError("--window takes a number of points >= 2")
+        options["window"] = args.window
+    return options
 
 
 def _parse(magic: Callable[..., Any], line: str) -> argparse.Namespace:
@@ -281,6 +312,23 @@ class NbSocketMagics(Magics):
         return status
 
     @magic_arguments()
+    @argument("name", help="name of the socket")
+    @line_magic
+    @_one_line_errors
+    def ws_test(self, line: str) -> bool:
+        """Is the socket open right now? Prints ``open`` or ``closed`` (with its state) and returns True or False.
+
+        Pode's ``Test-PodeWebSocket``: ``if %ws_test prices: ...``. An unknown
+        name is an error, not False.
+        """
+        args = _parse(self.ws_test, line)
+        conn = api.get(args.name)
+        is_open = api.test(args.name)
+        shown = "open" if is_open else "closed" if conn.state == "closed" else f"closed ({conn.state})"
+        print(f"{args.name}: {shown}")
+        return is_open
+
+    @magic_arguments()
     @argument("name", nargs="?", help="name of the socket (default: every socket, merged by time)")
     @argument("--tail", type=int, default=None, metavar="N", help="only the last N rows (default: all rows)")
     @line_magic
@@ -297,17 +345,50 @@ class NbSocketMagics(Magics):
 
     @magic_arguments()
     @argument("name", nargs="?", help="name of the socket (default: a dashboard of every socket)")
+    @_chart_arguments
     @line_magic
     @_one_line_errors
     def ws_panel(self, line: str) -> Any:
-        """A live widget panel for a socket (or a dashboard of all): state, counters, latest rows, Send/Reset/Disconnect."""
+        """A live widget panel for a socket (or a dashboard of all): state, counters, latest rows, a chart, Send/Reset/Disconnect.
+
+        The chart splits its lines by a column such as ``symbol`` by itself;
+        ``--by``, ``--y`` and ``--window`` choose instead::
+
+            %ws_panel prices --by symbol --y price --window 300
+        """
         args = _parse(self.ws_panel, line)
-        if args.name:
-            api.get(args.name)
+        chart = _chart_options(args)
+        if not args.name:
+            if chart:
+                raise UsageError("%ws_panel: --by, --y and --window need a socket name (the dashboard has no chart)")
+            return self._widget("ws_panel", api.dashboard)
+        api.get(args.name)
+        return self._widget("ws_panel", api.panel, args.name, **chart)
+
+    @magic_arguments()
+    @argument("name", help="name of the socket")
+    @argument("--x", default="timestamp", metavar="COLUMN", help="the x axis: timestamp, seq or a numeric column (default: timestamp)")
+    @_chart_arguments
+    @line_magic
+    @_one_line_errors
+    def ws_plot(self, line: str) -> Any:
+        """A live line chart of a socket's numeric columns, one line per value of a column such as ``symbol``.
+
+        Example: ``%ws_plot prices --y price --by symbol --window 300``; ``--x seq``
+        puts the message number on the x axis instead of the time of receipt.
+        """
+        args = _parse(self.ws_plot, line)
+        api.get(args.name)
+        return self._widget("ws_plot", api.plot, args.name, x=args.x, **_chart_options(args))
+
+    @staticmethod
+    def _widget(magic: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return api.panel(args.name) if args.name else api.dashboard()
+            return make(*args, **kwargs)
         except ImportError as exc:
-            raise UsageError(f"%ws_panel needs nbsocket's widgets, which could not be loaded ({exc})") from None
+            raise UsageError(f"%{magic} needs nbsocket's widgets, which could not be loaded ({exc})") from None
+        except ValueError as exc:
+            raise UsageError(f"%{magic}: {exc}") from None
 
     # --- waiting and handlers ------------------------------------------------------------------------------
 
@@ -376,11 +457,13 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = NbSocketMagics(ipython)
     ipython.register_magics(magics)
     ipython.configurables.append(magics.settings)
+    install_magic_suggestions(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close every socket, stop the loop thread, and take the magics away again."""
     try:
+        uninstall_magic_suggestions(ipython)
         default_manager.shutdown()
     finally:
         magics = ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)

@@ -516,7 +516,7 @@ class Connection:
         return await self._latency.ping_async(timeout)
 
     def latency(self) -> pd.DataFrame:
-        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_ms``.
+        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_s`` (seconds).
 
         ``ping`` rows are the keepalive pings (every ``ping_interval``) and
         :meth:`ping` calls; ``request`` rows are :meth:`request` round trips.
@@ -524,11 +524,11 @@ class Connection:
         return self._latency.history()
 
     def latency_stats(self) -> pd.DataFrame:
-        """Round-trip statistics in milliseconds, one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
+        """Round-trip statistics in seconds (``*_s`` columns), one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
         return self._latency.stats()
 
     def request_stats(self) -> pd.Series:
-        """Round-trip statistics of :meth:`request` calls in milliseconds (``count``, ``p50_ms``, ``p95_ms``, ``p99_ms`` ...)."""
+        """Round-trip statistics of :meth:`request` calls in seconds (``count``, ``p50_s``, ``p95_s``, ``p99_s`` ...)."""
         return self._latency.stats().loc["request"]
 
     def burst(self, messages: Any, rate: float | None = None, *, count: int | None = None, timeout: float = 60.0,

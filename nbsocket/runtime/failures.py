@@ -32,7 +32,14 @@ def _body_excerpt(body: bytes | None, limit: int = 200) -> str:
 
 
 def translate(exc: BaseException, shown_url: str, open_timeout: float | None) -> ConnectError | InvalidURLError:
-    """The nbsocket error that says why connecting to ``shown_url`` failed (secrets removed)."""
+    """The nbsocket error that says why connecting to ``shown_url`` failed (secrets removed); ``cause`` is ``exc``."""
+    error = _explain(exc, shown_url, open_timeout)
+    if error is not exc and error.cause is None:
+        error.cause = exc
+    return error
+
+
+def _explain(exc: BaseException, shown_url: str, open_timeout: float | None) -> ConnectError | InvalidURLError:
     where = f"cannot connect to {shown_url}"
     if isinstance(exc, ConnectError):
         return exc

@@ -20,11 +20,12 @@ __all__ = ["Latency", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS"]
 
 MAX_LATENCY_SAMPLES = 10_000
 """Ping and request round-trip times kept per socket (each)."""
-STATS_COLUMNS = ["count", "mean_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+STATS_COLUMNS = ["count", "mean_s", "min_s", "p50_s", "p95_s", "p99_s", "max_s"]
+"""Columns of ``latency_stats``: round trips in seconds, the unit of every timeout and of ``Reply.rtt``."""
 
 
 class Latency:
-    """A connection's latency part: the history of ping and request round trips (seconds inside, ms in the tables)."""
+    """A connection's latency part: the history of ping and request round trips, in seconds."""
 
     def __init__(self, session: Session, loop_thread: LoopThread) -> None:
         self._session = session
@@ -83,19 +84,19 @@ class Latency:
 
     def history(self) -> pd.DataFrame:
         """See :meth:`Connection.latency <nbsocket.Connection.latency>`."""
-        rows = [(ts, "ping", rtt * 1000) for ts, rtt in list(self._ping_samples)]
-        rows += [(ts, "request", rtt * 1000) for ts, rtt in list(self._request_samples)]
+        rows = [(ts, "ping", rtt) for ts, rtt in list(self._ping_samples)]
+        rows += [(ts, "request", rtt) for ts, rtt in list(self._request_samples)]
         rows.sort(key=lambda row: row[0])
-        frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_ms"])
+        frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_s"])
         frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ns", utc=True)
-        frame["rtt_ms"] = frame["rtt_ms"].astype("float64")
+        frame["rtt_s"] = frame["rtt_s"].astype("float64")
         return frame
 
     def stats(self) -> pd.DataFrame:
         """See :meth:`Connection.latency_stats <nbsocket.Connection.latency_stats>`."""
         rows = {}
         for kind, samples in (("ping", self._ping_samples), ("request", self._request_samples)):
-            values = pd.Series([rtt * 1000 for _ts, rtt in list(samples)], dtype="float64")
+            values = pd.Series([rtt for _ts, rtt in list(samples)], dtype="float64")
             quantiles = values.quantile([0.5, 0.95, 0.99]) if len(values) else pd.Series([float("nan")] * 3)
             rows[kind] = [len(values), values.mean(), values.min(), *quantiles.tolist(), values.max()]
         frame = pd.DataFrame.from_dict(rows, orient="index", columns=STATS_COLUMNS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .chart import AUTO
 from .controls import InvalidMessageError, SocketControls, parse_message
 from .dashboard import Dashboard
 from .panel import SocketPanel
@@ -35,12 +36,14 @@ def plot(name: str, y: str | Sequence[str] | None = None, x: str = "timestamp", 
     """A live line chart of columns ``y`` of socket ``name``'s frame against ``x``, the last ``window`` points.
 
     Without ``y`` it follows the numeric columns as they appear. ``by="symbol"``
-    draws one line per value of that column; ``width``/``height`` size it.
+    draws one line per value of that column; the default ``by="auto"`` picks
+    such a column by itself (a text column with a few repeating values, like
+    ``symbol``), ``by=None`` draws one line per column. ``width``/``height`` size it.
     """
     return LiveChart(name, y=y, x=x, window=window, **kwargs)
 
 
 __all__ = [
     "panel", "dashboard", "plot", "SocketPanel", "Dashboard", "LiveChart", "SocketControls",
-    "parse_message", "InvalidMessageError",
+    "parse_message", "InvalidMessageError", "AUTO",
 ]

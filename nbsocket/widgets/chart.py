@@ -23,6 +23,13 @@ MAX_SERIES = 4
 """Columns followed when ``y`` is not given."""
 MAX_GROUPS = 8
 """Lines per chart when splitting by a column (``by=``)."""
+AUTO = "auto"
+"""``by=AUTO`` (the default): split by a low-cardinality text column (``symbol``, ``topic``, ...) once one shows up."""
+SPLIT_NAMES = ("symbol", "ticker", "instrument", "pair", "topic", "channel", "type", "kind", "event", "source", "device",
+               "sensor", "name")
+"""Column names preferred as the split when several text columns qualify (most likely first)."""
+NEVER_SPLIT = frozenset({"data", "extra"})
+"""Columns never used as a split: raw message bodies and overflow fields."""
 
 FRAME_COLUMNS = frozenset({"timestamp", "socket", "seq", "error"})
 _COUNTER_LIKE = re.compile(r"(^|[._])(seq|id|ts|time|timestamp|date|epoch)$|_(id|at|ts)$", re.IGNORECASE)
@@ -36,6 +43,31 @@ def is_value_column(name: str, dtype: Any) -> bool:
     if name in FRAME_COLUMNS or _COUNTER_LIKE.search(name):
         return False
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def pick_split_column(rows: pd.DataFrame, exclude: Sequence[str] = ()) -> str | None:
+    """The text column that splits ``rows`` into a few lines: 2 to :data:`MAX_GROUPS` values, each seen twice on average.
+
+    Columns named in :data:`SPLIT_NAMES` are preferred, then the one with the
+    fewest values. ``None`` while no column qualifies (too few rows, or only
+    ids and free text).
+    """
+    candidates: list[tuple[int, int, str]] = []
+    skip = set(exclude) | FRAME_COLUMNS | NEVER_SPLIT
+    for name in rows.columns:
+        column = rows[name]
+        if name in skip or not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
+                                or isinstance(column.dtype, pd.CategoricalDtype)):
+            continue
+        values = column.dropna()
+        if not len(values) or not all(isinstance(v, str) for v in values.iloc[:50]):
+            continue
+        distinct = values.nunique()
+        if 2 <= distinct <= MAX_GROUPS and len(values) >= 2 * distinct:
+            leaf = str(name).rsplit(".", 1)[-1].lower()
+            rank = SPLIT_NAMES.index(leaf) if leaf in SPLIT_NAMES else len(SPLIT_NAMES)
+            candidates.append((rank, distinct, str(name)))
+    return min(candidates)[2] if candidates else None
 
 
 def _as_seconds(column: pd.Series) -> Any:
@@ -52,16 +84,22 @@ class ChartBuffer:
     ``y`` names the columns to draw (``None``: follow numeric value columns as
     they appear, up to :data:`MAX_SERIES`); ``x`` is the x-axis column
     (``timestamp`` by default, or ``seq``, or any numeric column); ``by``
-    splits each column into one line per value of another column.
+    splits each column into one line per value of another column: ``"auto"``
+    (the default) picks a low-cardinality text column such as ``symbol`` by
+    itself (see :func:`pick_split_column`), ``None`` draws one line per column.
     """
 
-    def __init__(self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500, by: str | None = None) -> None:
+    def __init__(self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500,
+                 by: str | None = AUTO) -> None:
         if window < 2:
             raise ValueError("window must be at least 2 points")
         self.fixed_y = [y] if isinstance(y, str) else (list(y) if y is not None else None)
         self.x = x
         self.window = int(window)
-        self.by = by
+        self.auto_split = by == AUTO
+        self.by: str | None = None if self.auto_split else by
+        """The column the lines are split by (``None`` while ``"auto"`` has not found one)."""
+        self._sample: pd.DataFrame | None = None  # recent rows, kept while "auto" looks for a split column
         self.columns: list[str] = list(self.fixed_y or [])
         self._lines: dict[str, dict[str, collections.deque[tuple[int, float, float]]]] = {c: {} for c in self.columns}
         self._rows_seen = 0
@@ -78,12 +116,34 @@ class ChartBuffer:
         """Forget every point (and, when following columns, which ones were picked)."""
         self.columns = list(self.fixed_y or [])
         self._lines = {c: {} for c in self.columns}
+        if self.auto_split:
+            self.by, self._sample = None, None
         self.version += 1
 
     def ingest(self, rows: pd.DataFrame) -> bool:
         """Add the points of ``rows`` and drop those older than the last ``window`` rows; True if any was added."""
         if rows is None or not len(rows):
             return False
+        if self.auto_split and self.by is None:
+            return self._look_for_split(rows)
+        return self._add(rows)
+
+    def _look_for_split(self, rows: pd.DataFrame) -> bool:
+        """Draw ``rows`` unsplit until a split column shows up, then redraw the kept rows split by it."""
+        sample = rows if self._sample is None else pd.concat([self._sample, rows], ignore_index=True)
+        self._sample = sample = sample.iloc[-self.window:]
+        column = pick_split_column(sample, exclude=[self.x, *(self.fixed_y or [])])
+        if column is None:
+            return self._add(rows)
+        self.by, self._sample = column, None
+        self._rows_seen += len(rows) - len(sample)
+        self.columns = list(self.fixed_y or [])
+        self._lines = {c: {} for c in self.columns}
+        self._add(sample)
+        self.version += 1
+        return True
+
+    def _add(self, rows: pd.DataFrame) -> bool:
         first_row = self._rows_seen
         self._rows_seen += len(rows)
         if self.x not in rows.columns:
@@ -137,7 +197,7 @@ class ChartBuffer:
         """The charts as HTML: one small SVG chart per column, or a note while there is nothing to draw."""
         series = self.series
         charts = [
-            line_chart_svg(column, series[column], width=width, height=height, x_is_time=self.x_is_time, legend=self.by is not None)
+            line_chart_svg(f"{column} by {self.by}" if self.by else column, series[column], width=width, height=height, x_is_time=self.x_is_time, legend=self.by is not None)
             for column in self.columns
             if any(series.get(column, {}).values())
         ]

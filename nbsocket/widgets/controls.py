@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import EncodeError, NbSocketError
+from ..core.hints import in_widget_words
 from ..core.redact import redact_url, scrub, url_secrets
 from .render import feedback_html
 from .throttle import refresher as default_refresher
@@ -145,9 +146,9 @@ class SocketControls:
     # --- showing (main thread on click, refresher thread for outcomes) -----------------
 
     def show(self, text: str, ok: bool = True) -> None:
-        """Put a message on the feedback line."""
+        """Put a message on the feedback line (advice said as the panel's buttons, not as Python calls)."""
         with self._lock:
-            self.feedback.value = feedback_html(scrub(text), ok)
+            self.feedback.value = feedback_html(in_widget_words(scrub(text)), ok)
 
     def sync(self, state: str) -> None:
         """Show a finished action's outcome and enable the buttons that make sense in ``state`` (refresher thread)."""
@@ -174,7 +175,7 @@ class SocketControls:
             return None
         conn = self.manager.find(self.name)
         if conn is None:
-            self.show(f"socket {self.name!r} was removed; connect it again with nbs.connect()", ok=False)
+            self.show(f"socket {self.name!r} was removed; connect it again with %ws_connect NAME URL (or nbs.connect)", ok=False)
             return None
         return conn
 
@@ -269,6 +270,6 @@ class SocketControls:
             self._finish(f"{verb} failed: {type(exc).__name__}: {exc}", False)
 
     def _finish(self, text: str, ok: bool) -> None:
-        self._outcome = (scrub(text), ok)
+        self._outcome = (in_widget_words(scrub(text)), ok)
         self._busy = None
         self._refresher.poke()

@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..runtime.manager import default_manager
-from .chart import ChartBuffer
+from .chart import AUTO, ChartBuffer
 from .controls import SocketControls
 from .feed import SocketFeed
 from .live import LiveView
@@ -40,7 +40,7 @@ class SocketPanel(LiveView, widgets.VBox):
         y: str | Sequence[str] | None = None,
         x: str = "timestamp",
         window: int = 500,
-        by: str | None = None,
+        by: str | None = AUTO,
         max_rate_hz: float = 2.0,
         refresher: Any = None,
     ) -> None:

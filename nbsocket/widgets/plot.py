@@ -9,7 +9,7 @@ import ipywidgets as widgets
 
 from ..errors import InvalidOptionError
 from ..runtime.manager import default_manager
-from .chart import ChartBuffer
+from .chart import AUTO, ChartBuffer
 from .feed import SocketFeed
 from .live import LiveView
 from .panel import MAX_RATE_HZ
@@ -28,7 +28,7 @@ class LiveChart(LiveView, widgets.VBox):
         x: str = "timestamp",
         window: int = 500,
         *,
-        by: str | None = None,
+        by: str | None = AUTO,
         width: int = 560,
         height: int = 120,
         manager: Any = None,

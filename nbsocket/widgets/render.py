@@ -65,7 +65,7 @@ def human_rate(rate: float) -> str:
 
 
 def latency_text(latency: float | None) -> str:
-    """Ping round trip in ms, or '-' before the first ping."""
+    """Ping round trip shown in milliseconds (labelled ``ms``; ``connections()`` has it in seconds), or '-'."""
     return "-" if latency is None else f"{latency * 1000:.1f} ms"
 
 
@@ -131,6 +131,25 @@ def _cell(value: Any) -> str:
     return esc(text)
 
 
+OWN_COLUMN_TITLES = {
+    "timestamp": "nbsocket's column: time of receipt (UTC)",
+    "seq": "nbsocket's column: message number on this socket, from 1",
+    "error": "nbsocket's column: why the message could not be parsed",
+    "topic": "nbsocket's column: the protocol's event name or destination",
+}
+"""Header tooltips of nbsocket's own columns in the latest-rows table (shown in italics, apart from message fields)."""
+
+
+def _header_cell(column: str) -> str:
+    style = "text-align:left;padding:1px 8px 1px 0"
+    if column in OWN_COLUMN_TITLES:
+        return f'<th class="nbsocket-own-column" title="{esc(OWN_COLUMN_TITLES[column])}" style="{style};font-style:italic">{esc(column)}</th>'
+    if column.startswith("data.") and column[5:] in ("timestamp", "socket", "seq", "error", "topic"):
+        title = f"the message's own field {column[5:]!r} (prefixed: nbsocket has a column of that name)"
+        return f'<th title="{esc(title)}" style="{style}">{esc(column)}</th>'
+    return f'<th style="{style}">{esc(column)}</th>'
+
+
 def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns: int = TABLE_COLUMNS) -> str:
     """The latest rows as a small table (newest last), or a note when there are none."""
     if rows is None:
@@ -140,7 +159,7 @@ def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns:
     columns = [c for c in rows.columns if c != "socket" and rows[c].notna().any()]
     hidden = max(0, len(columns) - max_columns)
     columns = columns[:max_columns]
-    th = "".join(f'<th style="text-align:left;padding:1px 8px 1px 0">{esc(c)}</th>' for c in columns)
+    th = "".join(_header_cell(str(c)) for c in columns)
     body = "".join(
         "<tr>" + "".join(f'<td style="padding:1px 8px 1px 0;white-space:nowrap">{_cell(v)}</td>' for v in values) + "</tr>"
         for values in rows[columns].itertuples(index=False, name=None)
@@ -149,7 +168,7 @@ def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns:
     if total is not None:
         note.append(f"latest {len(rows)} of {total:,} rows")
     if hidden:
-        note.append(f"{hidden} more column(s) in nbs.frame()")
+        note.append(f"{hidden} more column(s): %ws_frame NAME or nbs.frame(NAME) has them all")
     caption = f'<div style="{MUTED};font-size:85%">{esc("; ".join(note))}</div>' if note else ""
     return (
         '<div class="nbsocket-table" style="overflow-x:auto;line-height:1.4">'
@@ -179,7 +198,7 @@ def errors_html(records: Sequence[Any], limit: int = 5) -> str:
         else:
             items.append(f"<div>{esc(summary)}</div>")
     more = len(records) - limit
-    tail = f'<div style="{MUTED}">and {more} earlier (see conn.errors)</div>' if more > 0 else ""
+    tail = f'<div style="{MUTED}">and {more} earlier, not shown (%ws_status counts them all)</div>' if more > 0 else ""
     return '<div class="nbsocket-errors" style="line-height:1.4">' + "".join(items) + tail + "</div>"
 
 

@@ -140,3 +140,19 @@ def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page
     page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
     assert page.locator("text=IOPub message rate exceeded").count() == 0
     assert "rate exceeded" not in jupyter_server.log_path.read_text(errors="replace")
+
+
+SERIES_NAMES = """(selector) => Array.from(document.querySelectorAll(selector)).map((t) => t.textContent).sort().join(',')"""
+
+
+def test_quickstart_panel_chart_has_one_line_per_symbol(jupyter_server: Any, page: Any, artifacts: Path) -> None:
+    """The quickstart as a newcomer runs it: `%ws_plot prices` and `%ws_panel prices`, no options, one line per symbol."""
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    (jupyter_server.root / "quickstart.ipynb").write_bytes((notebooks / "quickstart.ipynb").read_bytes())
+    open_and_run(page, jupyter_server, "quickstart.ipynb")
+    for view in (PANEL, ".nbsocket-plot"):
+        lines = f"{view} .nbsocket-chart svg polyline > title"
+        page.wait_for_function(f"(s) => ({SERIES_NAMES})(s) === 'ABC,QRS,XYZ'", arg=lines, timeout=UI_TIMEOUT, polling=200)
+        assert page.locator(f"{view} .nbsocket-chart svg").first.get_attribute("aria-label") == "price by symbol"
+    page.locator(PANEL).screenshot(path=str(artifacts / "quickstart-panel.png"))
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0

@@ -150,6 +150,23 @@ class LiveFrame:
             if len(self._pending) >= self.chunk_rows:
                 self._flush_locked()
 
+    def append_many(self, ts_ns: int, first_seq: int, rows: list[dict[str, Any]]) -> None:
+        """Add the rows of one read: all received at ``ts_ns``, numbered from ``first_seq`` (see :meth:`append`)."""
+        with self._lock:
+            seen = self._fields_seen.keys()
+            pending = self._pending
+            for fields in rows:
+                if not fields.keys() <= seen:
+                    fields = self._admit(fields)
+                pending.append(fields)
+            count = len(rows)
+            self._pending_ts.extend([ts_ns] * count)
+            self._pending_seq.extend(range(first_seq, first_seq + count))
+            self._total += count
+            self._cache = None
+            if len(pending) >= self.chunk_rows:
+                self._flush_locked()
+
     def _admit(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Register new columns (up to the cap); fields past the cap go into ``extra``."""
         seen = self._fields_seen

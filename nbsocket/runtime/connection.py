@@ -70,9 +70,9 @@ class Connection:
         self.options = options
         self.lockable = lockable
         self.content_type = options.content_type
-        self.on_open: Callable[..., Any] | None = None
-        self.on_close: Callable[..., Any] | None = None
-        self.on_error: Callable[..., Any] | None = None
+        self._on_open: Callable[..., Any] | None = None
+        self._on_close: Callable[..., Any] | None = None
+        self._on_error: Callable[..., Any] | None = None
         self.stats = Stats()
         self._manager = manager
         self._loop_thread = loop_thread
@@ -104,6 +104,38 @@ class Connection:
         self._latency = Latency(self._session, loop_thread)
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread)
         self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread)
+
+    # --- lifecycle callbacks --------------------------------------------------------------
+
+    @property
+    def on_open(self) -> Callable[..., Any] | None:
+        """Called as ``on_open(conn)`` after every open (its sends go out first)."""
+        return self._on_open
+
+    @on_open.setter
+    def on_open(self, callback: Callable[..., Any] | None) -> None:
+        self._on_open = callback
+        self._dispatcher.callbacks_changed()
+
+    @property
+    def on_close(self) -> Callable[..., Any] | None:
+        """Called as ``on_close(conn, code, reason)`` after every close."""
+        return self._on_close
+
+    @on_close.setter
+    def on_close(self, callback: Callable[..., Any] | None) -> None:
+        self._on_close = callback
+        self._dispatcher.callbacks_changed()
+
+    @property
+    def on_error(self) -> Callable[..., Any] | None:
+        """Called as ``on_error(conn, exc)`` for connection errors and handler failures."""
+        return self._on_error
+
+    @on_error.setter
+    def on_error(self, callback: Callable[..., Any] | None) -> None:
+        self._on_error = callback
+        self._dispatcher.callbacks_changed()
 
     # --- state ------------------------------------------------------------------------
 

@@ -40,12 +40,13 @@ class Kind(enum.Enum):
     """What a dispatcher item is: a message for the handlers, or a lifecycle callback to call."""
 
     MESSAGE = "message"
+    MESSAGES = "messages"
     OPEN = "on_open"
     CLOSE = "on_close"
     ERROR = "on_error"
 
 
-MESSAGE, OPEN, CLOSE, ERROR = Kind.MESSAGE, Kind.OPEN, Kind.CLOSE, Kind.ERROR
+MESSAGE, MESSAGES, OPEN, CLOSE, ERROR = Kind.MESSAGE, Kind.MESSAGES, Kind.OPEN, Kind.CLOSE, Kind.ERROR
 
 
 class Dispatcher:
@@ -83,14 +84,15 @@ class Dispatcher:
         self._lane = SerialLane(self._run_batch_sync, lambda: loop_thread.handler_pool)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._sync_key: tuple[Any, ...] = ()
-        self._sync_only = True
+        self._callbacks_sync = True
+        self._task_busy = False  # the task is running items it took: new ones must queue behind them
+        self.pushed_seq = 0
         self.handled_seq = 0
 
     @property
     def backlog(self) -> int:
-        """Items waiting to be handled."""
-        return len(self._items) + len(self._lane)
+        """Messages pushed whose handlers have not all run yet."""
+        return self.pushed_seq - self.handled_seq
 
     def start(self) -> None:
         """Start the dispatcher task (on the loop thread)."""
@@ -112,8 +114,14 @@ class Dispatcher:
     # --- what the reader pushes (loop thread) ----------------------------------------
 
     def push(self, *item: Any) -> None:
-        """Queue an item (loop thread only): ``(MESSAGE, event)``, ``(OPEN, ready)``, ``(CLOSE, code, reason)``, ``(ERROR, exc)``."""
-        if not self._items and self._all_sync_now():
+        """Queue an item (loop thread only): ``(MESSAGE, event)``, ``(MESSAGES, [event, ...])`` (the messages of one
+        read, handled in order), ``(OPEN, ready)``, ``(CLOSE, code, reason)``, ``(ERROR, exc)``."""
+        kind = item[0]
+        if kind is MESSAGES:
+            self.pushed_seq = item[1][-1].seq
+        elif kind is MESSAGE:
+            self.pushed_seq = item[1].seq
+        if not self._items and not self._task_busy and self._all_sync_now():
             self._lane.push(item)
             return
         self._items.append(item)
@@ -144,15 +152,15 @@ class Dispatcher:
         if observers.on_handled:
             observers.call(observers.on_handled, event)
 
-    def _all_sync_now(self) -> bool:
+    def callbacks_changed(self) -> None:
+        """``on_open``, ``on_close`` or ``on_error`` was set: note whether they are all sync."""
         callbacks = self._callbacks
-        key = (self._handlers.current, callbacks.on_open, callbacks.on_close, callbacks.on_error)
-        if len(key) != len(self._sync_key) or any(a is not b for a, b in zip(key, self._sync_key)):
-            self._sync_key = key
-            self._sync_only = not any(h.is_async for h in self._handlers.current) and not any(
-                cb is not None and is_async_callable(cb) for cb in key[1:]
-            )
-        return self._sync_only
+        self._callbacks_sync = not any(
+            cb is not None and is_async_callable(cb) for cb in (callbacks.on_open, callbacks.on_close, callbacks.on_error)
+        )
+
+    def _all_sync_now(self) -> bool:
+        return self._handlers.all_sync and self._callbacks_sync
 
     async def wait_drained(self) -> None:
         """Wait until the backlog is back under the low-water mark (the reader's backpressure; rare, so it polls)."""
@@ -171,11 +179,15 @@ class Dispatcher:
                 continue
             await self._lane.wait_idle()  # what went to the lane came first
             batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
-            if self._all_sync_now():
-                await run_blocking(pool, self._run_batch_sync, batch)
-            else:
-                for item in batch:
-                    await self._run_item(item, pool)
+            self._task_busy = True
+            try:
+                if self._all_sync_now():
+                    await run_blocking(pool, self._run_batch_sync, batch)
+                else:
+                    for item in batch:
+                        await self._run_item(item, pool)
+            finally:
+                self._task_busy = False
 
     def _callback(self, item: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...], asyncio.Event | None]:
         """For an ``OPEN``/``CLOSE``/``ERROR`` item: its name, callback (or ``None``), arguments and ready event."""
@@ -203,7 +215,14 @@ class Dispatcher:
                 self._run_item_sync(item)
 
     def _run_item_sync(self, item: tuple[Any, ...]) -> None:
-        if item[0] is MESSAGE:
+        kind = item[0]
+        if kind is MESSAGES:
+            for event in item[1]:
+                for handler in self._handlers.current:
+                    self._call_handler(handler, event)
+                self.note_handled(event)
+            return
+        if kind is MESSAGE:
             event = item[1]
             for handler in self._handlers.current:
                 self._call_handler(handler, event)
@@ -221,6 +240,10 @@ class Dispatcher:
                 self._loop_thread.loop.call_soon_threadsafe(ready.set)
 
     async def _run_item(self, item: tuple[Any, ...], pool: Any) -> None:
+        if item[0] is MESSAGES:
+            for event in item[1]:
+                await self._run_item((MESSAGE, event), pool)
+            return
         if item[0] is not MESSAGE:
             where, callback, args, ready = self._callback(item)
             if callback is None or not is_async_callable(callback):

@@ -53,6 +53,8 @@ class HandlerList:
 
     def __init__(self) -> None:
         self.current: tuple[Handler, ...] = ()
+        self.all_sync = True
+        """True while no handler is async (read by the dispatcher on every message)."""
 
     def add(self, handler: Handler) -> None:
         """Append ``handler``, or replace the one registered with the same key."""
@@ -61,16 +63,20 @@ class HandlerList:
             for i, existing in enumerate(handlers):
                 if existing.key == handler.key:
                     handlers[i] = handler
-                    self.current = tuple(handlers)
+                    self._set(tuple(handlers))
                     return
-        self.current = (*handlers, handler)
+        self._set((*handlers, handler))
 
     def remove(self, fn_or_key: Any) -> bool:
         """Remove the handlers registered as function ``fn_or_key`` or under that key; True if one was."""
         kept = tuple(h for h in self.current if h.fn is not fn_or_key and (h.key is None or h.key != fn_or_key))
         removed = len(kept) != len(self.current)
-        self.current = kept
+        self._set(kept)
         return removed
+
+    def _set(self, handlers: tuple[Handler, ...]) -> None:
+        self.all_sync = not any(h.is_async for h in handlers)
+        self.current = handlers
 
     def functions(self) -> list[Callable[..., Any]]:
         """The handler functions, in call order."""

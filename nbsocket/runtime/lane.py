@@ -2,24 +2,26 @@
 
 Handing a batch to a thread pool with ``run_in_executor`` costs a wake-up of
 the loop for every batch, which dominates at low message rates. A lane only
-submits work when it goes from idle to busy, and the loop hears back only
-when it asked to (``wait_idle``).
+hands work to the pool (:meth:`~nbsocket.runtime.workers.WorkerPool.run_soon`,
+no future) when it goes from idle to busy, and the loop hears back only when
+it asked to (``wait_idle``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .workers import WorkerPool
 
 
 class SerialLane:
     """Items pushed from the loop thread, run by ``run_batch`` on ``pool``, strictly in order, one batch at a time."""
 
-    def __init__(self, run_batch: Callable[[list[Any]], None], pool: Callable[[], concurrent.futures.Executor]) -> None:
+    def __init__(self, run_batch: Callable[[list[Any]], None], pool: Callable[[], WorkerPool]) -> None:
         self._run_batch = run_batch
         self._pool = pool
         self._items: collections.deque[Any] = collections.deque()
@@ -44,7 +46,7 @@ class SerialLane:
                 return
             self._busy = True
         try:
-            self._pool().submit(self._drain)
+            self._pool().run_soon(self._drain)
         except RuntimeError:  # the interpreter is exiting: executors take no more work
             self._drain()
 

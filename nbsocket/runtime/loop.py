@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..errors import LoopThreadError
+from .workers import WorkerPool
 
 log = logging.getLogger("nbsocket")
 T = TypeVar("T")
@@ -46,7 +47,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._handler_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._handler_pool: WorkerPool | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -117,6 +118,9 @@ class LoopThread:
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         if pool is not None:
+            still = pool.running()
+            if still:
+                log.warning("nbsocket: abandoned %d handler(s) still running at shutdown: %s", len(still), ", ".join(still))
             pool.shutdown(wait=False, cancel_futures=True)
         return not thread.is_alive()
 
@@ -165,13 +169,11 @@ class LoopThread:
         return self.submit(coro)  # type: ignore[arg-type]
 
     @property
-    def handler_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+    def handler_pool(self) -> WorkerPool:
         """Worker threads that run synchronous handlers, so a slow one cannot stall the loop."""
         with self._lock:
             if self._handler_pool is None:
-                self._handler_pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=32, thread_name_prefix="nbsocket-handler"
-                )
+                self._handler_pool = WorkerPool(max_workers=32, name="nbsocket-handler")
             return self._handler_pool
 
 

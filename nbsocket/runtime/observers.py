@@ -1,7 +1,8 @@
 """A connection's internal observers (waiters, transcripts, recorders), with each kind of hook gathered once.
 
-An observer may have any of ``on_frame(ts_ns, seq, body, is_binary, error)`` (called at
-receipt without building an event; it replaces ``on_received``),
+An observer may have any of ``on_frames(ts_ns, first_seq, bodies, errors)`` (the messages
+of one read at once, without building events; it replaces ``on_frame`` and ``on_received``),
+``on_frame(ts_ns, seq, body, is_binary, error)`` (the same, one message at a time),
 ``on_received(event)``, ``on_handled(event)`` (after the handlers ran),
 ``on_sent(item, ts_ns)`` and ``on_lifecycle(kind, info)``. The hook tuples are
 rebuilt on every change (copy-on-write), so the reader never looks a hook up per message.
@@ -24,6 +25,7 @@ class Observers:
         self.name = name
         self._lock = threading.Lock()
         self.all: tuple[Any, ...] = ()
+        self.on_frames: tuple[Callable[..., Any], ...] = ()
         self.on_frame: tuple[Callable[..., Any], ...] = ()
         self.on_received: tuple[Callable[..., Any], ...] = ()
         self.on_handled: tuple[Callable[..., Any], ...] = ()
@@ -41,16 +43,17 @@ class Observers:
             self._rebuild(tuple(o for o in self.all if o is not observer))
 
     def _rebuild(self, observers: tuple[Any, ...]) -> None:
-        def hooks(kind: str, skip: str | None = None) -> tuple[Callable[..., Any], ...]:
+        def hooks(kind: str, *skip: str) -> tuple[Callable[..., Any], ...]:
             return tuple(
                 getattr(o, kind) for o in observers
-                if getattr(o, kind, None) is not None and (skip is None or getattr(o, skip, None) is None)
+                if getattr(o, kind, None) is not None and all(getattr(o, other, None) is None for other in skip)
             )
 
         # on_handled first: a waiter must be listening before it can be reached by a message
         self.on_handled = hooks("on_handled")
-        self.on_frame = hooks("on_frame")
-        self.on_received = hooks("on_received", skip="on_frame")
+        self.on_frames = hooks("on_frames")
+        self.on_frame = hooks("on_frame", "on_frames")
+        self.on_received = hooks("on_received", "on_frame", "on_frames")
         self.on_sent = hooks("on_sent")
         self.on_lifecycle = hooks("on_lifecycle")
         self.all = observers

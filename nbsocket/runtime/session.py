@@ -22,8 +22,8 @@ from websockets.protocol import State
 from ..core.backoff import Backoff
 from ..core.closes import NORMAL_CLOSES
 from ..core.codecs import Codec
-from ..core.events import Request, SocketVerbs, WsEvent, utf8_size
-from ..core.flatten import message_fields
+from ..core.events import Request, SocketVerbs, WsEvent
+from ..core.inbound import decode_batch
 from ..core.frame import LiveFrame
 from ..core.options import ConnectOptions
 from ..core.redact import redact_url
@@ -39,6 +39,7 @@ from .loop import run_blocking
 from .observers import Observers
 from .outbox import Outbox, Outgoing
 from .recording.base import Recorder
+from .wire import BatchingConnection
 
 __all__ = ["Session"]
 
@@ -97,6 +98,7 @@ class Session:
         self._supervisor: asyncio.Task[None] | None = None
         self._send_wake: asyncio.Event | None = None
         self._writer_idle = False
+        self._reading_paused = False
         self._want_open = True
 
     # --- what the connection reads (any thread) -------------------------------------
@@ -217,14 +219,19 @@ class Session:
 
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
-        return await ws_connect(self._url, logger=wire_log, **kwargs)
+        return await ws_connect(self._url, logger=wire_log, create_connection=BatchingConnection, **kwargs)
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._errors.connection_error(where, exc)
         self._dispatcher.push_error(exc)
 
     async def _run(self, ws: Any) -> tuple[int | None, str]:
-        """Read one open connection until it closes; returns its close code and reason."""
+        """Serve one open connection until it closes; returns its close code and reason.
+
+        Messages arrive in batches through :meth:`_receive_batch`, called by
+        the wire (:class:`~nbsocket.runtime.wire.BatchingConnection`) once per
+        read; this coroutine starts the writer and waits for the end.
+        """
         self.ws = ws
         self._stats.opened_at = utc_now()
         self._set_state("open")
@@ -232,19 +239,9 @@ class Session:
         ready = asyncio.Event()
         self._dispatcher.push_open(ready)
         writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
-        dispatcher = self._dispatcher
         try:
-            while True:
-                try:
-                    body = await ws.recv()
-                except ConnectionClosed:
-                    break
-                try:
-                    self._receive(body)
-                except Exception as exc:  # a bug of ours must not end the session
-                    self._errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
-                if dispatcher.backlog > BACKLOG_HIGH:
-                    await dispatcher.wait_drained()
+            ws.attach(lambda batch: self._receive_batch(ws, batch))
+            await ws.wait_closed()
         finally:
             writer.cancel()
             try:
@@ -265,35 +262,64 @@ class Session:
         self._dispatcher.push_close(code, reason)
         return code, reason
 
-    def _receive(self, body: str | bytes) -> None:
-        ts = self.last_ts_ns = time.time_ns()
-        self.seq += 1
-        seq = self.seq
-        stats = self._stats
-        stats.messages_in += 1
-        is_binary = not isinstance(body, str)
-        stats.bytes_in += utf8_size(body)
+    def _receive_batch(self, ws: Any, bodies: list[str | bytes]) -> None:
+        """The messages one read completed, in order (loop thread, called by the wire)."""
         try:
-            data = self._codec.decode(body)
-            error = None
-        except Exception as exc:
-            data = None
-            error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            stats.parse_errors += 1
+            self._receive(bodies)
+        except Exception as exc:  # a bug of ours must not end the session
+            self._errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
+        if self._dispatcher.backlog > BACKLOG_HIGH and not self._reading_paused:
+            self._pause_reading(ws)
+
+    def _receive(self, bodies: list[str | bytes]) -> None:
+        ts = self.last_ts_ns = time.time_ns()
+        first = self.seq + 1
+        self.seq += len(bodies)
         frame = self._frame
+        rows: list[dict[str, Any]] | None = [] if frame is not None else None
+        datas, errors = decode_batch(bodies, self._codec.decode, self._stats, rows)
         if frame is not None:
-            frame.append(ts, seq, message_fields(data, error, body))
+            frame.append_many(ts, first, rows)  # type: ignore[arg-type]
         handlers, observers = self._handlers, self._observers
+        if observers.on_frames:
+            observers.call(observers.on_frames, ts, first, bodies, errors)
         if observers.on_frame:
-            observers.call(observers.on_frame, ts, seq, body, is_binary, error)
-        if handlers or observers.on_received or observers.on_handled:
-            event = WsEvent(self.name, data, Request(body, is_binary, self.content_type, self.url), seq, ts, self._lockable, error, self._verbs)
-            if observers.on_received:
+            call, hooks = observers.call, observers.on_frame
+            for i, body in enumerate(bodies):
+                call(hooks, ts, first + i, body, body.__class__ is not str, errors[i])
+        if not (handlers or observers.on_received or observers.on_handled):
+            return
+        name, content_type, url, lockable, verbs = self.name, self.content_type, self.url, self._lockable, self._verbs
+        events = [
+            WsEvent(name, datas[i], Request(body, body.__class__ is not str, content_type, url), first + i, ts, lockable, errors[i], verbs)
+            for i, body in enumerate(bodies)
+        ]
+        if observers.on_received:
+            for event in events:
                 observers.call(observers.on_received, event)
-            if handlers:
-                self._dispatcher.push(Kind.MESSAGE, event)  # the dispatcher notes it handled once the handlers ran
-            else:
+        if handlers:
+            self._dispatcher.push(Kind.MESSAGES, events)  # the dispatcher notes each handled once the handlers ran
+        else:
+            for event in events:
                 self._dispatcher.note_handled(event)
+
+    def _pause_reading(self, ws: Any) -> None:
+        """Too many messages wait for the handlers: stop reading (TCP backpressure) until they catch up."""
+        transport = getattr(ws, "transport", None)
+        if transport is None:
+            return
+        self._reading_paused = True
+        transport.pause_reading()
+
+        async def resume() -> None:
+            try:
+                await self._dispatcher.wait_drained()
+            finally:
+                self._reading_paused = False
+                if not transport.is_closing():
+                    transport.resume_reading()
+
+        asyncio.get_running_loop().create_task(resume(), name=f"nbsocket-backpressure-{self.name}")
 
     async def _write(self, ws: Any, ready: asyncio.Event) -> None:
         await ready.wait()

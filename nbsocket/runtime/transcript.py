@@ -11,6 +11,7 @@ answers ``conn.transcript()``, ``save_transcript``, ``keep_transcript`` and
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import sys
 import time
@@ -81,11 +82,14 @@ class TranscriptRecorder:
 
     # --- observer hooks (loop thread, except errors raised by handlers) ------------
 
-    def on_frame(self, ts_ns: int, seq: int, body: str | bytes, is_binary: bool, error: str | None) -> None:
+    def on_frames(self, ts_ns: int, first_seq: int, bodies: list[str | bytes], errors: list[str | None]) -> None:
         entries = self._entries
-        entries.append(new_entry(Entry, (ts_ns, RECEIVED, BINARY if is_binary else TEXT, seq, body, error, None, None, None)))
-        self.received += 1
-        self._bytes += len(body)
+        entries.extend([
+            new_entry(Entry, (ts_ns, RECEIVED, TEXT if body.__class__ is str else BINARY, first_seq + i, body, errors[i], None, None, None))
+            for i, body in enumerate(bodies)
+        ])
+        self.received += len(bodies)
+        self._bytes += sum(map(len, bodies))
         if len(entries) > self._limit or self._bytes > self._byte_limit:
             self._evict()
 
@@ -128,11 +132,18 @@ class TranscriptRecorder:
         entries = self._entries
         limit = self._limit - self._limit // 10
         byte_limit = self._byte_limit - self._byte_limit // 10
-        while entries and (len(entries) > limit or self._bytes > byte_limit):
-            body = entries.popleft().body
-            if body is not None:
-                self._bytes -= len(body)
-            self.dropped += 1
+        drop = max(0, len(entries) - limit)
+        freed = sum(len(e.body) for e in itertools.islice(entries, drop) if e.body is not None)
+        for entry in itertools.islice(entries, drop, None):
+            if self._bytes - freed <= byte_limit:
+                break
+            if entry.body is not None:
+                freed += len(entry.body)
+            drop += 1
+        if drop:
+            self._entries = collections.deque(itertools.islice(entries, drop, None))
+            self._bytes -= freed
+            self.dropped += drop
 
     def trim(self) -> None:
         """Apply the bounds now (after they were lowered)."""

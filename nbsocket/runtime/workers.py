@@ -1,0 +1,112 @@
+"""The worker threads that run synchronous handlers: cheap to hand work to, never holding the interpreter open.
+
+A ``ThreadPoolExecutor`` builds a future, a work item and a condition for
+every submission, which dominates when a socket hands over a small batch of
+messages every millisecond. :class:`WorkerPool` takes plain callables on a
+``queue.SimpleQueue`` (:meth:`WorkerPool.run_soon`, no future) and is also an
+``Executor`` for the occasional ``run_in_executor``. Its threads are daemons:
+a handler stuck in ``time.sleep(40)`` does not keep the process alive at
+exit (the exit handler logs what it abandons).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["WorkerPool"]
+
+log = logging.getLogger("nbsocket")
+
+_STOP = object()
+
+
+class WorkerPool(concurrent.futures.Executor):
+    """Up to ``max_workers`` daemon threads taking callables in order of arrival; threads start as work needs them."""
+
+    def __init__(self, max_workers: int = 32, name: str = "nbsocket-handler") -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._busy_with: dict[int, Callable[..., Any]] = {}
+        self._closed = False
+
+    def run_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on a worker thread (no result, no future); an exception it raises is logged."""
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        self._queue.put(fn)
+        if self._idle <= 0:
+            self._maybe_add_worker()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """``Executor.submit``: run ``fn(*args, **kwargs)`` on a worker thread, with a future for its result."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        self.run_soon(work)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; the threads end after what they run now (``wait``: join them)."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(_STOP)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+
+    def running(self) -> list[str]:
+        """What the busy workers run now (for the exit log)."""
+        return [getattr(fn, "__qualname__", repr(fn)) for fn in list(self._busy_with.values())]
+
+    def _maybe_add_worker(self) -> None:
+        with self._lock:
+            if self._idle > 0 or len(self._threads) >= self.max_workers or self._closed:
+                return
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            self._idle += 1  # counts as idle until it takes its first item
+        thread.start()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        me = threading.get_ident()
+        busy = self._busy_with
+        idle_now = True
+        while True:
+            if not idle_now:
+                with self._lock:
+                    self._idle += 1
+            fn = get()
+            with self._lock:
+                self._idle -= 1
+            idle_now = False
+            if fn is _STOP:
+                return
+            busy[me] = fn
+            try:
+                fn()
+            except BaseException:
+                log.exception("nbsocket: a worker task failed")
+            finally:
+                busy.pop(me, None)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import InvalidOptionError
 from .flatten import field_name
+from .rows import PendingRows
 
 log = logging.getLogger("nbsocket")
 
@@ -117,9 +118,7 @@ class LiveFrame:
         self._lock = lock if lock is not None else contextlib.nullcontext()
         self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
         self._extra_used = False
-        self._pending_ts: list[int] = []
-        self._pending_seq: list[int] = []
-        self._pending: list[dict[str, Any]] = []
+        self._pending = PendingRows(self._admit_row, self._register_names)
         self._chunks: list[_Chunk] = []
         self._first = 0  # global index of the oldest row kept
         self._total = 0  # global index of the next row
@@ -140,32 +139,38 @@ class LiveFrame:
         ``fields`` is kept as it is until the next flush: pass a dict nobody changes afterwards.
         """
         with self._lock:
-            if not fields.keys() <= self._fields_seen.keys():
-                fields = self._admit(fields)
-            self._pending_ts.append(ts_ns)
-            self._pending_seq.append(seq)
-            self._pending.append(fields)
-            self._total += 1
-            self._cache = None
-            if len(self._pending) >= self.chunk_rows:
-                self._flush_locked()
+            self._pending.add_fields(ts_ns, seq, fields)
+            self._added(1)
 
-    def append_many(self, ts_ns: int, first_seq: int, rows: list[dict[str, Any]]) -> None:
-        """Add the rows of one read: all received at ``ts_ns``, numbered from ``first_seq`` (see :meth:`append`)."""
+    def append_messages(
+        self, ts_ns: int, first_seq: int, datas: list[Any], errors: list[str | None], bodies: list[str | bytes],
+    ) -> None:
+        """Add the messages of one read (received at ``ts_ns``, numbered from ``first_seq``): their fields
+        are taken from the decoded ``datas`` (``message_fields``), parse ``errors`` and raw ``bodies``."""
         with self._lock:
-            seen = self._fields_seen.keys()
-            pending = self._pending
-            for fields in rows:
-                if not fields.keys() <= seen:
-                    fields = self._admit(fields)
-                pending.append(fields)
-            count = len(rows)
-            self._pending_ts.extend([ts_ns] * count)
-            self._pending_seq.extend(range(first_seq, first_seq + count))
-            self._total += count
-            self._cache = None
-            if len(pending) >= self.chunk_rows:
-                self._flush_locked()
+            self._pending.add_messages(ts_ns, first_seq, datas, errors, bodies)
+            self._added(len(datas))
+
+    def _added(self, count: int) -> None:
+        self._total += count
+        self._cache = None
+        if len(self._pending) >= self.chunk_rows:
+            self._flush_locked()
+
+    def _admit_row(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return fields if fields.keys() <= self._fields_seen.keys() else self._admit(fields)
+
+    def _register_names(self, names: tuple[str, ...]) -> bool:
+        """Register a key plan's column names; False (nothing registered) if they would pass the column cap."""
+        seen = self._fields_seen
+        new = [name for name in names if name not in seen]
+        if not new:
+            return True
+        if new and any(name == EXTRA for name in new) or len(seen) + len(new) > self.max_columns - len(BASE_COLUMNS) - 1:
+            return False
+        for name in new:
+            seen[name] = None
+        return True
 
     def _admit(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Register new columns (up to the cap); fields past the cap go into ``extra``."""
@@ -215,8 +220,8 @@ class LiveFrame:
         if not count:
             return
         start = self._total - count
-        chunk = self._build(self._pending_ts, self._pending_seq, self._pending, start)
-        self._pending_ts, self._pending_seq, self._pending = [], [], []
+        ts, seqs, fields = self._pending.take()
+        chunk = self._build(ts, seqs, fields, start)
         self._last_flush = time.monotonic()
         for sink in self._sinks:
             try:
@@ -226,18 +231,14 @@ class LiveFrame:
         self._store(chunk, start)
         self._evict_locked()
 
-    def _build(self, ts: list[int], seqs: list[int], fields: list[dict[str, Any]], start: int) -> pd.DataFrame:
+    def _build(self, ts: list[int], seqs: list[int], fields: dict[str, Any], start: int) -> pd.DataFrame:
         count = len(ts)
         columns: dict[str, Any] = {
             "timestamp": pd.DatetimeIndex(np.array(ts, dtype="int64").view("datetime64[ns]")).tz_localize("UTC").array,
             "socket": self._socket_column(count),
             "seq": np.array(seqs, dtype="int64"),
+            **fields,
         }
-        if self._fields_seen:
-            body = pd.DataFrame.from_records(fields)
-            if len(body) == count:  # (only empty dicts give no rows)
-                for name in body.columns:
-                    columns[name] = body[name].array
         return pd.DataFrame(columns, index=pd.RangeIndex(start, start + count))
 
     def _socket_column(self, count: int) -> Any:

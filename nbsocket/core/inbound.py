@@ -1,9 +1,10 @@
-"""The inbound step, pure: the messages of one read -> counters, decoded data, errors and frame rows.
+"""The inbound step, pure: the messages of one read -> counters, decoded data and parse errors.
 
 The runtime calls :func:`decode_batch` once per read with the bodies that
 read completed; it does the per-message work that needs no I/O (sizes,
-decoding with the socket's codec, parse errors, the live frame's row
-fields) in one tight loop, so a busy socket pays little per message.
+decoding with the socket's codec, parse errors) in one tight loop, so a busy
+socket pays little per message. The live frame takes the same lists
+(``LiveFrame.append_messages``), and the events are built from them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .flatten import message_fields
 from .state import Stats
 
 __all__ = ["decode_batch", "parse_error_text"]
@@ -23,9 +23,9 @@ def parse_error_text(exc: BaseException) -> str:
 
 
 def decode_batch(
-    bodies: Sequence[str | bytes], decode: Callable[[Any], Any], stats: Stats, rows: list[dict[str, Any]] | None,
+    bodies: Sequence[str | bytes], decode: Callable[[Any], Any], stats: Stats,
 ) -> tuple[list[Any], list[str | None]]:
-    """Decode ``bodies`` in order; count them into ``stats``; append each one's frame fields to ``rows`` (if given).
+    """Decode ``bodies`` in order and count them into ``stats``.
 
     Returns the decoded data (``None`` where parsing failed) and the errors
     (``None`` where it worked); a failure never stops the batch.
@@ -48,8 +48,6 @@ def decode_batch(
             failed += 1
         datas.append(data)
         errors.append(error)
-        if rows is not None:
-            rows.append(message_fields(data, error, body))
     stats.messages_in += len(bodies)
     stats.bytes_in += size
     stats.parse_errors += failed

@@ -275,11 +275,10 @@ class Session:
         ts = self.last_ts_ns = time.time_ns()
         first = self.seq + 1
         self.seq += len(bodies)
+        datas, errors = decode_batch(bodies, self._codec.decode, self._stats)
         frame = self._frame
-        rows: list[dict[str, Any]] | None = [] if frame is not None else None
-        datas, errors = decode_batch(bodies, self._codec.decode, self._stats, rows)
         if frame is not None:
-            frame.append_many(ts, first, rows)  # type: ignore[arg-type]
+            frame.append_messages(ts, first, datas, errors, bodies)
         handlers, observers = self._handlers, self._observers
         if observers.on_frames:
             observers.call(observers.on_frames, ts, first, bodies, errors)

@@ -3,8 +3,8 @@
 ``websockets`` delivers messages one by one through ``recv()``: a future and
 an assembler round trip per message. :class:`BatchingConnection` instead
 collects the complete data messages that one ``data_received`` call parsed
-and hands them, in order, to its ``sink`` in a single call, on the loop
-thread. Control frames (ping, pong, close), the close handshake, keepalive,
+and hands them, in order, to its ``sink`` in one call (in calls of at most
+``MAX_BATCH`` for a long read), on the loop thread. Control frames (ping, pong, close), the close handshake, keepalive,
 ``max_size`` and compression stay with ``websockets``. Fragmented messages
 are joined here; text is decoded as strict UTF-8 and invalid text closes the
 connection with 1007, as ``websockets`` does.
@@ -29,6 +29,13 @@ Sink = Callable[[Batch], None]
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 
+READ_SIZE = 64 * 1024
+"""Bytes asked of the socket per read (asyncio's default is 256 KiB): a flooded socket then holds the
+loop for a short read at a time, and other sockets, timers and writers run in between."""
+MAX_BATCH = 256
+"""A read that completes more messages hands them over in batches of at most this many, so the
+live frame and the handlers see a long read progress instead of all at its end."""
+
 
 class BatchingConnection(ClientConnection):
     """A ``ClientConnection`` whose data messages go to a sink per read instead of through ``recv()``."""
@@ -41,6 +48,11 @@ class BatchingConnection(ClientConnection):
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
 
+    def connection_made(self, transport: Any) -> None:
+        if isinstance(getattr(transport, "max_size", None), int):
+            transport.max_size = READ_SIZE
+        super().connection_made(transport)
+
     def attach(self, sink: Sink) -> None:
         """Hand every batch from now on to ``sink`` (loop thread); what arrived before goes first."""
         self._sink = sink
@@ -49,18 +61,20 @@ class BatchingConnection(ClientConnection):
             sink(held)
 
     def data_received(self, data: bytes) -> None:
-        batch: Batch = []
-        self._batch = batch
+        self._batch = []
         try:
             super().data_received(data)
         finally:
-            self._batch = None
-        if batch:
-            sink = self._sink
-            if sink is None:
-                self._held.extend(batch)
-            else:
-                sink(batch)
+            batch, self._batch = self._batch, None
+            if batch:
+                self._hand_over(batch)
+
+    def _hand_over(self, batch: Batch) -> None:
+        sink = self._sink
+        if sink is None:
+            self._held.extend(batch)
+        else:
+            sink(batch)
 
     def process_event(self, event: Any) -> None:
         batch = self._batch
@@ -88,13 +102,17 @@ class BatchingConnection(ClientConnection):
     def _deliver(self, batch: Batch, is_text: bool, data: Any) -> None:
         if not is_text:
             batch.append(bytes(data))
-            return
-        try:
-            batch.append(bytes(data).decode("utf-8") if not isinstance(data, bytes) else data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            self.set_connection_exc(exc)
-            self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-            self.send_data()
+        else:
+            try:
+                batch.append(bytes(data).decode("utf-8") if not isinstance(data, bytes) else data.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                self.set_connection_exc(exc)
+                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                self.send_data()
+                return
+        if len(batch) >= MAX_BATCH:
+            self._batch = []
+            self._hand_over(batch)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fragments = None

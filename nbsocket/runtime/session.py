@@ -98,6 +98,8 @@ class Session:
         self._send_wake: asyncio.Event | None = None
         self._writer_idle = False
         self._want_open = True
+        self.recv_decode: bool | None = None  # protocol hook: False reads text frames undecoded (STOMP)
+        self.driver: Any = None  # protocol hook: a ProtocolDriver on protocol sockets (runtime/protocol_driver.py)
 
     # --- what the connection reads (any thread) -------------------------------------
 
@@ -190,7 +192,10 @@ class Session:
                 opened_once = True
                 started = time.monotonic()
                 if not first.done():
-                    first.set_result(None)
+                    if self.driver is None:
+                        first.set_result(None)
+                    else:  # protocol hook: connect returns once the protocol's handshake is done
+                        self.driver.resolve_when_ready(first)
                 code, reason = await self._run(ws)
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
@@ -217,7 +222,10 @@ class Session:
 
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
-        return await ws_connect(self._url, logger=wire_log, **kwargs)
+        url = self._url
+        if self.driver is not None:  # protocol hook: the protocol's URL (Socket.IO path) and subprotocols
+            url = self.driver.prepare_open(url, kwargs)
+        return await ws_connect(url, logger=wire_log, **kwargs)
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._errors.connection_error(where, exc)
@@ -230,13 +238,16 @@ class Session:
         self._set_state("open")
         self.notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
         ready = asyncio.Event()
-        self._dispatcher.push_open(ready)
+        if self.driver is None:
+            self._dispatcher.push_open(ready)
+        else:  # protocol hook: start the handshake; on_open and the writer follow once it is done
+            self.driver.opened(ws, ready)
         writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
         dispatcher = self._dispatcher
         try:
             while True:
                 try:
-                    body = await ws.recv()
+                    body = await ws.recv(self.recv_decode)
                 except ConnectionClosed:
                     break
                 try:
@@ -256,6 +267,8 @@ class Session:
             self.ws = None
         code, reason, by_us = close_info(ws)
         self.closed_code, self.closed_reason = code, reason
+        if self.driver is not None and self.driver.closed(code, reason):  # protocol hook: a refused handshake ends it
+            self._want_open = False
         if code not in NORMAL_CLOSES and self._want_open:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
@@ -266,6 +279,9 @@ class Session:
         return code, reason
 
     def _receive(self, body: str | bytes) -> None:
+        if self.driver is not None:  # protocol hook: the protocol decides what the message is
+            self.driver.receive(body)
+            return
         ts = self.last_ts_ns = time.time_ns()
         self.seq += 1
         seq = self.seq

@@ -101,6 +101,8 @@ class ProtocolConnection(Connection):
         """This socket's row of :func:`nbsocket.connections`, with its ``protocol``."""
         row = super().status()
         row["protocol"] = self.protocol
+        top = self._driver.topics.most_common(5)
+        row["topics"] = ", ".join(f"{topic} ({count})" for topic, count in top)
         return row
 
     def __repr__(self) -> str:

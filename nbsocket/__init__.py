@@ -36,6 +36,9 @@ from .api import (
 )
 from .core.backoff import ReconnectPolicy
 from .core.codecs import Codec, get_codec, register_codec
+from .core.protocols import register_protocol
+from .core.protocols.base import Protocol
+from .runtime.protocol_connection import ProtocolConnection, Subscription
 from .runtime.connection import Connection, ErrorRecord
 from .errors import (
     CodecError,
@@ -49,6 +52,8 @@ from .errors import (
     NameInUseError,
     NbSocketError,
     OutboxFullError,
+    ProtocolError,
+    RemoteError,
     SendError,
     SocketClosedError,
     TLSError,
@@ -74,6 +79,7 @@ __all__ = [
     "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",
     "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
     "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
+    "Protocol", "register_protocol", "ProtocolConnection", "Subscription", "ProtocolError", "RemoteError",
 ]
 
 

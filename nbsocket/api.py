@@ -56,6 +56,16 @@ def connect(
     :class:`ReconnectPolicy`), ``outbox_size``, ``send_timeout``, ``frame``, ``max_rows``,
     ``max_columns``, ``record``, ``secret_headers``, ``secrets``.
 
+    ``protocol`` makes the socket speak an application protocol and returns a
+    :class:`ProtocolConnection` (``emit``, ``call``, ``notify``, ``subscribe``,
+    ``publish``): ``"socketio"`` (options ``namespace``, ``auth``, ``path``),
+    ``"graphql-ws"`` and ``"graphql-ws-legacy"`` (``init_payload``,
+    ``keepalive``), ``"jsonrpc"``, ``"stomp"`` (``login``, ``passcode``,
+    ``host``, ``heartbeat``, ``ack``), or one added with
+    :func:`register_protocol`. ``auth``, ``init_payload`` and ``passcode`` are
+    secrets. With a protocol, ``connect`` returns once the protocol's handshake
+    is done, or raises ``ConnectError(kind="protocol")`` with the server's reason.
+
     Re-running with the same name, URL and options returns the existing
     connection (replacing its handler); another URL raises
     :class:`NameInUseError` unless ``replace=True``. If the connection cannot

@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import MutableMapping
 from typing import Any, Protocol
 
-from ..errors import SocketClosedError
+from ..errors import ProtocolError, SocketClosedError
 
 _UTC = _dt.timezone.utc
 
@@ -63,9 +63,16 @@ class WsEvent:
     says why and ``request.body`` is intact); ``timestamp`` is the UTC time
     of receipt; ``seq`` counts the socket's messages from 1, across reconnects.
     ``send``, ``disconnect`` and ``reset`` act on the event's own socket.
+
+    On a protocol socket (``connect(..., protocol=...)``) ``topic`` names the
+    message (Socket.IO event, JSON-RPC method, GraphQL subscription id, STOMP
+    destination; ``None`` on plain sockets), ``headers`` holds the protocol's
+    metadata (STOMP headers, Socket.IO namespace), and ``ack()``/``nack()``
+    answer a STOMP ``ack="client"`` message.
     """
 
-    __slots__ = ("name", "data", "request", "seq", "error", "connection", "lockable", "_ts_ns", "_timestamp")
+    __slots__ = ("name", "data", "request", "seq", "error", "connection", "lockable", "_ts_ns", "_timestamp", "topic", "ack_token",
+                 "headers", "reply")
 
     def __init__(
         self,
@@ -77,7 +84,14 @@ class WsEvent:
         lockable: MutableMapping[Any, Any],
         error: str | None = None,
         connection: SocketVerbs | None = None,
+        topic: str | None = None,
+        ack_token: Any = None,
+        headers: dict[str, Any] | None = None,
     ) -> None:
+        self.topic = topic
+        self.ack_token = ack_token
+        self.headers = headers
+        self.reply: Any = None
         self.name = name
         self.data = data
         self.request = request
@@ -123,9 +137,24 @@ class WsEvent:
         """Reconnect this event's socket, to ``url`` if given (scheduled)."""
         self._conn().reset(url)
 
+    def ack(self) -> None:
+        """Acknowledge this message (STOMP ``ack="client"``/``"client-individual"``; scheduled, never blocks)."""
+        self._acknowledge(True)
+
+    def nack(self) -> None:
+        """Reject this message (STOMP NACK: the broker may redeliver it)."""
+        self._acknowledge(False)
+
+    def _acknowledge(self, positive: bool) -> None:
+        acknowledge = getattr(self._conn(), "acknowledge", None)
+        if acknowledge is None or self.ack_token is None:
+            raise ProtocolError("this message has nothing to acknowledge (only protocol messages that asked for an ack do)")
+        acknowledge(self, positive=positive)
+
     def __repr__(self) -> str:
         state = f"error={self.error!r}" if self.error else f"data={_short(self.data)}"
-        return f"<WsEvent {self.name!r} seq={self.seq} {self.timestamp.isoformat()} {state}>"
+        topic = f" topic={self.topic!r}" if self.topic is not None else ""
+        return f"<WsEvent {self.name!r} seq={self.seq}{topic} {self.timestamp.isoformat()} {state}>"
 
 
 def _short(value: Any, limit: int = 80) -> str:

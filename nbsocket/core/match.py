@@ -99,7 +99,8 @@ def compile_match(match: Match, request: Any = None) -> Matcher:
         def test(event: WsEvent) -> bool:
             data = event.data
             for name, value in items:
-                actual = field(data, name)
+                topic = getattr(event, "topic", None)
+                actual = topic if name == "topic" and topic is not None else field(data, name)
                 if actual is MISSING:
                     return False
                 if callable(value) and not isinstance(value, type):

@@ -10,7 +10,8 @@ from typing import Any
 from .backoff import ReconnectPolicy
 from .codecs import get_codec, normalize_content_type
 from ..errors import InvalidOptionError
-from .redact import add_secrets, header_secrets, redact_headers, scrub, url_secrets
+from .protocols import get_protocol as protocol_class, make_protocol, protocol_option_names, secret_values
+from .redact import MASK, add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
 
 class _Default:
@@ -54,6 +55,8 @@ class ConnectOptions:
     record: str | None = None
     secret_headers: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
+    protocol: str | None = None
+    protocol_options: tuple[tuple[str, Any], ...] = ()
 
     def differences(self, other: ConnectOptions) -> list[str]:
         """Names of the options that differ from ``other``."""
@@ -62,6 +65,11 @@ class ConnectOptions:
     def shown_headers(self) -> dict[str, str]:
         """Handshake headers with secrets masked."""
         return redact_headers(self.headers, self.secret_headers)
+
+    def shown_protocol_options(self) -> dict[str, Any]:
+        """The protocol's options with secret ones masked."""
+        secret = set(protocol_class(self.protocol).secret_options) if self.protocol else set()
+        return {k: (MASK if k in secret and v is not None else v) for k, v in self.protocol_options}
 
     def __repr__(self) -> str:
         shown = []
@@ -72,6 +80,8 @@ class ConnectOptions:
                 continue
             if f.name == "headers":
                 value = self.shown_headers()
+            if f.name == "protocol_options":
+                value = self.shown_protocol_options()
             shown.append(f"{f.name}={value!r}")
         return scrub("ConnectOptions(" + ", ".join(shown) + ")")
 
@@ -105,7 +115,8 @@ def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> t
 
 def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     """Validate ``connect`` keywords into :class:`ConnectOptions` (no I/O); registers the secrets they hold."""
-    known = {f.name for f in dataclasses.fields(ConnectOptions)}
+    known = {f.name for f in dataclasses.fields(ConnectOptions)} - {"protocol_options"}
+    protocol_opts = _protocol_options(kwargs, known)
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -150,11 +161,39 @@ def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     for name in ("secret_headers", "secrets"):
         value = kwargs.get(name) or ()
         kwargs[name] = (value,) if isinstance(value, str) else tuple(value)
-    options = ConnectOptions(**kwargs)
+    options = ConnectOptions(**kwargs, protocol_options=protocol_opts)
     add_secrets(url_secrets(url))
     add_secrets(header_secrets(options.headers, options.secret_headers))
     add_secrets(options.secrets)
     return options
+
+
+PROTOCOL_OPTIONS = ("namespace", "auth", "path", "init_payload", "keepalive", "login", "passcode", "host", "heartbeat", "ack")
+"""The built-in protocols' ``connect`` options (each protocol takes its own subset; a registered one may add others)."""
+
+
+def _protocol_options(kwargs: dict[str, Any], known: set[str]) -> tuple[tuple[str, Any], ...]:
+    """Take the protocol's options out of ``kwargs``: validated by building the protocol (no I/O); secrets registered."""
+    name = kwargs.get("protocol")
+    if name is None:
+        given = sorted(k for k in kwargs if k in PROTOCOL_OPTIONS)
+        if given:
+            raise InvalidOptionError(f"{', '.join(given)} {'is a protocol option' if len(given) == 1 else 'are protocol options'}: "
+                                     "pass protocol=... (socketio, graphql-ws, graphql-ws-legacy, jsonrpc, stomp) too")
+        return ()
+    cls = protocol_class(name)
+    takes = set(protocol_option_names(cls)) | {k for k in kwargs if k not in known}
+    options = {k: kwargs.pop(k) for k in sorted(takes) if k in kwargs}
+    misplaced = sorted(k for k in kwargs if k in PROTOCOL_OPTIONS)
+    if misplaced:
+        raise InvalidOptionError(f"protocol {name!r} takes no option {misplaced[0]!r}; it takes: "
+                                 f"{', '.join(protocol_option_names(cls)) or 'none'}")
+    for key in cls.secret_options:
+        if options.get(key) is not None:
+            add_secrets(secret_values(options[key]))
+    make_protocol(name, options)  # validates; the runtime makes its own
+    order = protocol_option_names(cls)
+    return tuple(sorted(options.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def warn_insecure(shown_url: str) -> None:

@@ -30,6 +30,7 @@ from ..runtime.manager import default_manager
 from .args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
 from .handler import compile_handler, has_body
 from .hints import install_magic_suggestions, uninstall_magic_suggestions
+from .protocol_magics import ProtocolMagics, protocol_arguments, protocol_options
 from .wait import Progress, events_frame, wait_for_messages
 
 log = logging.getLogger("nbsocket")
@@ -174,6 +175,7 @@ class NbSocketMagics(Magics):
               help=f"seconds to wait for a pong before the connection counts as lost ({_default('ping_timeout')})")
     @argument("--max-size", type=optional_number(int), default=argparse.SUPPRESS, metavar="BYTES|none",
               help=f"largest message accepted ({_default('max_size')})")
+    @protocol_arguments
     @line_magic
     @_one_line_errors
     def ws_connect(self, line: str) -> Any:
@@ -191,6 +193,7 @@ class NbSocketMagics(Magics):
         headers, secret_headers, secrets = parse_headers(args.header, ns)
         options = self.settings.connect_options()
         options.update({key: getattr(args, key) for key in _FROM_CONFIG if hasattr(args, key)})
+        options.update(protocol_options(args, ns))
         callbacks = {
             key: lookup_callable(spec, ns, "--" + key.replace("_", "-"))
             for key in ("handler", "on_open", "on_close", "on_error")
@@ -456,6 +459,7 @@ def load_ipython_extension(ipython: Any) -> None:
         return
     magics = NbSocketMagics(ipython)
     ipython.register_magics(magics)
+    ipython.register_magics(ProtocolMagics(ipython))
     ipython.configurables.append(magics.settings)
     install_magic_suggestions(ipython)
 
@@ -466,12 +470,15 @@ def unload_ipython_extension(ipython: Any) -> None:
         uninstall_magic_suggestions(ipython)
         default_manager.shutdown()
     finally:
-        magics = ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)
-        if magics is not None:
+        for magics in (ipython.magics_manager.registry.pop(ProtocolMagics.__name__, None),
+                       ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)):
+            if magics is None:
+                continue
             for kind, names in magics.magics.items():
                 table = ipython.magics_manager.magics.get(kind, {})
                 for name in names:
                     if getattr(table.get(name), "__self__", None) is magics:
                         del table[name]
-            if magics.settings in ipython.configurables:
-                ipython.configurables.remove(magics.settings)
+            settings = getattr(magics, "settings", None)
+            if settings is not None and settings in ipython.configurables:
+                ipython.configurables.remove(settings)

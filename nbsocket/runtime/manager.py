@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .connection import Connection
+from .protocol_connection import ProtocolConnection
 from ..errors import InvalidOptionError, NameInUseError, UnknownSocketError
 from .lockable import Lockable
 from .loop import LoopThread
@@ -26,7 +27,7 @@ install_log_filter(log)
 install_log_filter(logging.getLogger("nbsocket.websockets"))
 
 STATUS_COLUMNS = [
-    "name", "url", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
+    "name", "url", "protocol", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
     "reconnects", "errors", "parse_errors", "last_error", "latency", "opened_at", "last_message_at", "rows", "handlers",
 ]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -116,7 +117,8 @@ class Manager:
             return existing
         if existing is not None:
             self.remove(name)
-        conn = Connection(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread)
+        kind = ProtocolConnection if opts.protocol is not None else Connection
+        conn = kind(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread)
         self._configure(conn, handler, args, on_open, on_close, on_error)
         with self._lock:
             if name in self._connections:
@@ -211,7 +213,7 @@ class Manager:
 
     def connections(self) -> pd.DataFrame:
         """One row per socket: state, counters, latency, last error (no secrets)."""
-        rows = [conn.status() for conn in list(self._connections.values())]
+        rows = [{"protocol": None, **conn.status()} for conn in list(self._connections.values())]
         return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
     def frame(self, name: str | None = None) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from typing import NamedTuple
 from ..core.events import utf8_size
 from ..errors import OutboxFullError
 
+__all__ = ["Outbox", "Outgoing"]
+
 
 class Outgoing(NamedTuple):
     """One message to send: its payload (``str``: text frame, ``bytes``: binary frame) and when it was queued."""
@@ -78,6 +80,19 @@ class Outbox:
         """Return a message that could not be written to the head of the queue (after the priority lane)."""
         with self._room:
             self._queue.appendleft(item)
+
+    def discard(self, payload_ids: set[int]) -> int:
+        """Drop the waiting messages whose payload object's ``id`` is in ``payload_ids``; returns how many were dropped."""
+        with self._room:
+            n = len(self._queue) + len(self._front)
+            for queue in (self._queue, self._front):
+                kept = [item for item in queue if id(item.payload) not in payload_ids]
+                queue.clear()
+                queue.extend(kept)
+            dropped = n - len(self._queue) - len(self._front)
+            if dropped:
+                self._room.notify_all()
+            return dropped
 
     def clear(self) -> int:
         """Drop every waiting message; returns how many were dropped."""

@@ -245,7 +245,7 @@ class Requests:
                 "turn it on with conn.keep_transcript()"
             )
         for entry in self._transcript.entries()[0]:
-            if entry.direction == RECEIVED and entry.seq > since_seq:
+            if entry.direction == RECEIVED and entry.seq is not None and entry.seq > since_seq:
                 event = self._event_from_entry(entry)
                 if waiter.matcher(event):
                     waiter.resolve(event)

@@ -39,7 +39,7 @@ from .loop import run_blocking
 from .observers import Observers
 from .outbox import Outbox, Outgoing
 from .recording.base import Recorder
-from .wire import BatchingConnection
+from .wire import BatchingConnection, RawTextConnection
 
 __all__ = ["Session"]
 
@@ -100,6 +100,8 @@ class Session:
         self._writer_idle = False
         self._reading_paused = False
         self._want_open = True
+        self.recv_decode: bool | None = None  # protocol hook: False hands text messages over undecoded, as bytes (STOMP)
+        self.driver: Any = None  # protocol hook: a ProtocolDriver on protocol sockets (runtime/protocol_driver.py)
 
     # --- what the connection reads (any thread) -------------------------------------
 
@@ -192,7 +194,10 @@ class Session:
                 opened_once = True
                 started = time.monotonic()
                 if not first.done():
-                    first.set_result(None)
+                    if self.driver is None:
+                        first.set_result(None)
+                    else:  # protocol hook: connect returns once the protocol's handshake is done
+                        self.driver.resolve_when_ready(first)
                 code, reason = await self._run(ws)
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
@@ -219,7 +224,11 @@ class Session:
 
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
-        return await ws_connect(self._url, logger=wire_log, create_connection=BatchingConnection, **kwargs)
+        url = self._url
+        if self.driver is not None:  # protocol hook: the protocol's URL (Socket.IO path) and subprotocols
+            url = self.driver.prepare_open(url, kwargs)
+        wire = BatchingConnection if self.recv_decode is not False else RawTextConnection
+        return await ws_connect(url, logger=wire_log, create_connection=wire, **kwargs)
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._errors.connection_error(where, exc)
@@ -237,7 +246,10 @@ class Session:
         self._set_state("open")
         self.notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
         ready = asyncio.Event()
-        self._dispatcher.push_open(ready)
+        if self.driver is None:
+            self._dispatcher.push_open(ready)
+        else:  # protocol hook: start the handshake; on_open and the writer follow once it is done
+            self.driver.opened(ws, ready)
         writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
         try:
             ws.attach(lambda batch: self._receive_batch(ws, batch))
@@ -253,6 +265,8 @@ class Session:
             self.ws = None
         code, reason, by_us = close_info(ws)
         self.closed_code, self.closed_reason = code, reason
+        if self.driver is not None and self.driver.closed(code, reason):  # protocol hook: a refused handshake ends it
+            self._want_open = False
         if code not in NORMAL_CLOSES and self._want_open:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
@@ -272,6 +286,11 @@ class Session:
             self._pause_reading(ws)
 
     def _receive(self, bodies: list[str | bytes]) -> None:
+        driver = self.driver
+        if driver is not None:  # protocol hook: the protocol decides what each message is
+            for body in bodies:
+                driver.receive(body)
+            return
         ts = self.last_ts_ns = time.time_ns()
         first = self.seq + 1
         self.seq += len(bodies)

@@ -82,10 +82,12 @@ class TranscriptRecorder:
 
     # --- observer hooks (loop thread, except errors raised by handlers) ------------
 
-    def on_frames(self, ts_ns: int, first_seq: int, bodies: list[str | bytes], errors: list[str | None]) -> None:
+    def on_frames(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
+        """The messages of one read (``first_seq`` is ``None`` for protocol housekeeping, which has no number)."""
         entries = self._entries
         entries.extend([
-            new_entry(Entry, (ts_ns, RECEIVED, TEXT if body.__class__ is str else BINARY, first_seq + i, body, errors[i], None, None, None))
+            new_entry(Entry, (ts_ns, RECEIVED, TEXT if body.__class__ is str else BINARY,
+                              None if first_seq is None else first_seq + i, body, errors[i], None, None, None))
             for i, body in enumerate(bodies)
         ])
         self.received += len(bodies)

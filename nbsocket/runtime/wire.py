@@ -21,7 +21,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import CloseCode, Frame, Opcode
 
-__all__ = ["BatchingConnection", "Batch", "Sink"]
+__all__ = ["BatchingConnection", "RawTextConnection", "Batch", "Sink"]
 
 Batch = list[str | bytes]
 """The data messages of one read, in order: ``str`` for text, ``bytes`` for binary."""
@@ -39,6 +39,9 @@ live frame and the handlers see a long read progress instead of all at its end."
 
 class BatchingConnection(ClientConnection):
     """A ``ClientConnection`` whose data messages go to a sink per read instead of through ``recv()``."""
+
+    decode_text = True
+    """Text messages are handed over as ``str``; :class:`RawTextConnection` hands over their UTF-8 bytes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,7 +103,7 @@ class BatchingConnection(ClientConnection):
             super().process_event(event)
 
     def _deliver(self, batch: Batch, is_text: bool, data: Any) -> None:
-        if not is_text:
+        if not is_text or not self.decode_text:
             batch.append(bytes(data))
         else:
             try:
@@ -117,3 +120,10 @@ class BatchingConnection(ClientConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         self._fragments = None
         super().connection_lost(exc)
+
+
+class RawTextConnection(BatchingConnection):
+    """A :class:`BatchingConnection` that hands text messages over as bytes, for protocols whose
+    text frames may carry binary bodies (STOMP): they are never decoded, so never refused as bad UTF-8."""
+
+    decode_text = False

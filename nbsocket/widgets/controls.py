@@ -189,6 +189,18 @@ class SocketControls:
         except InvalidMessageError as exc:
             self.show(str(exc), ok=False)
             return
+        protocol = getattr(conn, "protocol", None)
+        if protocol in ("socketio", "jsonrpc", "stomp"):  # "NAME payload": emit an event / notify a method / publish
+            name, _, rest = text.strip().partition(" ")
+            try:
+                payload = [parse_message(rest, self.mode.value)] if rest.strip() else []
+                verb = {"socketio": conn.emit, "jsonrpc": conn.notify, "stomp": conn.publish}[protocol]
+                verb(name, *payload)
+            except (InvalidMessageError, NbSocketError) as exc:
+                self.show(f"not sent: {exc}", ok=False)
+                return
+            self.show(f"{'emitted' if protocol == 'socketio' else 'sent'} {name}")
+            return
         try:
             try:
                 conn.send(message, timeout=0)  # a button never waits for room in the outbox

@@ -93,6 +93,10 @@ def header_html(status: dict[str, Any], rate: float) -> str:
     )
     last = status.get("last_error")
     last_line = f'<div style="{MUTED};font-size:90%">last error: {esc(last)}</div>' if last else ""
+    if status.get("protocol"):
+        topics = status.get("topics") or ""
+        last_line = (f'<div class="nbsocket-protocol"><span style="{MUTED}">protocol</span> <b>{esc(status["protocol"])}</b>'
+                     f'{f" <span style={chr(34)}{MUTED}{chr(34)}>topics</span> {esc(topics)}" if topics else ""}</div>') + last_line
     return (
         '<div class="nbsocket-header" style="line-height:1.7">'
         f'<b style="font-size:110%">{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '

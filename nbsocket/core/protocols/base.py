@@ -143,6 +143,10 @@ class Protocol:
     name: ClassVar[str] = ""
     subprotocols: ClassVar[tuple[str, ...]] = ()
     secret_options: ClassVar[tuple[str, ...]] = ()
+    handler_replies: ClassVar[bool] = False
+    """True when a ``Deliver``'s ``ack`` token is answered with the handlers' return value (Socket.IO acks, JSON-RPC requests)."""
+    read_undecoded: ClassVar[bool] = False
+    """True when text frames must reach :meth:`receive` as undecoded bytes (STOMP bodies need not be UTF-8)."""
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -84,6 +84,7 @@ class JSONRPC(Protocol):
 
     name: ClassVar[str] = "jsonrpc"
     subprotocols: ClassVar[tuple[str, ...]] = ()
+    handler_replies: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

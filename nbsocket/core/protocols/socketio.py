@@ -90,6 +90,7 @@ class SocketIO(Protocol):
 
     name: ClassVar[str] = "socketio"
     secret_options: ClassVar[tuple[str, ...]] = ("auth",)
+    handler_replies: ClassVar[bool] = True
 
     def __init__(
         self, *, namespace: str = "/", auth: dict[str, Any] | None = None, path: str = "/socket.io/", **options: Any

@@ -280,6 +280,7 @@ class STOMP(Protocol):
     name: ClassVar[str] = "stomp"
     subprotocols: ClassVar[tuple[str, ...]] = ("v12.stomp", "v11.stomp", "v10.stomp")
     secret_options: ClassVar[tuple[str, ...]] = ("passcode",)
+    read_undecoded: ClassVar[bool] = True
 
     def __init__(
         self,

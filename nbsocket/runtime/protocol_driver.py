@@ -1,0 +1,424 @@
+"""Running a sans-I/O :class:`~nbsocket.core.protocols.base.Protocol` on a socket: the loop side of ``connect(protocol=...)``.
+
+A :class:`ProtocolDriver` owns one protocol object on nbsocket's loop thread.
+The session hands it the socket when it opens, every received message, and
+the close; the driver carries out what the protocol answers:
+
+``Send``          written at once, ahead of the outbox (pongs, CONNECT, re-subscriptions)
+``Deliver``       a :class:`~nbsocket.core.events.WsEvent` with ``topic``: handlers, live frame, observers
+``Reply``         resolves the caller of ``call`` (an error dict raises :class:`~nbsocket.errors.RemoteError`)
+``Ready``         the handshake is done: ``connect`` returns, ``on_open`` runs, the outbox starts
+``Refused``       ``connect`` raises ``ConnectError(kind="protocol")``; the socket is closed, not reopened
+``Close``         closes the socket (1000 from the server's goodbye: no reconnect; otherwise as the policy says)
+``Malformed``     a frame row (and event) with its error; never fatal
+``Housekeeping``  transcript only
+
+Nothing here waits for a handler: housekeeping is answered on the loop as the
+message is read. Timers come from ``next_deadline()``/``poll()``, one per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..core.events import Request, WsEvent, utf8_size
+from ..core.flatten import PREFIX, message_fields
+from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Send
+from ..core.redact import scrub
+from ..core.state import CLOSED_FOR_GOOD
+from ..errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
+from .dispatch import Kind
+from .outbox import Outgoing
+
+if TYPE_CHECKING:
+    from .protocol_connection import ProtocolConnection
+
+__all__ = ["ProtocolDriver", "TOPIC"]
+
+TOPIC = "topic"
+"""The live-frame column naming a protocol message (a payload field of that name becomes ``data.topic``)."""
+
+
+class ProtocolDriver:
+    """Owns ``protocol`` for connection ``conn`` and carries out its actions (loop thread, except where noted)."""
+
+    def __init__(self, conn: ProtocolConnection, protocol: Protocol) -> None:
+        self.conn = conn
+        self.protocol = protocol
+        self.name = conn.name
+        self._session = conn._session
+        self._loop_thread = conn._loop_thread
+        self._ws: Any = None
+        self._writer_ready: asyncio.Event | None = None
+        self._open_pending = False
+        self._first: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None  # why the current handshake failed (refused, closed, timed out)
+        self._server_ended = False
+        self._calls: dict[Any, concurrent.futures.Future[Any]] = {}
+        self._bound: dict[int, str | bytes] = {}  # messages of one connection still in the outbox (dropped on reconnect)
+        self._urgent: collections.deque[str | bytes] = collections.deque()
+        self._flushing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self.subscriptions: dict[Any, Any] = {}  # id -> Subscription, in the order made
+        self.topics: collections.Counter[str] = collections.Counter()
+        self.handshakes = 0
+        self.info: dict[str, Any] = {}
+        conn._session.recv_decode = False if protocol.read_undecoded else None
+        conn.add_observer(self)
+
+    # --- session hooks ---------------------------------------------------------------
+
+    def prepare_open(self, url: str, kwargs: dict[str, Any]) -> str:
+        """The URL to open (the protocol's path and query) and its subprotocols, unless the user gave some."""
+        if self.protocol.subprotocols and not kwargs.get("subprotocols"):
+            kwargs["subprotocols"] = list(self.protocol.subprotocols)
+        return self.protocol.prepare_url(url)
+
+    def resolve_when_ready(self, first: asyncio.Future[None]) -> None:
+        """``connect`` waits on ``first``: resolve it at ``Ready``, fail it at ``Refused`` or a close before it."""
+        self._first = first
+        self._failure = None
+
+    def opened(self, ws: Any, ready: asyncio.Event) -> None:
+        """A socket opened: drop the last connection's unsent protocol messages and start the handshake."""
+        loop = asyncio.get_running_loop()
+        self._ws, self._writer_ready, self._open_pending, self._server_ended = ws, ready, True, False
+        self.handshakes += 1
+        if self._bound:
+            self.conn._outbox.discard(set(self._bound))
+            self._bound.clear()
+        self._urgent.extend(self.protocol.start(loop.time()))
+        self._fail_forgotten_calls()
+        if self.protocol.ready:
+            self._on_ready({})
+        elif self._first is not None and not self._first.done():
+            timeout = self.conn.options.open_timeout or 60.0
+            self._handshake_timer = loop.call_later(timeout, self._handshake_timed_out, timeout)
+        self._kick()
+        self._arm()
+
+    def receive(self, body: str | bytes) -> None:
+        """One received message: the protocol's actions, carried out in order."""
+        conn = self.conn
+        ts = time.time_ns()
+        stats = conn.stats
+        stats.messages_in += 1
+        stats.bytes_in += utf8_size(body)
+        try:
+            actions = self.protocol.receive(body, asyncio.get_running_loop().time())
+        except Exception as exc:  # receive must not raise; a bug in a user's protocol is kept as a malformed message
+            actions = [Malformed(f"{type(exc).__name__} in {type(self.protocol).__name__}.receive: {exc}")]
+        first_seq: int | None = None
+        for action in actions:
+            seq = self._carry_out(action, body, ts)
+            if first_seq is None:
+                first_seq = seq
+        observers = conn._observers
+        if observers.on_frames or observers.on_frame:  # the transcript: every message, housekeeping included (seq None)
+            shown = _text_if_utf8(body) if self.protocol.read_undecoded else body
+            if observers.on_frames:
+                observers.call(observers.on_frames, ts, first_seq, [shown], [None])
+            if observers.on_frame:
+                observers.call(observers.on_frame, ts, first_seq, shown, not isinstance(shown, str), None)
+        self._kick()
+        self._arm()
+
+    def closed(self, code: int | None, reason: str) -> bool:
+        """The socket closed; True when it must not be reopened (refused handshake, server said goodbye)."""
+        self._ws = None
+        self._open_pending = False
+        self._urgent.clear()
+        self._cancel_timers()
+        was_ready = self.protocol.ready
+        self.protocol.closed()
+        self._fail_forgotten_calls()
+        if not was_ready and self._failure is None:
+            refusal = getattr(self.protocol, "refusal_reason", None)
+            words = refusal(code, reason) if refusal is not None else None
+            if words is not None:
+                self._fail_handshake(f"the server refused the {self.protocol.name} connection: {words}")
+            elif self._first is not None and not self._first.done():
+                self._fail_handshake(f"the server closed the connection during the {self.protocol.name} handshake "
+                                     f"(code {code}{' ' + repr(reason) if reason else ''})")
+        return self._failure is not None or self._server_ended
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _carry_out(self, action: Any, body: str | bytes, ts: int) -> int | None:
+        kind = type(action)
+        if kind is Send:
+            self._urgent.append(action.payload)
+        elif kind is Deliver:
+            return self._deliver(body, ts, action.topic, action.data, action.error, action.ack, action.headers)
+        elif kind is Malformed:
+            self.conn.stats.parse_errors += 1
+            return self._deliver(body, ts, action.topic, None, action.error, None, None, malformed=True)
+        elif kind is Reply:
+            self._reply(action)
+        elif kind is Ready:
+            self._on_ready(action.info)
+        elif kind is Refused:
+            self._fail_handshake(f"the server refused the {self.protocol.name} connection: {action.reason}")
+            self._close(1000, "handshake refused")
+        elif kind is Close:
+            self._protocol_close(action.code, action.reason)
+        elif kind is not Housekeeping:
+            self.conn._errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
+        return None
+
+    def _deliver(self, body: str | bytes, ts: int, topic: str | None, data: Any, error: str | None, ack: Any,
+                 headers: dict[str, Any] | None, malformed: bool = False) -> int:
+        conn, session = self.conn, self._session
+        session.last_ts_ns = ts
+        session.seq = seq = session.seq + 1
+        if topic is not None:
+            self.topics[topic] += 1
+        frame = conn.frame
+        if frame is not None:
+            fields: dict[str, Any] = {TOPIC: topic}
+            payload = message_fields(body if malformed else data, None, body)
+            for key, value in payload.items():
+                fields[PREFIX + key if key == TOPIC else key] = value
+            if error is not None:
+                fields["error"] = error
+            frame.append(ts, seq, fields)
+        is_binary = not isinstance(body, str)
+        event = WsEvent(self.name, data, Request(body, is_binary, conn.content_type, conn.url), seq, ts, conn.lockable, error,
+                        conn, topic=topic, ack_token=ack, headers=headers)
+        observers = conn._observers
+        if observers.on_received:
+            observers.call(observers.on_received, event)
+        if conn._handlers:
+            conn._dispatcher.push(Kind.MESSAGE, event)
+        else:
+            conn._dispatcher.note_handled(event)
+        return seq
+
+    def _reply(self, reply: Reply) -> None:
+        future = self._calls.pop(reply.id, None)
+        if future is None:
+            self.conn._errors.record("protocol", "UnknownReply", f"a reply to id {reply.id!r}, which no call is waiting for "
+                                     "(it timed out, or the server sent it twice); it was recorded, not raised")
+            return
+        if reply.error is not None:
+            error = reply.error
+            _settle(future, exception=RemoteError(scrub(str(error.get("message") or error)), code=error.get("code"), data=error.get("data")))
+        else:
+            _settle(future, result=reply.value)
+
+    def _on_ready(self, info: dict[str, Any]) -> None:
+        self.info = dict(info)
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        first = self._first
+        if first is not None and not first.done():
+            first.set_result(None)
+        # the writer (and on_open) start once the handshake's own sends (re-subscriptions) are written: see _flush
+
+    def _fail_handshake(self, message: str, timeout: bool = False) -> None:
+        error_type = ConnectTimeoutError if timeout else ConnectError
+        error = error_type(scrub(f"{self.conn.url}: {message}"), kind="timeout" if timeout else "protocol")
+        self._failure = error
+        self.conn._errors.record("connect", type(error).__name__, str(error))
+        first = self._first
+        if first is not None and not first.done():
+            first.set_exception(error)
+
+    def _handshake_timed_out(self, timeout: float) -> None:
+        self._handshake_timer = None
+        if not self.protocol.ready and self._ws is not None:
+            self._fail_handshake(f"the {self.protocol.name} handshake did not finish within open_timeout={timeout:g}s", timeout=True)
+            self._close(1000, "handshake timeout")
+
+    def _protocol_close(self, code: int, reason: str) -> None:
+        if code == 1000:  # the server ended the session on purpose (Socket.IO DISCONNECT, Engine.IO close)
+            self._server_ended = True
+            self._close(1000, reason)
+        else:  # liveness lost (heart-beat, keep-alive): a normal close, so the reconnect policy reopens it
+            self._close(1001, f"{reason} ({code})" if code not in (1001,) else reason)
+
+    def _close(self, code: int, reason: str) -> None:
+        ws = self._ws
+        if ws is not None:
+            asyncio.get_running_loop().create_task(ws.close(code, reason[:120]))
+
+    # --- writing ahead of the outbox --------------------------------------------------------
+
+    def _kick(self) -> None:
+        if not self._flushing and (self._urgent or (self._open_pending and self.protocol.ready)):
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush(), name=f"nbsocket-protocol-{self.name}")
+
+    async def _flush(self) -> None:
+        conn = self.conn
+        try:
+            while self._urgent:
+                payload = self._urgent.popleft()
+                ws = self._ws
+                if ws is None:
+                    self._urgent.clear()
+                    return
+                try:
+                    await ws.send(payload)
+                except ConnectionClosed:
+                    self._urgent.clear()
+                    return
+                except Exception as exc:
+                    conn._errors.record("send", type(exc).__name__, str(exc))
+                    continue
+                conn.stats.messages_out += 1
+                conn.stats.bytes_out += utf8_size(payload)
+                observers = conn._observers
+                if observers.on_sent:  # handshake frames may hold secrets (passcode, auth, init_payload)
+                    shown = scrub(payload) if isinstance(payload, str) else payload
+                    observers.call(observers.on_sent, Outgoing(shown, time.time_ns()), time.time_ns())
+            if self._open_pending and self.protocol.ready and self._ws is not None and self._writer_ready is not None:
+                self._open_pending = False
+                conn._dispatcher.push_open(self._writer_ready)
+        finally:
+            self._flushing = False
+        self._kick()
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        deadline = self.protocol.next_deadline() if self._ws is not None else None
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer) if deadline is not None else None
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        if self._ws is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            actions = self.protocol.poll(loop.time())
+        except Exception as exc:
+            self.conn._errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.poll: {exc}")
+            actions = []
+        for action in actions:
+            self._carry_out(action, "", time.time_ns())
+        self._kick()
+        self._arm()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._timer, self._handshake_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._handshake_timer = None
+        self._timer_at = None
+
+    # --- verbs (called on the loop thread by ProtocolConnection) -------------------------------
+
+    def queue(self, messages: list[str | bytes], *, bound: bool) -> None:
+        """Put a verb's messages in the outbox in order; ``bound`` ones belong to this connection only."""
+        conn = self.conn
+        state = conn.state
+        if conn.removed or state in CLOSED_FOR_GOOD:
+            raise SocketClosedError(conn._closed_message(f"use the {self.protocol.name} protocol on"))
+        for message in messages:
+            conn._outbox.put(message, state)
+            if bound:
+                self._bound[id(message)] = message
+        if messages:
+            self._session.wake_writer(True, self._loop_thread.call_soon)
+        self._arm_soon()
+
+    def _arm_soon(self) -> None:
+        if self._ws is not None:
+            self._arm()
+
+    def start_call(self, make: Callable[[], tuple[Any, list[str | bytes]]], bound: bool) -> tuple[Any, concurrent.futures.Future[Any]]:
+        """Start a call: its id and the future its ``Reply`` resolves."""
+        call_id, messages = make()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._calls[call_id] = future
+        try:
+            self.queue(messages, bound=bound)
+        except BaseException:
+            self._calls.pop(call_id, None)
+            raise
+        return call_id, future
+
+    def cancel_call(self, call_id: Any) -> None:
+        """The caller of ``call_id`` gave up: forget it here and in the protocol (which may tell the server)."""
+        self._calls.pop(call_id, None)
+        cancel = getattr(self.protocol, "cancel_call", None)
+        if cancel is not None:
+            messages = cancel(call_id)
+            if messages and self.conn.state not in CLOSED_FOR_GOOD:
+                self.queue(messages, bound=True)
+
+    def _fail_forgotten_calls(self) -> None:
+        """After a close or reopen: fail the callers whose calls the protocol knows will never be answered."""
+        pending = getattr(self.protocol, "pending_calls", None)
+        if pending is None or not self._calls:
+            return
+        alive = set(pending())
+        for call_id in [c for c in self._calls if c not in alive]:
+            _settle(self._calls.pop(call_id), exception=SocketClosedError(
+                f"the connection of {self.name!r} was lost before call {call_id!r} was answered; call again"))
+
+    def is_active(self, sub_id: Any) -> bool:
+        """True while subscription ``sub_id`` is active (not cancelled, completed or errored); any thread."""
+        if sub_id not in self.subscriptions:
+            return False
+        is_active = getattr(self.protocol, "is_active", None)
+        if is_active is not None:
+            return bool(is_active(sub_id))
+        subs = getattr(self.protocol, "subscriptions", None)
+        return sub_id in subs if isinstance(subs, dict) else True
+
+    # --- observer hooks (any thread) -------------------------------------------------------------
+
+    def on_sent(self, item: Outgoing, ts_ns: int) -> None:
+        if self._bound:
+            self._bound.pop(id(item.payload), None)
+
+    def on_handled(self, event: WsEvent) -> None:
+        """Every handler ran: answer a Socket.IO ack / JSON-RPC request with what they returned."""
+        if event.ack_token is None or not self.protocol.handler_replies or event.connection is not self.conn:
+            return
+        token, value = event.ack_token, event.reply
+        event.ack_token = None  # answered once
+
+        def answer() -> None:
+            try:
+                self.queue(self.protocol.acknowledge(token, value), bound=True)
+            except Exception as exc:
+                self.conn._errors.record("acknowledge", type(exc).__name__, str(exc))
+
+        self._loop_thread.call_soon(answer)
+
+
+def _settle(future: concurrent.futures.Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+def _text_if_utf8(body: str | bytes) -> str | bytes:
+    if isinstance(body, bytes):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+    return body

@@ -106,6 +106,12 @@ def test_notebook_executed_headless_shows_its_snapshot_in_jupyterlab(
         snapshot = tab.locator(".nbsocket-panel-snapshot")
         snapshot.locator(".nbsocket-header:has-text('headless')").wait_for(timeout=UI_TIMEOUT)
         assert snapshot.locator(".nbsocket-table td:has-text('ABC')").count() > 0
+        # the chart is an image, which JupyterLab's sanitizer keeps (inline SVG it would turn into loose text)
+        chart = snapshot.locator("img.nbsocket-chart-img")
+        assert "chart: price by symbol" in (chart.get_attribute("alt") or "")
+        assert (chart.get_attribute("src") or "").startswith("data:image/svg+xml;base64,")
+        wait_for(lambda: chart.evaluate("(img) => img.complete && img.naturalWidth > 0"), what="the chart image to load")
+        assert "price by symbol" not in snapshot.inner_text(), "the chart's labels leaked as a run of text"
         time.sleep(1)
         tab.screenshot(path=str(artifacts / "executed-notebook-reopened.png"), full_page=True)
         assert tab.locator("text=model not found").count() == 0

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from nbsocket.cli import main
-from nbsocket.demo.launcher import choose_server_port, demo_server, port_free
+from nbsocket.demo.launcher import LAB_DEFAULTS, choose_server_port, demo_server, lab_app_settings, port_free
 
 
 def test_bare_nbsocket_prints_the_help_and_the_main_command(capsys) -> None:
@@ -68,3 +68,23 @@ def test_a_taken_port_is_said_and_another_is_used(capsys) -> None:
             assert other != port
         shown = capsys.readouterr().out
         assert f"port {port} on 127.0.0.1 is taken" in shown and url in shown
+
+
+def test_demo_lab_saves_widget_state_and_keeps_the_installed_settings(tmp_path) -> None:
+    import json
+
+    installed = tmp_path / "installed"
+    (installed / "overrides.d").mkdir(parents=True)
+    (installed / "page_config.json").write_text('{"disabledExtensions": {"x": true}}', encoding="utf-8")
+    (installed / "overrides.json").write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}', encoding="utf-8")
+    workspace = tmp_path / "nbsocket-demo"
+    workspace.mkdir()
+    for _ in range(2):  # a second run starts from the installed settings again
+        settings = lab_app_settings(workspace, installed)
+        assert settings.parent == workspace and settings.name.startswith(".")
+        assert (settings / "page_config.json").read_text(encoding="utf-8") == '{"disabledExtensions": {"x": true}}'
+        assert (settings / "overrides.json").exists()
+        ours = json.loads((settings / "overrides.d" / "nbsocket-demo.json").read_text(encoding="utf-8"))
+        assert ours == LAB_DEFAULTS == {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+    assert lab_app_settings(tmp_path / "other", tmp_path / "missing").is_dir()
+

@@ -431,7 +431,8 @@ def test_headless_notebook_renders_a_static_snapshot(demo: Any, tmp_path: Any) -
     data = next(o["data"] for o in outputs if o.get("output_type") == "execute_result")
     assert "application/vnd.jupyter.widget-view+json" in data
     snapshot = data["text/html"]
-    assert 'data-state="open"' in snapshot and "price" in snapshot and "<svg" in snapshot
+    assert 'data-state="open"' in snapshot and "price" in snapshot and "<svg" not in snapshot
+    assert 'class="nbsocket-chart-img" src="data:image/svg+xml;base64,' in snapshot and 'alt="chart: price' in snapshot
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert any("nbsocket-header" in str(model["state"].get("value", "")) for model in state.values())
 

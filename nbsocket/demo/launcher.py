@@ -21,6 +21,11 @@ from .server import DEFAULT_HOST, ENV_URL
 
 QUICKSTART = "quickstart.ipynb"
 SUMMARY_MARK = "NBSOCKET-SUMMARY "
+LAB_SETTINGS = ".jupyterlab-settings"
+"""The demo JupyterLab's app settings folder, inside the workspace (hidden from its file browser)."""
+LAB_DEFAULTS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+"""Setting defaults of the demo JupyterLab: notebooks are saved with their widget state, so a
+saved notebook reopened later shows its panels and charts as they were (not "model not found")."""
 
 
 def notebooks_source() -> Path:
@@ -42,6 +47,33 @@ def prepare_workspace(target: Path) -> Path:
         if not destination.exists():
             shutil.copyfile(notebook, destination)
     return target
+
+
+def lab_app_settings(workspace: Path, installed: Path | None = None) -> Path:
+    """The demo JupyterLab's app settings: a copy of the installed ones plus :data:`LAB_DEFAULTS`.
+
+    The defaults go in ``overrides.d``, so an ``overrides.json`` of the installation and
+    anything set in JupyterLab's Settings (user settings) still win.
+    """
+    if installed is None:
+        installed = _installed_lab_settings()
+    target = workspace / LAB_SETTINGS
+    if target.exists():
+        shutil.rmtree(target)
+    if installed is not None and installed.is_dir():
+        shutil.copytree(installed, target)
+    (target / "overrides.d").mkdir(parents=True, exist_ok=True)
+    (target / "overrides.d" / "nbsocket-demo.json").write_text(json.dumps(LAB_DEFAULTS, indent=2), encoding="utf-8")
+    return target
+
+
+def _installed_lab_settings() -> Path | None:
+    """The app settings folder JupyterLab uses by default (``<app dir>/settings``), if JupyterLab is importable."""
+    try:
+        from jupyterlab.commands import get_app_dir
+    except Exception:
+        return None
+    return Path(get_app_dir()) / "settings"
 
 
 def _free_port(host: str) -> int:
@@ -153,7 +185,7 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     command = [
         sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={host}", f"--ServerApp.port={port}",
         f"--ServerApp.root_dir={workspace}", f"--LabApp.default_url=/lab/tree/{QUICKSTART}",
-        f"--IdentityProvider.token={token}",
+        f"--IdentityProvider.token={token}", f"--LabApp.app_settings_dir={lab_app_settings(workspace)}",
     ]
     if not open_browser:
         command.append("--no-browser")

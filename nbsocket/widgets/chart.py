@@ -207,6 +207,30 @@ class ChartBuffer:
         return '<div class="nbsocket-chart">' + "".join(charts) + "</div>"
 
 
+_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+_SVG_LABEL = re.compile(r'aria-label="([^"]*)"')
+_SVG_SERIES = re.compile(r"<title>(.*?)</title>")
+
+
+def svg_as_img(html: str) -> str:
+    """``html`` with each inline SVG chart turned into an ``<img>`` of it (a data URI) with a text ``alt``.
+
+    For static snapshots: viewers that sanitize HTML (JupyterLab for an untrusted notebook, some
+    hosted viewers) drop inline SVG but keep its labels as a run of text; JupyterLab keeps an
+    image, and a viewer that drops its source still shows its ``alt`` ("chart: price by symbol (ABC, QRS, XYZ)").
+    """
+    import base64
+
+    def to_img(match: re.Match[str]) -> str:
+        svg = match.group(0)
+        label = _SVG_LABEL.search(svg)
+        series = list(dict.fromkeys(_SVG_SERIES.findall(svg)))
+        alt = "chart: " + (label.group(1) if label else "line chart") + (f" ({', '.join(series)})" if series else "")
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        return f'<img class="nbsocket-chart-img" src="data:image/svg+xml;base64,{data}" alt="{alt}" style="display:block">'
+    return _SVG.sub(to_img, html)
+
+
 def _fmt_number(value: float) -> str:
     if value == 0:
         return "0"

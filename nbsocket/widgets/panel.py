@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..runtime.manager import default_manager
-from .chart import AUTO, ChartBuffer
+from .chart import AUTO, ChartBuffer, svg_as_img
 from .controls import SocketControls
 from .feed import SocketFeed
 from .live import LiveView
@@ -144,7 +144,7 @@ class SocketPanel(LiveView, widgets.VBox):
         with self._lock:
             parts = [self.header.value, self.table.value]
             if self.feed.chart is not None:
-                parts.append(self.chart.value)
+                parts.append(svg_as_img(self.chart.value))
         return '<div class="nbsocket-panel-snapshot">' + "".join(parts) + "</div>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:

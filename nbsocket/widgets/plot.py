@@ -9,7 +9,7 @@ import ipywidgets as widgets
 
 from ..errors import InvalidOptionError
 from ..runtime.manager import default_manager
-from .chart import AUTO, ChartBuffer
+from .chart import AUTO, ChartBuffer, svg_as_img
 from .feed import SocketFeed
 from .live import LiveView
 from .panel import MAX_RATE_HZ
@@ -84,5 +84,5 @@ class LiveChart(LiveView, widgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
-            bundle["text/html"] = self.svg.value
+            bundle["text/html"] = svg_as_img(self.svg.value)
         return bundle

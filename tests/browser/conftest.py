@@ -124,7 +124,13 @@ def _stop(server: JupyterServer, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+def lab_args() -> list[str]:
+    """Extra command-line options of the module's JupyterLab (a test module may override this fixture)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory, lab_args: list[str]) -> Iterator[JupyterServer]:
     """JupyterLab (with Notebook 7's pages) on a free port of 127.0.0.1, for this module."""
     home = tmp_path_factory.mktemp("jupyter")
     root = home / "notebooks"
@@ -148,7 +154,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
         "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--ServerApp.terminals_enabled=False",
+        "--ServerApp.terminals_enabled=False", *lab_args,
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run tests as root
         command.append("--ServerApp.allow_root=True")

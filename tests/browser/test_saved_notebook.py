@@ -1,0 +1,121 @@
+"""A saved notebook reopened once its kernel is gone: what JupyterLab shows for panels and plots.
+
+This module's JupyterLab runs with the app settings ``nbsocket demo`` gives its own
+JupyterLab (widget state saved with the notebook). A notebook run and saved there shows
+its panels and charts as they were when it is reopened with a new kernel; a notebook
+executed headless (nbclient, not trusted in JupyterLab) shows the HTML snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbsocket.demo.launcher import lab_app_settings
+
+from .test_lab import NOTEBOOK_READY, PANEL, UI_TIMEOUT, open_and_run, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+PLOT = ".nbsocket-plot"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+SAVE_STATE = "@jupyter-widgets/jupyterlab-manager:saveWidgetState"
+
+
+@pytest.fixture(scope="module")
+def lab_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return [f"--LabApp.app_settings_dir={lab_app_settings(tmp_path_factory.mktemp('demo-workspace'))}"]
+
+
+def cells(demo: Any, name: str) -> list[str]:
+    return [
+        "import nbsocket as nbs\n"
+        f"conn = nbs.connect({name!r}, {demo.url('/ticker?rate=20')!r})\n"
+        f"nbs.panel({name!r})",
+        f"nbs.plot({name!r})",
+    ]
+
+
+def shut_down_kernels(server: Any) -> None:
+    for session in server.api("GET", "/api/sessions"):
+        server.api("DELETE", f"/api/sessions/{session['id']}")
+    wait_for(lambda: server.api("GET", "/api/kernels") == [], what="every kernel to shut down")
+
+
+def reopen(browser_context: Any, server: Any, notebook: str, workspace: str) -> Any:
+    """Open ``notebook`` in a new tab and a fresh workspace, as a reader coming back to it later."""
+    tab = browser_context.new_page()
+    tab.goto(server.url(f"/lab/workspaces/{workspace}/tree/{notebook}?reset"), wait_until="domcontentloaded")
+    tab.wait_for_function(NOTEBOOK_READY, arg=notebook, timeout=UI_TIMEOUT, polling=200)
+    return tab
+
+
+def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
+    jupyter_server: Any, page: Any, demo: Any, browser_context: Any, artifacts: Path,
+) -> None:
+    path = jupyter_server.write_notebook("saved-in-lab.ipynb", cells(demo, "kept"))
+    open_and_run(page, jupyter_server, path)
+    assert page.evaluate(f"() => window.jupyterapp.commands.isToggled({SAVE_STATE!r})"), \
+        "the demo's JupyterLab should save widget state (Settings > Save Widget State Automatically)"
+    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)", timeout=UI_TIMEOUT)
+    page.wait_for_selector(f"{PLOT} svg polyline", timeout=UI_TIMEOUT)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+
+    def saved_state() -> dict[str, Any] | None:
+        saved = json.loads((jupyter_server.root / path).read_text(encoding="utf-8"))
+        return saved["metadata"].get("widgets", {}).get(WIDGET_STATE)
+    state = wait_for(saved_state, what="the notebook saved with its widget state")
+    assert any("nbsocket-header" in str(model["state"].get("value", "")) for model in state["state"].values())
+    page.close()
+    shut_down_kernels(jupyter_server)
+
+    tab = reopen(browser_context, jupyter_server, path, "reopened")
+    try:
+        tab.wait_for_selector(f"{PANEL} .nbsocket-header:has-text('kept')", timeout=UI_TIMEOUT)
+        tab.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('ABC')")
+        tab.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)")
+        tab.wait_for_selector(f"{PLOT} .nbsocket-chart-box svg polyline")
+        tab.screenshot(path=str(artifacts / "saved-notebook-reopened.png"), full_page=True)
+        assert tab.locator("text=model not found").count() == 0
+        assert tab.locator("text=Error displaying widget").count() == 0
+    finally:
+        tab.close()
+        shut_down_kernels(jupyter_server)
+
+
+def test_notebook_executed_headless_shows_its_snapshot_in_jupyterlab(
+    jupyter_server: Any, browser_context: Any, demo: Any, artifacts: Path,
+) -> None:
+    import nbclient
+    import nbformat
+
+    source = cells(demo, "headless")
+    source[0] = source[0].replace("\nnbs.panel", "\nnbs.wait('headless', 12, timeout=20)\nnbs.panel")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text) for text in source])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(jupyter_server.root)}}).execute()
+    nbformat.write(notebook, jupyter_server.root / "executed.ipynb")
+
+    tab = reopen(browser_context, jupyter_server, "executed.ipynb", "executed")
+    try:
+        snapshot = tab.locator(".nbsocket-panel-snapshot")
+        snapshot.locator(".nbsocket-header:has-text('headless')").wait_for(timeout=UI_TIMEOUT)
+        assert snapshot.locator(".nbsocket-table td:has-text('ABC')").count() > 0
+        # the chart is an image, which JupyterLab's sanitizer keeps (inline SVG it would turn into loose text)
+        chart = snapshot.locator("img.nbsocket-chart-img")
+        assert "chart: price by symbol" in (chart.get_attribute("alt") or "")
+        assert (chart.get_attribute("src") or "").startswith("data:image/svg+xml;base64,")
+        wait_for(lambda: chart.evaluate("(img) => img.complete && img.naturalWidth > 0"), what="the chart image to load")
+        assert "price by symbol" not in snapshot.inner_text(), "the chart's labels leaked as a run of text"
+        time.sleep(1)
+        tab.screenshot(path=str(artifacts / "executed-notebook-reopened.png"), full_page=True)
+        assert tab.locator("text=model not found").count() == 0
+        assert tab.locator("text=Error displaying widget").count() == 0
+    finally:
+        tab.close()
+        shut_down_kernels(jupyter_server)

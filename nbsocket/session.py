@@ -33,6 +33,12 @@ wire_log = logging.getLogger("nbsocket.websockets")
 
 STATES = ("connecting", "open", "reconnecting", "closed", "failed")
 CLOSED_FOR_GOOD = ("closed", "failed")
+WRITE_SLICE = 64
+"""Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""
+WRITE_SLICE_BYTES = 256 * 1024
+"""Bytes a socket's writer sends before it yields to the loop, whichever comes first."""
+READ_SLICE = 64
+"""Messages a socket's reader takes from its buffer before it yields to the loop (a flooded socket must not starve the others)."""
 
 
 class SessionMixin:
@@ -130,12 +136,17 @@ class SessionMixin:
             ready.set()
         writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
         dispatcher = self._dispatcher
+        unyielded = 0
         try:
             while True:
                 try:
                     body = await ws.recv()
                 except ConnectionClosed:
                     break
+                unyielded += 1
+                if unyielded >= READ_SLICE:  # recv() does not suspend while frames are buffered: let the others run
+                    unyielded = 0
+                    await asyncio.sleep(0)
                 try:
                     self._receive(body)
                 except Exception as exc:  # a bug of ours must not end the session
@@ -206,9 +217,14 @@ class SessionMixin:
         assert wake is not None
         outbox = self._outbox
         stats = self.stats
+        written = written_bytes = 0
         while True:
+            if written >= WRITE_SLICE or written_bytes >= WRITE_SLICE_BYTES:
+                written = written_bytes = 0
+                await asyncio.sleep(0)  # ws.send() does not suspend on a fast link: yield after each slice
             item = outbox.take()
             if item is None:
+                written = written_bytes = 0
                 # idle before the last look, so a sender that finds it idle always wakes it
                 self._writer_idle = True
                 wake.clear()
@@ -220,6 +236,8 @@ class SessionMixin:
                         self._writer_idle = False
                     continue
                 self._writer_idle = False
+            written += 1
+            written_bytes += len(item.payload)
             if ws.protocol.state is not State.OPEN:
                 outbox.put_back(item)
                 return

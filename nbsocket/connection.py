@@ -233,8 +233,14 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
     # --- sending ----------------------------------------------------------------
 
     def encode(self, message: Any) -> str | bytes:
-        """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type."""
-        if isinstance(message, (str, bytes)):
+        """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type.
+
+        Text that cannot be UTF-8 (a lone surrogate) raises :class:`EncodeError` here,
+        before it could reach the socket and kill the connection.
+        """
+        if isinstance(message, str):
+            return _utf8_checked(message)
+        if isinstance(message, bytes):
             return message
         if isinstance(message, (bytearray, memoryview)):
             return bytes(message)
@@ -246,7 +252,9 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
             raise
         except Exception as exc:
             raise EncodeError(f"cannot encode {type(message).__name__} as {self.content_type}: {exc}") from None
-        if not isinstance(payload, (str, bytes)):
+        if isinstance(payload, str):
+            return _utf8_checked(payload)
+        if not isinstance(payload, bytes):
             raise EncodeError(f"the {self.content_type} codec returned {type(payload).__name__}, not str or bytes")
         return payload
 
@@ -398,3 +406,15 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
     # --- loop side: lifecycle -------------------------------------------------------
 
 
+def _utf8_checked(text: str) -> str:
+    """``text`` if it can go in a text frame (valid UTF-8); else :class:`EncodeError` naming the bad character."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start:exc.end]
+            raise EncodeError(
+                f"cannot send text containing {bad!r} at position {exc.start}: a lone surrogate is not valid UTF-8 "
+                "(a text frame must be UTF-8; fix the string, or send bytes for a binary frame)"
+            ) from None
+    return text

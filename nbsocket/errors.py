@@ -44,13 +44,18 @@ class ConnectError(NbSocketError, ConnectionError):
     """Opening the WebSocket failed; ``kind`` tells why.
 
     ``kind`` is one of ``dns``, ``refused``, ``http``, ``tls``, ``timeout``,
-    ``handshake``, ``proxy`` or ``network``.
+    ``handshake``, ``proxy``, ``network`` or ``closed`` (the server accepted
+    the handshake and at once closed with a code that says "do not come
+    back", e.g. 1008 or 4000-4999; ``code`` and ``reason`` are the server's).
     """
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+    def __init__(self, message: str, *, kind: str, status: int | None = None,
+                 code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.code = code
+        self.reason = reason
 
 
 class ConnectTimeoutError(ConnectError, TimeoutError):

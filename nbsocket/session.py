@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from . import failures
-from .backoff import Backoff
+from .backoff import Backoff, ReconnectPolicy
 from .closing import NORMAL_CLOSES, abort_connection, close_info
 from .dispatch import BACKLOG_HIGH
 from .errors import ConnectError
@@ -37,6 +37,8 @@ WRITE_SLICE = 64
 """Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""
 WRITE_SLICE_BYTES = 256 * 1024
 """Bytes a socket's writer sends before it yields to the loop, whichever comes first."""
+OPEN_SETTLE = 0.1
+"""Seconds after the handshake (and ``on_open``) during which a refusing close still fails ``connect``."""
 READ_SLICE = 64
 """Messages a socket's reader takes from its buffer before it yields to the loop (a flooded socket must not starve the others)."""
 
@@ -91,11 +93,20 @@ class SessionMixin:
                     continue
                 if opened_once:
                     self.stats.reconnects += 1
-                opened_once = True
                 started = time.monotonic()
-                if not first.done():
+                code, reason = await self._session(ws, first)
+                if not first.done():  # closed before it settled: the server refused the connection
+                    if self._refused_at_open(code):
+                        error = ConnectError(
+                            f"{self.url} accepted the connection and closed it at once with code {code} {reason!r}",
+                            kind="closed", code=code, reason=reason,
+                        )
+                        self._record("connect", type(error).__name__, str(error))
+                        self._set_state("failed")
+                        first.set_exception(error)
+                        return
                     first.set_result(None)
-                code, reason = await self._session(ws)
+                opened_once = True
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
                 if not self._want_open:
@@ -119,12 +130,29 @@ class SessionMixin:
             if not first.done():
                 first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
 
+    def _refused_at_open(self, code: int | None) -> bool:
+        """Is ``code``, received right after the handshake, a refusal (not retried: 1008, 4000-4999)?"""
+        if code is None or code in NORMAL_CLOSES:
+            return False
+        return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
+
+    async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
+        """Resolve ``first`` once ``on_open`` ran and the server has not closed within :data:`OPEN_SETTLE`."""
+        await ready.wait()
+        await asyncio.sleep(OPEN_SETTLE)
+        if not first.done() and ws.protocol.state is State.OPEN:
+            first.set_result(None)
+
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
         return await ws_connect(self._url, logger=wire_log, **kwargs)
 
-    async def _session(self, ws: Any) -> tuple[int | None, str]:
-        """Read one open connection until it closes; returns its close code and reason."""
+    async def _session(self, ws: Any, first: asyncio.Future[None]) -> tuple[int | None, str]:
+        """Read one open connection until it closes; returns its close code and reason.
+
+        ``first`` (what ``connect`` waits for) is resolved at the first message,
+        or once the connection has stayed open briefly after ``on_open``.
+        """
         self._ws = ws
         self.stats.opened_at = utc_now()
         self._set_state("open")
@@ -134,7 +162,9 @@ class SessionMixin:
             self._dispatcher.push("open", ready)
         else:
             ready.set()
-        writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
+        settler = loop.create_task(self._settle_open(ws, ready, first), name=f"nbsocket-settle-{self.name}") if not first.done() else None
         dispatcher = self._dispatcher
         unyielded = 0
         try:
@@ -143,6 +173,8 @@ class SessionMixin:
                     body = await ws.recv()
                 except ConnectionClosed:
                     break
+                if not first.done():
+                    first.set_result(None)
                 unyielded += 1
                 if unyielded >= READ_SLICE:  # recv() does not suspend while frames are buffered: let the others run
                     unyielded = 0
@@ -154,17 +186,21 @@ class SessionMixin:
                 if dispatcher.backlog > BACKLOG_HIGH:
                     await dispatcher.wait_drained()
         finally:
-            writer.cancel()
-            try:
-                await writer
-            except (asyncio.CancelledError, Exception):
-                pass
+            for task in (writer, settler):
+                if task is None:
+                    continue
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
             if ws.protocol.state is not State.CLOSED:
                 await abort_connection(ws)
             self._ws = None
         code, reason, by_us = close_info(ws)
         self._closed_code, self._closed_reason = code, reason
-        if code not in NORMAL_CLOSES and self._want_open:
+        refused = not first.done() and self._refused_at_open(code)  # connect raises it instead
+        if code not in NORMAL_CLOSES and self._want_open and not refused:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
@@ -285,13 +321,20 @@ class SessionMixin:
             await run_blocking(None, self.recorder.close)
 
     async def _reset(self, url: str | None) -> None:
+        """Reconnect, to ``url`` if given; if that fails, the socket keeps the URL it had (so a retry goes where it worked)."""
         await self._stop(1000, "reset", final=False)
+        previous = self._url, self.url
         if url is not None:
             self._url = url
             self.url = redact_url(url)
         self.stats.resets += 1
         self._notify("reset", {"url": self.url})
-        await self._open_first()
+        try:
+            await self._open_first()
+        except BaseException:
+            if url is not None and self._url == url:
+                self._url, self.url = previous
+            raise
 
     async def _shutdown(self, code: int = 1001, reason: str = "going away") -> None:
         await self._stop(code, reason)

@@ -8,7 +8,7 @@ import pytest
 
 import nbsocket as nbs
 
-from .servers import WsServer, eventually
+from .servers import AiohttpServer, WsServer, eventually
 
 FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 
@@ -56,3 +56,64 @@ def test_a_lone_surrogate_is_refused_at_send_and_the_socket_stays_open() -> None
             nbs.send("sur", "\udfff")
         reply = conn.request("still fine", timeout=5)
         assert reply.data == "still fine" and conn.state == "open"
+
+
+# --- a connection the server refuses right after the handshake is a failed connect ----------
+
+class RefusingServer(AiohttpServer):
+    """aiohttp: accepts the handshake, then closes at once with 1008 ``no endpoint <path>`` (or 4401 on /auth)."""
+
+    async def handle(self, request):  # type: ignore[no-untyped-def]
+        from aiohttp import web
+
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close(code=1008, message=f"no endpoint {request.path}".encode())
+        return ws
+
+
+@pytest.mark.parametrize("reconnect", [True, False], ids=["reconnect", "no-reconnect"])
+def test_a_server_closing_with_1008_right_after_the_handshake_fails_connect(reconnect, caplog) -> None:
+    with RefusingServer() as server:
+        with pytest.raises(nbs.ConnectError, match="1008") as info:
+            nbs.connect("refused", f"ws://127.0.0.1:{server.port}/ws", reconnect=reconnect)
+        assert info.value.code == 1008 and info.value.reason == "no endpoint /ws" and info.value.kind == "closed"
+        assert "refused" not in nbs.connections()["name"].tolist()
+        with pytest.raises(nbs.NbSocketError):
+            nbs.get("refused")
+        assert "connection lost" not in caplog.text
+
+
+def test_a_4xxx_close_after_on_open_sent_its_auth_fails_connect() -> None:
+    async def check_auth(ws) -> None:  # type: ignore[no-untyped-def]
+        message = await ws.recv()
+        if message != "token good":
+            await ws.close(4401, "bad token")
+            return
+        await ws.send("welcome")
+        await ws.wait_closed()
+
+    with WsServer(check_auth) as server:
+        with pytest.raises(nbs.ConnectError) as info:
+            nbs.connect("auth", server.url, on_open=lambda conn: conn.send("token bad"))
+        assert (info.value.code, info.value.reason) == (4401, "bad token")
+        assert nbs.connections().empty
+        conn = nbs.connect("auth", server.url, on_open=lambda conn: conn.send("token good"))
+        assert conn.state == "open"
+
+
+# --- reset to a bad URL keeps the working one ------------------------------------------------
+
+def test_reset_to_a_bad_url_raises_and_keeps_the_url_that_worked(unused_port) -> None:
+    with WsServer() as server:
+        conn = nbs.connect("keep", server.url, content_type="text/plain")
+        good = conn.url
+        with pytest.raises(nbs.ConnectError):
+            nbs.reset("keep", f"ws://127.0.0.1:{unused_port}/")
+        assert conn.url == good and conn._url == server.url
+        assert nbs.connections().set_index("name").loc["keep", "url"] == good
+        nbs.reset("keep")
+        assert conn.state == "open" and conn.request("back", timeout=5).data == "back"
+        conn.disconnect()
+        conn.connect()  # what the panel's Connect button does
+        assert conn.state == "open" and server.connections == 3

@@ -135,10 +135,21 @@ def test_accept_then_close_server_gets_growing_backoff_not_a_tight_loop(demo) ->
 
 @pytest.mark.parametrize("code", [1008, 4000, 4999])
 def test_policy_close_codes_are_not_retried(demo, code: int) -> None:
-    conn = nbs.connect("c", demo.url(f"/close/{code}"), reconnect=FAST)
-    eventually(lambda: conn.state == "failed")
-    assert conn.close_code == code and conn.stats.reconnects == 0
-    assert "not retried" in conn.last_error.message
+    with pytest.raises(nbs.ConnectError) as refused:  # at once after the handshake: a failed connect
+        nbs.connect("c", demo.url(f"/close/{code}"), reconnect=FAST)
+    assert refused.value.code == code and nbs.connections().empty
+
+    async def welcome_then_close(ws) -> None:
+        await ws.send("welcome")
+        await ws.recv()
+        await ws.close(code, "go away")
+
+    with WsServer(welcome_then_close) as server:
+        conn = nbs.connect("c", server.url, content_type="text/plain", reconnect=FAST)
+        conn.send("bye")
+        eventually(lambda: conn.state == "failed")
+        assert conn.close_code == code and conn.stats.reconnects == 0 and server.connections == 1
+        assert "not retried" in conn.last_error.message
 
 
 def test_retry_close_codes_opt_in(demo) -> None:

@@ -159,6 +159,8 @@ class ExploratoryMixin:
         self._ping_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self._request_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self._latency_ws: Any = None
+        self._open_seq = 0  # the socket's seq when the current connection opened
+        self._consumed_seq = 0  # the last message an expect or request returned
         self._latency_last = 0.0
 
     # --- request / expect ---------------------------------------------------------------
@@ -203,18 +205,21 @@ class ExploratoryMixin:
     def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
         """Wait for a message that matches (see :meth:`request` for ``match``) without sending; returns its event.
 
-        Only messages arriving from now on count, unless ``since`` is given: a
-        sequence number, an event or a :class:`Reply`; then messages received
-        after it count too (looked up in the transcript), e.g.
+        By default, the messages that count are those received since the
+        current connection opened that no earlier ``expect`` or ``request``
+        returned (nor any message before the one it returned), then whatever
+        arrives next. So ``connect(..., on_open=send_init)`` followed by
+        ``conn.expect({"type": "connection_ack"})`` finds the ack even if it
+        arrived before ``expect`` was called. ``since`` (a sequence number, an
+        event or a :class:`Reply`) sets the starting point instead: messages
+        received after it count (looked up in the transcript), e.g.
         ``conn.expect({"type": "done"}, since=reply)`` after a request.
         """
         self._refuse_loop_thread("expect")
         waiter = ReplyWaiter(self, compile_match(match))
         since_seq = _seq_of(since)
         try:
-            if since_seq is None:
-                self.add_observer(waiter)  # type: ignore[attr-defined]
-            elif self._loop_thread.running:  # type: ignore[attr-defined]
+            if self._loop_thread.running:  # type: ignore[attr-defined]
                 self._loop_thread.run(self._arm_async(waiter, since_seq), 10.0)  # type: ignore[attr-defined]
             else:
                 self._arm(waiter, since_seq)
@@ -223,20 +228,18 @@ class ExploratoryMixin:
             raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
         finally:
             waiter.close()
-        return event
+        return self._consumed(event)
 
     async def expect_async(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
         waiter = ReplyWaiter(self, compile_match(match))
         since_seq = _seq_of(since)
         try:
-            if since_seq is None:
-                self.add_observer(waiter)  # type: ignore[attr-defined]
-            elif self._loop_thread.in_loop_thread() or not self._loop_thread.running:  # type: ignore[attr-defined]
+            if self._loop_thread.in_loop_thread() or not self._loop_thread.running:  # type: ignore[attr-defined]
                 self._arm(waiter, since_seq)
             else:
                 await asyncio.wrap_future(self._loop_thread.submit(self._arm_async(waiter, since_seq)))  # type: ignore[attr-defined]
-            return await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout)
+            return self._consumed(await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout))
         except asyncio.TimeoutError:
             raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
         finally:
@@ -254,14 +257,29 @@ class ExploratoryMixin:
             raise
         return waiter
 
+    def _consumed(self, event: WsEvent) -> WsEvent:
+        """Note that ``event`` was returned by expect/request: the next default ``expect`` starts after it."""
+        self._consumed_seq = max(self._consumed_seq, event.seq)
+        return event
+
+    def _default_since(self) -> int:
+        """Where a default ``expect`` starts: the current connection's opening, or the last message consumed after it."""
+        return max(self._open_seq, self._consumed_seq)
+
     def _note_reply(self, waiter: ReplyWaiter, event: WsEvent) -> Reply:
+        self._consumed(event)
         reply = waiter.reply(event)
         self._request_samples.append((event._ts_ns, reply.rtt))
         return reply
 
-    def _arm(self, waiter: ReplyWaiter, since_seq: int) -> None:
-        """Resolve ``waiter`` from the transcript (messages after ``since_seq``) or start it listening."""
+    def _arm(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
+        """Resolve ``waiter`` from the transcript (messages after ``since_seq``, by default :meth:`_default_since`) or start it listening."""
         recorder = self._transcript
+        if since_seq is None:
+            since_seq = self._default_since()
+            if recorder is None or since_seq >= self._seq:  # type: ignore[attr-defined]
+                self.add_observer(waiter)  # type: ignore[attr-defined]
+                return
         if recorder is None:
             raise InvalidOptionError(
                 "expect(since=...) looks back in the transcript, which is off for this socket; "
@@ -275,7 +293,7 @@ class ExploratoryMixin:
                     return
         self.add_observer(waiter)  # type: ignore[attr-defined]
 
-    async def _arm_async(self, waiter: ReplyWaiter, since_seq: int) -> None:
+    async def _arm_async(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
         self._arm(waiter, since_seq)  # on the loop thread: no message can slip in between
 
     def _event_from_entry(self, entry: tuple[Any, ...]) -> WsEvent:

@@ -154,6 +154,7 @@ class SessionMixin:
         or once the connection has stayed open briefly after ``on_open``.
         """
         self._ws = ws
+        self._open_seq = self._seq  # a default expect looks back to here
         self.stats.opened_at = utc_now()
         self._set_state("open")
         self._notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})

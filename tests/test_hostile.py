@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -117,3 +118,36 @@ def test_reset_to_a_bad_url_raises_and_keeps_the_url_that_worked(unused_port) ->
         conn.disconnect()
         conn.connect()  # what the panel's Connect button does
         assert conn.state == "open" and server.connections == 3
+
+
+# --- expect right after connect sees what arrived since the socket opened ----------------------
+
+class AckingServer(AiohttpServer):
+    """aiohttp, graphql-transport-ws style: answers ``connection_init`` with ``connection_ack`` at once."""
+
+    async def handle(self, request):  # type: ignore[no-untyped-def]
+        from aiohttp import WSMsgType, web
+
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        acks = 0
+        async for message in ws:
+            if message.type == WSMsgType.TEXT and json.loads(message.data).get("type") == "connection_init":
+                acks += 1
+                await ws.send_str(json.dumps({"type": "connection_ack", "n": acks}))
+        return ws
+
+
+def test_expect_after_connect_finds_the_ack_on_open_caused() -> None:
+    with AckingServer() as server:
+        init = lambda conn: conn.send({"type": "connection_init"})  # noqa: E731
+        for attempt in range(5):
+            conn = nbs.connect(f"gql{attempt}", f"ws://127.0.0.1:{server.port}/ws", on_open=init)
+            ack = conn.expect({"type": "connection_ack"}, timeout=5)
+            assert ack.data["n"] == 1
+            with pytest.raises(nbs.WaitTimeoutError):  # consumed: a second expect does not return it again
+                conn.expect({"type": "connection_ack"}, timeout=0.3)
+            conn.reset()  # a new connection: only its own ack counts
+            again = conn.expect({"type": "connection_ack"}, timeout=5)
+            assert again.seq > ack.seq and again.data["n"] == 1
+            nbs.remove(conn.name)

@@ -338,7 +338,8 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         if self._removed:
             raise SocketClosedError(self._closed_message("reset"))
         new_url = self._manager._validate_url_for(self, url) if url is not None else None
-        self._drive(self._reset(new_url), self._open_wait_timeout() + self._stop_timeout())
+        limit = self._open_limit()
+        self._drive(self._reset(new_url), None if limit is None else limit + self._stop_timeout())
 
     def connect(self) -> None:
         """Open a disconnected socket again (same as ``reset()`` with the same URL)."""
@@ -353,6 +354,15 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
     def _open_wait_timeout(self) -> float:
         return (self.options.open_timeout or 60.0) + 5.0
+
+    def _open_limit(self) -> float | None:
+        """How long ``connect``/``reset`` wait for the open: ``None`` (no limit) when ``open_timeout`` is ``None``.
+
+        With a limit, websockets raises the timeout itself; this is only a safety net.
+        """
+        if self.options.open_timeout is None:
+            return None
+        return self.options.open_timeout + 5.0
 
     # --- waiting for messages -------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import logging
 import re
 import threading
@@ -14,7 +15,7 @@ import pandas as pd
 
 from .connection import Connection
 from .dispatch import Handler
-from .errors import InvalidOptionError, NameInUseError, UnknownSocketError
+from .errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .events import Lockable
 from .loop import LoopThread
 from .options import build_options, warn_insecure
@@ -126,7 +127,16 @@ class Manager:
             warn_insecure(conn.url)
         self._ensure_started()
         try:
-            self._loop_thread.run(conn._open_first(), conn._open_wait_timeout())
+            self._loop_thread.run(conn._open_first(), conn._open_limit())
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                if self._connections.get(name) is conn:
+                    del self._connections[name]
+            self._discard(conn)
+            raise ConnectTimeoutError(
+                f"{conn.url} did not open within {conn._open_limit():g} s (open_timeout={opts.open_timeout}); "
+                "raise open_timeout, or pass open_timeout=None to wait as long as it takes", kind="timeout",
+            ) from None
         except BaseException:
             with self._lock:
                 if self._connections.get(name) is conn:

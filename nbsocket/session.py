@@ -59,6 +59,7 @@ class SessionMixin:
         self._dispatcher.start()
         self._want_open = True
         first: asyncio.Future[None] = loop.create_future()
+        first.add_done_callback(_retrieve)  # nobody may be waiting any more (Ctrl-C): never an unretrieved-exception log
         self._supervisor = loop.create_task(self._supervise(first), name=f"nbsocket-{self.name}")
         try:
             await asyncio.shield(first)
@@ -340,3 +341,9 @@ class SessionMixin:
     async def _shutdown(self, code: int = 1001, reason: str = "going away") -> None:
         await self._stop(code, reason)
         await self._dispatcher.stop()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (its waiter may be gone), so asyncio never logs it as unretrieved."""
+    if not future.cancelled():
+        future.exception()

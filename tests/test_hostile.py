@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import signal
+import threading
 import time
 
 import pytest
 
 import nbsocket as nbs
 
-from .servers import AiohttpServer, WsServer, eventually
+from .servers import AiohttpServer, SilentTcpServer, WsServer, eventually
 
 FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 
@@ -151,3 +155,43 @@ def test_expect_after_connect_finds_the_ack_on_open_caused() -> None:
             again = conn.expect({"type": "connection_ack"}, timeout=5)
             assert again.seq > ack.seq and again.data["n"] == 1
             nbs.remove(conn.name)
+
+
+# --- open_timeout=None: no hidden limit, never an unretrieved-future log -----------------------
+
+def _unretrieved(caplog) -> list[str]:  # type: ignore[no-untyped-def]
+    gc.collect()
+    time.sleep(0.2)
+    gc.collect()
+    return [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_open_timeout_none_waits_without_a_hidden_limit_and_stops_cleanly(caplog) -> None:
+    outcome: list[BaseException] = []
+    with SilentTcpServer() as silent:
+        def connect() -> None:
+            try:
+                nbs.connect("silent", f"ws://127.0.0.1:{silent.port}/", open_timeout=None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        time.sleep(1.5)
+        assert thread.is_alive() and not outcome  # still waiting: no limit
+        assert nbs.get("silent")._open_limit() is None
+        nbs.remove("silent")  # the only way it ends
+        thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], nbs.ConnectError) and str(outcome[0])
+    assert not _unretrieved(caplog)
+
+
+def test_ctrl_c_during_connect_leaves_no_unretrieved_future_log(caplog) -> None:
+    with SilentTcpServer() as silent:
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))  # what Ctrl-C (or Interrupt kernel) does
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            nbs.connect("silent", f"ws://127.0.0.1:{silent.port}/", open_timeout=None)
+        timer.join()
+        assert nbs.connections().empty
+    assert not _unretrieved(caplog)

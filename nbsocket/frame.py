@@ -39,6 +39,8 @@ SHARING_NEEDS_COPY = not _copy_on_write()
 
 BASE_COLUMNS = ("timestamp", "socket", "seq")
 EXTRA = "extra"
+OWN_COLUMNS = frozenset({"data", "error", "topic"})
+"""Columns nbsocket itself fills (beside BASE_COLUMNS): always columns of their own, outside the ``max_columns`` cap."""
 FLUSH_SECONDS = 1.0
 """Pending rows reach the sinks at least this often (while the ticker polls the frame)."""
 
@@ -110,6 +112,7 @@ class LiveFrame:
         self.flush_interval = flush_interval
         self._lock = threading.RLock()
         self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
+        self._message_columns = 0  # of them, those that count against max_columns (not OWN_COLUMNS)
         self._extra_used = False
         self._pending_ts: list[int] = []
         self._pending_seq: list[int] = []
@@ -157,12 +160,17 @@ class LiveFrame:
                     if key in seen:
                         row[key] = value
                         continue
-                if len(seen) >= room:
+                if key in OWN_COLUMNS:  # reserved: never pushed into `extra` by the cap
+                    seen[key] = None
+                    row[key] = value
+                    continue
+                if self._message_columns >= room:
                     if extra is None:
                         extra = {}
                     extra[key] = value
                     continue
                 seen[key] = None
+                self._message_columns += 1
             row[key] = value
         if extra is not None:
             row[EXTRA] = extra
@@ -349,6 +357,7 @@ class LiveFrame:
             self._chunks.clear()
             self._first = self._total
             self._fields_seen = {}
+            self._message_columns = 0
             self._extra_used = False
             self._cache = None
 

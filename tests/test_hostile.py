@@ -195,3 +195,25 @@ def test_ctrl_c_during_connect_leaves_no_unretrieved_future_log(caplog) -> None:
         timer.join()
         assert nbs.connections().empty
     assert not _unretrieved(caplog)
+
+
+# --- the column cap never hides nbsocket's own columns -----------------------------------------
+
+def test_the_column_cap_never_pushes_data_or_error_into_extra() -> None:
+    wide = json.dumps({f"f{i}": i for i in range(30)})
+
+    async def send_wide_then_odd(ws) -> None:  # type: ignore[no-untyped-def]
+        await ws.send(wide)
+        await ws.send("{broken")
+        await ws.send("[1, 2]")
+        await ws.send(json.dumps({"f0": 7}))
+        await ws.wait_closed()
+
+    with WsServer(send_wide_then_odd) as server:
+        nbs.connect("wide", server.url, max_columns=10)
+        eventually(lambda: len(nbs.frame("wide")) == 4)
+        frame = nbs.frame("wide")
+        assert {"timestamp", "socket", "seq", "data", "error", "extra"} <= set(frame.columns)
+        assert frame["error"].iloc[1].startswith("invalid JSON") and frame["data"].iloc[1] == "{broken"
+        assert frame["data"].iloc[2] == [1, 2] and frame["f0"].iloc[3] == 7
+        assert all("error" not in e and "data" not in e for e in frame["extra"].dropna())

@@ -173,7 +173,7 @@ class Dispatcher:
             outbox.priority = False
 
     def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
-        with handler_scope():
+        with handler_scope(self.conn):
             for item in batch:
                 self._run_item_sync(item)
 
@@ -224,7 +224,7 @@ class Dispatcher:
         conn._handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
-        with handler_scope():
+        with handler_scope(self.conn):
             self._call_handler(handler, event)
 
     def _call_handler(self, handler: Handler, event: Any) -> None:

@@ -7,8 +7,9 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
-from .errors import WaitTimeoutError
+from .errors import InvalidOptionError, LoopThreadError, WaitTimeoutError
 from .events import WsEvent
+from .loop import in_handler_of
 
 
 class WaitingMixin:
@@ -26,6 +27,7 @@ class WaitingMixin:
         Raises :class:`WaitTimeoutError` after ``timeout`` seconds; Ctrl-C stops waiting.
         """
         self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
+        self._refuse_in_own_handler("wait()")
         waiter = self.waiter(count, match)
         try:
             return waiter.future.result(timeout)
@@ -47,6 +49,7 @@ class WaitingMixin:
     def wait_handled(self, timeout: float | None = 30.0) -> int:
         """Block until the handlers have run for every message received so far; returns that message's seq."""
         self._loop_thread.refuse_here("conn.wait_handled()", "a sync handler (async handlers run on the loop itself)")
+        self._refuse_in_own_handler("wait_handled()")
         target = self._seq
         if self._handled_seq >= target or not self._handlers:
             return target
@@ -65,10 +68,19 @@ class WaitingMixin:
             waiter.cancel()
         return target
 
+    def _refuse_in_own_handler(self, call: str) -> None:
+        """Raise :class:`LoopThreadError` if ``call`` is made inside one of this socket's own handlers or callbacks."""
+        if in_handler_of(self):
+            raise LoopThreadError(
+                f"{call} on {self.name!r} was called inside a handler of {self.name!r}, where it can never finish: "
+                "the socket's next message is handled only after this handler returns. Do the work in the handler "
+                "for each message instead, or wait from the notebook"
+            )
+
     def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
         """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidOptionError(f"count must be a whole number of messages, at least 1; not {count!r}")
         waiter = MessageWaiter(self, count, match)
         self.add_observer(waiter)
         return waiter

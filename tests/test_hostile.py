@@ -217,3 +217,34 @@ def test_the_column_cap_never_pushes_data_or_error_into_extra() -> None:
         assert frame["error"].iloc[1].startswith("invalid JSON") and frame["data"].iloc[1] == "{broken"
         assert frame["data"].iloc[2] == [1, 2] and frame["f0"].iloc[3] == 7
         assert all("error" not in e and "data" not in e for e in frame["extra"].dropna())
+
+
+# --- waits that can never finish, inside a sync handler, raise at once ----------------------------
+
+@pytest.mark.parametrize("call", ["nbs.wait", "wait_handled"])
+def test_waiting_inside_a_sync_handler_raises_at_once(call) -> None:
+    raised: list[BaseException] = []
+
+    def handler(event):  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        try:
+            nbs.wait("inside", timeout=3) if call == "nbs.wait" else event.connection.wait_handled(timeout=3)
+        except BaseException as exc:
+            raised.append(exc)
+        raised.append(time.monotonic() - started)  # type: ignore[arg-type]
+
+    with WsServer() as server:
+        conn = nbs.connect("inside", server.url, content_type="text/plain", handler=handler)
+        conn.send("go")
+        eventually(lambda: len(raised) == 2)
+        assert isinstance(raised[0], nbs.LoopThreadError) and "handler" in str(raised[0])
+        assert raised[1] < 1.0
+
+
+def test_wait_count_zero_is_an_invalid_option() -> None:
+    with WsServer() as server:
+        conn = nbs.connect("zero", server.url)
+        with pytest.raises(nbs.InvalidOptionError):
+            nbs.wait("zero", count=0)
+        with pytest.raises(nbs.InvalidOptionError):
+            conn.wait(count=-1)

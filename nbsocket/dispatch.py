@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .lane import SerialLane
+from .lane import SerialLane, note_running
 from .loop import handler_scope, run_blocking
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ class Dispatcher:
         where, callback, args, ready = self._callback(item)
         try:
             if callback is not None:
+                note_running(f"{where} {describe(callback)}")
                 with self._first_in_outbox(where):
                     self._call_sync(callback, *args)
         except Exception as exc:
@@ -229,6 +230,7 @@ class Dispatcher:
 
     def _call_handler(self, handler: Handler, event: Any) -> None:
         """Run one sync handler on one event (worker thread); a failure is recorded and does not propagate."""
+        note_running(handler.name)
         try:
             self._call_sync(handler.fn, event, *handler.args)
         except Exception as exc:

@@ -59,7 +59,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._handler_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._handler_pool: Any = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -131,6 +131,9 @@ class LoopThread:
         thread.join(timeout)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+            stuck = pool.running()
+            if stuck:  # daemon threads: they do not hold up interpreter exit, so say what is left behind
+                log.warning("nbsocket stopped with %d handler(s) still running, abandoned: %s", len(stuck), ", ".join(stuck))
         return not thread.is_alive()
 
     # --- handing work to the loop -----------------------------------------------
@@ -178,13 +181,13 @@ class LoopThread:
         return self.submit(coro)  # type: ignore[arg-type]
 
     @property
-    def handler_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+    def handler_pool(self) -> concurrent.futures.Executor:
         """Worker threads that run synchronous handlers, so a slow one cannot stall the loop."""
         with self._lock:
             if self._handler_pool is None:
-                self._handler_pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=32, thread_name_prefix="nbsocket-handler"
-                )
+                from .lane import DaemonPool
+
+                self._handler_pool = DaemonPool(max_workers=32, thread_name_prefix="nbsocket-handler")
             return self._handler_pool
 
 

@@ -6,6 +6,9 @@ import gc
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -248,3 +251,28 @@ def test_wait_count_zero_is_an_invalid_option() -> None:
             nbs.wait("zero", count=0)
         with pytest.raises(nbs.InvalidOptionError):
             conn.wait(count=-1)
+
+
+# --- interpreter exit is not held by a stuck handler -------------------------------------------
+
+def test_interpreter_exit_is_not_held_by_a_stuck_sync_handler() -> None:
+    with WsServer() as server:
+        script = textwrap.dedent(f"""
+            import logging, time, nbsocket as nbs
+            logging.basicConfig(level=logging.WARNING)
+
+            def stuck_handler(event):
+                print("handler started", flush=True)
+                time.sleep(40)
+
+            conn = nbs.connect("stuck", "{server.url}/", content_type="text/plain", handler=stuck_handler)
+            conn.send("go")
+            time.sleep(1.0)
+            print("exiting", flush=True)
+        """)
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+    assert result.returncode == 0 and "handler started" in result.stdout and "exiting" in result.stdout, result.stderr
+    assert took < 15, f"exit took {took:.1f} s"
+    assert "abandoned" in result.stderr and "stuck_handler" in result.stderr, result.stderr

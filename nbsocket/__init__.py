@@ -52,6 +52,7 @@ from .errors import (
     SendError,
     SocketClosedError,
     TLSError,
+    TranscriptFormatError,
     UnknownSocketError,
     WaitTimeoutError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",
     "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
     "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
+    "TranscriptFormatError",
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .errors import InvalidOptionError
+
 NORMAL_CLOSES = (1000, 1001)
 """Close codes of a normal end (not recorded as errors)."""
 
@@ -34,5 +36,6 @@ def close_info(ws: Any) -> tuple[int, str, bool]:
 
 
 def check_close_code(code: int) -> None:
+    """Raise :class:`InvalidOptionError` unless ``code`` is a close code a client may send."""
     if not isinstance(code, int) or not (code in (1000, 1001) or 1002 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-        raise ValueError(f"{code!r} is not a close code a client may send (use 1000, 1001, or 3000-4999)")
+        raise InvalidOptionError(f"{code!r} is not a close code a client may send (use 1000, 1001, or 3000-4999)")

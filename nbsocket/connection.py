@@ -110,13 +110,23 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
 
     @property
     def state(self) -> str:
-        """``connecting``, ``open``, ``reconnecting``, ``closed`` or ``failed``."""
-        return self._state
+        """``connecting``, ``open``, ``closing``, ``reconnecting``, ``closed`` or ``failed``.
+
+        ``closing`` shows as soon as the connection is going down (a keepalive
+        timeout, an invalid frame such as bad UTF-8 (1007), a close from either
+        side) while the close handshake may still take ``close_timeout``.
+        """
+        state = self._state
+        if state == "open":
+            ws = self._ws
+            if ws is None or ws.protocol.state is not State.OPEN:
+                return "closing"
+        return state
 
     @property
     def is_open(self) -> bool:
         """True while the socket is open."""
-        return self._state == "open"
+        return self.state == "open"
 
     def test(self) -> bool:
         """Is the socket open right now? (Pode's ``Test-PodeWebSocket``)"""
@@ -173,7 +183,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
         return {
             "name": self.name,
             "url": self.url,
-            "state": self._state,
+            "state": self.state,
             "content_type": self.content_type,
             "messages_in": s.messages_in,
             "messages_out": s.messages_out,
@@ -194,7 +204,7 @@ class Connection(SessionMixin, WaitingMixin, ExploratoryMixin):
     def __repr__(self) -> str:
         s = self.stats
         return (
-            f"<Connection {self.name!r} {self.url} {self._state}: "
+            f"<Connection {self.name!r} {self.url} {self.state}: "
             f"{s.messages_in} in, {s.messages_out} out, {s.errors} errors>"
         )
 

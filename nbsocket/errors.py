@@ -94,6 +94,10 @@ class WaitTimeoutError(NbSocketError, TimeoutError):
     """Waiting for messages or for a state took longer than the timeout."""
 
 
+class TranscriptFormatError(NbSocketError, ValueError):
+    """A file given as a saved transcript is not one (not JSON Lines, or its lines are not transcript entries)."""
+
+
 class LoopThreadError(NbSocketError, RuntimeError):
     """A blocking call was made from nbsocket's own loop thread, where it would deadlock."""
 

@@ -47,6 +47,14 @@ FLUSH_SECONDS = 1.0
 Sink = Callable[[pd.DataFrame], Any]
 
 
+def _integers_kept(column: pd.Series, name: str, fields: list[dict[str, Any]]) -> pd.Series:
+    """A float column that only holds integers and gaps (``from_records`` made it float): as nullable ``Int64``."""
+    values = [row.get(name) for row in fields]
+    if all(v is None or (type(v) is int and -(2**63) <= v < 2**63) for v in values):
+        return pd.Series(pd.array(values, dtype="Int64"), index=column.index)
+    return column
+
+
 class Subscription:
     """A subscriber's registration: cancel it to stop receiving new rows."""
 
@@ -222,7 +230,10 @@ class LiveFrame:
             body = pd.DataFrame.from_records(fields)
             if len(body) == count:  # (only empty dicts give no rows)
                 for name in body.columns:
-                    columns[name] = body[name].array
+                    column = body[name]
+                    if column.dtype.kind == "f" and column.hasnans:
+                        column = _integers_kept(column, name, fields)
+                    columns[name] = column.array
         return pd.DataFrame(columns, index=pd.RangeIndex(start, start + count))
 
     def _socket_column(self, count: int) -> Any:

@@ -30,7 +30,7 @@ STATUS_COLUMNS = [
     "name", "url", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
     "reconnects", "errors", "parse_errors", "last_error", "latency", "opened_at", "last_message_at", "rows", "handlers",
 ]
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PRIMARY = "connect"
 """Key of the handler passed to ``connect``; re-running ``connect`` replaces it."""
 
@@ -38,10 +38,11 @@ TICK_SECONDS = 0.05
 
 
 def validate_name(name: object) -> str:
-    """A socket name: letters, digits, ``_``, ``.`` and ``-``."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    """A socket name: ASCII letters and digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidOptionError(
-            f"{name!r} is not a valid socket name: use letters, digits, '_', '.' or '-' (e.g. 'prices')"
+            f"{name!r} is not a valid socket name: use ASCII letters A-Z and a-z, digits, '_', '.' or '-', "
+            "not starting with '.' or '-', and nothing else (no spaces or newlines; e.g. 'prices')"
         )
     return name
 

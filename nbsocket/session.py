@@ -31,7 +31,7 @@ from .redact import redact_url
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
 
-STATES = ("connecting", "open", "reconnecting", "closed", "failed")
+STATES = ("connecting", "open", "closing", "reconnecting", "closed", "failed")
 CLOSED_FOR_GOOD = ("closed", "failed")
 WRITE_SLICE = 64
 """Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""
@@ -206,7 +206,11 @@ class SessionMixin:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
-            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}"))
+            hint = ""
+            if code == 1009:
+                hint = (f"; a message was larger than max_size={self.options.max_size} bytes: connect with a larger "
+                        "max_size (or max_size=None for no limit)")
+            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}{hint}"))
         self._notify("close", {"code": code, "reason": reason})
         if self.on_close is not None:
             self._dispatcher.push("close", code, reason)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .codecs import get_codec
+from .errors import TranscriptFormatError
 from .flatten import message_fields
 
 if TYPE_CHECKING:
@@ -311,7 +312,12 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[Entry], dict[str, Any
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{os.fspath(path)} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
+                raise TranscriptFormatError(f"{os.fspath(path)} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
+            if not isinstance(record, dict) or (record.get("direction") != "meta" and not {"ts_ns", "direction"} <= record.keys()):
+                raise TranscriptFormatError(
+                    f"{os.fspath(path)} line {number} is not a transcript entry (it has no 'ts_ns' and 'direction'); "
+                    "is it a saved transcript (conn.save_transcript) and not a recording or other JSON Lines file?"
+                )
             if record.get("direction") == "meta":
                 meta = {k: v for k, v in record.items() if k not in ("direction",)}
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -276,3 +277,104 @@ def test_interpreter_exit_is_not_held_by_a_stuck_sync_handler() -> None:
     assert result.returncode == 0 and "handler started" in result.stdout and "exiting" in result.stdout, result.stderr
     assert took < 15, f"exit took {took:.1f} s"
     assert "abandoned" in result.stderr and "stuck_handler" in result.stderr, result.stderr
+
+
+# --- the smaller ones ----------------------------------------------------------------------------
+
+def test_flattening_keeps_both_a_dotted_key_and_the_nested_one() -> None:
+    from nbsocket.flatten import flatten
+
+    assert flatten({"a.b": 2, "a": {"b": 3}}) == {"a.b": 2, "a.b#2": 3}
+
+
+@pytest.mark.parametrize("name", ["ok\n", "préços", "a b", ".hidden", ""])
+def test_socket_names_are_checked_whole_and_the_message_says_what_is_accepted(name) -> None:
+    with pytest.raises(nbs.InvalidOptionError, match="ASCII letters"):
+        nbs.connect(name, "ws://127.0.0.1:1/")
+
+
+def test_a_short_secret_does_not_garble_unrelated_words(unused_port) -> None:
+    from nbsocket.redact import add_secret, scrub
+
+    add_secret("con")  # a three-letter cookie
+    assert scrub("connection refused; Cookie: con; url ws://h/?token=con&x=1") == (
+        "connection refused; Cookie: ***; url ws://h/?token=***&x=1"
+    )
+    with pytest.raises(nbs.ConnectError) as info:
+        nbs.connect("short", f"ws://127.0.0.1:{unused_port}/", headers={"Cookie": "con"})
+    assert "***" not in str(info.value) and "onnect" in str(info.value)
+
+
+def test_state_is_closing_as_soon_as_an_invalid_utf8_frame_is_detected() -> None:
+    async def bad_utf8_then_silence(ws) -> None:  # type: ignore[no-untyped-def]
+        await ws.send("hello")
+        await ws.send(b"\xff\xfe", text=True)  # a text frame that is not UTF-8: the client fails with 1007
+        await asyncio.sleep(3)  # does not answer the close for a while: the client may wait close_timeout
+
+    with WsServer(bad_utf8_then_silence) as server:
+        conn = nbs.connect("bad8", server.url, content_type="text/plain", close_timeout=5, reconnect=False)
+        eventually(lambda: conn.state != "open", timeout=1.5)
+        assert conn.state in ("closing", "closed", "failed")
+        assert nbs.connections().set_index("name").loc["bad8", "state"] in ("closing", "closed", "failed")
+
+
+def test_a_max_size_overflow_says_which_option_to_raise() -> None:
+    async def big(ws) -> None:  # type: ignore[no-untyped-def]
+        await ws.send("x" * 5000)
+        await ws.wait_closed()
+
+    with WsServer(big) as server:
+        conn = nbs.connect("big", server.url, max_size=1000, reconnect=False)
+        eventually(lambda: conn.state == "failed")
+        message = next(e.message for e in conn.errors if e.where == "close")
+        assert "1009" in message and "max_size" in message
+
+
+def test_a_jsonl_file_that_is_not_a_transcript_raises_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "capture.jsonl"
+    path.write_text('{"timestamp": "2026-01-01T00:00:00Z", "seq": 1, "x": 1}\n')
+    with pytest.raises(nbs.TranscriptFormatError, match="not a transcript"):
+        nbs.load_transcript(path)
+
+
+def test_invalid_close_codes_and_policies_are_invalid_options() -> None:
+    with WsServer() as server:
+        conn = nbs.connect("codes", server.url)
+        with pytest.raises(nbs.InvalidOptionError):
+            conn.disconnect(code=1006)
+        with pytest.raises(nbs.InvalidOptionError):
+            nbs.disconnect("codes", code=1006)
+    with pytest.raises(nbs.InvalidOptionError):
+        nbs.ReconnectPolicy(initial=0)
+
+
+def test_recording_keeps_inf_nan_big_integers_and_integer_columns(tmp_path) -> None:
+    import pandas as pd
+
+    big = 123456789012345678901234567890
+    bodies = ['{"f": NaN, "n": 1}', '{"f": Infinity, "g": 1}', '{"f": -Infinity, "n": 3, "big": %d}' % big]
+
+    async def send(ws) -> None:  # type: ignore[no-untyped-def]
+        for body in bodies:
+            await ws.send(body)
+        await ws.wait_closed()
+
+    with WsServer(send) as server:
+        for suffix in ("jsonl", "parquet"):
+            path = tmp_path / f"capture.{suffix}"
+            conn = nbs.connect(f"rec{suffix}", server.url, record=str(path))
+            eventually(lambda: conn.stats.messages_in == 3)
+            conn.disconnect()
+            if suffix == "jsonl":
+                back = pd.read_json(path, lines=True)
+                text = path.read_text()
+                assert f'"{big}"' in text
+            else:
+                back = pd.read_parquet(path)
+            f = back["f"].tolist()
+            assert f[0] != f[0] and f[1] == float("inf") and f[2] == float("-inf")
+            if suffix == "parquet":
+                import pyarrow.parquet as pq
+
+                assert str(pq.read_table(path).schema.field("n").type) == "int64"
+                assert pd.read_parquet(path, dtype_backend="numpy_nullable")["n"].tolist()[::2] == [1, 3]

@@ -345,6 +345,8 @@ def _text(value: Any) -> str | None:
         return value
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "backslashreplace")
+    if type(value) is int:
+        return str(value)  # its digits, however long
     return _json_value(value)
 
 

@@ -211,9 +211,16 @@ class _Burst:
             yield from _paced(conn, self.schedule, self.sending, self.deadline, self.progress, delivery.track)
             while delivery.delivered < self.sending.queued and time.monotonic() < self.deadline and conn.state not in ("closed", "failed"):
                 yield POLL_SECONDS
+            # settle: until `settle` seconds pass with no new message, while fewer replies than
+            # deliveries came back (an echo's replies may still be on their way after the last write)
             end = time.monotonic() + self.settle
-            if end > time.monotonic():
-                yield end - time.monotonic()
+            seen = conn.stats.messages_in
+            while time.monotonic() < end:
+                yield min(POLL_SECONDS, max(0.0, end - time.monotonic()))
+                now_in = conn.stats.messages_in
+                if now_in != seen and now_in - self.replies_before < delivery.delivered and time.monotonic() < self.deadline:
+                    seen = now_in
+                    end = time.monotonic() + self.settle
         finally:
             conn.remove_observer(delivery)
 
@@ -238,7 +245,9 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
     ``rate=None`` (or 0) sends as fast as the socket takes them; ``count``
     stops after that many (for endless generators). The report counts the
     messages queued, delivered (written to the socket), failed, and the
-    replies received until ``settle`` seconds after the last write. Stops at
+    replies received until ``settle`` seconds after the last write (while
+    fewer replies than deliveries came back, until replies stop arriving for
+    ``settle`` seconds, so an echo's replies are all counted). Stops at
     ``timeout`` seconds; Ctrl-C stops it too. A progress bar shows in a
     notebook (``progress=False`` hides it).
     """

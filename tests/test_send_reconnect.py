@@ -129,7 +129,7 @@ def test_accept_then_close_server_gets_growing_backoff_not_a_tight_loop(demo) ->
     attempts = demo.connections - connections_before
     # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 = 1.55 s: about 5-6 attempts in 2 s; a tight loop would make hundreds
     assert 3 <= attempts <= 8, attempts
-    assert conn.state in ("reconnecting", "open")
+    assert conn.state in ("reconnecting", "open", "closing")
     nbs.remove("flappy")
 
 

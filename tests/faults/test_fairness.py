@@ -100,7 +100,8 @@ def _ask_repeatedly(ticker: nbs.Connection, stop: threading.Event, answered: lis
 def _run_flood(flood: Any) -> tuple[float, float, float, list[float], Gaps]:
     """Connect a ticker and a busy socket, run ``flood(busy)``; returns (start, end, allowance, request rtts, gaps).
 
-    The allowance is the largest gap before the flood plus the scheduling noise during it.
+    The allowance is the largest gap before the flood plus the scheduling noise during it; the
+    bound is 0.5 s plus twice that (an unfair loop shows a gap as long as the whole flood).
     """
     with server_process("ticker") as ticker_port, server_process("echo") as echo_port:
         return _measure(ticker_port, echo_port, flood)
@@ -130,7 +131,7 @@ def _measure(ticker_port: int, echo_port: int, flood: Any) -> tuple[float, float
 def _assert_fair(start: float, end: float, allowance: float, answered: list[float], gaps: Gaps) -> None:
     assert end - start > 2 * GAP_BOUND, "the flood ended too soon to tell anything"
     gap = gaps.largest_between(start, end)
-    assert gap < GAP_BOUND + allowance, (
+    assert gap < GAP_BOUND + 2 * allowance, (
         f"ticker starved: largest gap {gap:.3f} s during a {end - start:.1f} s flood "
         f"(allowance for machine noise: {allowance:.3f} s)"
     )
@@ -150,7 +151,7 @@ def test_a_burst_does_not_starve_other_sockets_and_counts_every_reply() -> None:
     reports = []
 
     def flood(busy: nbs.Connection) -> None:
-        reports.append(nbs.burst("busy", itertools.repeat('{"x": 1}'), count=FLOOD, settle=2.0, timeout=120, progress=False))
+        reports.append(nbs.burst("busy", itertools.repeat('{"x": 1}'), count=FLOOD, timeout=120, progress=False))
 
     _assert_fair(*_run_flood(flood))
     report = reports[0]

@@ -57,6 +57,7 @@ from .errors import (
     SendError,
     SocketClosedError,
     TLSError,
+    TranscriptFormatError,
     UnknownSocketError,
     WaitTimeoutError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
     "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
     "Protocol", "register_protocol", "ProtocolConnection", "Subscription", "ProtocolError", "RemoteError",
+    "TranscriptFormatError",
 ]
 
 

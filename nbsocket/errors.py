@@ -51,13 +51,18 @@ class ConnectError(NbSocketError, ConnectionError):
     """Opening the WebSocket failed; ``kind`` tells why.
 
     ``kind`` is one of ``dns``, ``refused``, ``http``, ``tls``, ``timeout``,
-    ``handshake``, ``proxy`` or ``network``.
+    ``handshake``, ``proxy``, ``network`` or ``closed`` (the server accepted
+    the handshake and at once closed with a code that says "do not come
+    back", e.g. 1008 or 4000-4999; ``code`` and ``reason`` are the server's).
     """
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+    def __init__(self, message: str, *, kind: str, status: int | None = None,
+                 code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.code = code
+        self.reason = reason
 
 
 class ConnectTimeoutError(ConnectError, TimeoutError):
@@ -96,8 +101,8 @@ class WaitTimeoutError(NbSocketError, TimeoutError):
     """Waiting for messages or for a state took longer than the timeout."""
 
 
-class TranscriptError(NbSocketError, ValueError):
-    """A file or object given as a transcript is not one (see ``conn.save_transcript``)."""
+class TranscriptFormatError(NbSocketError, ValueError):
+    """A file or object given as a transcript is not one (not JSON Lines, or its lines are not transcript entries)."""
 
 
 class LoopThreadError(NbSocketError, RuntimeError):

@@ -138,8 +138,9 @@ def test_expect_since_finds_a_message_that_already_arrived(bad_server: Any) -> N
     conn = nbs.connect("bad", url_of(bad_server))
     ack = conn.request({"id": 5, "op": "ackdone"}, match={"id": 5, "type": "ack"})
     eventually(lambda: (conn.transcript().get("type") == "done").any())
+    done = conn.expect({"id": 5, "type": "done"}, timeout=1)  # came before this call, after what request consumed
     with pytest.raises(nbs.WaitTimeoutError, match="no message matching"):
-        conn.expect({"id": 5, "type": "done"}, timeout=0.2)  # it came before this call
+        conn.expect({"id": 5, "type": "done"}, timeout=0.2)  # consumed now
     done = conn.expect({"id": 5, "type": "done"}, since=ack)
     assert done.seq == ack.seq + 1 and done.data == {"id": 5, "type": "done"}
     assert asyncio.run(conn.expect_async({"type": "done"}, since=ack.seq)).seq == done.seq

@@ -25,7 +25,9 @@ def field_name(name: Any) -> str:
 def flatten(obj: dict[Any, Any], max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Flatten nested dicts into dotted keys: ``{"q": {"bid": 1}}`` -> ``{"q.bid": 1}``.
 
-    Lists stay values, empty objects stay ``{}``. Always returns a new dict, so
+    Lists stay values, empty objects stay ``{}``. When two fields flatten to the
+    same name (``{"a.b": 2, "a": {"b": 3}}``), the later one gets ``#2`` appended
+    (``a.b#2``), so no value is lost. Always returns a new dict, so
     the row cannot change when a handler later mutates the parsed message.
     Iterative, so deeply nested input cannot exhaust the stack.
     Only plain ``dict`` values are flattened (what JSON decoding gives).
@@ -48,10 +50,21 @@ def flatten(obj: dict[Any, Any], max_depth: int = MAX_DEPTH) -> dict[str, Any]:
                     stack.append((key + ".", iter(value.items()), depth + 1))
                     break
                 value = _too_deep(value)
-            out[key if prefix else field_name(key)] = value
+            name = key if prefix else field_name(key)
+            if name in out:  # {"a.b": 2, "a": {"b": 3}}: both dotted to "a.b"; keep both
+                name = _free_name(out, name)
+            out[name] = value
         else:
             stack.pop()
     return out
+
+
+def _free_name(taken: dict[str, Any], name: str) -> str:
+    """``name#2`` (or ``#3``, ...): the first such name not in ``taken``."""
+    n = 2
+    while f"{name}#{n}" in taken:
+        n += 1
+    return f"{name}#{n}"
 
 
 def _too_deep(value: dict[Any, Any]) -> str:

@@ -41,6 +41,8 @@ SHARING_NEEDS_COPY = not _copy_on_write()
 
 BASE_COLUMNS = ("timestamp", "socket", "seq")
 EXTRA = "extra"
+OWN_COLUMNS = frozenset({"data", "error", "topic"})
+"""Columns nbsocket itself fills (beside BASE_COLUMNS): always columns of their own, outside the ``max_columns`` cap."""
 FLUSH_SECONDS = 1.0
 """Pending rows reach the sinks at least this often (while the ticker polls the frame)."""
 
@@ -117,6 +119,7 @@ class LiveFrame:
         self.flush_interval = flush_interval
         self._lock = lock if lock is not None else contextlib.nullcontext()
         self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
+        self._message_columns = 0  # of them, those that count against max_columns (not OWN_COLUMNS)
         self._extra_used = False
         self._pending = PendingRows(self._admit_row, self._register_names)
         self._chunks: list[_Chunk] = []
@@ -166,10 +169,12 @@ class LiveFrame:
         new = [name for name in names if name not in seen]
         if not new:
             return True
-        if new and any(name == EXTRA for name in new) or len(seen) + len(new) > self.max_columns - len(BASE_COLUMNS) - 1:
+        counted = [name for name in new if name not in OWN_COLUMNS]
+        if EXTRA in new or self._message_columns + len(counted) > self.max_columns - len(BASE_COLUMNS) - 1:
             return False
         for name in new:
             seen[name] = None
+        self._message_columns += len(counted)
         return True
 
     def _admit(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -185,12 +190,17 @@ class LiveFrame:
                     if key in seen:
                         row[key] = value
                         continue
-                if len(seen) >= room:
+                if key in OWN_COLUMNS:  # reserved: never pushed into `extra` by the cap
+                    seen[key] = None
+                    row[key] = value
+                    continue
+                if self._message_columns >= room:
                     if extra is None:
                         extra = {}
                     extra[key] = value
                     continue
                 seen[key] = None
+                self._message_columns += 1
             row[key] = value
         if extra is not None:
             row[EXTRA] = extra
@@ -373,6 +383,7 @@ class LiveFrame:
             self._chunks.clear()
             self._first = self._total
             self._fields_seen = {}
+            self._message_columns = 0
             self._extra_used = False
             self._cache = None
 

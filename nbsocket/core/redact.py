@@ -46,7 +46,8 @@ def add_secret(value: str | None) -> None:
         if new:
             _secrets.update(new)
             ordered = sorted(_secrets, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            # whole values only: a short secret must not blank part of an ordinary word ("***ion refused")
+            _pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(s) for s in ordered) + r")(?![A-Za-z0-9])")
 
 
 def add_secrets(values: Iterable[str]) -> None:
@@ -56,7 +57,12 @@ def add_secrets(values: Iterable[str]) -> None:
 
 
 def scrub(text: object) -> str:
-    """Return ``str(text)`` with every known secret value replaced by ``***``."""
+    """Return ``str(text)`` with every known secret value replaced by ``***``.
+
+    A value is replaced where it stands whole (in a URL, a header, after
+    ``Bearer``), never where it is only part of a longer word or token, so a
+    short secret cannot garble unrelated text.
+    """
     s = text if isinstance(text, str) else str(text)
     pattern = _pattern
     if pattern is None:

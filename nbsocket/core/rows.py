@@ -98,7 +98,22 @@ class PendingRows:
         self.ts, self.seq, self.rows, self.planned = [], [], [], False
         if not rows:
             return ts, seqs, {}
-        body = pd.DataFrame.from_records(rows, columns=list(self._plan_names)) if planned else pd.DataFrame.from_records(rows)
+        names = list(self._plan_names)
+        body = pd.DataFrame.from_records(rows, columns=names) if planned else pd.DataFrame.from_records(rows)
         if len(body) != len(rows):  # (only empty dicts give no rows)
             return ts, seqs, {}
-        return ts, seqs, {name: body[name].array for name in body.columns}
+        columns = {}
+        for name in body.columns:
+            column = body[name]
+            if column.dtype.kind == "f" and column.hasnans:  # integers with gaps: from_records made them float
+                values = [row[names.index(name)] for row in rows] if planned else [row.get(name) for row in rows]
+                column = _integers_kept(column, values)
+            columns[name] = column.array
+        return ts, seqs, columns
+
+
+def _integers_kept(column: pd.Series, values: list[Any]) -> pd.Series:
+    """A float column that only holds integers and gaps, as nullable ``Int64`` (else as it is)."""
+    if all(v is None or (type(v) is int and -(2**63) <= v < 2**63) for v in values):
+        return pd.Series(pd.array(values, dtype="Int64"), index=column.index)
+    return column

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 __all__ = ["STATES", "CLOSED_FOR_GOOD", "Stats", "ErrorRecord", "utc_now", "ns_to_datetime"]
 
-STATES = ("connecting", "open", "reconnecting", "closed", "failed")
+STATES = ("connecting", "open", "closing", "reconnecting", "closed", "failed")
 """A socket's states, in the order of a normal life."""
 CLOSED_FOR_GOOD = ("closed", "failed")
 """States in which nothing happens until the user connects again."""

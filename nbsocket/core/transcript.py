@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from ..errors import TranscriptError
+from ..errors import TranscriptFormatError
 from .codecs import get_codec
 from .events import utf8_size
 from .flatten import message_fields
@@ -188,7 +188,7 @@ def _entry_record(entry: Entry) -> dict[str, Any]:
 
 
 def parse_jsonl(lines: Iterable[str], source: str = "transcript") -> tuple[list[Entry], dict[str, Any]]:
-    """The entries and meta data of a saved transcript's lines; :class:`TranscriptError` names what is wrong."""
+    """The entries and meta data of a saved transcript's lines; :class:`TranscriptFormatError` names what is wrong."""
     entries: list[Entry] = []
     meta: dict[str, Any] = {}
     for number, line in enumerate(lines, start=1):
@@ -197,12 +197,12 @@ def parse_jsonl(lines: Iterable[str], source: str = "transcript") -> tuple[list[
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise TranscriptError(f"{source} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
+            raise TranscriptFormatError(f"{source} line {number} is not JSON ({exc.msg}); is it a saved transcript?") from None
         direction = record.get("direction") if isinstance(record, dict) else None
         if direction not in (SENT, RECEIVED, EVENT, "meta") or (direction != "meta" and not isinstance(record.get("ts_ns"), int)):
-            raise TranscriptError(
-                f"{source} line {number} is not a transcript entry (every line of a saved transcript has "
-                "'direction' and 'ts_ns'); save one with conn.save_transcript(path)"
+            raise TranscriptFormatError(
+                f"{source} line {number} is not a transcript entry (it has no 'ts_ns' and 'direction'); "
+                "is it a saved transcript (conn.save_transcript) and not a recording or other JSON Lines file?"
             )
         if direction == "meta":
             meta = {k: v for k, v in record.items() if k != "direction"}
@@ -224,7 +224,7 @@ def as_entries(transcript: Any) -> tuple[list[Entry], dict[str, Any]]:
     entries_of = getattr(transcript, "transcript_entries", None)
     if callable(entries_of):
         return entries_of()
-    raise TranscriptError(
+    raise TranscriptFormatError(
         f"a transcript is a DataFrame from conn.transcript() or nbs.replay(), a path to a saved .jsonl "
         f"transcript, or a Connection; not {type(transcript).__name__}"
     )

@@ -51,7 +51,9 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
     ``rate=None`` (or 0) sends as fast as the socket takes them; ``count``
     stops after that many (for endless generators). The report counts the
     messages queued, delivered (written to the socket), failed, and the
-    replies received until ``settle`` seconds after the last write. Stops at
+    replies received until ``settle`` seconds after the last write (while
+    fewer replies than deliveries came back, until replies stop arriving for
+    ``settle`` seconds, so an echo's replies are all counted). Stops at
     ``timeout`` seconds; Ctrl-C stops it too. A progress bar shows in a
     notebook (``progress=False`` hides it).
     """

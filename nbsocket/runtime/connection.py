@@ -102,8 +102,9 @@ class Connection:
         )
         self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._on_loop_soon)
         self._latency = Latency(self._session, loop_thread)
-        self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread)
-        self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread)
+        self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
+        self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread,
+                                  lambda: self._session.open_seq)
 
     # --- lifecycle callbacks --------------------------------------------------------------
 
@@ -147,13 +148,18 @@ class Connection:
 
     @property
     def state(self) -> str:
-        """``connecting``, ``open``, ``reconnecting``, ``closed`` or ``failed``."""
-        return self._session.state
+        """``connecting``, ``open``, ``closing``, ``reconnecting``, ``closed`` or ``failed``.
+
+        ``closing`` shows as soon as the connection is going down (a keepalive
+        timeout, an invalid frame such as bad UTF-8 (1007), a close from either
+        side) while the close handshake may still take ``close_timeout``.
+        """
+        return self._session.shown_state
 
     @property
     def is_open(self) -> bool:
         """True while the socket is open."""
-        return self._session.state == "open"
+        return self.state == "open"
 
     def test(self) -> bool:
         """Is the socket open right now? (Pode's ``Test-PodeWebSocket``)"""
@@ -272,8 +278,14 @@ class Connection:
     # --- sending ------------------------------------------------------------------------
 
     def encode(self, message: Any) -> str | bytes:
-        """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type."""
-        if isinstance(message, (str, bytes)):
+        """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type.
+
+        Text that cannot be UTF-8 (a lone surrogate) raises :class:`EncodeError` here,
+        before it could reach the socket and kill the connection.
+        """
+        if isinstance(message, str):
+            return _utf8_checked(message)
+        if isinstance(message, bytes):
             return message
         if isinstance(message, (bytearray, memoryview)):
             return bytes(message)
@@ -285,7 +297,9 @@ class Connection:
             raise
         except Exception as exc:
             raise EncodeError(f"cannot encode {type(message).__name__} as {self.content_type}: {exc}") from None
-        if not isinstance(payload, (str, bytes)):
+        if isinstance(payload, str):
+            return _utf8_checked(payload)
+        if not isinstance(payload, bytes):
             raise EncodeError(f"the {self.content_type} codec returned {type(payload).__name__}, not str or bytes")
         return payload
 
@@ -349,7 +363,7 @@ class Connection:
         the first attempt fails; from a handler it is scheduled.
         """
         new_url = self._check_reset(url)
-        self._run_or_schedule(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
+        self._run_or_schedule(self._session.reset(new_url), self._open_and_stop_timeout())
 
     def connect(self) -> None:
         """Open a disconnected socket again (same as ``reset()`` with the same URL)."""
@@ -371,7 +385,7 @@ class Connection:
     async def reset_async(self, url: str | None = None) -> None:
         """Like :meth:`reset`, for ``await`` from any event loop; raises the cause if the socket cannot open."""
         new_url = self._check_reset(url)
-        await self._on_loop(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
+        await self._on_loop(self._session.reset(new_url), self._open_and_stop_timeout())
 
     async def connect_async(self) -> None:
         """Like :meth:`connect`, for ``await`` from any event loop."""
@@ -388,9 +402,12 @@ class Connection:
         return (self.options.close_timeout or 5.0) + 5.0
 
     @property
-    def open_timeout_total(self) -> float:
-        """The longest an open can take (``open_timeout`` plus a margin), in seconds."""
-        return (self.options.open_timeout or 60.0) + 5.0
+    def open_timeout_total(self) -> float | None:
+        """How long ``connect``/``reset`` wait for the open: ``open_timeout`` plus a margin, or ``None`` (no limit)
+        when ``open_timeout`` is ``None`` (websockets raises the timeout itself; this is only a safety net)."""
+        if self.options.open_timeout is None:
+            return None
+        return self.options.open_timeout + 5.0
 
     def _run_or_schedule(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
         """Run a coroutine on the loop: wait from a notebook thread, schedule from a handler or the loop."""
@@ -400,7 +417,11 @@ class Connection:
             return None
         return self._loop_thread.run(coro, timeout)
 
-    async def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    def _open_and_stop_timeout(self) -> float | None:
+        limit = self.open_timeout_total
+        return None if limit is None else limit + self.stop_timeout
+
+    async def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
         """Await ``coro`` on nbsocket's loop from whatever loop runs this, bounded by ``timeout``."""
         if self._loop_thread.in_loop_thread():
             return await asyncio.wait_for(coro, timeout)
@@ -490,9 +511,14 @@ class Connection:
     def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
         """Wait for a message that matches (see :meth:`request` for ``match``) without sending; returns its event.
 
-        Only messages arriving from now on count, unless ``since`` is given: a
-        sequence number, an event or a :class:`Reply`; then messages received
-        after it count too (looked up in the transcript), e.g.
+        By default, the messages that count are those received since the
+        current connection opened that no earlier ``expect`` or ``request``
+        returned (nor any message before the one it returned), then whatever
+        arrives next. So ``connect(..., on_open=send_init)`` followed by
+        ``conn.expect({"type": "connection_ack"})`` finds the ack even if it
+        arrived before ``expect`` was called. ``since`` (a sequence number, an
+        event or a :class:`Reply`) sets the starting point instead: messages
+        received after it count (looked up in the transcript), e.g.
         ``conn.expect({"type": "done"}, since=reply)`` after a request.
         """
         return self._requests.expect(match, timeout, since)
@@ -570,3 +596,17 @@ class Connection:
         run = Burst(self, messages, rate, count, timeout, settle, progress)
         run_sync(run.steps())
         return run.report()
+
+
+def _utf8_checked(text: str) -> str:
+    """``text`` if it can go in a text frame (valid UTF-8); else :class:`EncodeError` naming the bad character."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start:exc.end]
+            raise EncodeError(
+                f"cannot send text containing {bad!r} at position {exc.start}: a lone surrogate is not valid UTF-8 "
+                "(a text frame must be UTF-8; fix the string, or send bytes for a binary frame)"
+            ) from None
+    return text

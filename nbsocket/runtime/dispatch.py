@@ -20,11 +20,12 @@ from typing import Any
 
 from ..core.events import WsEvent
 from .errorlog import ErrorLog
-from .handlers import Handler, HandlerList, is_async_callable
+from .handlers import Handler, HandlerList, describe, is_async_callable
 from .lane import SerialLane
 from .loop import LoopThread, handler_scope, run_blocking
 from .observers import Observers
 from .outbox import Outbox
+from .workers import note_running
 
 log = logging.getLogger("nbsocket")
 
@@ -210,7 +211,7 @@ class Dispatcher:
             outbox.priority = False
 
     def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
-        with handler_scope():
+        with handler_scope(self._callbacks):
             for item in batch:
                 self._run_item_sync(item)
 
@@ -231,6 +232,7 @@ class Dispatcher:
         where, callback, args, ready = self._callback(item)
         try:
             if callback is not None:
+                note_running(f"{where} {describe(callback)}")
                 with self._first_in_outbox(where):
                     self._call_sync(callback, *args)
         except Exception as exc:
@@ -270,11 +272,12 @@ class Dispatcher:
         self.note_handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
-        with handler_scope():
+        with handler_scope(self._callbacks):
             self._call_handler(handler, event)
 
     def _call_handler(self, handler: Handler, event: Any) -> None:
         """Run one sync handler on one event (worker thread); a failure is recorded and does not propagate."""
+        note_running(handler.name)
         try:
             self._call_sync(handler.fn, event, *handler.args)
         except Exception as exc:

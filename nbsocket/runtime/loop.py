@@ -29,14 +29,27 @@ def in_handler() -> bool:
     return getattr(_handler_context, "depth", 0) > 0
 
 
+def in_handler_of(owner: object) -> bool:
+    """True while this thread runs a handler or callback of ``owner`` (a connection)."""
+    return any(o is owner for o in getattr(_handler_context, "owners", ()))
+
+
 class handler_scope:
-    """Marks the current thread as running a handler, for :func:`in_handler`."""
+    """Marks the current thread as running a handler (of ``owner``, if given), for :func:`in_handler`."""
+
+    def __init__(self, owner: object = None) -> None:
+        self.owner = owner
 
     def __enter__(self) -> None:
         _handler_context.depth = getattr(_handler_context, "depth", 0) + 1
+        owners = getattr(_handler_context, "owners", None)
+        if owners is None:
+            owners = _handler_context.owners = []
+        owners.append(self.owner)
 
     def __exit__(self, *exc: object) -> None:
         _handler_context.depth -= 1
+        _handler_context.owners.pop()
 
 
 class LoopThread:
@@ -118,10 +131,10 @@ class LoopThread:
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         if pool is not None:
-            still = pool.running()
-            if still:
-                log.warning("nbsocket: abandoned %d handler(s) still running at shutdown: %s", len(still), ", ".join(still))
             pool.shutdown(wait=False, cancel_futures=True)
+            stuck = pool.running()
+            if stuck:  # daemon threads: they do not hold up interpreter exit, so say what is left behind
+                log.warning("nbsocket stopped with %d handler(s) still running, abandoned: %s", len(stuck), ", ".join(stuck))
         return not thread.is_alive()
 
     # --- handing work to the loop -----------------------------------------------

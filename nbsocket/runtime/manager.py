@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import logging
 import re
 import threading
@@ -13,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from .connection import Connection
-from .protocol_connection import ProtocolConnection
-from ..errors import InvalidOptionError, NameInUseError, UnknownSocketError
+from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .lockable import Lockable
+from .protocol_connection import ProtocolConnection
 from .loop import LoopThread
 from ..core.options import build_options, warn_insecure
 from ..core.state import CLOSED_FOR_GOOD
@@ -30,7 +31,7 @@ STATUS_COLUMNS = [
     "name", "url", "protocol", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
     "reconnects", "errors", "parse_errors", "last_error", "latency", "opened_at", "last_message_at", "rows", "handlers",
 ]
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PRIMARY = "connect"
 """Key of the handler passed to ``connect``; re-running ``connect`` replaces it."""
 
@@ -38,10 +39,11 @@ TICK_SECONDS = 0.05
 
 
 def validate_name(name: object) -> str:
-    """A socket name: letters, digits, ``_``, ``.`` and ``-``."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    """A socket name: ASCII letters and digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidOptionError(
-            f"{name!r} is not a valid socket name: use letters, digits, '_', '.' or '-' (e.g. 'prices')"
+            f"{name!r} is not a valid socket name: use ASCII letters A-Z and a-z, digits, '_', '.' or '-', "
+            "not starting with '.' or '-', and nothing else (no spaces or newlines; e.g. 'prices')"
         )
     return name
 
@@ -129,6 +131,15 @@ class Manager:
         self._ensure_started()
         try:
             self._loop_thread.run(conn.open_async(), conn.open_timeout_total)
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                if self._connections.get(name) is conn:
+                    del self._connections[name]
+            self._discard(conn)
+            raise ConnectTimeoutError(
+                f"{conn.url} did not open within {conn.open_timeout_total:g} s (open_timeout={opts.open_timeout}); "
+                "raise open_timeout, or pass open_timeout=None to wait as long as it takes", kind="timeout",
+            ) from None
         except BaseException:
             with self._lock:
                 if self._connections.get(name) is conn:

@@ -30,7 +30,9 @@ class Outbox:
 
     Any thread may ``put``; only the loop's writer takes. When the outbox is
     full, ``put`` may wait (``wait`` seconds) for the writer to make room, then
-    raises :class:`OutboxFullError`: nothing is ever dropped.
+    raises :class:`OutboxFullError`: nothing is ever dropped. While
+    ``priority`` is set (``on_open`` runs), puts go to the priority lane and
+    are not bounded: room could only come after ``on_open`` returns.
     """
 
     def __init__(self, name: str, limit: int = 1000) -> None:
@@ -49,6 +51,9 @@ class Outbox:
         """Queue ``payload``; if ``limit`` messages are waiting, wait up to ``wait`` seconds for room, then raise."""
         item = Outgoing(payload, time.time_ns())
         with self._room:
+            if self.priority:  # on_open: written first, and never waits for room it alone could make
+                self._front.append(item)
+                return item
             if self._full() and wait != 0:
                 self._waiting += 1
                 try:
@@ -62,7 +67,7 @@ class Outbox:
                     f"(socket {state}; the server is not reading, or the socket is down). "
                     "Wait and retry, raise outbox_size or send_timeout, or call conn.clear_outbox()."
                 )
-            (self._front if self.priority else self._queue).append(item)
+            self._queue.append(item)
         return item
 
     def take(self) -> Outgoing | None:

@@ -198,9 +198,16 @@ class Burst:
             yield from paced(conn, self.schedule, self.sending, self.deadline, self.progress, delivery.track)
             while delivery.delivered < self.sending.queued and time.monotonic() < self.deadline and conn.state not in CLOSED_FOR_GOOD:
                 yield POLL_SECONDS
+            # settle: until `settle` seconds pass with no new message, while fewer replies than
+            # deliveries came back (an echo's replies may still be on their way after the last write)
             end = time.monotonic() + self.settle
-            if end > time.monotonic():
-                yield end - time.monotonic()
+            seen = conn.stats.messages_in
+            while time.monotonic() < end:
+                yield min(POLL_SECONDS, max(0.0, end - time.monotonic()))
+                now_in = conn.stats.messages_in
+                if now_in != seen and now_in - self.replies_before < delivery.delivered and time.monotonic() < self.deadline:
+                    seen = now_in
+                    end = time.monotonic() + self.settle
         finally:
             conn.remove_observer(delivery)
 

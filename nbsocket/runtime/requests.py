@@ -34,6 +34,8 @@ __all__ = ["Requests", "Reply", "ReplyWaiter"]
 
 SHOWN_ON_TIMEOUT = 5
 """How many recent messages a timeout error shows."""
+RECENT_PROTOCOL_EVENTS = 1000
+"""Events a protocol socket keeps for a default ``expect`` to look back in."""
 
 
 class Reply(NamedTuple):
@@ -150,13 +152,25 @@ class Requests:
     """
 
     def __init__(self, conn: Connection, codec: Codec, lockable: Any, transcript: Transcript, latency: Latency,
-                 loop_thread: LoopThread) -> None:
+                 loop_thread: LoopThread, open_seq: Callable[[], int]) -> None:
         self._conn = conn
         self._codec = codec
         self._lockable = lockable
         self._transcript = transcript
         self._latency = latency
         self._loop_thread = loop_thread
+        self._open_seq = open_seq  # the socket's seq when the current connection opened
+        self._consumed_seq = 0  # the last message an expect or request returned
+        self._recent: collections.deque[WsEvent] | None = None
+        if getattr(conn.options, "protocol", None) is not None:
+            # protocol messages cannot be rebuilt from raw transcript bodies: a default expect looks back in these
+            self._recent = collections.deque(maxlen=RECENT_PROTOCOL_EVENTS)
+            conn.add_observer(self)
+
+    def on_received(self, event: WsEvent) -> None:
+        """Keep a protocol socket's recent events (observer hook, loop thread)."""
+        assert self._recent is not None
+        self._recent.append(event)
 
     def request(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
         """See :meth:`Connection.request <nbsocket.Connection.request>`."""
@@ -187,9 +201,7 @@ class Requests:
         waiter = self._waiter(match)
         since_seq = _seq_of(since)
         try:
-            if since_seq is None:
-                self._conn.add_observer(waiter)
-            elif self._loop_thread.running:
+            if self._loop_thread.running:
                 self._loop_thread.run(self._arm_async(waiter, since_seq), 10.0)
             else:
                 self._arm(waiter, since_seq)
@@ -198,20 +210,18 @@ class Requests:
             raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
         finally:
             waiter.close()
-        return event
+        return self._consumed(event)
 
     async def expect_async(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
         waiter = self._waiter(match)
         since_seq = _seq_of(since)
         try:
-            if since_seq is None:
-                self._conn.add_observer(waiter)
-            elif self._loop_thread.in_loop_thread() or not self._loop_thread.running:
+            if self._loop_thread.in_loop_thread() or not self._loop_thread.running:
                 self._arm(waiter, since_seq)
             else:
                 await asyncio.wrap_future(self._loop_thread.submit(self._arm_async(waiter, since_seq)))
-            return await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout)
+            return self._consumed(await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout))
         except asyncio.TimeoutError:
             raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
         finally:
@@ -232,14 +242,37 @@ class Requests:
             raise
         return waiter
 
+    def _consumed(self, event: WsEvent) -> WsEvent:
+        """Note that ``event`` was returned by expect/request: the next default ``expect`` starts after it."""
+        self._consumed_seq = max(self._consumed_seq, event.seq)
+        return event
+
+    def _default_since(self) -> int:
+        """Where a default ``expect`` starts: the current connection's opening, or the last message consumed after it."""
+        return max(self._open_seq(), self._consumed_seq)
+
     def _note_reply(self, waiter: ReplyWaiter, event: WsEvent) -> Reply:
+        self._consumed(event)
         reply = waiter.reply(event)
         self._latency.note_request(event.timestamp_ns, reply.rtt)
         return reply
 
-    def _arm(self, waiter: ReplyWaiter, since_seq: int) -> None:
-        """Resolve ``waiter`` from the transcript (messages after ``since_seq``) or start it listening."""
-        if self._transcript.recorder is None:
+    def _arm(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
+        """Resolve ``waiter`` from the transcript (messages after ``since_seq``, by default :meth:`_default_since`) or start it listening."""
+        recorder = self._transcript.recorder
+        if since_seq is None:
+            since_seq = self._default_since()
+            if self._recent is not None:
+                for event in list(self._recent):
+                    if event.seq > since_seq and waiter.matcher(event):
+                        waiter.resolve(event)
+                        return
+                self._conn.add_observer(waiter)
+                return
+            if recorder is None or since_seq >= self._conn.received:
+                self._conn.add_observer(waiter)
+                return
+        if recorder is None:
             raise InvalidOptionError(
                 "expect(since=...) looks back in the transcript, which is off for this socket; "
                 "turn it on with conn.keep_transcript()"
@@ -252,7 +285,7 @@ class Requests:
                     return
         self._conn.add_observer(waiter)
 
-    async def _arm_async(self, waiter: ReplyWaiter, since_seq: int) -> None:
+    async def _arm_async(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
         self._arm(waiter, since_seq)  # on the loop thread: no message can slip in between
 
     def _event_from_entry(self, entry: Entry) -> WsEvent:

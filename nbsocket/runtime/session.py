@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..core.backoff import Backoff
+from ..core.backoff import Backoff, ReconnectPolicy
 from ..core.closes import NORMAL_CLOSES
 from ..core.codecs import Codec
 from ..core.events import Request, SocketVerbs, WsEvent
@@ -46,6 +46,12 @@ __all__ = ["Session"]
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
 
+WRITE_SLICE = 64
+"""Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""
+WRITE_SLICE_BYTES = 256 * 1024
+"""Bytes a socket's writer sends before it yields to the loop, whichever comes first."""
+OPEN_SETTLE = 0.1
+"""Seconds after the handshake (and ``on_open``) during which a refusing close still fails ``connect``."""
 
 class Session:
     """Connects, reads and writes one named socket, and reconnects it as its policy says.
@@ -99,11 +105,24 @@ class Session:
         self._send_wake: asyncio.Event | None = None
         self._writer_idle = False
         self._reading_paused = False
+        self._first: asyncio.Future[None] | None = None
+        self.open_seq = 0
+        """``seq`` when the current connection opened (a default ``expect`` looks back to there)."""
         self._want_open = True
         self.recv_decode: bool | None = None  # protocol hook: False hands text messages over undecoded, as bytes (STOMP)
         self.driver: Any = None  # protocol hook: a ProtocolDriver on protocol sockets (runtime/protocol_driver.py)
 
     # --- what the connection reads (any thread) -------------------------------------
+
+    @property
+    def shown_state(self) -> str:
+        """The state, with ``closing`` as soon as an open connection is going down (keepalive timeout, 1007, a close)."""
+        state = self.state
+        if state == "open":
+            ws = self.ws
+            if ws is None or ws.protocol.state is not State.OPEN:
+                return "closing"
+        return state
 
     @property
     def real_url(self) -> str:
@@ -157,6 +176,7 @@ class Session:
         self._dispatcher.start()
         self._want_open = True
         first: asyncio.Future[None] = loop.create_future()
+        first.add_done_callback(_retrieve)  # nobody may be waiting any more (Ctrl-C): never an unretrieved-exception log
         self._supervisor = loop.create_task(self._supervise(first), name=f"nbsocket-{self.name}")
         try:
             await asyncio.shield(first)
@@ -191,14 +211,21 @@ class Session:
                     continue
                 if opened_once:
                     self._stats.reconnects += 1
-                opened_once = True
                 started = time.monotonic()
-                if not first.done():
+                code, reason = await self._run(ws, first)
+                if not first.done():  # closed before it settled: the server refused the connection
+                    if self.driver is None and self._refused_at_open(code):
+                        error = ConnectError(
+                            f"{self.url} accepted the connection and closed it at once with code {code} {reason!r}",
+                            kind="closed", code=code, reason=reason,
+                        )
+                        self._errors.record("connect", type(error).__name__, str(error))
+                        self._set_state("failed")
+                        first.set_exception(error)
+                        return
                     if self.driver is None:
                         first.set_result(None)
-                    else:  # protocol hook: connect returns once the protocol's handshake is done
-                        self.driver.resolve_when_ready(first)
-                code, reason = await self._run(ws)
+                opened_once = True
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
                 if not self._want_open:
@@ -222,6 +249,19 @@ class Session:
             if not first.done():
                 first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
 
+    def _refused_at_open(self, code: int | None) -> bool:
+        """Is ``code``, received right after the handshake, a refusal (not retried: 1008, 4000-4999)?"""
+        if code is None or code in NORMAL_CLOSES:
+            return False
+        return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
+
+    async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
+        """Resolve ``first`` once ``on_open`` ran and the server has not closed within :data:`OPEN_SETTLE`."""
+        await ready.wait()
+        await asyncio.sleep(OPEN_SETTLE)
+        if not first.done() and ws.protocol.state is State.OPEN:
+            first.set_result(None)
+
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
         url = self._url
@@ -234,32 +274,59 @@ class Session:
         self._errors.connection_error(where, exc)
         self._dispatcher.push_error(exc)
 
-    async def _run(self, ws: Any) -> tuple[int | None, str]:
+    def _refused_at_open(self, code: int | None) -> bool:
+        """Is ``code``, received right after the handshake, a refusal (not retried: 1008, 4000-4999)?"""
+        if code is None or code in NORMAL_CLOSES:
+            return False
+        return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
+
+    async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
+        """Resolve ``first`` once ``on_open`` ran and the server has not closed within :data:`OPEN_SETTLE`."""
+        await ready.wait()
+        await asyncio.sleep(OPEN_SETTLE)
+        if not first.done() and ws.protocol.state is State.OPEN:
+            first.set_result(None)
+
+    async def _run(self, ws: Any, first: asyncio.Future[None]) -> tuple[int | None, str]:
         """Serve one open connection until it closes; returns its close code and reason.
 
         Messages arrive in batches through :meth:`_receive_batch`, called by
         the wire (:class:`~nbsocket.runtime.wire.BatchingConnection`) once per
-        read; this coroutine starts the writer and waits for the end.
+        read; this coroutine starts the writer and waits for the end. ``first``
+        (what ``connect`` waits for) is resolved at the first message, or once
+        the connection has stayed open briefly after ``on_open`` (for protocol
+        sockets: once the protocol's handshake is done).
         """
         self.ws = ws
+        self.open_seq = self.seq  # a default expect looks back to here
+        self._first = first
         self._stats.opened_at = utc_now()
         self._set_state("open")
         self.notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
         ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        settler = None
         if self.driver is None:
             self._dispatcher.push_open(ready)
-        else:  # protocol hook: start the handshake; on_open and the writer follow once it is done
+            if not first.done():
+                settler = loop.create_task(self._settle_open(ws, ready, first), name=f"nbsocket-settle-{self.name}")
+        else:  # protocol hook: start the handshake; connect returns, and on_open and the writer start, once it is done
+            if not first.done():
+                self.driver.resolve_when_ready(first)
             self.driver.opened(ws, ready)
-        writer = asyncio.get_running_loop().create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
+        writer = loop.create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
         try:
             ws.attach(lambda batch: self._receive_batch(ws, batch))
             await ws.wait_closed()
         finally:
-            writer.cancel()
-            try:
-                await writer
-            except (asyncio.CancelledError, Exception):
-                pass
+            for task in (writer, settler):
+                if task is None:
+                    continue
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
             if ws.protocol.state is not State.CLOSED:
                 await abort_connection(ws)
             self.ws = None
@@ -267,17 +334,25 @@ class Session:
         self.closed_code, self.closed_reason = code, reason
         if self.driver is not None and self.driver.closed(code, reason):  # protocol hook: a refused handshake ends it
             self._want_open = False
-        if code not in NORMAL_CLOSES and self._want_open:
+        refused = self.driver is None and not first.done() and self._refused_at_open(code)  # connect raises it instead
+        if code not in NORMAL_CLOSES and self._want_open and not refused:
             cause = getattr(ws, "connection_exc", None)
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
-            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}"))
+            hint = ""
+            if code == 1009:
+                hint = (f"; a message was larger than max_size={self.options.max_size} bytes: connect with a larger "
+                        "max_size (or max_size=None for no limit)")
+            self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}{hint}"))
         self.notify("close", {"code": code, "reason": reason})
         self._dispatcher.push_close(code, reason)
         return code, reason
 
     def _receive_batch(self, ws: Any, bodies: list[str | bytes]) -> None:
         """The messages one read completed, in order (loop thread, called by the wire)."""
+        first = self._first
+        if first is not None and self.driver is None and not first.done():
+            first.set_result(None)  # a message arrived: the server did not refuse the connection
         try:
             self._receive(bodies)
         except Exception as exc:  # a bug of ours must not end the session
@@ -344,9 +419,14 @@ class Session:
         wake = self._send_wake
         assert wake is not None
         outbox = self._outbox
+        written = written_bytes = 0
         while True:
+            if written >= WRITE_SLICE or written_bytes >= WRITE_SLICE_BYTES:
+                written = written_bytes = 0
+                await asyncio.sleep(0)  # ws.send() does not suspend on a fast link: yield after each slice
             item = outbox.take()
             if item is None:
+                written = written_bytes = 0
                 # idle before the last look, so a sender that finds it idle always wakes it
                 self._writer_idle = True
                 wake.clear()
@@ -358,6 +438,8 @@ class Session:
                         self._writer_idle = False
                     continue
                 self._writer_idle = False
+            written += 1
+            written_bytes += len(item.payload)
             if ws.protocol.state is not State.OPEN:
                 outbox.put_back(item)
                 return
@@ -406,14 +488,20 @@ class Session:
             await run_blocking(None, self._recorder.close)
 
     async def reset(self, url: str | None) -> None:
-        """Reconnect, to ``url`` if given (already validated)."""
+        """Reconnect, to ``url`` if given (already validated); if that fails, the socket keeps the URL it had."""
         await self.stop(1000, "reset", final=False)
+        previous = self._url, self.url
         if url is not None:
             self._url = url
             self.url = redact_url(url)
         self._stats.resets += 1
         self.notify("reset", {"url": self.url})
-        await self.open_first()
+        try:
+            await self.open_first()
+        except BaseException:
+            if url is not None and self._url == url:
+                self._url, self.url = previous
+            raise
 
     async def shutdown(self, code: int = 1001, reason: str = "going away") -> None:
         """Stop for good and stop the dispatcher (remove, shutdown)."""
@@ -425,3 +513,9 @@ class Session:
         ws = self.ws
         if ws is not None and getattr(ws, "transport", None) is not None:
             ws.transport.abort()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (its waiter may be gone), so asyncio never logs it as unretrieved."""
+    if not future.cancelled():
+        future.exception()

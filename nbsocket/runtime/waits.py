@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import WsEvent
-from ..errors import InvalidOptionError, WaitTimeoutError
-from .loop import LoopThread
+from ..errors import InvalidOptionError, LoopThreadError, WaitTimeoutError
+from .loop import LoopThread, in_handler_of
 from .observers import Observers
 
 if TYPE_CHECKING:
@@ -25,7 +25,9 @@ class Waits:
 
     def __init__(
         self, session: Session, dispatcher: Dispatcher, handlers: HandlerList, observers: Observers, loop_thread: LoopThread,
+        owner: Any,
     ) -> None:
+        self._owner = owner  # the connection, whose handlers run in its handler scope
         self._session = session
         self._dispatcher = dispatcher
         self._handlers = handlers
@@ -35,6 +37,7 @@ class Waits:
     def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
         """Block until ``count`` more messages (matching ``match``) arrive and were handled; returns them."""
         self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
+        self._refuse_in_own_handler("wait()")
         waiter = self.waiter(count, match)
         try:
             return waiter.future.result(timeout)
@@ -56,6 +59,7 @@ class Waits:
     def wait_handled(self, timeout: float | None = 30.0) -> int:
         """Block until the handlers have run for every message received so far; returns that message's seq."""
         self._loop_thread.refuse_here("conn.wait_handled()", "a sync handler (async handlers run on the loop itself)")
+        self._refuse_in_own_handler("wait_handled()")
         target = self._session.seq
         dispatcher = self._dispatcher
         if dispatcher.handled_seq >= target or not self._handlers:
@@ -75,10 +79,20 @@ class Waits:
             waiter.cancel()
         return target
 
+    def _refuse_in_own_handler(self, call: str) -> None:
+        """Raise :class:`LoopThreadError` if ``call`` is made inside one of this socket's own handlers or callbacks."""
+        if in_handler_of(self._owner):
+            name = self._session.name
+            raise LoopThreadError(
+                f"{call} on {name!r} was called inside a handler of {name!r}, where it can never finish: "
+                "the socket's next message is handled only after this handler returns. Do the work in the handler "
+                "for each message instead, or wait from the notebook"
+            )
+
     def waiter(self, count: int = 1, match: Callable[[WsEvent], bool] | None = None) -> MessageWaiter:
         """Start collecting the next ``count`` messages; ``waiter.future`` resolves with them."""
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise InvalidOptionError(f"count must be a whole number of messages, at least 1 (not {count!r})")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidOptionError(f"count must be a whole number of messages, at least 1; not {count!r}")
         waiter = MessageWaiter(self._session, self._observers, count, match)
         self._observers.add(waiter)
         return waiter

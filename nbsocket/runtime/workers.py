@@ -18,11 +18,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "note_running"]
 
 log = logging.getLogger("nbsocket")
 
 _STOP = object()
+_slot = threading.local()
+
+
+def note_running(what: str) -> None:
+    """Tell the worker running this what it runs now (named in the log if it is abandoned at exit)."""
+    slot = getattr(_slot, "what", None)
+    if slot is not None:
+        slot[0] = what
 
 
 class WorkerPool(concurrent.futures.Executor):
@@ -35,7 +43,7 @@ class WorkerPool(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._busy_with: dict[int, Callable[..., Any]] = {}
+        self._busy_with: dict[int, list[str]] = {}  # thread id -> [what it runs now]
         self._closed = False
 
     def run_soon(self, fn: Callable[[], Any]) -> None:
@@ -77,7 +85,7 @@ class WorkerPool(concurrent.futures.Executor):
 
     def running(self) -> list[str]:
         """What the busy workers run now (for the exit log)."""
-        return [getattr(fn, "__qualname__", repr(fn)) for fn in list(self._busy_with.values())]
+        return [slot[0] for slot in list(self._busy_with.values())]
 
     def _maybe_add_worker(self) -> None:
         with self._lock:
@@ -92,6 +100,7 @@ class WorkerPool(concurrent.futures.Executor):
         get = self._queue.get
         me = threading.get_ident()
         busy = self._busy_with
+        slot = _slot.what = [""]
         idle_now = True
         while True:
             if not idle_now:
@@ -103,7 +112,8 @@ class WorkerPool(concurrent.futures.Executor):
             idle_now = False
             if fn is _STOP:
                 return
-            busy[me] = fn
+            slot[0] = getattr(fn, "__qualname__", None) or repr(fn)
+            busy[me] = slot
             try:
                 fn()
             except BaseException:

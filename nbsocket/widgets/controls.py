@@ -230,7 +230,8 @@ class SocketControls:
                 return
             self.url.value = ""
         where = f" to {conn.url if new_url is None else redact_url(new_url)}"
-        timeout = conn.open_timeout_total + conn.stop_timeout
+        limit = conn.open_timeout_total
+        timeout = None if limit is None else limit + conn.stop_timeout
         self._start("reset", conn, conn.reset_async(new_url), timeout, f"reconnected{where}")
 
     def _on_disconnect(self, _button: Any = None) -> None:
@@ -246,7 +247,8 @@ class SocketControls:
         if conn.state == "open":
             self.show("already open")
             return
-        timeout = conn.open_timeout_total + conn.stop_timeout
+        limit = conn.open_timeout_total
+        timeout = None if limit is None else limit + conn.stop_timeout
         self._start("connect", conn, conn.connect_async(), timeout, f"connected to {conn.url}")
 
     def _start(self, verb: str, conn: Connection, coro: Coroutine[Any, Any, Any], timeout: float, done: str) -> None:
@@ -277,7 +279,7 @@ class SocketControls:
         if exc is None:
             self._finish(done, True)
         elif isinstance(exc, asyncio.TimeoutError):
-            self._finish(f"{verb} did not finish within {timeout:g}s", False)
+            self._finish(f"{verb} did not finish within {timeout}s", False)
         else:
             self._finish(f"{verb} failed: {type(exc).__name__}: {exc}", False)
 

@@ -19,6 +19,7 @@ from ..core.redact import scrub
 STATE_COLORS = {
     "open": "#2e7d32",
     "connecting": "#ef6c00",
+    "closing": "#ef6c00",
     "reconnecting": "#ef6c00",
     "closed": "#616161",
     "failed": "#c62828",

@@ -7,8 +7,8 @@ waits for the disk. Rows are written once, in order; recording to an existing
 capture appends to it.
 
 JSON Lines: one object per row, appended and flushed for every batch (at least
-once a second). ISO 8601 UTC timestamps, exact floats, base64 bytes, missing
-values left out. ``pd.read_json(path, lines=True, precise_float=True)``, DuckDB
+once a second). ISO 8601 UTC timestamps, exact floats (``NaN``/``Infinity`` kept),
+integers past 64 bits as digit strings, base64 bytes, missing values left out. ``pd.read_json(path, lines=True, precise_float=True)``, DuckDB
 ``read_json_auto('capture.jsonl')``, Spark ``spark.read.json(path)``.
 
 Parquet: see :mod:`nbsocket.runtime.recording.parquet`.
@@ -253,7 +253,9 @@ def jsonl_text(chunk: pd.DataFrame) -> str:
     """Rows as JSON Lines, one object per row; a missing value leaves its key out.
 
     Timestamps are ISO 8601 UTC with microseconds, floats are exact (shortest
-    round-trip form; NaN and infinities are left out), bytes are base64 text.
+    round-trip form; ``NaN``, ``Infinity`` and ``-Infinity`` as those tokens,
+    which ``pd.read_json`` reads; a float column's gaps are NaN there too),
+    integers beyond 64 bits are strings of their exact digits, bytes are base64 text.
     """
     keys = [encode_basestring(str(name)) + ":" for name in chunk.columns]
     columns = [_json_values(chunk[name]) for name in chunk.columns]
@@ -270,9 +272,9 @@ def _json_values(column: pd.Series) -> list[str | None]:
     if pd.api.types.is_bool_dtype(dtype) and dtype != object:
         return [None if _missing(v) else ("true" if v else "false") for v in values]
     if pd.api.types.is_integer_dtype(dtype):
-        return [None if _missing(v) else str(v) for v in values]
+        return [None if _missing(v) else _json_int(v) for v in values]
     if pd.api.types.is_float_dtype(dtype):
-        return [repr(v) if isfinite(v) else None for v in values]
+        return [_json_float(v) for v in values]
     if pd.api.types.is_string_dtype(dtype) and dtype != object:
         return [encode_basestring(v) if isinstance(v, str) else None for v in values]
     return [_json_value(v) for v in values]
@@ -281,20 +283,36 @@ def _json_values(column: pd.Series) -> list[str | None]:
 def _json_value(value: Any) -> str | None:
     if isinstance(value, str):
         return encode_basestring(value)
+    if isinstance(value, float) and value != value:
+        return "NaN"
     if _missing(value):
         return None
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _json_int(value)
     if isinstance(value, float):
-        return repr(value) if isfinite(value) else None
+        return _json_float(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return '"' + base64.b64encode(bytes(value)).decode("ascii") + '"'
     try:
         return json.dumps(value, ensure_ascii=False, default=_json_default, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return encode_basestring(str(value))
+
+
+def _json_int(value: int) -> str:
+    """An integer as JSON: a number within 64 bits (what readers take), else its exact digits as a string."""
+    return str(value) if -(2**63) <= value < 2**63 else '"' + str(value) + '"'
+
+
+def _json_float(value: float) -> str:
+    """A float as JSON: exact, with ``NaN``, ``Infinity`` and ``-Infinity`` as pandas and Spark read them."""
+    if isfinite(value):
+        return repr(value)
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def _json_default(value: Any) -> Any:
@@ -327,6 +345,8 @@ def _text(value: Any) -> str | None:
         return value
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "backslashreplace")
+    if type(value) is int:
+        return str(value)  # its digits, however long
     return _json_value(value)
 
 

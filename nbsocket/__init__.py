@@ -36,7 +36,10 @@ from .api import (
 )
 from .core.backoff import ReconnectPolicy
 from .core.codecs import Codec, get_codec, register_codec
-from .runtime.connection import Connection, ErrorRecord
+from .core.datetimes import to_datetime
+from .core.events import Request, WsEvent
+from .core.frame import LiveFrame
+from .core.options import InsecureConnectionWarning
 from .errors import (
     CodecError,
     ConnectError,
@@ -55,11 +58,8 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
-from .core.datetimes import to_datetime
-from .core.events import Request, WsEvent
-from .core.frame import LiveFrame
-from .core.options import InsecureConnectionWarning
 from .explore.replay import BurstReport
+from .runtime.connection import Connection, ErrorRecord
 from .runtime.lockable import Lockable
 from .runtime.requests import Reply
 

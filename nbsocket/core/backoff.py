@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from ..errors import InvalidOptionError
+
+__all__ = ["NOT_RETRIED_CLOSE_CODES", "NOT_RETRIED_HTTP_STATUSES", "ReconnectPolicy", "Backoff"]
+
+
 NOT_RETRIED_CLOSE_CODES = frozenset({1008})
 """Close codes that mean "do not come back": policy violation; 4000-4999 are added by range."""
 
@@ -35,9 +40,9 @@ class ReconnectPolicy:
 
     def __post_init__(self) -> None:
         if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
-            raise ValueError("ReconnectPolicy needs 0 < initial <= maximum and factor >= 1")
+            raise InvalidOptionError("ReconnectPolicy needs 0 < initial <= maximum and factor >= 1")
         if not 0 <= self.jitter <= 1:
-            raise ValueError("ReconnectPolicy.jitter must be between 0 and 1")
+            raise InvalidOptionError("ReconnectPolicy.jitter must be between 0 and 1")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""

@@ -21,7 +21,14 @@ from xml.etree import ElementTree
 
 from defusedxml import ElementTree as SafeElementTree
 
-from ..errors import CodecError, EncodeError
+from ..errors import CodecError, EncodeError, InvalidOptionError
+
+__all__ = [
+    "Body", "Decoder", "Encoder", "DEFAULT_CONTENT_TYPE", "Codec", "normalize_content_type", "decode_json",
+    "encode_json", "decode_text", "encode_text", "decode_csv", "encode_csv", "decode_xml", "encode_xml",
+    "decode_bytes", "encode_bytes", "CodecRegistry", "register_codec", "get_codec", "registry", "encode_message",
+]
+
 
 Body = str | bytes
 Decoder = Callable[[Body], Any]
@@ -202,12 +209,12 @@ class CodecRegistry:
         """Add a codec for ``content_type``; ``replace=True`` overrides an existing one."""
         key = normalize_content_type(content_type)
         if not key or "/" not in key:
-            raise ValueError(f"{content_type!r} is not a content type like 'application/x-mine'")
+            raise InvalidOptionError(f"{content_type!r} is not a content type like 'application/x-mine'")
         if not callable(decode) or not callable(encode):
-            raise TypeError("decode and encode must be callables")
+            raise InvalidOptionError("decode and encode must be callables")
         codec = Codec(key, decode, encode, description)
         if key in self._codecs and not replace:
-            raise ValueError(f"a codec for {key!r} is already registered; pass replace=True to override it")
+            raise InvalidOptionError(f"a codec for {key!r} is already registered; pass replace=True to override it")
         self._codecs = {**self._codecs, key: codec}
         return codec
 
@@ -222,7 +229,7 @@ class CodecRegistry:
         if key.endswith("+xml") or key == "text/xml":
             return dataclasses.replace(self._codecs["application/xml"], content_type=key)
         known = ", ".join(sorted(self._codecs))
-        raise ValueError(f"no codec for content type {key!r}; known: {known}. Register one with nbs.register_codec().")
+        raise InvalidOptionError(f"no codec for content type {key!r}; known: {known}. Register one with nbs.register_codec().")
 
     def content_types(self) -> list[Codec]:
         """Every registered codec."""
@@ -245,3 +252,25 @@ def register_codec(content_type: str, decode: Decoder, encode: Encoder, *, descr
 def get_codec(content_type: str | None) -> Codec:
     """The codec the shared registry uses for ``content_type``."""
     return registry.get(content_type)
+
+
+def encode_message(codec: Codec, message: Any, content_type: str, name: str) -> str | bytes:
+    """The frame payload for ``message`` on socket ``name``: ``str`` and ``bytes`` as they are, anything else by ``codec``.
+
+    Raises :class:`EncodeError` (naming the socket and content type) when the message cannot be sent.
+    """
+    if isinstance(message, (str, bytes)):
+        return message
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if message is None:
+        raise EncodeError(f"cannot send None on {name!r}; pass a str, bytes, or data for {content_type}")
+    try:
+        payload = codec.encode(message)
+    except EncodeError:
+        raise
+    except Exception as exc:
+        raise EncodeError(f"cannot encode {type(message).__name__} as {content_type}: {exc}") from None
+    if not isinstance(payload, (str, bytes)):
+        raise EncodeError(f"the {content_type} codec returned {type(payload).__name__}, not str or bytes")
+    return payload

@@ -26,6 +26,9 @@ import pandas as pd
 from ..errors import InvalidOptionError
 from .flatten import field_name
 
+__all__ = ["SHARING_NEEDS_COPY", "BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "Sink", "Subscription", "LiveFrame"]
+
+
 log = logging.getLogger("nbsocket")
 
 def _copy_on_write() -> bool:

@@ -12,6 +12,8 @@ from .codecs import get_codec, normalize_content_type
 from ..errors import InvalidOptionError
 from .redact import add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
+__all__ = ["DEFAULT", "InsecureConnectionWarning", "ConnectOptions", "build_options", "warn_insecure"]
+
 
 class _Default:
     def __repr__(self) -> str:

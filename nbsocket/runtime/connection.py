@@ -10,48 +10,54 @@ delegate that carries the user-facing docstring.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
 from ..core.closes import check_close_code
-from ..core.codecs import get_codec
+from ..core.codecs import encode_message, get_codec
 from ..core.events import WsEvent
 from ..core.frame import LiveFrame
 from ..core.match import Match
 from ..core.options import ConnectOptions
 from ..core.state import CLOSED_FOR_GOOD, STATES, ErrorRecord, Stats, ns_to_datetime
 from ..core.transcript import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
-from ..errors import EncodeError, OutboxFullError, SocketClosedError
+from ..errors import OutboxFullError, SocketClosedError
 from .dispatch import Dispatcher
 from .errorlog import ErrorLog
 from .handlers import Handler, HandlerList
 from .latency import Latency
 from .lockable import Lockable
-from .loop import LoopThread, in_handler
+from .loop import LoopThread
 from .observers import Observers
 from .outbox import Outbox
 from .pacing import Burst, BurstReport, run_sync
-from .recording.base import Recorder, open_recorder
+from .recording import Recorder, open_recorder
 from .requests import Reply, Requests
 from .session import Session
+from .status import status_row
 from .transcript import Transcript
 from .waits import MessageWaiter, Waits
-
-if TYPE_CHECKING:
-    from .manager import Manager
 
 log = logging.getLogger("nbsocket")
 
 DEFAULT_TIMEOUT: Any = object()
 """Marks "use the socket's option" for a per-call timeout."""
 
-__all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Stats", "STATES"]
+__all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Registry", "Stats", "STATES"]
+
+
+class Registry(Protocol):
+    """What a connection asks of the manager that holds it (the manager imports this module, not the reverse)."""
+
+    def remove(self, name: str) -> None: ...
+
+    def validate_url_for(self, conn: Connection, url: str) -> str: ...
 
 
 class Connection:
@@ -64,7 +70,7 @@ class Connection:
     """
 
     def __init__(
-        self, manager: Manager, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
+        self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
     ) -> None:
         self.name = name
         self.options = options
@@ -100,7 +106,7 @@ class Connection:
             observers=self._observers, dispatcher=self._dispatcher, errors=self._errors, handlers=self._handlers,
             frame=self.frame, recorder=self.recorder,
         )
-        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._on_loop_soon)
+        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon)
         self._latency = Latency(self._session, loop_thread)
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread)
         self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread)
@@ -111,7 +117,6 @@ class Connection:
     def url(self) -> str:
         """The socket's URL with secrets redacted."""
         return self._session.url
-
 
     @property
     def state(self) -> str:
@@ -182,30 +187,14 @@ class Connection:
         """The ``seq`` of the latest message every handler has run for."""
         return self._dispatcher.handled_seq
 
+    @property
+    def last_message_at(self) -> datetime | None:
+        """When the latest message was received (UTC), or ``None`` before the first."""
+        return ns_to_datetime(self._session.last_ts_ns)
+
     def status(self) -> dict[str, Any]:
         """This socket's row of :func:`nbsocket.connections` (no secrets)."""
-        s = self.stats
-        last = self.last_error
-        return {
-            "name": self.name,
-            "url": self.url,
-            "state": self.state,
-            "content_type": self.content_type,
-            "messages_in": s.messages_in,
-            "messages_out": s.messages_out,
-            "bytes_in": s.bytes_in,
-            "bytes_out": s.bytes_out,
-            "queued": len(self._outbox),
-            "reconnects": s.reconnects,
-            "errors": s.errors,
-            "parse_errors": s.parse_errors,
-            "last_error": str(last) if last else None,
-            "latency": self.last_latency,
-            "opened_at": s.opened_at,
-            "last_message_at": ns_to_datetime(self._session.last_ts_ns),
-            "rows": len(self.frame) if self.frame is not None else None,
-            "handlers": len(self._handlers),
-        }
+        return status_row(self)
 
     def __repr__(self) -> str:
         s = self.stats
@@ -241,21 +230,7 @@ class Connection:
 
     def encode(self, message: Any) -> str | bytes:
         """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type."""
-        if isinstance(message, (str, bytes)):
-            return message
-        if isinstance(message, (bytearray, memoryview)):
-            return bytes(message)
-        if message is None:
-            raise EncodeError(f"cannot send None on {self.name!r}; pass a str, bytes, or data for {self.content_type}")
-        try:
-            payload = self._codec.encode(message)
-        except EncodeError:
-            raise
-        except Exception as exc:
-            raise EncodeError(f"cannot encode {type(message).__name__} as {self.content_type}: {exc}") from None
-        if not isinstance(payload, (str, bytes)):
-            raise EncodeError(f"the {self.content_type} codec returned {type(payload).__name__}, not str or bytes")
-        return payload
+        return encode_message(self._codec, message, self.content_type, self.name)
 
     def send(self, message: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Queue ``message`` for sending (Pode's ``Send-PodeWebSocket``).
@@ -329,17 +304,17 @@ class Connection:
 
     async def open_async(self) -> None:
         """Open the socket for the first time, for ``await`` from any event loop (``nbs.connect`` does this)."""
-        await self._on_loop(self._session.open_first(), self.open_timeout_total)
+        await self._loop_thread.run_async(self._session.open_first(), self.open_timeout_total)
 
     async def disconnect_async(self, code: int = 1000, reason: str = "") -> None:
         """Like :meth:`disconnect`, for ``await`` from any event loop (widgets, cells); never blocks."""
         check_close_code(code)
-        await self._on_loop(self._session.stop(code, reason), self.stop_timeout)
+        await self._loop_thread.run_async(self._session.stop(code, reason), self.stop_timeout)
 
     async def reset_async(self, url: str | None = None) -> None:
         """Like :meth:`reset`, for ``await`` from any event loop; raises the cause if the socket cannot open."""
         new_url = self._check_reset(url)
-        await self._on_loop(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
+        await self._loop_thread.run_async(self._session.reset(new_url), self.open_timeout_total + self.stop_timeout)
 
     async def connect_async(self) -> None:
         """Like :meth:`connect`, for ``await`` from any event loop."""
@@ -361,31 +336,11 @@ class Connection:
         return (self.options.open_timeout or 60.0) + 5.0
 
     def _run_or_schedule(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
-        """Run a coroutine on the loop: wait from a notebook thread, schedule from a handler or the loop."""
-        if in_handler() or self._loop_thread.in_loop_thread():
-            future = self._loop_thread.spawn(coro)
-            future.add_done_callback(self._log_scheduled_failure)
-            return None
-        return self._loop_thread.run(coro, timeout)
+        """Run ``coro`` on the loop: wait from a notebook thread; from a handler or the loop, schedule and log a failure."""
+        self._loop_thread.run_or_schedule(coro, timeout, self._record_scheduled_failure)
 
-    async def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
-        """Await ``coro`` on nbsocket's loop from whatever loop runs this, bounded by ``timeout``."""
-        if self._loop_thread.in_loop_thread():
-            return await asyncio.wait_for(coro, timeout)
-        return await asyncio.wait_for(asyncio.wrap_future(self._loop_thread.submit(coro)), timeout)
-
-    def _on_loop_soon(self, fn: Callable[[], None]) -> None:
-        if self._loop_thread.running and not self._loop_thread.in_loop_thread():
-            self._loop_thread.call_soon(fn)
-        else:
-            fn()
-
-    def _log_scheduled_failure(self, future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self._errors.record("scheduled", type(exc).__name__, str(exc))
+    def _record_scheduled_failure(self, exc: BaseException) -> None:
+        self._errors.record("scheduled", type(exc).__name__, str(exc))
 
     # --- what the manager does to a connection (runtime only) ------------------------------
 
@@ -534,7 +489,7 @@ class Connection:
     def burst(self, messages: Any, rate: float | None = None, *, count: int | None = None, timeout: float = 60.0,
               settle: float = 0.2, progress: bool | None = None) -> BurstReport:
         """Send ``messages`` at ``rate`` per second and report what was delivered; see :func:`nbsocket.burst`."""
-        self._loop_thread.refuse_here("conn.burst()", "`await nbs.burst_async(...)`")
+        self._loop_thread.refuse_blocking("burst", "conn", "nbs")
         run = Burst(self, messages, rate, count, timeout, settle, progress)
         run_sync(run.steps())
         return run.report()

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["SerialLane"]
+
 
 class SerialLane:
     """Items pushed from the loop thread, run by ``run_batch`` on ``pool``, strictly in order, one batch at a time."""

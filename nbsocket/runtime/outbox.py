@@ -10,6 +10,8 @@ from typing import NamedTuple
 from ..core.events import utf8_size
 from ..errors import OutboxFullError
 
+__all__ = ["Outgoing", "Outbox"]
+
 
 class Outgoing(NamedTuple):
     """One message to send: its payload (``str``: text frame, ``bytes``: binary frame) and when it was queued."""

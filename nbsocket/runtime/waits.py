@@ -34,7 +34,7 @@ class Waits:
 
     def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
         """Block until ``count`` more messages (matching ``match``) arrive and were handled; returns them."""
-        self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
+        self._loop_thread.refuse_blocking("wait")
         waiter = self.waiter(count, match)
         try:
             return waiter.future.result(timeout)

@@ -245,6 +245,8 @@ class Session:
                     self._errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
                 if dispatcher.backlog > BACKLOG_HIGH:
                     await dispatcher.wait_drained()
+                elif not self.seq & 255:
+                    await asyncio.sleep(0)  # recv() of buffered messages never yields: let other tasks (a close) run
         finally:
             writer.cancel()
             try:

@@ -36,10 +36,14 @@ from .api import (
 )
 from .core.backoff import ReconnectPolicy
 from .core.codecs import Codec, get_codec, register_codec
+from .core.datetimes import to_datetime
+from .core.events import Request, WsEvent
+from .core.frame import LiveFrame
+from .core.options import InsecureConnectionWarning
 from .core.protocols import register_protocol
 from .core.protocols.base import Protocol
-from .runtime.protocol_connection import ProtocolConnection, Subscription
 from .runtime.connection import Connection, ErrorRecord
+from .runtime.protocol_connection import ProtocolConnection, Subscription
 from .errors import (
     CodecError,
     ConnectError,
@@ -61,10 +65,6 @@ from .errors import (
     UnknownSocketError,
     WaitTimeoutError,
 )
-from .core.datetimes import to_datetime
-from .core.events import Request, WsEvent
-from .core.frame import LiveFrame
-from .core.options import InsecureConnectionWarning
 from .explore.replay import BurstReport
 from .runtime.lockable import Lockable
 from .runtime.requests import Reply

@@ -10,6 +10,8 @@ import sys
 from . import __version__
 from .demo.server import DEFAULT_HOST, DEFAULT_PORT, DemoServer
 
+__all__ = ["MAIN_COMMAND", "build_parser", "main"]
+
 
 def _demo_server(args: argparse.Namespace) -> int:
     server = DemoServer(args.host, args.port)

@@ -1,10 +1,42 @@
 """nbsocket's own exceptions.
 
 Every public error is an :class:`NbSocketError`; its message says what went
-wrong and what to do about it, and never contains a secret.
+wrong and what to do about it, and never contains a secret. Where Python code
+would catch a built-in error for the same mistake, the class is that built-in
+too (in brackets)::
+
+    NbSocketError
+    ├── InvalidURLError             [ValueError]    not a ws:// or wss:// URL; refused before any I/O
+    ├── InvalidOptionError          [ValueError]    an option that cannot work (connect, magics, codecs, widgets)
+    ├── UnknownSocketError          [KeyError]      no socket of that name
+    ├── UnknownColumnError          [KeyError]      no column of that name in a frame
+    ├── NameInUseError                              the name is taken by another URL or options
+    ├── ConnectError                [ConnectionError]  kind: dns, refused, http, tls, timeout, closed, protocol, ...
+    │   ├── ConnectTimeoutError     [TimeoutError]
+    │   ├── HandshakeStatusError                    the server answered with an HTTP error status
+    │   └── TLSError                                certificate not trusted, TLS handshake failed
+    ├── SendError                                   a message could not be queued
+    │   ├── SocketClosedError                       closed for good; reset first
+    │   ├── OutboxFullError                         the server does not read fast enough
+    │   └── EncodeError             [ValueError]    the content type cannot encode it
+    ├── InvalidMessageError         [ValueError]    a widget's message box does not hold what its mode asks
+    ├── CodecError                  [ValueError]    a received message did not parse
+    ├── WaitTimeoutError            [TimeoutError]
+    ├── TranscriptFormatError       [ValueError]    not a saved transcript
+    ├── LoopThreadError             [RuntimeError]  a blocking call on nbsocket's loop thread
+    ├── ProtocolError                               an application protocol used in a way it does not allow
+    ├── RemoteError                                 the server answered a call with an error
+    └── DemoServerError             [RuntimeError]  the demo server or demo notebook did not start
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError", "ConnectError",
+    "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError", "OutboxFullError",
+    "EncodeError", "CodecError", "WaitTimeoutError", "TranscriptFormatError", "LoopThreadError", "ProtocolError",
+    "RemoteError", "UnknownColumnError", "InvalidMessageError", "DemoServerError",
+]
 
 
 class NbSocketError(Exception):
@@ -38,6 +70,13 @@ class UnknownSocketError(NbSocketError, KeyError):
             else "no sockets are registered; connect one with nbs.connect(name, url)"
         )
         super().__init__(f"no socket named {name!r} ({hint})")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownColumnError(NbSocketError, KeyError):
+    """A frame has no column of that name (e.g. :func:`nbsocket.to_datetime`)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -93,6 +132,10 @@ class EncodeError(SendError, ValueError):
     """The message cannot be encoded with the socket's content type."""
 
 
+class InvalidMessageError(NbSocketError, ValueError):
+    """The message box does not hold what its mode asks for (JSON mode with text that is not JSON)."""
+
+
 class CodecError(NbSocketError, ValueError):
     """A received message could not be parsed with the socket's content type."""
 
@@ -120,3 +163,7 @@ class RemoteError(NbSocketError):
         super().__init__(message)
         self.code = code
         self.data = data
+
+
+class DemoServerError(NbSocketError, RuntimeError):
+    """The demo server (or the demo's notebook run) did not start or was used before it started."""

@@ -17,13 +17,13 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import nbsocket as nbs
 from nbsocket import api
-from nbsocket.magics.config import NbSocket
-from nbsocket.runtime.connection import MessageWaiter
-from nbsocket.magics.commands import NbSocketMagics
-from nbsocket.magics.wait import Progress
-from nbsocket.runtime.manager import default_manager
 from nbsocket.core.options import ConnectOptions
 from nbsocket.core.redact import scrub
+from nbsocket.magics.commands import NbSocketMagics
+from nbsocket.magics.config import NbSocket
+from nbsocket.runtime.connection import MessageWaiter
+from nbsocket.runtime.manager import default_manager
+from nbsocket.runtime.progress import ProgressBar, frontend_present
 
 from .servers import WsServer, eventually
 
@@ -531,7 +531,8 @@ def test_wait_is_interrupted_cleanly_by_ctrl_c(ip, demo) -> None:
 
 
 def test_no_progress_bar_in_a_plain_shell(ip) -> None:
-    progress = Progress(ip, "x", 3, enabled=True)
+    assert not frontend_present(ip)
+    progress = ProgressBar(3, "x", enabled=frontend_present(ip))
     assert progress.bar is None
     progress.update(2)
     progress.close()

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
-from nbsocket.core.protocols.stomp import STOMP, StompAck, StompFrame, decode_body, encode_frame, parse_frames
+from nbsocket.core.protocols.stomp import STOMP, StompAck
+from nbsocket.core.protocols.stomp_frames import StompFrame, decode_body, encode_frame, parse_frames
 from nbsocket.errors import InvalidOptionError, ProtocolError
 
 CONNECTED = "CONNECTED\nversion:1.2\nserver:RabbitMQ/3.10.8\nsession:sess-1\nheart-beat:{}\n\n\x00"

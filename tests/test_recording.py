@@ -20,7 +20,7 @@ import nbsocket as nbs
 from nbsocket.errors import InvalidOptionError
 from nbsocket.core.flatten import flatten
 from nbsocket.core.frame import LiveFrame
-from nbsocket.runtime.recording.base import JsonlRecorder, open_recorder
+from nbsocket.runtime.recording import JsonlRecorder, open_recorder
 from nbsocket.runtime.recording.parquet import SCHEMA_FILE, ParquetRecorder
 
 from .servers import eventually

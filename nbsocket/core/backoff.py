@@ -7,6 +7,9 @@ import random
 
 from ..errors import InvalidOptionError
 
+__all__ = ["NOT_RETRIED_CLOSE_CODES", "NOT_RETRIED_HTTP_STATUSES", "ReconnectPolicy", "Backoff"]
+
+
 NOT_RETRIED_CLOSE_CODES = frozenset({1008})
 """Close codes that mean "do not come back": policy violation; 4000-4999 are added by range."""
 

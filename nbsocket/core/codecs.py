@@ -21,7 +21,14 @@ from xml.etree import ElementTree
 
 from defusedxml import ElementTree as SafeElementTree
 
-from ..errors import CodecError, EncodeError
+from ..errors import CodecError, EncodeError, InvalidOptionError
+
+__all__ = [
+    "Body", "Decoder", "Encoder", "DEFAULT_CONTENT_TYPE", "Codec", "normalize_content_type", "decode_json",
+    "encode_json", "decode_text", "encode_text", "decode_csv", "encode_csv", "decode_xml", "encode_xml",
+    "decode_bytes", "encode_bytes", "CodecRegistry", "register_codec", "get_codec", "registry", "encode_message", "utf8_checked",
+]
+
 
 Body = str | bytes
 Decoder = Callable[[Body], Any]
@@ -226,12 +233,12 @@ class CodecRegistry:
         """Add a codec for ``content_type``; ``replace=True`` overrides an existing one."""
         key = normalize_content_type(content_type)
         if not key or "/" not in key:
-            raise ValueError(f"{content_type!r} is not a content type like 'application/x-mine'")
+            raise InvalidOptionError(f"{content_type!r} is not a content type like 'application/x-mine'")
         if not callable(decode) or not callable(encode):
-            raise TypeError("decode and encode must be callables")
+            raise InvalidOptionError("decode and encode must be callables")
         codec = Codec(key, decode, encode, description)
         if key in self._codecs and not replace:
-            raise ValueError(f"a codec for {key!r} is already registered; pass replace=True to override it")
+            raise InvalidOptionError(f"a codec for {key!r} is already registered; pass replace=True to override it")
         self._codecs = {**self._codecs, key: codec}
         return codec
 
@@ -246,7 +253,7 @@ class CodecRegistry:
         if key.endswith("+xml") or key == "text/xml":
             return dataclasses.replace(self._codecs["application/xml"], content_type=key)
         known = ", ".join(sorted(self._codecs))
-        raise ValueError(f"no codec for content type {key!r}; known: {known}. Register one with nbs.register_codec().")
+        raise InvalidOptionError(f"no codec for content type {key!r}; known: {known}. Register one with nbs.register_codec().")
 
     def content_types(self) -> list[Codec]:
         """Every registered codec."""
@@ -269,3 +276,45 @@ def register_codec(content_type: str, decode: Decoder, encode: Encoder, *, descr
 def get_codec(content_type: str | None) -> Codec:
     """The codec the shared registry uses for ``content_type``."""
     return registry.get(content_type)
+
+
+def encode_message(codec: Codec, message: Any, content_type: str, name: str) -> str | bytes:
+    """The frame payload for ``message`` on socket ``name``: ``str`` and ``bytes`` as they are, anything else by ``codec``.
+
+    Raises :class:`EncodeError` (naming the socket and content type) when the
+    message cannot be sent, text that cannot be UTF-8 (a lone surrogate)
+    included: refused here, before it could reach the socket and kill the connection.
+    """
+    if isinstance(message, str):
+        return utf8_checked(message)
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if message is None:
+        raise EncodeError(f"cannot send None on {name!r}; pass a str, bytes, or data for {content_type}")
+    try:
+        payload = codec.encode(message)
+    except EncodeError:
+        raise
+    except Exception as exc:
+        raise EncodeError(f"cannot encode {type(message).__name__} as {content_type}: {exc}") from None
+    if isinstance(payload, str):
+        return utf8_checked(payload)
+    if not isinstance(payload, bytes):
+        raise EncodeError(f"the {content_type} codec returned {type(payload).__name__}, not str or bytes")
+    return payload
+
+
+def utf8_checked(text: str) -> str:
+    """``text`` if it can go in a text frame (valid UTF-8); else :class:`EncodeError` naming the bad character."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start:exc.end]
+            raise EncodeError(
+                f"cannot send text containing {bad!r} at position {exc.start}: a lone surrogate is not valid UTF-8 "
+                "(a text frame must be UTF-8; fix the string, or send bytes for a binary frame)"
+            ) from None
+    return text

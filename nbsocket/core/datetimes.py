@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ..errors import UnknownColumnError
+
 __all__ = ["to_datetime", "EPOCH_UNITS"]
 
 EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", float("inf")))
@@ -40,7 +42,7 @@ def to_datetime(frame: pd.DataFrame, columns: str | Sequence[str] | None = None,
     ]
     missing = [c for c in chosen if c not in frame.columns]
     if missing:
-        raise KeyError(f"no column {missing[0]!r} in the frame; its columns are {', '.join(map(str, frame.columns))}")
+        raise UnknownColumnError(f"no column {missing[0]!r} in the frame; its columns are {', '.join(map(str, frame.columns))}")
     out = frame.copy()
     for column in chosen:
         values = out[column]

@@ -6,6 +6,9 @@ import json
 from typing import Any
 from xml.etree.ElementTree import Element
 
+__all__ = ["RESERVED", "PREFIX", "MAX_DEPTH", "field_name", "flatten", "message_fields"]
+
+
 RESERVED = frozenset({"timestamp", "socket", "seq", "error", "extra"})
 """Frame columns nbsocket owns; top-level message fields with these names get a ``data.`` prefix."""
 

@@ -27,6 +27,9 @@ from ..errors import InvalidOptionError
 from .flatten import field_name
 from .rows import PendingRows
 
+__all__ = ["SHARING_NEEDS_COPY", "BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "Sink", "Subscription", "LiveFrame"]
+
+
 log = logging.getLogger("nbsocket")
 
 def _copy_on_write() -> bool:

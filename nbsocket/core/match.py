@@ -15,6 +15,9 @@ from typing import Any
 from ..errors import InvalidOptionError
 from .events import WsEvent
 
+__all__ = ["Match", "MISSING", "field", "Matcher", "compile_match"]
+
+
 Match = Callable[[WsEvent], bool] | Mapping[str, Any] | str | None
 
 MISSING = object()

@@ -13,6 +13,8 @@ from ..errors import InvalidOptionError
 from .protocols import get_protocol as protocol_class, make_protocol, protocol_option_names, secret_values
 from .redact import MASK, add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
+__all__ = ["DEFAULT", "InsecureConnectionWarning", "ConnectOptions", "build_options", "warn_insecure"]
+
 
 class _Default:
     def __repr__(self) -> str:

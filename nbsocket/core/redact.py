@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
+
+__all__ = [
+    "MASK", "SECRET_NAME", "is_secret_name", "add_secret", "add_secrets", "scrub", "url_secrets", "redact_url",
+    "header_secrets", "redact_headers", "ScrubFilter", "install_log_filter",
+]
+
 
 MASK = "***"
 
@@ -25,9 +30,16 @@ SECRET_NAME = re.compile(
 
 _MIN_SECRET_LEN = 3
 
-_lock = threading.Lock()
 _secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+"""Every secret value seen so far. It only grows, and ``set.update`` is atomic, so no lock is needed."""
+
+_compiled: tuple[int, re.Pattern[str] | None] = (0, None)
+"""The pattern :func:`scrub` uses and how many secrets it was built from; rebuilt when ``_secrets`` has grown.
+
+Without a lock two threads may build it at once and the older one may win; the
+next :func:`scrub` sees the count differ and builds it again, so a secret added
+before a call to :func:`scrub` is always hidden by it.
+"""
 
 
 def is_secret_name(name: str) -> bool:
@@ -37,17 +49,25 @@ def is_secret_name(name: str) -> bool:
 
 def add_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`scrub` hides it everywhere."""
-    global _pattern
     if not value or len(value) < _MIN_SECRET_LEN:
         return
     variants = {value, quote(value, safe=""), quote_plus(value)}
-    with _lock:
-        new = variants - _secrets
-        if new:
-            _secrets.update(new)
-            ordered = sorted(_secrets, key=len, reverse=True)
-            # whole values only: a short secret must not blank part of an ordinary word ("***ion refused")
-            _pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(s) for s in ordered) + r")(?![A-Za-z0-9])")
+    if not variants <= _secrets:
+        _secrets.update(variants)
+        _compile()
+
+
+def _compile() -> re.Pattern[str] | None:
+    """Build the pattern of every secret known now (longest first, so a secret inside another is hidden whole).
+
+    Whole values only: a short secret must not blank part of an ordinary word ("***ion refused").
+    """
+    global _compiled
+    known = list(_secrets)
+    alternatives = "|".join(re.escape(s) for s in sorted(known, key=len, reverse=True))
+    pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + alternatives + r")(?![A-Za-z0-9])") if known else None
+    _compiled = (len(known), pattern)
+    return pattern
 
 
 def add_secrets(values: Iterable[str]) -> None:
@@ -64,7 +84,9 @@ def scrub(text: object) -> str:
     short secret cannot garble unrelated text.
     """
     s = text if isinstance(text, str) else str(text)
-    pattern = _pattern
+    count, pattern = _compiled
+    if count != len(_secrets):
+        pattern = _compile()
     if pattern is None:
         return s
     return pattern.sub(MASK, s)
@@ -143,7 +165,7 @@ class ScrubFilter(logging.Filter):
     """A logging filter that removes every known secret from log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _pattern is None:
+        if not _secrets:
             return True
         try:
             message = record.getMessage()

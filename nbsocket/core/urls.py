@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 from ..errors import InvalidURLError
 from .redact import redact_url
 
+__all__ = ["validate_url"]
+
+
 _SUGGEST = {"http": "ws", "https": "wss"}
 
 

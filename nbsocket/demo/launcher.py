@@ -17,7 +17,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import DemoServerError
 from .server import DEFAULT_HOST, ENV_URL
+
+__all__ = [
+    "QUICKSTART", "SUMMARY_MARK", "notebooks_source", "prepare_workspace", "port_free", "choose_server_port",
+    "demo_server", "PREVIEW_ROWS", "KERNEL_ARGUMENTS", "run_headless", "run_lab", "main",
+]
+
 
 QUICKSTART = "quickstart.ipynb"
 SUMMARY_MARK = "NBSOCKET-SUMMARY "
@@ -117,7 +124,7 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         if "ws://" not in first:
-            raise RuntimeError(f"the demo server did not start: {first.strip() or 'no output'}")
+            raise DemoServerError(f"the demo server did not start: {first.strip() or 'no output'}")
         url = first.split("on ", 1)[1].split()[0]
         if note:
             print(f"{note}: {url}", flush=True)
@@ -172,7 +179,7 @@ def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict
         text = output.get("text", "")
         if SUMMARY_MARK in text:
             return json.loads(text.split(SUMMARY_MARK, 1)[1])
-    raise RuntimeError("the quickstart notebook ran but printed no summary")
+    raise DemoServerError("the quickstart notebook ran but printed no summary")
 
 
 def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser: bool) -> int:

@@ -37,6 +37,11 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..errors import DemoServerError
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ENV_URL", "DemoServer", "ensure_demo_server"]
+
+
 log = logging.getLogger("nbsocket.demo")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -132,7 +137,7 @@ class DemoServer:
     async def wait_stopped(self) -> None:
         """Wait until the server was stopped (after :meth:`start`, on the same loop)."""
         if self._stopped is None:
-            raise RuntimeError("the demo server was not started")
+            raise DemoServerError("the demo server was not started")
         await self._stopped.wait()
 
     async def serve_forever(self) -> None:

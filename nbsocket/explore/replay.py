@@ -32,10 +32,6 @@ __all__ = ["burst", "burst_async", "replay", "replay_async", "replay_schedule", 
 _temp_names = itertools.count(1)
 
 
-def _refuse_loop_thread(manager: Manager, verb: str) -> None:
-    manager.loop_thread.refuse_here(f"nbs.{verb}()", f"`await nbs.{verb}_async(...)`")
-
-
 def _resolve(target: Any, manager: Manager) -> Connection:
     if isinstance(target, Connection):
         return target
@@ -58,7 +54,7 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
     notebook (``progress=False`` hides it).
     """
     manager = manager or default_manager
-    _refuse_loop_thread(manager, "burst")
+    manager.loop_thread.refuse_blocking("burst", "nbs")
     run = Burst(_resolve(name, manager), messages, rate, count, timeout, settle, progress)
     run_sync(run.steps())
     return run.report()
@@ -203,7 +199,7 @@ def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, set
     ``save=path`` writes the new run as JSON Lines too.
     """
     manager = manager or default_manager
-    _refuse_loop_thread(manager, "replay")
+    manager.loop_thread.refuse_blocking("replay", "nbs")
     run = _Replay(transcript, target, speed, settle, timeout, progress, name, keep, manager, connect_options)
     run.connect()
     try:

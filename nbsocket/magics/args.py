@@ -18,6 +18,12 @@ from IPython.core.error import UsageError
 
 from ..core.redact import scrub
 
+__all__ = [
+    "SEND_MODES", "evaluate", "expand", "parse_headers", "lookup_callable", "optional_number", "split_send_line",
+    "send_value", "parse_literal",
+]
+
+
 _TOKEN = re.compile(r"\s*(\S+)")
 _TEMPLATE_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _JSON_NAMES = {"true": True, "false": False, "null": None}

@@ -22,16 +22,20 @@ from IPython.utils.process import arg_split
 from traitlets import TraitError
 
 from .. import api
-from .config import NbSocket
 from ..core.hints import in_magic_words
 from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
 from ..runtime.manager import default_manager
+from ..runtime.progress import ProgressBar, frontend_present
 from .args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
+from .config import NbSocket
 from .handler import compile_handler, has_body
 from .hints import install_magic_suggestions, uninstall_magic_suggestions
 from .protocol_magics import ProtocolMagics, protocol_arguments, protocol_options
-from .wait import Progress, events_frame, wait_for_messages
+from .wait import events_frame, wait_for_messages
+
+__all__ = ["CELL_KEY", "NbSocketMagics", "load_ipython_extension", "unload_ipython_extension"]
+
 
 log = logging.getLogger("nbsocket")
 _D = NbSocket()  # class defaults, for the help texts
@@ -414,7 +418,7 @@ class NbSocketMagics(Magics):
             raise UsageError("%ws_wait: -n/--count takes a number of messages >= 1")
         timeout = args.timeout if hasattr(args, "timeout") else self.settings.wait_timeout
         conn = api.get(args.name)
-        progress = Progress(self.shell, args.name, count, self.settings.progress)
+        progress = ProgressBar(count, args.name, enabled=self.settings.progress and frontend_present(self.shell))
         return events_frame(wait_for_messages(conn, count, timeout, progress))
 
     @magic_arguments()

@@ -15,6 +15,9 @@ from traitlets.config import Configurable
 from ..core.codecs import get_codec
 from ..core.options import ConnectOptions
 
+__all__ = ["NbSocket"]
+
+
 _CORE = ConnectOptions()
 
 

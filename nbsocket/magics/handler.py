@@ -19,6 +19,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+__all__ = ["has_body", "compile_handler"]
+
+
 _versions = itertools.count(1)
 _ASYNC_NODES = (ast.Await, ast.AsyncFor, ast.AsyncWith)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
 
-from ..runtime.connection import Connection
-from ..errors import SocketClosedError, WaitTimeoutError
 from ..core.events import WsEvent
 from ..core.flatten import message_fields
 from ..core.state import CLOSED_FOR_GOOD
+from ..errors import SocketClosedError, WaitTimeoutError
+from ..runtime.connection import Connection
+from ..runtime.progress import ProgressBar
+
+__all__ = ["POLL_SECONDS", "events_frame", "wait_for_messages"]
+
 
 POLL_SECONDS = 0.1
 """How often the waiting cell looks at the count, the deadline and the socket's state."""
@@ -30,50 +33,7 @@ def events_frame(events: list[WsEvent]) -> pd.DataFrame:
     return frame
 
 
-def in_notebook(shell: Any) -> bool:
-    """True when ``shell`` belongs to a kernel (so a frontend can show widgets)."""
-    return getattr(shell, "kernel", None) is not None
-
-
-class Progress:
-    """An ``IntProgress`` bar showing how many messages arrived; does nothing outside a notebook."""
-
-    def __init__(self, shell: Any, name: str, count: int, enabled: bool) -> None:
-        self.name = name
-        self.count = count
-        self.bar: Any = None
-        self.handle: Any = None
-        if not (enabled and in_notebook(shell)):
-            return
-        try:
-            import ipywidgets
-            from IPython.display import display
-        except ImportError:
-            return
-        self.bar = ipywidgets.IntProgress(value=0, min=0, max=count, description=self._label(0))
-        self.handle = display(self.bar, display_id=True)
-
-    def _label(self, n: int) -> str:
-        return f"{self.name} {n}/{self.count}"
-
-    def update(self, n: int) -> None:
-        """Show ``n`` messages received."""
-        bar = self.bar
-        if bar is not None and bar.value != n:
-            bar.value = min(n, self.count)
-            bar.description = self._label(n)
-
-    def close(self) -> None:
-        """Take the bar away (its place in the output is left empty)."""
-        bar, self.bar = self.bar, None
-        if bar is None:
-            return
-        if self.handle is not None:
-            self.handle.update({"text/plain": ""}, raw=True)
-        bar.close()
-
-
-def wait_for_messages(conn: Connection, count: int, timeout: float | None, progress: Progress) -> list[WsEvent]:
+def wait_for_messages(conn: Connection, count: int, timeout: float | None, progress: ProgressBar) -> list[WsEvent]:
     """Block until ``count`` more messages arrive on ``conn``; Ctrl-C stops waiting and leaves the socket as it is.
 
     Raises :class:`WaitTimeoutError` after ``timeout`` seconds and

@@ -10,48 +10,53 @@ delegate that carries the user-facing docstring.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
 from ..core.closes import check_close_code
-from ..core.codecs import get_codec
+from ..core.codecs import encode_message, get_codec
 from ..core.events import WsEvent
 from ..core.frame import LiveFrame
 from ..core.match import Match
 from ..core.options import ConnectOptions
-from ..core.state import CLOSED_FOR_GOOD, STATES, ErrorRecord, Stats, ns_to_datetime
+from ..core.state import STATES, ErrorRecord, Stats, ns_to_datetime
 from ..core.transcript import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
-from ..errors import EncodeError, OutboxFullError, SocketClosedError
+from ..errors import SocketClosedError
 from .dispatch import Dispatcher
 from .errorlog import ErrorLog
-from .handlers import Handler, HandlerList
+from .handlers import CallbackSlot, Handler, HandlerList
 from .latency import Latency
 from .lockable import Lockable
-from .loop import LoopThread, in_handler
+from .loop import LoopThread
 from .observers import Observers
 from .outbox import Outbox
 from .pacing import Burst, BurstReport, run_sync
-from .recording.base import Recorder, open_recorder
+from .recording import Recorder, open_recorder
 from .requests import Reply, Requests
+from .sender import DEFAULT_TIMEOUT, Sender
 from .session import Session
+from .status import status_row
 from .transcript import Transcript
 from .waits import MessageWaiter, Waits
 
-if TYPE_CHECKING:
-    from .manager import Manager
-
 log = logging.getLogger("nbsocket")
 
-DEFAULT_TIMEOUT: Any = object()
-"""Marks "use the socket's option" for a per-call timeout."""
 
-__all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Stats", "STATES"]
+__all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Registry", "Stats", "STATES"]
+
+
+class Registry(Protocol):
+    """What a connection asks of the manager that holds it (the manager imports this module, not the reverse)."""
+
+    def remove(self, name: str) -> None: ...
+
+    def validate_url_for(self, conn: Connection, url: str) -> str: ...
 
 
 class Connection:
@@ -64,15 +69,12 @@ class Connection:
     """
 
     def __init__(
-        self, manager: Manager, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
+        self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
     ) -> None:
         self.name = name
         self.options = options
         self.lockable = lockable
         self.content_type = options.content_type
-        self._on_open: Callable[..., Any] | None = None
-        self._on_close: Callable[..., Any] | None = None
-        self._on_error: Callable[..., Any] | None = None
         self.stats = Stats()
         self._manager = manager
         self._loop_thread = loop_thread
@@ -100,43 +102,16 @@ class Connection:
             observers=self._observers, dispatcher=self._dispatcher, errors=self._errors, handlers=self._handlers,
             frame=self.frame, recorder=self.recorder,
         )
-        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._on_loop_soon)
+        self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, lambda: self._removed)
+        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon)
         self._latency = Latency(self._session, loop_thread)
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
         self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread,
                                   lambda: self._session.open_seq)
 
-    # --- lifecycle callbacks --------------------------------------------------------------
-
-    @property
-    def on_open(self) -> Callable[..., Any] | None:
-        """Called as ``on_open(conn)`` after every open (its sends go out first)."""
-        return self._on_open
-
-    @on_open.setter
-    def on_open(self, callback: Callable[..., Any] | None) -> None:
-        self._on_open = callback
-        self._dispatcher.callbacks_changed()
-
-    @property
-    def on_close(self) -> Callable[..., Any] | None:
-        """Called as ``on_close(conn, code, reason)`` after every close."""
-        return self._on_close
-
-    @on_close.setter
-    def on_close(self, callback: Callable[..., Any] | None) -> None:
-        self._on_close = callback
-        self._dispatcher.callbacks_changed()
-
-    @property
-    def on_error(self) -> Callable[..., Any] | None:
-        """Called as ``on_error(conn, exc)`` for connection errors and handler failures."""
-        return self._on_error
-
-    @on_error.setter
-    def on_error(self, callback: Callable[..., Any] | None) -> None:
-        self._on_error = callback
-        self._dispatcher.callbacks_changed()
+    on_open = CallbackSlot("on_open(conn), after every open; what it sends goes out first")
+    on_close = CallbackSlot("on_close(conn, code, reason), after every close")
+    on_error = CallbackSlot("on_error(conn, exc), for connection errors and handler failures")
 
     # --- state ------------------------------------------------------------------------
 
@@ -144,7 +119,6 @@ class Connection:
     def url(self) -> str:
         """The socket's URL with secrets redacted."""
         return self._session.url
-
 
     @property
     def state(self) -> str:
@@ -220,30 +194,14 @@ class Connection:
         """The ``seq`` of the latest message every handler has run for."""
         return self._dispatcher.handled_seq
 
+    @property
+    def last_message_at(self) -> datetime | None:
+        """When the latest message was received (UTC), or ``None`` before the first."""
+        return ns_to_datetime(self._session.last_ts_ns)
+
     def status(self) -> dict[str, Any]:
         """This socket's row of :func:`nbsocket.connections` (no secrets)."""
-        s = self.stats
-        last = self.last_error
-        return {
-            "name": self.name,
-            "url": self.url,
-            "state": self.state,
-            "content_type": self.content_type,
-            "messages_in": s.messages_in,
-            "messages_out": s.messages_out,
-            "bytes_in": s.bytes_in,
-            "bytes_out": s.bytes_out,
-            "queued": len(self._outbox),
-            "reconnects": s.reconnects,
-            "errors": s.errors,
-            "parse_errors": s.parse_errors,
-            "last_error": str(last) if last else None,
-            "latency": self.last_latency,
-            "opened_at": s.opened_at,
-            "last_message_at": ns_to_datetime(self._session.last_ts_ns),
-            "rows": len(self.frame) if self.frame is not None else None,
-            "handlers": len(self._handlers),
-        }
+        return status_row(self)
 
     def __repr__(self) -> str:
         s = self.stats
@@ -283,25 +241,7 @@ class Connection:
         Text that cannot be UTF-8 (a lone surrogate) raises :class:`EncodeError` here,
         before it could reach the socket and kill the connection.
         """
-        if isinstance(message, str):
-            return _utf8_checked(message)
-        if isinstance(message, bytes):
-            return message
-        if isinstance(message, (bytearray, memoryview)):
-            return bytes(message)
-        if message is None:
-            raise EncodeError(f"cannot send None on {self.name!r}; pass a str, bytes, or data for {self.content_type}")
-        try:
-            payload = self._codec.encode(message)
-        except EncodeError:
-            raise
-        except Exception as exc:
-            raise EncodeError(f"cannot encode {type(message).__name__} as {self.content_type}: {exc}") from None
-        if isinstance(payload, str):
-            return _utf8_checked(payload)
-        if not isinstance(payload, bytes):
-            raise EncodeError(f"the {self.content_type} codec returned {type(payload).__name__}, not str or bytes")
-        return payload
+        return encode_message(self._codec, message, self.content_type, self.name)
 
     def send(self, message: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Queue ``message`` for sending (Pode's ``Send-PodeWebSocket``).
@@ -316,38 +256,14 @@ class Connection:
         the socket is closed for good and :class:`OutboxFullError` if the outbox
         stays full.
         """
-        payload = self.encode(message)
-        state = self.state
-        if self._removed or state in CLOSED_FOR_GOOD:
-            raise SocketClosedError(self._closed_message("send on"))
-        try:
-            self._outbox.put(payload, state)
-        except OutboxFullError:
-            wait = self.options.send_timeout if timeout is DEFAULT_TIMEOUT else timeout
-            if state != "open" or self._loop_thread.in_loop_thread() or wait == 0:
-                raise  # down: nothing drains until it reopens; on the loop: waiting would block the writer
-            self._wake_writer()
-            self._outbox.put(payload, state, wait)
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        loop_thread = self._loop_thread
-        if loop_thread.running:
-            self._session.wake_writer(loop_thread.in_loop_thread(), loop_thread.call_soon)
+        self._sender.send(self.encode(message), timeout)
 
     def _closed_message(self, verb: str) -> str:
-        if self._removed:
-            return f"cannot {verb} {self.name!r}: it was removed; connect it again with nbs.connect()"
-        code, reason = self.close_code, self.close_reason
-        why = f" (code {code}{' ' + repr(reason) if reason else ''})" if code else ""
-        return f"cannot {verb} {self.name!r}: the socket is {self.state}{why}; call nbs.reset({self.name!r}) to reconnect"
+        return self._sender.closed_message(verb)
 
     def clear_outbox(self) -> int:
         """Drop the messages waiting to be sent; returns how many were dropped."""
-        dropped = self._outbox.clear()
-        if dropped:
-            log.warning("socket %r: dropped %d queued message(s) on request", self.name, dropped)
-        return dropped
+        return self._sender.clear()
 
     # --- verbs that drive the loop --------------------------------------------------------
 
@@ -375,17 +291,17 @@ class Connection:
 
     async def open_async(self) -> None:
         """Open the socket for the first time, for ``await`` from any event loop (``nbs.connect`` does this)."""
-        await self._on_loop(self._session.open_first(), self.open_timeout_total)
+        await self._loop_thread.run_async(self._session.open_first(), self.open_timeout_total)
 
     async def disconnect_async(self, code: int = 1000, reason: str = "") -> None:
         """Like :meth:`disconnect`, for ``await`` from any event loop (widgets, cells); never blocks."""
         check_close_code(code)
-        await self._on_loop(self._session.stop(code, reason), self.stop_timeout)
+        await self._loop_thread.run_async(self._session.stop(code, reason), self.stop_timeout)
 
     async def reset_async(self, url: str | None = None) -> None:
         """Like :meth:`reset`, for ``await`` from any event loop; raises the cause if the socket cannot open."""
         new_url = self._check_reset(url)
-        await self._on_loop(self._session.reset(new_url), self._open_and_stop_timeout())
+        await self._loop_thread.run_async(self._session.reset(new_url), self._open_and_stop_timeout())
 
     async def connect_async(self) -> None:
         """Like :meth:`connect`, for ``await`` from any event loop."""
@@ -410,35 +326,15 @@ class Connection:
         return self.options.open_timeout + 5.0
 
     def _run_or_schedule(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
-        """Run a coroutine on the loop: wait from a notebook thread, schedule from a handler or the loop."""
-        if in_handler() or self._loop_thread.in_loop_thread():
-            future = self._loop_thread.spawn(coro)
-            future.add_done_callback(self._log_scheduled_failure)
-            return None
-        return self._loop_thread.run(coro, timeout)
+        """Run ``coro`` on the loop: wait from a notebook thread; from a handler or the loop, schedule and log a failure."""
+        self._loop_thread.run_or_schedule(coro, timeout, self._record_scheduled_failure)
 
     def _open_and_stop_timeout(self) -> float | None:
         limit = self.open_timeout_total
         return None if limit is None else limit + self.stop_timeout
 
-    async def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
-        """Await ``coro`` on nbsocket's loop from whatever loop runs this, bounded by ``timeout``."""
-        if self._loop_thread.in_loop_thread():
-            return await asyncio.wait_for(coro, timeout)
-        return await asyncio.wait_for(asyncio.wrap_future(self._loop_thread.submit(coro)), timeout)
-
-    def _on_loop_soon(self, fn: Callable[[], None]) -> None:
-        if self._loop_thread.running and not self._loop_thread.in_loop_thread():
-            self._loop_thread.call_soon(fn)
-        else:
-            fn()
-
-    def _log_scheduled_failure(self, future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self._errors.record("scheduled", type(exc).__name__, str(exc))
+    def _record_scheduled_failure(self, exc: BaseException) -> None:
+        self._errors.record("scheduled", type(exc).__name__, str(exc))
 
     # --- what the manager does to a connection (runtime only) ------------------------------
 
@@ -592,21 +488,7 @@ class Connection:
     def burst(self, messages: Any, rate: float | None = None, *, count: int | None = None, timeout: float = 60.0,
               settle: float = 0.2, progress: bool | None = None) -> BurstReport:
         """Send ``messages`` at ``rate`` per second and report what was delivered; see :func:`nbsocket.burst`."""
-        self._loop_thread.refuse_here("conn.burst()", "`await nbs.burst_async(...)`")
+        self._loop_thread.refuse_blocking("burst", "conn", "nbs")
         run = Burst(self, messages, rate, count, timeout, settle, progress)
         run_sync(run.steps())
         return run.report()
-
-
-def _utf8_checked(text: str) -> str:
-    """``text`` if it can go in a text frame (valid UTF-8); else :class:`EncodeError` naming the bad character."""
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = text[exc.start:exc.end]
-            raise EncodeError(
-                f"cannot send text containing {bad!r} at position {exc.start}: a lone surrogate is not valid UTF-8 "
-                "(a text frame must be UTF-8; fix the string, or send bytes for a binary frame)"
-            ) from None
-    return text

@@ -15,8 +15,11 @@ from websockets.exceptions import (
     ProxyError,
 )
 
-from ..errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
 from ..core.redact import scrub
+from ..errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
+
+__all__ = ["translate", "retryable"]
+
 
 _TLS_HINT = (
     "pass ssl=ssl.create_default_context(cafile='ca.pem') to trust the server's CA, "

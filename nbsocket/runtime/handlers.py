@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import InvalidOptionError
 
-__all__ = ["Handler", "HandlerList", "is_async_callable", "describe"]
+__all__ = ["Handler", "HandlerList", "CallbackSlot", "is_async_callable", "describe"]
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -87,3 +87,26 @@ class HandlerList:
 
     def __bool__(self) -> bool:
         return bool(self.current)
+
+
+class CallbackSlot:
+    """A connection's lifecycle callback attribute (``conn.on_open = fn``): setting it tells the dispatcher,
+    which keeps track of whether every callback and handler is synchronous (so messages take the fast lane)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = f"Called as {doc} (``None``: not set)."
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name)
+
+    def __set__(self, obj: Any, callback: Callable[..., Any] | None) -> None:
+        obj.__dict__[self.name] = callback
+        dispatcher = obj.__dict__.get("_dispatcher")
+        if dispatcher is not None:
+            dispatcher.callbacks_changed()

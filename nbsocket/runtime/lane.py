@@ -17,6 +17,8 @@ from typing import Any
 
 from .workers import WorkerPool
 
+__all__ = ["SerialLane"]
+
 
 class SerialLane:
     """Items pushed from the loop thread, run by ``run_batch`` on ``pool``, strictly in order, one batch at a time."""

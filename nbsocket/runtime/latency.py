@@ -41,7 +41,7 @@ class Latency:
 
     def ping(self, timeout: float = 5.0) -> float:
         """See :meth:`Connection.ping <nbsocket.Connection.ping>`."""
-        self._loop_thread.refuse_here("conn.ping()", "`await conn.ping_async(...)`")
+        self._loop_thread.refuse_blocking("ping")
         try:
             return self._loop_thread.run(self._ping(), timeout)
         except concurrent.futures.TimeoutError:

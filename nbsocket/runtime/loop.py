@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 from ..errors import LoopThreadError
 from .workers import WorkerPool
 
+__all__ = ["in_handler", "handler_scope", "LoopThread", "run_blocking"]
+
+
 log = logging.getLogger("nbsocket")
 T = TypeVar("T")
 
@@ -158,6 +161,38 @@ class LoopThread:
         except KeyboardInterrupt:
             future.cancel()
             raise
+
+    async def run_async(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        """Await ``coro`` on this loop from whatever loop runs the caller, bounded by ``timeout``; never blocks."""
+        if self.in_loop_thread():
+            return await asyncio.wait_for(coro, timeout)
+        return await asyncio.wait_for(asyncio.wrap_future(self.submit(coro)), timeout)
+
+    def run_or_schedule(
+        self, coro: Coroutine[Any, Any, Any], timeout: float | None, on_failure: Callable[[BaseException], Any],
+    ) -> None:
+        """Run ``coro`` on the loop and wait for it, or, from a handler or the loop itself (where waiting would
+        deadlock), start it and hand a failure to ``on_failure`` instead of raising it."""
+        if in_handler() or self.in_loop_thread():
+            self.spawn(coro).add_done_callback(
+                lambda done: None if done.cancelled() or done.exception() is None else on_failure(done.exception())
+            )
+            return
+        self.run(coro, timeout)
+
+    def call_here_or_soon(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` now if on the loop thread (or no loop runs), else soon on the loop thread."""
+        if self.running and not self.in_loop_thread():
+            self.call_soon(fn)
+        else:
+            fn()
+
+    def refuse_blocking(self, verb: str, owner: str = "conn", async_owner: str | None = None) -> None:
+        """Refuse the blocking ``owner.verb()`` on the loop's own thread, pointing to ``await async_owner.verb_async()``.
+
+        The one check every blocking verb makes first (``conn.wait``, ``conn.request``, ``nbs.replay`` ...).
+        """
+        self.refuse_here(f"{owner}.{verb}()", f"`await {async_owner or owner}.{verb}_async(...)`")
 
     def refuse_here(self, call: str, instead: str) -> None:
         """Raise :class:`LoopThreadError` if ``call``, which waits for this loop, is made on the loop's own thread."""

@@ -23,6 +23,9 @@ from ..core.state import CLOSED_FOR_GOOD
 from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
 from ..core.urls import validate_url
 
+__all__ = ["STATUS_COLUMNS", "PRIMARY", "TICK_SECONDS", "validate_name", "Manager", "default_manager"]
+
+
 log = logging.getLogger("nbsocket")
 install_log_filter(log)
 install_log_filter(logging.getLogger("nbsocket.websockets"))

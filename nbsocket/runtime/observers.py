@@ -15,6 +15,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+__all__ = ["Observers"]
+
+
 log = logging.getLogger("nbsocket")
 
 

@@ -1,4 +1,5 @@
-"""A progress bar for long sends (replay, burst): an ipywidgets ``IntProgress`` in a notebook, nothing elsewhere."""
+"""A progress bar for long sends and waits (replay, burst, ``%ws_wait``): an ipywidgets ``IntProgress`` in a
+notebook, nothing elsewhere."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["UPDATE_SECONDS", "frontend_present", "ProgressBar"]
+
+
 UPDATE_SECONDS = 0.1
 """At most this often does the bar change (each change is a message to the frontend)."""
 
 
-def frontend_present() -> bool:
-    """True inside a Jupyter kernel, where a frontend can show widgets."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return getattr(get_ipython(), "kernel", None) is not None
+def frontend_present(shell: Any = None) -> bool:
+    """True inside a Jupyter kernel, where a frontend can show widgets (``shell``: the IPython shell, default the current one)."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    return getattr(shell, "kernel", None) is not None
 
 
 class ProgressBar:
@@ -32,6 +38,7 @@ class ProgressBar:
         self.total = total
         self.label = label
         self.bar: Any = None
+        self.handle: Any = None
         self._last = float("-inf")
         if enabled is None:
             enabled = frontend_present()
@@ -41,11 +48,17 @@ class ProgressBar:
             import ipywidgets
         except ImportError:
             return
-        if display is None:
-            from IPython.display import display
-        self.bar = ipywidgets.IntProgress(value=0, min=0, max=max(total or 0, 1), description=label)
+        self.bar = ipywidgets.IntProgress(value=0, min=0, max=max(total or 0, 1), description=self._describe(0))
         self.bar.style.description_width = "initial"
-        display(self.bar)
+        if display is None:
+            from IPython.display import display as show
+
+            self.handle = show(self.bar, display_id=True)
+        else:
+            display(self.bar)
+
+    def _describe(self, done: int) -> str:
+        return f"{self.label} {done}" + (f"/{self.total}" if self.total is not None else "")
 
     def update(self, done: int, *, force: bool = False) -> None:
         """Show ``done`` items finished (throttled unless ``force``)."""
@@ -59,7 +72,7 @@ class ProgressBar:
         if self.total is None:
             bar.max = max(bar.max, done, 1)
         bar.value = min(done, bar.max)
-        bar.description = f"{self.label} {done}" + (f"/{self.total}" if self.total is not None else "")
+        bar.description = self._describe(done)
 
     def finish(self, done: int, summary: str, ok: bool = True) -> None:
         """Show the final count and a one-line summary; the bar stays, green or red."""
@@ -69,3 +82,12 @@ class ProgressBar:
         self.update(done, force=True)
         bar.description = f"{self.label}: {summary}"
         bar.bar_style = "success" if ok else "danger"
+
+    def close(self) -> None:
+        """Take the bar away (its place in the output is left empty), e.g. when a wait ends."""
+        bar, self.bar = self.bar, None
+        if bar is None:
+            return
+        if self.handle is not None:
+            self.handle.update({"text/plain": ""}, raw=True)
+        bar.close()

@@ -174,7 +174,7 @@ class Requests:
 
     def request(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
         """See :meth:`Connection.request <nbsocket.Connection.request>`."""
-        self._refuse_loop_thread("request")
+        self._loop_thread.refuse_blocking("request")
         waiter = self._start_request(message, match)
         try:
             event = waiter.future.result(timeout)
@@ -197,7 +197,7 @@ class Requests:
 
     def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
         """See :meth:`Connection.expect <nbsocket.Connection.expect>`."""
-        self._refuse_loop_thread("expect")
+        self._loop_thread.refuse_blocking("expect")
         waiter = self._waiter(match)
         since_seq = _seq_of(since)
         try:
@@ -303,9 +303,6 @@ class Requests:
         """The last ``n`` messages received, as events rebuilt from the transcript."""
         received = [e for e in self._transcript.entries()[0][-8 * n:] if e.direction == RECEIVED]
         return [self._event_from_entry(e) for e in received[-n:]]
-
-    def _refuse_loop_thread(self, verb: str) -> None:
-        self._loop_thread.refuse_here(f"conn.{verb}()", f"`await conn.{verb}_async(...)`")
 
 
 def _seq_of(since: Any) -> int | None:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ..core.backoff import Backoff, ReconnectPolicy
@@ -37,19 +36,16 @@ from .handlers import HandlerList
 from .handshake import websockets_kwargs
 from .loop import run_blocking
 from .observers import Observers
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox
 from .recording.base import Recorder
 from .wire import BatchingConnection, RawTextConnection
+from .writer import Writer
 
 __all__ = ["Session"]
 
 log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
 
-WRITE_SLICE = 64
-"""Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""
-WRITE_SLICE_BYTES = 256 * 1024
-"""Bytes a socket's writer sends before it yields to the loop, whichever comes first."""
 OPEN_SETTLE = 0.1
 """Seconds after the handshake (and ``on_open``) during which a refusing close still fails ``connect``."""
 
@@ -102,8 +98,7 @@ class Session:
         self.closed_code: int | None = None
         self.closed_reason = ""
         self._supervisor: asyncio.Task[None] | None = None
-        self._send_wake: asyncio.Event | None = None
-        self._writer_idle = False
+        self._writer = Writer(outbox, stats, observers, errors)
         self._reading_paused = False
         self._first: asyncio.Future[None] | None = None
         self.open_seq = 0
@@ -149,13 +144,7 @@ class Session:
 
     def wake_writer(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], Any]], None]) -> None:
         """Wake an idle writer after a message was queued (a busy one takes it without being woken)."""
-        wake = self._send_wake
-        if not self._writer_idle or wake is None:
-            return
-        if in_loop_thread:
-            wake.set()
-        else:
-            call_soon(wake.set)
+        self._writer.wake(in_loop_thread, call_soon)
 
     def notify(self, kind: str, info: dict[str, Any]) -> None:
         """Tell the observers about a lifecycle change."""
@@ -171,8 +160,6 @@ class Session:
     async def open_first(self) -> None:
         """Start the supervisor and wait for the first open (raises the first failure)."""
         loop = asyncio.get_running_loop()
-        if self._send_wake is None:
-            self._send_wake = asyncio.Event()
         self._dispatcher.start()
         self._want_open = True
         first: asyncio.Future[None] = loop.create_future()
@@ -314,7 +301,7 @@ class Session:
             if not first.done():
                 self.driver.resolve_when_ready(first)
             self.driver.opened(ws, ready)
-        writer = loop.create_task(self._write(ws, ready), name=f"nbsocket-writer-{self.name}")
+        writer = loop.create_task(self._writer.run(ws, ready), name=f"nbsocket-writer-{self.name}")
         try:
             ws.attach(lambda batch: self._receive_batch(ws, batch))
             await ws.wait_closed()
@@ -413,55 +400,6 @@ class Session:
                     transport.resume_reading()
 
         asyncio.get_running_loop().create_task(resume(), name=f"nbsocket-backpressure-{self.name}")
-
-    async def _write(self, ws: Any, ready: asyncio.Event) -> None:
-        await ready.wait()
-        wake = self._send_wake
-        assert wake is not None
-        outbox = self._outbox
-        written = written_bytes = 0
-        while True:
-            if written >= WRITE_SLICE or written_bytes >= WRITE_SLICE_BYTES:
-                written = written_bytes = 0
-                await asyncio.sleep(0)  # ws.send() does not suspend on a fast link: yield after each slice
-            item = outbox.take()
-            if item is None:
-                written = written_bytes = 0
-                # idle before the last look, so a sender that finds it idle always wakes it
-                self._writer_idle = True
-                wake.clear()
-                item = outbox.take()
-                if item is None:
-                    try:
-                        await wake.wait()
-                    finally:
-                        self._writer_idle = False
-                    continue
-                self._writer_idle = False
-            written += 1
-            written_bytes += len(item.payload)
-            if ws.protocol.state is not State.OPEN:
-                outbox.put_back(item)
-                return
-            try:
-                await ws.send(item.payload)
-            except ConnectionClosed:
-                self._sent(item)  # it was handed to the transport before the close
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._errors.record("send", type(exc).__name__, str(exc), traceback.format_exc())
-                continue
-            self._sent(item)
-
-    def _sent(self, item: Outgoing) -> None:
-        stats = self._stats
-        stats.messages_out += 1
-        stats.bytes_out += item.size
-        observers = self._observers
-        if observers.on_sent:
-            observers.call(observers.on_sent, item, time.time_ns())
 
     async def stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
         """Close the current connection (if any) and end the supervisor."""

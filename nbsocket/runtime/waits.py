@@ -36,7 +36,7 @@ class Waits:
 
     def wait(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
         """Block until ``count`` more messages (matching ``match``) arrive and were handled; returns them."""
-        self._loop_thread.refuse_here("conn.wait()", "`await conn.wait_async(...)`")
+        self._loop_thread.refuse_blocking("wait")
         self._refuse_in_own_handler("wait()")
         waiter = self.waiter(count, match)
         try:

@@ -16,7 +16,14 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InvalidOptionError
 from .render import esc
+
+__all__ = [
+    "PALETTE", "MAX_SERIES", "MAX_GROUPS", "AUTO", "SPLIT_NAMES", "NEVER_SPLIT", "FRAME_COLUMNS", "Point",
+    "is_value_column", "pick_split_column", "ChartBuffer", "decimate", "line_chart_svg",
+]
+
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MAX_SERIES = 4
@@ -92,7 +99,7 @@ class ChartBuffer:
     def __init__(self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500,
                  by: str | None = AUTO) -> None:
         if window < 2:
-            raise ValueError("window must be at least 2 points")
+            raise InvalidOptionError("window must be at least 2 points")
         self.fixed_y = [y] if isinstance(y, str) else (list(y) if y is not None else None)
         self.x = x
         self.window = int(window)

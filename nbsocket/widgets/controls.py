@@ -17,21 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..errors import EncodeError, NbSocketError
 from ..core.hints import in_widget_words
 from ..core.redact import redact_url, scrub, url_secrets
+from ..errors import EncodeError, InvalidMessageError, NbSocketError
 from .render import feedback_html
 from .throttle import refresher as default_refresher
 
 if TYPE_CHECKING:
     from ..runtime.connection import Connection
 
+__all__ = ["MODES", "InvalidMessageError", "parse_message", "describe_payload", "SocketControls"]
+
+
 MODES = (("auto", "auto"), ("JSON", "json"), ("text", "text"))
 """How Send reads the message box: ``auto`` sends JSON if it parses and text otherwise."""
-
-
-class InvalidMessageError(NbSocketError, ValueError):
-    """The message box does not hold what its mode asks for (JSON mode with text that is not JSON)."""
 
 
 def parse_message(text: str, mode: str = "auto") -> Any:

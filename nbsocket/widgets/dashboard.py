@@ -15,6 +15,8 @@ from .panel import COUNTERS_EVERY, MAX_RATE_HZ
 from .render import esc, summary_html
 from .throttle import RateMeter
 
+__all__ = ["SocketRow", "Dashboard"]
+
 
 class SocketRow:
     """One socket's line in the dashboard: its summary and compact controls."""

@@ -9,6 +9,8 @@ import pandas as pd
 
 from .chart import ChartBuffer
 
+__all__ = ["SocketFeed"]
+
 
 class SocketFeed:
     """The rows of one socket's live frame, handed from the loop thread to the refresher.

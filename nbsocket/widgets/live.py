@@ -17,6 +17,8 @@ import ipywidgets as widgets
 from .throttle import RateGate
 from .throttle import refresher as default_refresher
 
+__all__ = ["descendants", "LiveView"]
+
 
 def descendants(widget: widgets.Widget) -> list[widgets.Widget]:
     """Every widget inside ``widget`` (its children, theirs, ...), not ``widget`` itself."""

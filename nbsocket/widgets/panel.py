@@ -17,6 +17,9 @@ from .live import LiveView
 from .render import errors_html, header_html, table_html
 from .throttle import RateMeter
 
+__all__ = ["COUNTERS_EVERY", "MAX_RATE_HZ", "SocketPanel"]
+
+
 COUNTERS_EVERY = 1.0
 """Seconds between refreshes of the counters when nothing else changed."""
 MAX_RATE_HZ = 5.0

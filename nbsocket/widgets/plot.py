@@ -14,6 +14,8 @@ from .feed import SocketFeed
 from .live import LiveView
 from .panel import MAX_RATE_HZ
 
+__all__ = ["LiveChart"]
+
 
 class LiveChart(LiveView, widgets.VBox):
     """A chart that follows new rows of one socket's live frame (the last ``window`` points per line).

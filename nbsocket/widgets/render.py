@@ -16,6 +16,13 @@ import pandas as pd
 
 from ..core.redact import scrub
 
+__all__ = [
+    "STATE_COLORS", "CELL_CHARS", "TABLE_COLUMNS", "MUTED", "esc", "state_badge", "human_bytes", "human_rate",
+    "latency_text", "counters", "header_html", "summary_html", "OWN_COLUMN_TITLES", "table_html", "errors_html",
+    "feedback_html",
+]
+
+
 STATE_COLORS = {
     "open": "#2e7d32",
     "connecting": "#ef6c00",

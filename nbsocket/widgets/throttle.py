@@ -18,6 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import InvalidOptionError
+
+__all__ = ["TICK_SECONDS", "RateGate", "RateMeter", "View", "Refresher", "refresher"]
+
+
 log = logging.getLogger("nbsocket")
 
 TICK_SECONDS = 0.1
@@ -29,7 +34,7 @@ class RateGate:
 
     def __init__(self, max_rate_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
         if not max_rate_hz or max_rate_hz <= 0:
-            raise ValueError("max_rate_hz must be a positive number of updates per second")
+            raise InvalidOptionError("max_rate_hz must be a positive number of updates per second")
         self.interval = 1.0 / max_rate_hz
         self._clock = clock
         self._last = float("-inf")

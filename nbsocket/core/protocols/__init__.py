@@ -10,7 +10,6 @@ plain WebSocket path (no protocol object at all). A user adds their own with
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +19,8 @@ from .base import Protocol
 __all__ = ["Protocol", "register_protocol", "get_protocol", "protocol_names", "make_protocol", "protocol_option_names",
            "secret_values"]
 
-_lock = threading.Lock()
 _registry: dict[str, type[Protocol]] = {}
+"""Replaced whole on every change (no lock: readers on any thread see one version)."""
 
 
 def register_protocol(name: str, cls: type[Protocol]) -> None:
@@ -30,39 +29,38 @@ def register_protocol(name: str, cls: type[Protocol]) -> None:
         raise InvalidOptionError(f"a protocol name must be a non-empty string, not {name!r}")
     if not (isinstance(cls, type) and issubclass(cls, Protocol)):
         raise InvalidOptionError(f"register_protocol needs a subclass of nbs.Protocol, not {cls!r}")
-    with _lock:
-        _registry[name] = cls
+    global _registry
+    _registry = {**_with_builtins(), name: cls}
 
 
-def _builtins() -> None:
-    from .graphql import GraphQLWS, GraphQLWSLegacy
-    from .jsonrpc import JSONRPC
-    from .socketio import SocketIO
-    from .stomp import STOMP
+def _with_builtins() -> dict[str, type[Protocol]]:
+    """The registry, with the built-ins loaded on first use (so ``import nbsocket`` does not import them)."""
+    global _registry
+    if "socketio" not in _registry:
+        from .graphql import GraphQLWS, GraphQLWSLegacy
+        from .jsonrpc import JSONRPC
+        from .socketio import SocketIO
+        from .stomp import STOMP
 
-    for name, cls in (("socketio", SocketIO), ("graphql-ws", GraphQLWS), ("graphql-ws-legacy", GraphQLWSLegacy),
-                      ("jsonrpc", JSONRPC), ("stomp", STOMP)):
-        _registry.setdefault(name, cls)
+        builtins = {"socketio": SocketIO, "graphql-ws": GraphQLWS, "graphql-ws-legacy": GraphQLWSLegacy,
+                    "jsonrpc": JSONRPC, "stomp": STOMP}
+        _registry = {**builtins, **_registry}
+    return _registry
 
 
 def protocol_names() -> list[str]:
     """Names ``connect(protocol=...)`` accepts."""
-    with _lock:
-        if not _registry:
-            _builtins()
-        return sorted(_registry)
+    return sorted(_with_builtins())
 
 
 def get_protocol(name: str) -> type[Protocol]:
     """The protocol class registered as ``name``; :class:`InvalidOptionError` for an unknown name."""
-    with _lock:
-        if not _registry:
-            _builtins()
-        cls = _registry.get(name) if isinstance(name, str) else None
-        if cls is None:
-            raise InvalidOptionError(f"unknown protocol {name!r}; known: {', '.join(sorted(_registry))} "
-                                     "(or protocol=None for plain WebSocket; add one with nbs.register_protocol)")
-        return cls
+    registry = _with_builtins()
+    cls = registry.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise InvalidOptionError(f"unknown protocol {name!r}; known: {', '.join(sorted(registry))} "
+                                 "(or protocol=None for plain WebSocket; add one with nbs.register_protocol)")
+    return cls
 
 
 def protocol_option_names(cls: type[Protocol]) -> list[str]:

@@ -1,24 +1,14 @@
-"""Recording a live frame to disk as rows arrive: a folder of Parquet parts, or JSON Lines.
+"""What every recorder shares: a writer thread per recording, path claims, flushing at exit.
 
-``connect(..., record="capture.parquet")`` (or ``.jsonl``) attaches a recorder to
-the socket's live frame as a sink: it gets every chunk of rows before the
-``max_rows`` cap can drop any, and its own thread writes them, so the loop never
-waits for the disk. Rows are written once, in order; recording to an existing
-capture appends to it.
-
-JSON Lines: one object per row, appended and flushed for every batch (at least
-once a second). ISO 8601 UTC timestamps, exact floats (``NaN``/``Infinity`` kept),
-integers past 64 bits as digit strings, base64 bytes, missing values left out. ``pd.read_json(path, lines=True, precise_float=True)``, DuckDB
-``read_json_auto('capture.jsonl')``, Spark ``spark.read.json(path)``.
-
-Parquet: see :mod:`nbsocket.runtime.recording.parquet`.
+A recorder is a sink of a live frame (see :mod:`nbsocket.runtime.recording`):
+it gets every chunk of rows before the ``max_rows`` cap can drop any, and its
+own thread writes them, so the loop never waits for the disk. The formats are
+:mod:`.jsonl` and :mod:`.parquet`.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
-import json
 import logging
 import os
 import queue
@@ -26,18 +16,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from math import isfinite
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ...errors import InvalidOptionError
 
 if TYPE_CHECKING:
-
     from ...core.frame import LiveFrame
+
+__all__ = ["Recorder"]
 
 log = logging.getLogger("nbsocket")
 
@@ -45,27 +33,6 @@ log = logging.getLogger("nbsocket")
 _claims: dict[str, Recorder] = {}
 _claims_lock = threading.Lock()
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-def open_recorder(path: str | os.PathLike[str], frame: LiveFrame | None, on_error: Callable[[str], Any] | None = None) -> Recorder:
-    """A recorder for ``path`` (``.parquet`` directory or ``.jsonl`` file), attached to ``frame``.
-
-    Raises :class:`InvalidOptionError` before any I/O if the path cannot work.
-    """
-    if frame is None:
-        raise InvalidOptionError("record= writes the live frame's rows to disk; it needs frame=True (use a small max_rows to save memory)")
-    text = os.fspath(path)
-    suffix = os.path.splitext(text)[1].lower()
-    if suffix == ".parquet":
-        from .parquet import ParquetRecorder  # pyarrow is only needed for Parquet
-
-        recorder: Recorder = ParquetRecorder(text, on_error)
-    elif suffix in (".jsonl", ".ndjson"):
-        recorder = JsonlRecorder(text, on_error)
-    else:
-        raise InvalidOptionError(f"record= must name a .parquet or .jsonl path, not {text!r} (e.g. record='capture.parquet')")
-    recorder.attach(frame)
-    return recorder
 
 
 class Recorder:
@@ -226,128 +193,6 @@ class Recorder:
 
     def _discard_buffer(self) -> int:
         return 0
-
-
-class JsonlRecorder(Recorder):
-    """Appends every row to a JSON Lines file, flushing each batch."""
-
-    def __init__(self, path: str, on_error: Callable[[str], Any] | None = None) -> None:
-        self._file: Any = None
-        super().__init__(path, on_error)
-
-    def _add(self, chunk: pd.DataFrame) -> None:
-        if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8", newline="\n")
-        text = jsonl_text(chunk)
-        self._file.write(text)
-        self._file.flush()
-        self.rows_written += len(chunk)
-
-    def _finish(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def jsonl_text(chunk: pd.DataFrame) -> str:
-    """Rows as JSON Lines, one object per row; a missing value leaves its key out.
-
-    Timestamps are ISO 8601 UTC with microseconds, floats are exact (shortest
-    round-trip form; ``NaN``, ``Infinity`` and ``-Infinity`` as those tokens,
-    which ``pd.read_json`` reads; a float column's gaps are NaN there too),
-    integers beyond 64 bits are strings of their exact digits, bytes are base64 text.
-    """
-    keys = [encode_basestring(str(name)) + ":" for name in chunk.columns]
-    columns = [_json_values(chunk[name]) for name in chunk.columns]
-    lines = ["{" + ",".join([k + v for k, v in zip(keys, values) if v is not None]) + "}" for values in zip(*columns)]
-    return "\n".join(lines) + "\n"
-
-
-def _json_values(column: pd.Series) -> list[str | None]:
-    """Each value of ``column`` as JSON text (``None`` for a missing value)."""
-    dtype = column.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
-        return _iso_times(column)
-    values = column.tolist()
-    if pd.api.types.is_bool_dtype(dtype) and dtype != object:
-        return [None if _missing(v) else ("true" if v else "false") for v in values]
-    if pd.api.types.is_integer_dtype(dtype):
-        return [None if _missing(v) else _json_int(v) for v in values]
-    if pd.api.types.is_float_dtype(dtype):
-        return [_json_float(v) for v in values]
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
-        return [encode_basestring(v) if isinstance(v, str) else None for v in values]
-    return [_json_value(v) for v in values]
-
-
-def _json_value(value: Any) -> str | None:
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if _missing(value):
-        return None
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return _json_int(value)
-    if isinstance(value, float):
-        return _json_float(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return '"' + base64.b64encode(bytes(value)).decode("ascii") + '"'
-    try:
-        return json.dumps(value, ensure_ascii=False, default=_json_default, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return encode_basestring(str(value))
-
-
-def _json_int(value: int) -> str:
-    """An integer as JSON: a number within 64 bits (what readers take), else its exact digits as a string."""
-    return str(value) if -(2**63) <= value < 2**63 else '"' + str(value) + '"'
-
-
-def _json_float(value: float) -> str:
-    """A float as JSON: exact, with ``NaN``, ``Infinity`` and ``-Infinity`` as pandas and Spark read them."""
-    if isfinite(value):
-        return repr(value)
-    if value != value:
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return str(value)
-
-
-def _iso_times(column: pd.Series) -> list[str | None]:
-    """``2024-05-01T12:00:00.123456Z`` for each time: formats each distinct second once."""
-    times = column if isinstance(column.dtype, pd.DatetimeTZDtype) else column.dt.tz_localize("UTC")
-    micros = times.array.asi8 // 1000  # ns since the epoch, UTC
-    missing = times.isna().to_numpy()
-    seconds, fractions = divmod(micros, 1_000_000)
-    distinct = np.unique(seconds[~missing])
-    prefix = dict(zip(distinct.tolist(), pd.to_datetime(distinct, unit="s").strftime("%Y-%m-%dT%H:%M:%S")))
-    return [
-        None if gone else f'"{prefix[s]}.{f:06d}Z"'
-        for s, f, gone in zip(seconds.tolist(), fractions.tolist(), missing.tolist())
-    ]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
-
-
-def _text(value: Any) -> str | None:
-    """A value for a text column: strings as they are, bytes decoded, anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if type(value) is int:
-        return str(value)  # its digits, however long
-    return _json_value(value)
 
 
 @atexit.register

@@ -32,10 +32,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ...errors import InvalidOptionError
-from .base import Recorder, _text
+from .base import Recorder
+from .jsonl import text_value
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+__all__ = ["ParquetRecorder", "SCHEMA_FILE", "PART_ROWS", "PART_SECONDS", "to_arrow", "widen", "cast"]
 
 log = logging.getLogger("nbsocket")
 
@@ -194,7 +197,7 @@ def to_arrow(column: pd.Series) -> pa.Array:
             return pa.array(column, type=pa.float64(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass  # e.g. an integer past 64 bits: keep it exactly, as text
-    return pa.array([_text(v) for v in column], type=pa.string())
+    return pa.array([text_value(v) for v in column], type=pa.string())
 
 
 def widen(recorded: pa.DataType, array: pa.Array) -> pa.DataType:
@@ -222,6 +225,6 @@ def cast(array: Any, target: pa.DataType) -> Any:
         return array
     if pa.types.is_string(target):
         if pa.types.is_binary(array.type):
-            return pa.array([_text(v) for v in array.to_pylist()], type=pa.string())
+            return pa.array([text_value(v) for v in array.to_pylist()], type=pa.string())
         return array.cast(pa.string())
     return array.cast(target, safe=False)

@@ -47,7 +47,7 @@ log = logging.getLogger("nbsocket")
 wire_log = logging.getLogger("nbsocket.websockets")
 
 OPEN_SETTLE = 0.1
-"""Seconds after the handshake (and ``on_open``) during which a refusing close still fails ``connect``."""
+"""The longest ``connect`` waits after the handshake (and ``on_open``) for the ping that shows the server keeps the connection."""
 
 class Session:
     """Connects, reads and writes one named socket, and reconnects it as its policy says.
@@ -236,19 +236,6 @@ class Session:
             if not first.done():
                 first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
 
-    def _refused_at_open(self, code: int | None) -> bool:
-        """Is ``code``, received right after the handshake, a refusal (not retried: 1008, 4000-4999)?"""
-        if code is None or code in NORMAL_CLOSES:
-            return False
-        return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
-
-    async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
-        """Resolve ``first`` once ``on_open`` ran and the server has not closed within :data:`OPEN_SETTLE`."""
-        await ready.wait()
-        await asyncio.sleep(OPEN_SETTLE)
-        if not first.done() and ws.protocol.state is State.OPEN:
-            first.set_result(None)
-
     async def _open_socket(self) -> Any:
         kwargs = websockets_kwargs(self._url, self.options)
         url = self._url
@@ -268,9 +255,23 @@ class Session:
         return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
 
     async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
-        """Resolve ``first`` once ``on_open`` ran and the server has not closed within :data:`OPEN_SETTLE`."""
+        """Resolve ``first`` once ``on_open`` ran, what it sent was written, and the server answered a ping.
+
+        The server handles our frames in order: if it meant to refuse the
+        connection at once (or on the auth ``on_open`` sent), its close comes
+        before the pong, and ``connect`` raises it. The wait is one round trip,
+        at most :data:`OPEN_SETTLE` (a server that never answers pings).
+        """
         await ready.wait()
-        await asyncio.sleep(OPEN_SETTLE)
+        deadline = asyncio.get_running_loop().time() + OPEN_SETTLE
+        while len(self._outbox) and asyncio.get_running_loop().time() < deadline:  # on_open's sends go out first
+            await asyncio.sleep(0.001)
+        if not first.done() and ws.protocol.state is State.OPEN:
+            try:
+                pong = await ws.ping()
+                await asyncio.wait_for(asyncio.shield(pong), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except Exception:  # no pong in time, or the connection is closing: judged below
+                pass
         if not first.done() and ws.protocol.state is State.OPEN:
             first.set_result(None)
 

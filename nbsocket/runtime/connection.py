@@ -105,6 +105,7 @@ class Connection:
         self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, lambda: self._removed)
         self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon)
         self._latency = Latency(self._session, loop_thread)
+        self._session.on_pong = self._latency.sample
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
         self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread,
                                   lambda: self._session.open_seq)
@@ -349,9 +350,6 @@ class Connection:
 
     def _abort(self) -> None:
         self._session.abort_transport()
-
-    def _sample_latency(self) -> None:
-        self._latency.sample()
 
     def _notify(self, kind: str, info: dict[str, Any]) -> None:
         self._observers.call(self._observers.on_lifecycle, kind, info)

@@ -48,7 +48,7 @@ class SerialLane:
                 return
             self._busy = True
         try:
-            self._pool().run_soon(self._drain)
+            self._pool().run_after_this_turn(self._drain)
         except RuntimeError:  # the interpreter is exiting: executors take no more work
             self._drain()
 

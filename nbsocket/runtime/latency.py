@@ -73,7 +73,7 @@ class Latency:
         return rtt
 
     def sample(self) -> None:
-        """Note a new keepalive round trip, if there was one since the last call (loop thread, from the manager's ticker)."""
+        """Note a new keepalive round trip, if there was one since the last call (loop thread, when a pong arrives)."""
         ws = self._session.ws
         if ws is None:
             return

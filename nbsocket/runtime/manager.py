@@ -261,11 +261,12 @@ class Manager:
             atexit.register(self.shutdown)
 
     async def _tick(self) -> None:
-        """Deliver new live-frame rows to subscribers at their rates, and note new keepalive round trips."""
+        """Deliver new live-frame rows to subscribers at their rates, and let the handler workers grow when every
+        one is held by a slow handler."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            self._loop_thread.handler_pool.check()
             for conn in list(self._connections.values()):
-                conn._sample_latency()
                 frame = conn.frame
                 if frame is not None and frame.needs_poll:
                     frame.poll()

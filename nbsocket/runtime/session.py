@@ -101,6 +101,8 @@ class Session:
         self._writer = Writer(outbox, stats, observers, errors)
         self._reading_paused = False
         self._first: asyncio.Future[None] | None = None
+        self.on_pong: Callable[[], None] | None = None
+        """Called when a keepalive pong arrives (the connection keeps its latency history with it)."""
         self.open_seq = 0
         """``seq`` when the current connection opened (a default ``expect`` looks back to there)."""
         self._want_open = True
@@ -304,6 +306,7 @@ class Session:
             self.driver.opened(ws, ready)
         writer = loop.create_task(self._writer.run(ws, ready), name=f"nbsocket-writer-{self.name}")
         try:
+            ws.on_pong = self.on_pong
             ws.attach(lambda batch: self._receive_batch(ws, batch))
             await ws.wait_closed()
         finally:

@@ -50,6 +50,14 @@ class BatchingConnection(ClientConnection):
         self._batch: Batch | None = None
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
+        self.on_pong: Callable[[], None] | None = None
+        """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
+
+    def acknowledge_pings(self, data: bytes) -> None:
+        super().acknowledge_pings(data)
+        on_pong = self.on_pong
+        if on_pong is not None:
+            on_pong()
 
     def connection_made(self, transport: Any) -> None:
         if isinstance(getattr(transport, "max_size", None), int):

@@ -11,10 +11,12 @@ exit (the exit handler logs what it abandons).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,9 @@ __all__ = ["WorkerPool", "note_running"]
 log = logging.getLogger("nbsocket")
 
 _STOP = object()
+SPAWN_AFTER = 0.02
+"""Seconds every worker must have been busy before work waiting in the queue starts another thread (a burst of
+short handler batches then shares one or two threads instead of waking many that fight over the GIL)."""
 _slot = threading.local()
 
 
@@ -43,8 +48,30 @@ class WorkerPool(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._busy_with: dict[int, list[str]] = {}  # thread id -> [what it runs now]
+        self._busy_with: dict[int, list[Any]] = {}  # thread id -> [what it runs now, since when]
         self._closed = False
+        self._gathered: list[Callable[[], Any]] = []
+
+    def run_after_this_turn(self, fn: Callable[[], Any]) -> None:
+        """Like :meth:`run_soon`, called on an asyncio loop: the work of one loop iteration (many sockets' reads)
+        is handed over together at its end, so the workers wake once for it rather than once per socket."""
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        gathered = self._gathered
+        gathered.append(fn)
+        if len(gathered) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            except RuntimeError:  # not on a loop: now
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        gathered, self._gathered = self._gathered, []
+        for fn in gathered:
+            if self._closed:
+                fn()  # the interpreter is exiting: run the last handlers here
+            else:
+                self.run_soon(fn)
 
     def run_soon(self, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` on a worker thread (no result, no future); an exception it raises is logged."""
@@ -87,10 +114,18 @@ class WorkerPool(concurrent.futures.Executor):
         """What the busy workers run now (for the exit log)."""
         return [slot[0] for slot in list(self._busy_with.values())]
 
+    def check(self) -> None:
+        """Start another thread if work waits while every worker has been busy for a while (call it periodically)."""
+        if self._idle <= 0 and not self._queue.empty():
+            self._maybe_add_worker()
+
     def _maybe_add_worker(self) -> None:
         with self._lock:
             if self._idle > 0 or len(self._threads) >= self.max_workers or self._closed:
                 return
+            recently = time.monotonic() - SPAWN_AFTER
+            if any(slot[1] > recently for slot in list(self._busy_with.values())):
+                return  # a worker started its task just now and will be free soon (check() covers a slow one)
             thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
             self._idle += 1  # counts as idle until it takes its first item
@@ -100,7 +135,7 @@ class WorkerPool(concurrent.futures.Executor):
         get = self._queue.get
         me = threading.get_ident()
         busy = self._busy_with
-        slot = _slot.what = [""]
+        slot = _slot.what = ["", 0.0]
         idle_now = True
         while True:
             if not idle_now:
@@ -113,6 +148,7 @@ class WorkerPool(concurrent.futures.Executor):
             if fn is _STOP:
                 return
             slot[0] = getattr(fn, "__qualname__", None) or repr(fn)
+            slot[1] = time.monotonic()
             busy[me] = slot
             try:
                 fn()

@@ -13,6 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 from .conftest import ARTIFACTS, SECRET
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a session fixture: protocols.ipynb's broker)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,6 +55,26 @@ assert conn.lockable["total"] >= 5 and seen and seen[0].startswith("echo #")
 assert "echo" not in nbs.connections()["name"].tolist()
 print("CHECKED")
 """,
+    "protocols.ipynb": """
+assert echoed == {"x": 1} and ("chat", {"text": "hello", "room": "lobby"}) in seen
+assert ("question", "the meaning of life") in seen and ("/", "question", ["answer to the meaning of life"]) in SIO.acks
+assert chat_frame["topic"].tolist().count("chat") == 2 and "lobby" in set(chat_frame["room"])
+assert hello == {"hello": "Hello, notebook!"} and total == {"add": 42}
+assert third.data == {"ticks": {"n": 3}} and not ticks.active and gql.subscriptions == []
+assert set(gql_frame["topic"]) == {ticks.topic} and gql_frame["ticks.n"].tolist()[:3] == [1, 2, 3]
+assert added == 3 and RPC.logged == [{"msg": "hello from a notebook"}]
+assert remote_error.code == -32001 and "not enough credit" in str(remote_error) and remote_error.data == {"balance": 0}
+assert [(e.topic, e.data) for e in notes] == [("tick", {"n": n}) for n in (1, 2, 3)]
+if os.environ.get("NBSOCKET_STOMP_URL"):
+    assert job.topic == queue and job.data == {"job": 1, "task": "resize"}
+    assert job2.data == {"job": 2, "task": "thumbnail"} and not jobs.active
+    stomp_frame = nbs.frame("mq")
+    assert stomp_frame["job"].tolist() == [1, 2] and set(stomp_frame["topic"]) == {queue}
+    print("STOMP CHECKED")
+else:
+    assert mq is None
+print("CHECKED")
+""",
 }
 
 
@@ -75,11 +96,8 @@ def _outputs_text(notebook: nbformat.NotebookNode) -> str:
     return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CHECKS))
-def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> None:
-    monkeypatch.setenv("NBSOCKET_DEMO_URL", demo.base_url)
-    monkeypatch.setenv("DEMO_API_TOKEN", SECRET)
+def _run(name: str, saved_as: str | None = None) -> nbformat.NotebookNode:
+    """Execute notebook ``name`` with its checks appended; fail on a missing CHECKED or any error output (a red box)."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(CHECKS[name]))
     client = NotebookClient(notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
@@ -88,7 +106,7 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
     finally:
         out = ARTIFACTS / "notebooks"
         out.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, out / name)
+        nbformat.write(notebook, out / (saved_as or name))
     assert "CHECKED" in _outputs_text(notebook)
     shown_as_errors = [
         (index, output.get("text") or output.get("evalue"))
@@ -96,6 +114,31 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch) -> Non
         if output.get("output_type") == "error" or (output.get("output_type") == "stream" and output.get("name") == "stderr")
     ]
     assert not shown_as_errors, f"{name} shows error output (a red box) in cells: {shown_as_errors}"
+    return notebook
+
+
+@pytest.mark.slow
+def test_protocols_notebook_without_a_broker_skips_stomp_quietly(monkeypatch) -> None:
+    for variable in ("NBSOCKET_STOMP_URL", "NBSOCKET_STOMP_LOGIN", "NBSOCKET_STOMP_PASSCODE"):
+        monkeypatch.delenv(variable, raising=False)
+    notebook = _run("protocols.ipynb", saved_as="protocols-no-broker.ipynb")
+    text = _outputs_text(notebook)
+    assert "no broker configured" in text and "STOMP CHECKED" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch, request) -> None:
+    monkeypatch.setenv("NBSOCKET_DEMO_URL", demo.base_url)
+    monkeypatch.setenv("DEMO_API_TOKEN", SECRET)
+    if name == "protocols.ipynb":  # its STOMP part really runs, against the private RabbitMQ
+        broker: RabbitMQ = request.getfixturevalue("rabbitmq")
+        monkeypatch.setenv("NBSOCKET_STOMP_URL", broker.ws_url)
+        monkeypatch.setenv("NBSOCKET_STOMP_LOGIN", broker.login)
+        monkeypatch.setenv("NBSOCKET_STOMP_PASSCODE", broker.passcode)
+    notebook = _run(name)
+    if name == "protocols.ipynb":
+        assert "STOMP CHECKED" in _outputs_text(notebook)
     widget_views = [o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     if name in ("quickstart.ipynb", "dashboard.ipynb"):
         assert widget_views, "the panel, plot or dashboard did not render"

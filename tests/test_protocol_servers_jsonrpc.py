@@ -187,3 +187,24 @@ def test_reconnect_forgets_calls_in_flight(server):
         await driver.ws.close()
 
     run(scenario())
+
+
+def test_start_functions_name_the_extra_when_a_library_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from nbsocket.demo.protocol_servers import EXTRA, start_jsonrpc_server
+
+    monkeypatch.setitem(sys.modules, "jsonrpcserver", None)  # as if it were not installed
+    with pytest.raises(ImportError) as info:
+        start_jsonrpc_server()
+    assert f"nbsocket[{EXTRA}]" in str(info.value) and "jsonrpcserver" in str(info.value)
+
+
+def test_start_function_serves_the_methods() -> None:
+    from nbsocket.demo.protocol_servers import start_jsonrpc_server
+
+    server = start_jsonrpc_server()
+    try:
+        assert server.url.startswith("ws://127.0.0.1:") and server.port
+    finally:
+        server.close()

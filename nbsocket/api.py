@@ -52,9 +52,10 @@ def connect(
     ``headers``, ``subprotocols``, ``origin``, ``user_agent``, ``ssl``
     (an ``SSLContext``), ``insecure``, ``proxy``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
-    ``compression``, ``reconnect`` (``True``, ``False`` or a
+    ``max_queue``, ``compression``, ``reconnect`` (``True``, ``False`` or a
     :class:`ReconnectPolicy`), ``outbox_size``, ``send_timeout``, ``frame``, ``max_rows``,
-    ``max_columns``, ``record``, ``secret_headers``, ``secrets``.
+    ``max_columns``, ``record``, ``secret_headers``, ``secrets``; each is
+    described, with its default, in ``nbsocket.core.options.CONNECT_OPTIONS``.
 
     ``protocol`` makes the socket speak an application protocol and returns a
     :class:`ProtocolConnection` (``emit``, ``call``, ``notify``, ``subscribe``,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from .backoff import ReconnectPolicy
 from .codecs import get_codec, normalize_content_type
@@ -13,7 +13,10 @@ from ..errors import InvalidOptionError
 from .protocols import get_protocol as protocol_class, make_protocol, protocol_option_names, secret_values
 from .redact import MASK, add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
-__all__ = ["DEFAULT", "InsecureConnectionWarning", "ConnectOptions", "build_options", "warn_insecure"]
+__all__ = [
+    "DEFAULT", "InsecureConnectionWarning", "Option", "CONNECT_OPTIONS", "PROTOCOL_OPTIONS", "option",
+    "ConnectOptions", "build_options", "warn_insecure",
+]
 
 
 class _Default:
@@ -27,65 +30,6 @@ DEFAULT = _Default()
 
 class InsecureConnectionWarning(UserWarning):
     """``insecure=True`` turned off TLS certificate verification."""
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class ConnectOptions:
-    """Everything about how a socket connects, except its URL and handlers."""
-
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-    subprotocols: tuple[str, ...] = ()
-    origin: str | None = None
-    user_agent: Any = DEFAULT
-    ssl: Any = None  # an ssl.SSLContext
-    insecure: bool = False
-    proxy: str | bool | None = True
-    open_timeout: float | None = 10.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    close_timeout: float | None = 5.0
-    max_size: int | None = 2**20
-    max_queue: int = 64
-    compression: str | None = "deflate"
-    reconnect: ReconnectPolicy | None = dataclasses.field(default_factory=ReconnectPolicy)
-    outbox_size: int = 1000
-    send_timeout: float | None = 10.0
-    frame: bool = True
-    max_rows: int | None = 100_000
-    max_columns: int = 1000
-    record: str | None = None
-    secret_headers: tuple[str, ...] = ()
-    secrets: tuple[str, ...] = ()
-    protocol: str | None = None
-    protocol_options: tuple[tuple[str, Any], ...] = ()
-
-    def differences(self, other: ConnectOptions) -> list[str]:
-        """Names of the options that differ from ``other``."""
-        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
-
-    def shown_headers(self) -> dict[str, str]:
-        """Handshake headers with secrets masked."""
-        return redact_headers(self.headers, self.secret_headers)
-
-    def shown_protocol_options(self) -> dict[str, Any]:
-        """The protocol's options with secret ones masked."""
-        secret = set(protocol_class(self.protocol).secret_options) if self.protocol else set()
-        return {k: (MASK if k in secret and v is not None else v) for k, v in self.protocol_options}
-
-    def __repr__(self) -> str:
-        shown = []
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "secrets":
-                shown.append(f"secrets=<{len(value)} hidden>")
-                continue
-            if f.name == "headers":
-                value = self.shown_headers()
-            if f.name == "protocol_options":
-                value = self.shown_protocol_options()
-            shown.append(f"{f.name}={value!r}")
-        return scrub("ConnectOptions(" + ", ".join(shown) + ")")
 
 
 def _positive(name: str, value: Any, allow_none: bool = True) -> Any:
@@ -115,6 +59,227 @@ def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> t
     return tuple(out)
 
 
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _max_rows(name: str, value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidOptionError(f"{name} must be a positive integer or None, not {value!r}")
+    return value
+
+
+def _content_type(name: str, value: Any) -> str:
+    value = value or "application/json"
+    try:
+        get_codec(value)
+    except ValueError as exc:
+        raise InvalidOptionError(str(exc)) from None
+    return normalize_content_type(value)
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    value = value or ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _subprotocols(name: str, value: Any) -> tuple[str, ...]:
+    return tuple(str(p) for p in _strings(name, value))
+
+
+def _ssl(name: str, value: Any) -> Any:
+    if value is not None and not callable(getattr(value, "wrap_socket", None)):
+        raise InvalidOptionError("ssl must be an ssl.SSLContext (or None for default verification)")
+    return value
+
+
+def _compression(name: str, value: Any) -> str | None:
+    if value not in ("deflate", None):
+        raise InvalidOptionError("compression must be 'deflate' or None")
+    return value
+
+
+def _reconnect(name: str, value: Any) -> ReconnectPolicy | None:
+    if value is True:
+        return ReconnectPolicy()
+    if value is False or value is None:
+        return None
+    if not isinstance(value, ReconnectPolicy):
+        raise InvalidOptionError("reconnect must be True, False or an nbs.ReconnectPolicy(...)")
+    return value
+
+
+class Flag(NamedTuple):
+    """How ``%ws_connect`` takes an option: its flags, help (without the default), and how it parses."""
+
+    names: tuple[str, ...]
+    help: str
+    action: str | None = None  # None: one value; "append": repeatable; "switch": store_true; "toggle": --x/--no-x
+    metavar: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One plain ``connect`` option: the single declaration the API, the magics and ``%config`` follow."""
+
+    name: str
+    default: Any
+    """What ``connect`` uses when the option is not given (``ConnectOptions`` holds it checked)."""
+    help: str
+    """One line, for the docs and ``%config NbSocket.<name>``."""
+    check: Callable[[str, Any], Any] | None = None
+    """Validates a value and returns it normalized; raises :class:`InvalidOptionError`."""
+    kind: type | None = None
+    """``str``, ``int``, ``float`` or ``bool``: the ``%config`` trait and the flag's parser."""
+    none: bool = False
+    """``None`` is a valid value (no limit / off)."""
+    secret: bool = False
+    """Its values are secrets: registered for masking and never shown."""
+    config: bool = False
+    """A ``%config NbSocket.<name>`` trait sets the magics' default."""
+    flag: Flag | None = None
+    """The ``%ws_connect`` flag, if it has one."""
+
+    def checked(self, value: Any) -> Any:
+        """``value`` validated and normalized."""
+        return value if self.check is None else self.check(self.name, value)
+
+    def config_help(self) -> str:
+        """The help of its ``%config`` trait: the one line and the flag that overrides it."""
+        assert self.flag is not None
+        note = f"--no-{self.flag.names[-1][2:]} turns it off" if self.flag.action == "toggle" else "/".join(self.flag.names)
+        return f"{self.help} ({note})."
+
+
+_SECONDS: dict[str, Any] = {"check": _positive, "kind": float, "none": True}
+
+CONNECT_OPTIONS: tuple[Option, ...] = (
+    Option("content_type", "application/json", "Content type used to parse received messages and encode sent data",
+           _content_type, str, config=True,
+           flag=Flag(("-t", "--content-type"), "parses received messages and encodes sent data, e.g. application/json, "
+                     "text/plain, text/csv, application/xml, application/octet-stream", metavar="TYPE")),
+    Option("headers", None, "Handshake headers, a dict or (name, value) pairs; secret ones are masked", lambda n, v: _headers(v),
+           flag=Flag(("-H", "--header"), "handshake header, repeatable; a value may use {var} from the notebook, and such a "
+                     "value is a secret, masked wherever it is shown (default: none)", "append", '"NAME: VALUE"')),
+    Option("subprotocols", None, "WebSocket subprotocols to offer", _subprotocols,
+           flag=Flag(("-p", "--subprotocol"), "WebSocket subprotocol to offer, repeatable (default: none)", "append", "PROTOCOL")),
+    Option("origin", None, "Origin header to send", kind=str, none=True,
+           flag=Flag(("--origin",), "Origin header to send (default: none)")),
+    Option("user_agent", DEFAULT, "User-Agent header (default: websockets' own)"),
+    Option("ssl", None, "An ssl.SSLContext for wss:// (None: default verification)", _ssl),
+    Option("insecure", False, "wss:// only: do not verify the server's TLS certificate", kind=bool,
+           flag=Flag(("--insecure",), "wss:// only: do not verify the server's TLS certificate (default: verify)", "switch")),
+    Option("proxy", True, "Proxy URL; True (the default) uses the environment's proxy settings, None connects directly"),
+    Option("open_timeout", 10.0, "Seconds to wait for a socket to open; None waits forever", **_SECONDS, config=True,
+           flag=Flag(("--open-timeout",), "seconds to wait for the socket to open", metavar="S|none")),
+    Option("ping_interval", 20.0, "Seconds between keepalive pings; None turns keepalive off", **_SECONDS, config=True,
+           flag=Flag(("--ping-interval",), "seconds between keepalive pings; none turns keepalive off", metavar="S|none")),
+    Option("ping_timeout", 20.0, "Seconds to wait for a pong before the connection counts as lost; None waits forever",
+           **_SECONDS, config=True,
+           flag=Flag(("--ping-timeout",), "seconds to wait for a pong before the connection counts as lost", metavar="S|none")),
+    Option("close_timeout", 5.0, "Seconds to wait for the closing handshake", **_SECONDS),
+    Option("max_size", 2**20, "Largest message accepted, in bytes; None accepts any size", _positive, int, none=True, config=True,
+           flag=Flag(("--max-size",), "largest message accepted", metavar="BYTES|none")),
+    Option("max_queue", 64, "Received messages websockets buffers before it stops reading", _positive_int, int),
+    Option("compression", "deflate", "'deflate' (permessage-deflate) or None", _compression),
+    Option("reconnect", True, "Reconnect with backoff after the connection drops", _reconnect, bool, config=True,
+           flag=Flag(("--reconnect",), "reconnect with backoff when the connection drops", "toggle")),
+    Option("outbox_size", 1000, "Messages the outbox holds while the socket is not open", _positive_int, int),
+    Option("send_timeout", 10.0, "Seconds a send waits for room in a full outbox; None waits forever", **_SECONDS),
+    Option("frame", True, "Keep a live DataFrame of received messages", kind=bool, config=True,
+           flag=Flag(("--frame",), "keep a live DataFrame of received messages; --no-frame turns it off", "toggle")),
+    Option("max_rows", 100_000, "Rows kept in each socket's live DataFrame, oldest dropped first; None keeps every row",
+           _max_rows, int, none=True, config=True,
+           flag=Flag(("--max-rows",), "rows kept in the live DataFrame, oldest dropped first", metavar="N|none")),
+    Option("max_columns", 1000, "Columns the live DataFrame makes; fields past them go into one extra column", _positive_int, int),
+    Option("record", None, "Also write every row of the live frame to a .jsonl file or a .parquet directory", kind=str, none=True,
+           flag=Flag(("--record",), "also write every row of the live frame to PATH, a .jsonl file or a .parquet directory "
+                     "(default: off)", metavar="PATH")),
+    Option("secret_headers", (), "Names of more headers whose values are masked", _strings,
+           flag=Flag(("--secret-header",), "also mask this header's value (Authorization, Cookie and *token*/*key* headers "
+                     "always are); repeatable", "append", "NAME")),
+    Option("secrets", (), "More strings to mask wherever nbsocket shows text", _strings, secret=True),
+)
+"""The plain ``connect`` options, in ``ConnectOptions`` order (the protocol's own are :data:`PROTOCOL_OPTIONS`)."""
+
+_BY_NAME = {o.name: o for o in CONNECT_OPTIONS}
+
+
+def option(name: str) -> Option:
+    """The declaration of the plain ``connect`` option ``name``."""
+    return _BY_NAME[name]
+
+
+def _field(name: str) -> Any:
+    """A ``ConnectOptions`` field whose default is the table's default, checked."""
+    opt = _BY_NAME[name]
+    value = opt.checked(opt.default)
+    if type(value).__hash__ is None or dataclasses.is_dataclass(value):
+        return dataclasses.field(default_factory=lambda: opt.checked(opt.default))
+    return dataclasses.field(default=value)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ConnectOptions:
+    """Everything about how a socket connects, except its URL and handlers."""
+
+    content_type: str = _field("content_type")
+    headers: tuple[tuple[str, str], ...] = _field("headers")
+    subprotocols: tuple[str, ...] = _field("subprotocols")
+    origin: str | None = _field("origin")
+    user_agent: Any = _field("user_agent")
+    ssl: Any = _field("ssl")  # an ssl.SSLContext
+    insecure: bool = _field("insecure")
+    proxy: str | bool | None = _field("proxy")
+    open_timeout: float | None = _field("open_timeout")
+    ping_interval: float | None = _field("ping_interval")
+    ping_timeout: float | None = _field("ping_timeout")
+    close_timeout: float | None = _field("close_timeout")
+    max_size: int | None = _field("max_size")
+    max_queue: int = _field("max_queue")
+    compression: str | None = _field("compression")
+    reconnect: ReconnectPolicy | None = _field("reconnect")
+    outbox_size: int = _field("outbox_size")
+    send_timeout: float | None = _field("send_timeout")
+    frame: bool = _field("frame")
+    max_rows: int | None = _field("max_rows")
+    max_columns: int = _field("max_columns")
+    record: str | None = _field("record")
+    secret_headers: tuple[str, ...] = _field("secret_headers")
+    secrets: tuple[str, ...] = _field("secrets")
+    protocol: str | None = None
+    protocol_options: tuple[tuple[str, Any], ...] = ()
+
+    def differences(self, other: ConnectOptions) -> list[str]:
+        """Names of the options that differ from ``other``."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+    def shown_headers(self) -> dict[str, str]:
+        """Handshake headers with secrets masked."""
+        return redact_headers(self.headers, self.secret_headers)
+
+    def shown_protocol_options(self) -> dict[str, Any]:
+        """The protocol's options with secret ones masked."""
+        secret = set(protocol_class(self.protocol).secret_options) if self.protocol else set()
+        return {k: (MASK if k in secret and v is not None else v) for k, v in self.protocol_options}
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _BY_NAME and _BY_NAME[f.name].secret:
+                shown.append(f"{f.name}=<{len(value)} hidden>")
+                continue
+            if f.name == "headers":
+                value = self.shown_headers()
+            if f.name == "protocol_options":
+                value = self.shown_protocol_options()
+            shown.append(f"{f.name}={value!r}")
+        return scrub("ConnectOptions(" + ", ".join(shown) + ")")
+
+
 def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     """Validate ``connect`` keywords into :class:`ConnectOptions` (no I/O); registers the secrets they hold."""
     known = {f.name for f in dataclasses.fields(ConnectOptions)} - {"protocol_options"}
@@ -122,48 +287,15 @@ def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    reconnect = kwargs.get("reconnect", True)
-    if reconnect is True:
-        kwargs["reconnect"] = ReconnectPolicy()
-    elif reconnect is False or reconnect is None:
-        kwargs["reconnect"] = None
-    elif not isinstance(reconnect, ReconnectPolicy):
-        raise InvalidOptionError("reconnect must be True, False or an nbs.ReconnectPolicy(...)")
-    content_type = kwargs.get("content_type") or "application/json"
-    try:
-        get_codec(content_type)
-    except ValueError as exc:
-        raise InvalidOptionError(str(exc)) from None
-    kwargs["content_type"] = normalize_content_type(content_type)
-    kwargs["headers"] = _headers(kwargs.get("headers"))
-    subprotocols = kwargs.get("subprotocols") or ()
-    if isinstance(subprotocols, str):
-        subprotocols = (subprotocols,)
-    kwargs["subprotocols"] = tuple(str(p) for p in subprotocols)
-    for name in ("open_timeout", "ping_interval", "ping_timeout", "close_timeout", "max_size", "send_timeout"):
-        if name in kwargs:
-            _positive(name, kwargs[name])
-    for name in ("outbox_size", "max_columns", "max_queue"):
-        if name in kwargs and (not isinstance(kwargs[name], int) or isinstance(kwargs[name], bool) or kwargs[name] < 1):
-            raise InvalidOptionError(f"{name} must be a positive integer, not {kwargs[name]!r}")
-    max_rows = kwargs.get("max_rows", 100_000)
-    if max_rows is not None and (not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1):
-        raise InvalidOptionError(f"max_rows must be a positive integer or None, not {max_rows!r}")
-    ssl_context = kwargs.get("ssl")
-    secure = url.lower().startswith("wss:")
-    if ssl_context is not None and not callable(getattr(ssl_context, "wrap_socket", None)):
-        raise InvalidOptionError("ssl must be an ssl.SSLContext (or None for default verification)")
-    if (ssl_context is not None or kwargs.get("insecure")) and not secure:
+    values = {o.name: o.checked(kwargs.get(o.name, o.default)) for o in CONNECT_OPTIONS}
+    ssl_context, insecure = values["ssl"], values["insecure"]
+    if (ssl_context is not None or insecure) and not url.lower().startswith("wss:"):
         raise InvalidOptionError("ssl and insecure apply to wss:// URLs only; this URL is ws://")
-    if ssl_context is not None and kwargs.get("insecure"):
+    if ssl_context is not None and insecure:
         raise InvalidOptionError("pass either ssl=<SSLContext> or insecure=True, not both")
-    compression = kwargs.get("compression", "deflate")
-    if compression not in ("deflate", None):
-        raise InvalidOptionError("compression must be 'deflate' or None")
-    for name in ("secret_headers", "secrets"):
-        value = kwargs.get(name) or ()
-        kwargs[name] = (value,) if isinstance(value, str) else tuple(value)
-    options = ConnectOptions(**kwargs, protocol_options=protocol_opts)
+    if "protocol" in kwargs:
+        values["protocol"] = kwargs["protocol"]
+    options = ConnectOptions(**values, protocol_options=protocol_opts)
     add_secrets(url_secrets(url))
     add_secrets(header_secrets(options.headers, options.secret_headers))
     add_secrets(options.secrets)

@@ -16,11 +16,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..core.options import CONNECT_OPTIONS, option
 from ..core.redact import scrub
+from ..errors import InvalidOptionError
 
 __all__ = [
     "SEND_MODES", "evaluate", "expand", "parse_headers", "lookup_callable", "optional_number", "split_send_line",
-    "send_value", "parse_literal",
+    "send_value", "parse_literal", "flag_spec", "flagged_options",
 ]
 
 
@@ -119,6 +121,35 @@ def optional_number(kind: type) -> Any:
 
     convert.__name__ = kind.__name__
     return convert
+
+
+_ACTIONS = {"append": "append", "switch": "store_true", "toggle": argparse.BooleanOptionalAction}
+
+
+def flag_spec(name: str, default_note: str | None = None) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """``(flags, add_argument keywords)`` of the ``connect`` option ``name``'s ``%ws_connect`` flag, from its declaration.
+
+    The value lands in ``args.<name>`` only when the flag is given (``default_note``, e.g. where the
+    default comes from, ends the help in parentheses).
+    """
+    opt = option(name)
+    if opt.flag is None:
+        raise InvalidOptionError(f"{name} has no %ws_connect flag")
+    spec: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": opt.flag.help}
+    if default_note:
+        spec["help"] += f" ({default_note})"
+    if opt.flag.action is not None:
+        spec["action"] = _ACTIONS[opt.flag.action]
+    elif opt.kind in (int, float):
+        spec["type"] = optional_number(opt.kind) if opt.none else opt.kind
+    if opt.flag.metavar is not None:
+        spec["metavar"] = opt.flag.metavar
+    return opt.flag.names, spec
+
+
+def flagged_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``connect`` options given as flags on a magic's line (see :func:`flag_spec`)."""
+    return {o.name: getattr(args, o.name) for o in CONNECT_OPTIONS if o.flag is not None and hasattr(args, o.name)}
 
 
 # --- %ws_send -------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
 from ..runtime.manager import default_manager
 from ..runtime.progress import ProgressBar, frontend_present
-from .args import expand, lookup_callable, optional_number, parse_headers, send_value, split_send_line
-from .config import NbSocket
+from .args import expand, flag_spec, flagged_options, lookup_callable, optional_number, parse_headers, send_value, split_send_line
+from .config import CONFIG_OPTIONS, NbSocket
 from .handler import compile_handler, has_body
 from .hints import install_magic_suggestions, uninstall_magic_suggestions
 from .protocol_magics import ProtocolMagics, protocol_arguments, protocol_options
@@ -42,11 +42,22 @@ _D = NbSocket()  # class defaults, for the help texts
 CELL_KEY = "cell:"
 """Prefix of the handler key a ``%%ws_handler`` cell registers under (re-running it replaces the handler)."""
 
-_FROM_CONFIG = ("content_type", "max_rows", "frame", "reconnect", "open_timeout", "ping_interval", "ping_timeout", "max_size")
 
 
 def _default(trait: str) -> str:
     return f"default: NbSocket.{trait} = {getattr(_D, trait)!r}"
+
+
+def _option_arguments(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``%ws_connect``'s flags for these ``connect`` options, made from their declarations (core.options)."""
+
+    def add(magic: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            flags, spec = flag_spec(name, _default(name) if name in CONFIG_OPTIONS else None)
+            magic = argument(*flags, **spec)(magic)
+        return magic
+
+    return add
 
 
 def _unknown_socket_message(exc: UnknownSocketError) -> str:
@@ -144,41 +155,15 @@ class NbSocketMagics(Magics):
     @magic_arguments()
     @argument("name", help="name of the socket, used by every other %%ws_ magic")
     @argument("url", help="ws:// or wss:// URL; {expr} inserts a value from the notebook")
-    @argument("-t", "--content-type", default=argparse.SUPPRESS, metavar="TYPE",
-              help=f"parses received messages and encodes sent data, e.g. application/json, text/plain, "
-                   f"text/csv, application/xml, application/octet-stream ({_default('content_type')})")
-    @argument("-H", "--header", action="append", metavar='"NAME: VALUE"',
-              help="handshake header, repeatable; a value may use {var} from the notebook, and such a value "
-                   "is a secret, masked wherever it is shown (default: none)")
-    @argument("--secret-header", action="append", metavar="NAME",
-              help="also mask this header's value (Authorization, Cookie and *token*/*key* headers always are); repeatable")
-    @argument("-p", "--subprotocol", action="append", metavar="PROTOCOL",
-              help="WebSocket subprotocol to offer, repeatable (default: none)")
-    @argument("--origin", default=None, help="Origin header to send (default: none)")
+    @_option_arguments("content_type", "headers", "secret_headers", "subprotocols", "origin")
     @argument("--handler", metavar="FUNC", help="a function of the notebook called as FUNC(event) for every message")
     @argument("--on-open", metavar="FUNC", help="a function called as FUNC(conn) each time the socket opens")
     @argument("--on-close", metavar="FUNC", help="a function called as FUNC(conn, code, reason) each time it closes")
     @argument("--on-error", metavar="FUNC", help="a function called as FUNC(conn, exc) on errors")
-    @argument("--max-rows", type=optional_number(int), default=argparse.SUPPRESS, metavar="N|none",
-              help=f"rows kept in the live DataFrame, oldest dropped first ({_default('max_rows')})")
-    @argument("--frame", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-              help=f"keep a live DataFrame of received messages; --no-frame turns it off ({_default('frame')})")
-    @argument("--reconnect", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-              help=f"reconnect with backoff when the connection drops ({_default('reconnect')})")
-    @argument("--insecure", action="store_true",
-              help="wss:// only: do not verify the server's TLS certificate (default: verify)")
+    @_option_arguments("max_rows", "frame", "reconnect", "insecure")
     @argument("--replace", action="store_true",
               help="replace a socket of the same name that has another URL or options (default: refuse)")
-    @argument("--record", metavar="PATH", default=None,
-              help="also write every row of the live frame to PATH, a .jsonl file or a .parquet directory (default: off)")
-    @argument("--open-timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
-              help=f"seconds to wait for the socket to open ({_default('open_timeout')})")
-    @argument("--ping-interval", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
-              help=f"seconds between keepalive pings; none turns keepalive off ({_default('ping_interval')})")
-    @argument("--ping-timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
-              help=f"seconds to wait for a pong before the connection counts as lost ({_default('ping_timeout')})")
-    @argument("--max-size", type=optional_number(int), default=argparse.SUPPRESS, metavar="BYTES|none",
-              help=f"largest message accepted ({_default('max_size')})")
+    @_option_arguments("record", "open_timeout", "ping_interval", "ping_timeout", "max_size")
     @protocol_arguments
     @line_magic
     @_one_line_errors
@@ -194,30 +179,22 @@ class NbSocketMagics(Magics):
         args = _parse(self.ws_connect, line)
         ns = self.namespace
         url, _ = expand(args.url, ns, "url")
-        headers, secret_headers, secrets = parse_headers(args.header, ns)
         options = self.settings.connect_options()
-        options.update({key: getattr(args, key) for key in _FROM_CONFIG if hasattr(args, key)})
+        options.update(flagged_options(args))
+        headers, secret_headers, secrets = parse_headers(options.pop("headers", None), ns)
+        if headers:
+            options["headers"] = headers
+        if secret_headers or "secret_headers" in options:
+            options["secret_headers"] = [*secret_headers, *options.get("secret_headers", ())]
+        if secrets:
+            options["secrets"] = secrets
         options.update(protocol_options(args, ns))
         callbacks = {
             key: lookup_callable(spec, ns, "--" + key.replace("_", "-"))
             for key in ("handler", "on_open", "on_close", "on_error")
             if (spec := getattr(args, key)) is not None
         }
-        extra: dict[str, Any] = {}
-        if args.origin is not None:
-            extra["origin"] = args.origin
-        if args.record is not None:
-            extra["record"] = args.record
-        if args.insecure:
-            extra["insecure"] = True
-        if secret_headers or args.secret_header:
-            extra["secret_headers"] = [*secret_headers, *(args.secret_header or [])]
-        if secrets:
-            extra["secrets"] = secrets
-        return api.connect(
-            args.name, url, headers=headers or None, subprotocols=args.subprotocol or None,
-            replace=args.replace, **callbacks, **options, **extra,
-        )
+        return api.connect(args.name, url, replace=args.replace, **callbacks, **options)
 
     # --- send ------------------------------------------------------------------------------------------
 

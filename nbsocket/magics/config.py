@@ -3,53 +3,52 @@
 They can also be set for every session in ``ipython_config.py``::
 
     c.NbSocket.ping_interval = 10
+
+The ``connect`` options among them take their default, type and help from
+:data:`nbsocket.core.options.CONNECT_OPTIONS` (the ones marked ``config``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
+from traitlets import Bool, Float, Integer, TraitError, TraitType, Unicode, validate
 from traitlets.config import Configurable
 
 from ..core.codecs import get_codec
-from ..core.options import ConnectOptions
+from ..core.options import CONNECT_OPTIONS, option
 
-__all__ = ["NbSocket"]
+__all__ = ["CONFIG_OPTIONS", "NbSocket"]
 
 
-_CORE = ConnectOptions()
+CONFIG_OPTIONS = tuple(o.name for o in CONNECT_OPTIONS if o.config)
+"""The ``connect`` options that have a ``%config NbSocket.<name>`` trait."""
+
+_TRAITS = {str: Unicode, int: Integer, float: Float, bool: Bool}
+
+
+def _trait(name: str) -> TraitType:
+    """The ``%config`` trait of the ``connect`` option ``name``, from its declaration."""
+    opt = option(name)
+    extra = {"allow_none": True} if opt.none else {}
+    return _TRAITS[opt.kind](opt.default, help=opt.config_help(), **extra).tag(config=True)
+
+
+def _names(kind: type, *more: str) -> tuple[str, ...]:
+    return (*(o.name for o in CONNECT_OPTIONS if o.config and o.kind is kind), *more)
 
 
 class NbSocket(Configurable):
     """Defaults of the ``%ws_*`` magics; an option given on the magic's line wins over these."""
 
-    content_type = Unicode(
-        _CORE.content_type,
-        help="Content type used to parse received messages and encode sent data (-t/--content-type).",
-    ).tag(config=True)
-    max_rows = Integer(
-        _CORE.max_rows,
-        allow_none=True,
-        help="Rows kept in each socket's live DataFrame, oldest dropped first; None keeps every row (--max-rows).",
-    ).tag(config=True)
-    frame = Bool(_CORE.frame, help="Keep a live DataFrame of received messages (--no-frame turns it off).").tag(config=True)
-    reconnect = Bool(
-        True, help="Reconnect with backoff after the connection drops (--no-reconnect turns it off)."
-    ).tag(config=True)
-    open_timeout = Float(
-        _CORE.open_timeout, allow_none=True, help="Seconds to wait for a socket to open; None waits forever (--open-timeout)."
-    ).tag(config=True)
-    ping_interval = Float(
-        _CORE.ping_interval, allow_none=True, help="Seconds between keepalive pings; None turns keepalive off (--ping-interval)."
-    ).tag(config=True)
-    ping_timeout = Float(
-        _CORE.ping_timeout, allow_none=True,
-        help="Seconds to wait for a pong before the connection counts as lost; None waits forever (--ping-timeout).",
-    ).tag(config=True)
-    max_size = Integer(
-        _CORE.max_size, allow_none=True, help="Largest message accepted, in bytes; None accepts any size (--max-size)."
-    ).tag(config=True)
+    content_type = _trait("content_type")
+    max_rows = _trait("max_rows")
+    frame = _trait("frame")
+    reconnect = _trait("reconnect")
+    open_timeout = _trait("open_timeout")
+    ping_interval = _trait("ping_interval")
+    ping_timeout = _trait("ping_timeout")
+    max_size = _trait("max_size")
     wait_timeout = Float(
         30.0, allow_none=True, help="Seconds %ws_wait waits before it gives up; None waits until interrupted (--timeout)."
     ).tag(config=True)
@@ -64,14 +63,14 @@ class NbSocket(Configurable):
             raise TraitError(str(exc)) from None
         return proposal["value"]
 
-    @validate("max_rows", "max_size", "wait_count")
+    @validate(*_names(int, "wait_count"))
     def _positive_int(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value is not None and value < 1:
             raise TraitError(f"NbSocket.{proposal['trait'].name} must be a positive integer or None, not {value!r}")
         return value
 
-    @validate("open_timeout", "ping_interval", "ping_timeout", "wait_timeout")
+    @validate(*_names(float, "wait_timeout"))
     def _positive_seconds(self, proposal: Any) -> Any:
         value = proposal["value"]
         if value is not None and value <= 0:
@@ -80,13 +79,5 @@ class NbSocket(Configurable):
 
     def connect_options(self) -> dict[str, Any]:
         """The ``connect`` keywords these defaults stand for."""
-        return {
-            "content_type": self.content_type,
-            "max_rows": self.max_rows,
-            "frame": self.frame,
-            "reconnect": self.reconnect,
-            "open_timeout": self.open_timeout,
-            "ping_interval": self.ping_interval,
-            "ping_timeout": self.ping_timeout,
-            "max_size": self.max_size,
-        }
+        return {name: getattr(self, name) for name in CONFIG_OPTIONS}
+

@@ -25,6 +25,8 @@ __all__ = ["WorkerPool", "note_running"]
 log = logging.getLogger("nbsocket")
 
 _STOP = object()
+HAND_OVER_DELAY = 0.002
+"""Seconds handler work is gathered on the loop before the workers are woken for it (the most a handler call waits)."""
 SPAWN_AFTER = 0.02
 """Seconds every worker must have been busy before work waiting in the queue starts another thread (a burst of
 short handler batches then shares one or two threads instead of waking many that fight over the GIL)."""
@@ -53,15 +55,16 @@ class WorkerPool(concurrent.futures.Executor):
         self._gathered: list[Callable[[], Any]] = []
 
     def run_after_this_turn(self, fn: Callable[[], Any]) -> None:
-        """Like :meth:`run_soon`, called on an asyncio loop: the work of one loop iteration (many sockets' reads)
-        is handed over together at its end, so the workers wake once for it rather than once per socket."""
+        """Like :meth:`run_soon`, called on an asyncio loop: work is gathered for :data:`HAND_OVER_DELAY` and
+        handed over together, so with many quiet sockets the workers wake once per gathering rather than once
+        per message (each wake is a thread switch that costs more than a small handler)."""
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
         gathered = self._gathered
         gathered.append(fn)
         if len(gathered) == 1:
             try:
-                asyncio.get_running_loop().call_soon(self._hand_over)
+                asyncio.get_running_loop().call_later(HAND_OVER_DELAY, self._hand_over)
             except RuntimeError:  # not on a loop: now
                 self._hand_over()
 

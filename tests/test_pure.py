@@ -204,3 +204,22 @@ def test_the_panel_table_sets_nbsocket_columns_apart_from_message_fields() -> No
     html = table_html(rows, 1)
     assert 'class="nbsocket-own-column" title="nbsocket&#x27;s column: message number on this socket, from 1"' in html
     assert "the message&#x27;s own field &#x27;seq&#x27;" in html
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["msgspec", "stdlib"])
+def test_json_decoding_gives_the_standard_librarys_results_with_or_without_the_fast_decoder(fast: bool, monkeypatch: Any) -> None:
+    import json
+    import math
+
+    from nbsocket.core import codecs
+
+    if not fast:
+        monkeypatch.setattr(codecs, "_fast_loads", None)
+    elif codecs._fast_loads is None:
+        pytest.fail("the test extra installs msgspec: the fast decoder should be there")
+    for body in ['{"a":1,"b":[1.5,"x",null,true]}', '{"n":123456789012345678901234567890}', '"\\ud800"', '[1e400]',
+                 '{"a":1,"a":2}', b'{"bytes":1}', '-0', '0.1']:
+        assert codecs.decode_json(body) == json.loads(body)
+    assert math.isnan(codecs.decode_json("NaN"))
+    with pytest.raises(codecs.CodecError, match="invalid JSON"):
+        codecs.decode_json("{bad")

@@ -117,7 +117,9 @@ class BatchingConnection(ClientConnection):
             try:
                 batch.append(bytes(data).decode("utf-8") if not isinstance(data, bytes) else data.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                self.set_connection_exc(exc)
+                note_cause = getattr(self, "set_connection_exc", None)  # (websockets >= 15)
+                if note_cause is not None:
+                    note_cause(exc)
                 self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                 self.send_data()
                 return

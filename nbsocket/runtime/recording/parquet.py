@@ -58,6 +58,10 @@ class ParquetRecorder(Recorder):
     ) -> None:
         if importlib.util.find_spec("pyarrow") is None:
             raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")
+        # Imported now, not at the first write: that may be at interpreter exit, when a module that
+        # registers an exit hook (pyarrow's thread pools) can no longer be imported.
+        import concurrent.futures.thread  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
         self.part_rows = part_rows
         self.part_seconds = part_seconds
         self.parts_written = 0

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send  # noqa: E402
 from nbsocket.core.protocols.socketio import SocketIO  # noqa: E402
 from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, SocketIOServer  # noqa: E402
+from tests.servers import eventually  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,14 +28,6 @@ pytestmark = pytest.mark.timeout(60)
 def server() -> Iterator[SocketIOServer]:
     with SocketIOServer(ping_interval=1, ping_timeout=1) as srv:
         yield srv
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 # --- the server, with python-socketio's own client --------------------------------------
@@ -70,7 +63,7 @@ def test_reference_client_against_the_server(server: SocketIOServer) -> None:
     assert got["bin_ack"] == b"\x00\xff"
     assert got["bin_event"] == (b"\x00\xff",)
     assert got["still_connected"]
-    wait_until(lambda: ("/", "question", ["answer", "why"]) in server.acks)
+    eventually(lambda: ("/", "question", ["answer", "why"]) in server.acks, timeout=5.0)
 
 
 async def _reference_admin(srv: SocketIOServer, token: str) -> Any:
@@ -209,7 +202,7 @@ def test_protocol_object_against_the_server(server: SocketIOServer) -> None:
     assert got["pings"] >= 2
     assert got["open_after_pings"]
     assert got["malformed"] == []
-    wait_until(lambda: ("/", "question", ["answer", b"\x07"]) in server.acks)
+    eventually(lambda: ("/", "question", ["answer", b"\x07"]) in server.acks, timeout=5.0)
 
 
 async def _protocol_admin(srv: SocketIOServer, token: str) -> Any:

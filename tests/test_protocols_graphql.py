@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ pytest.importorskip("uvicorn")
 
 import nbsocket as nbs  # noqa: E402
 from tests.protocol_servers.graphql_server import GraphQLServer  # noqa: E402
+from tests.servers import eventually  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = {"token": "good"}
@@ -23,14 +23,6 @@ TOKEN = {"token": "good"}
 def server() -> Iterator[GraphQLServer]:
     with GraphQLServer() as srv:
         yield srv
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def test_queries_mutations_and_errors(server: GraphQLServer) -> None:
@@ -53,7 +45,7 @@ def test_subscription_events_and_completion(server: GraphQLServer) -> None:
     events = waiter.future.result(5)
     assert [e.topic for e in events] == [sub.topic] * 3 and sub.topic == sub.id
     assert [e.data for e in events] == [{"ticks": {"n": n}} for n in (1, 2, 3)]
-    wait_until(lambda: not sub.active)
+    eventually(lambda: not sub.active, timeout=5.0)
     assert gql.subscriptions == []
     frame = nbs.frame("subs")
     assert frame["topic"].tolist() == [sub.id] * 3 and frame["ticks.n"].tolist() == [1, 2, 3]
@@ -64,7 +56,7 @@ def test_subscription_error_is_in_the_event_and_ends_it(server: GraphQLServer) -
     sub = gql.subscribe("subscription { boom(after: 1) { n } }")
     event = gql.expect(lambda e: e.error is not None, timeout=5)
     assert event.topic == sub.id
-    wait_until(lambda: not sub.active)
+    eventually(lambda: not sub.active, timeout=5.0)
 
 
 def test_cancel_and_reconnect_resubscribes(server: GraphQLServer) -> None:
@@ -76,7 +68,7 @@ def test_cancel_and_reconnect_resubscribes(server: GraphQLServer) -> None:
     other.cancel()
     assert not other.active and [s.id for s in gql.subscriptions] == [slow.id]
     server.kick_all(1012)
-    wait_until(lambda: gql.stats.reconnects >= 1 and gql.state == "open", timeout=10)
+    eventually(lambda: gql.stats.reconnects >= 1 and gql.state == "open", timeout=10)
     event = gql.expect({"topic": slow.id, "ticks.n": 1}, timeout=10)  # it starts again from 1 on the new connection
     assert event.data == {"ticks": {"n": 1}}
     assert len(server.connection_params) >= 2
@@ -109,7 +101,7 @@ def test_legacy_subscription(server: GraphQLServer) -> None:
     waiter = gql.waiter(2)
     sub = gql.subscribe("subscription { ticks(n: 2) { n } }")
     assert [e.data["ticks"]["n"] for e in waiter.future.result(5)] == [1, 2]
-    wait_until(lambda: not sub.active)
+    eventually(lambda: not sub.active, timeout=5.0)
 
 
 def test_malformed_message_is_kept_and_call_timeout(server: GraphQLServer) -> None:
@@ -117,7 +109,7 @@ def test_malformed_message_is_kept_and_call_timeout(server: GraphQLServer) -> No
     gql = nbs.connect("mal", server.url, protocol="graphql-ws", init_payload=TOKEN, handler=got.append)
     (send,) = list(server._sockets)
     asyncio.run_coroutine_threadsafe(send({"type": "websocket.send", "text": "not json"}), server._loop).result(5)
-    wait_until(lambda: len(got) == 1)
+    eventually(lambda: len(got) == 1, timeout=5.0)
     assert got[0].error and nbs.frame("mal")["data"].tolist() == ["not json"]
     with pytest.raises(nbs.WaitTimeoutError):
         gql.call("subscription { ticks(n: 1, delay: 2) { n } }", timeout=0.3)

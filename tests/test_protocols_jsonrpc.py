@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -12,6 +11,7 @@ pytest.importorskip("jsonrpcserver")
 
 import nbsocket as nbs  # noqa: E402
 from tests.protocol_servers.jsonrpc_server import JSONRPCServer  # noqa: E402
+from tests.servers import eventually  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,20 +22,12 @@ def server() -> Iterator[JSONRPCServer]:
         yield srv
 
 
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 def test_calls_notifications_and_errors(server: JSONRPCServer) -> None:
     rpc = nbs.connect("node", server.url, protocol="jsonrpc")
     assert rpc.call("add", [1, 2]) == 3
     assert rpc.call("add", {"a": 2, "b": 5}) == 7
     rpc.notify("log", {"msg": "x"})
-    wait_until(lambda: server.logged)
+    eventually(lambda: server.logged, timeout=5.0)
     with pytest.raises(nbs.RemoteError) as info:
         rpc.call("fail", {"code": -32001, "message": "nope", "data": {"why": 1}})
     assert info.value.code == -32001 and "nope" in str(info.value) and info.value.data == {"why": 1}
@@ -66,7 +58,7 @@ def test_timeout_then_late_reply_is_recorded_not_raised(server: JSONRPCServer) -
     rpc = nbs.connect("slow", server.url, protocol="jsonrpc")
     with pytest.raises(nbs.WaitTimeoutError):
         rpc.call("sleep", [0.5], timeout=0.1)
-    wait_until(lambda: rpc.transcript()["body"].astype(str).str.contains('"result": 0.5').any(), timeout=5)  # recorded
+    eventually(lambda: rpc.transcript()["body"].astype(str).str.contains('"result": 0.5').any(), timeout=5)  # recorded
     assert len(nbs.frame("slow")) == 0
     assert rpc.state == "open" and rpc.call("add", [1, 1]) == 2
 
@@ -86,8 +78,8 @@ def test_malformed_and_reconnect(server: JSONRPCServer) -> None:
     rpc.call("add", [0, 0])
     server.send_raw("not json at all")
     server.send_raw('{"jsonrpc": "2.0", "id": 99999, "result": 1}')  # nobody asked
-    wait_until(lambda: len(got) == 1)
+    eventually(lambda: len(got) == 1, timeout=5.0)
     assert got[0].error and nbs.frame("mal")["data"].tolist() == ["not json at all"]
     server.kick_all(1012)
-    wait_until(lambda: rpc.stats.reconnects >= 1 and rpc.state == "open", timeout=10)
+    eventually(lambda: rpc.stats.reconnects >= 1 and rpc.state == "open", timeout=10)
     assert rpc.call("add", [2, 2]) == 4

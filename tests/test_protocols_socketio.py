@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ pytest.importorskip("aiohttp")
 
 import nbsocket as nbs  # noqa: E402
 from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, ADMIN_TOKEN, SocketIOServer  # noqa: E402
+from tests.servers import eventually  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,14 +22,6 @@ pytestmark = pytest.mark.timeout(60)
 def server() -> Iterator[SocketIOServer]:
     with SocketIOServer(ping_interval=1, ping_timeout=1) as srv:
         yield srv
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def test_connect_emit_call_and_events(server: SocketIOServer) -> None:
@@ -64,7 +56,7 @@ def test_binary_both_ways(server: SocketIOServer) -> None:
 def test_server_event_is_acked_with_the_handler_value(server: SocketIOServer) -> None:
     sio = nbs.connect("ask", server.url, protocol="socketio", handler=lambda event: ("answer", event.data))
     sio.emit("ask", "why")
-    wait_until(lambda: ("/", "question", ["answer", "why"]) in server.acks)
+    eventually(lambda: ("/", "question", ["answer", "why"]) in server.acks, timeout=5.0)
 
 
 def test_keepalive_survives_a_slow_handler(server: SocketIOServer) -> None:
@@ -79,24 +71,24 @@ def test_keepalive_survives_a_slow_handler(server: SocketIOServer) -> None:
         sio.emit("chat", {"n": n})
     time.sleep(4.5)  # pingInterval 1 s + pingTimeout 1 s: the handlers are busy for 6 s in all
     assert sio.state == "open" and sio.stats.reconnects == 0
-    wait_until(lambda: len(seen) == 3, timeout=10)
+    eventually(lambda: len(seen) == 3, timeout=10)
     assert sio.stats.reconnects == 0 and not [e for e in sio.errors if e.where == "close"]
 
 
 def test_reconnect_runs_the_handshake_again(server: SocketIOServer) -> None:
     sio = nbs.connect("re", server.url, protocol="socketio", reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.2))
     server.drop_all()
-    wait_until(lambda: sio.stats.reconnects >= 1 and sio.state == "open", timeout=10)
+    eventually(lambda: sio.stats.reconnects >= 1 and sio.state == "open", timeout=10)
     assert sio.call("echo", "again") == "again"
     server.restart()
     sio.emit("chat", {"queued": True})  # queued while down: goes out after the new handshake
-    wait_until(lambda: ("/", "chat", [{"queued": True}]) in server.received, timeout=10)
+    eventually(lambda: ("/", "chat", [{"queued": True}]) in server.received, timeout=10)
 
 
 def test_server_disconnect_ends_the_session(server: SocketIOServer) -> None:
     sio = nbs.connect("kick", server.url, protocol="socketio")
     sio.emit("kick")
-    wait_until(lambda: sio.state == "closed")
+    eventually(lambda: sio.state == "closed", timeout=5.0)
 
 
 def test_namespace_and_auth(server: SocketIOServer) -> None:
@@ -117,7 +109,7 @@ def test_malformed_packet_is_kept_and_the_socket_goes_on(server: SocketIOServer)
     sio = nbs.connect("mal", server.url, protocol="socketio", handler=got.append)
     (eio_sid,) = list(server.sio.eio.sockets)
     server.run(server.sio.eio.send(eio_sid, "garbage"))
-    wait_until(lambda: len(got) == 1)
+    eventually(lambda: len(got) == 1, timeout=5.0)
     assert got[0].error and got[0].data is None
     frame = nbs.frame("mal")
     assert frame["error"].notna().all() and frame["data"].tolist() == ["4garbage"]

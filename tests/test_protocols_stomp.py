@@ -12,20 +12,13 @@ import nbsocket as nbs
 from nbsocket.core.redact import MASK
 
 from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a session fixture)
+from tests.servers import eventually  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def queue_name() -> str:
     return f"/queue/nbs-{secrets.token_hex(4)}"
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def connect(name: str, broker: RabbitMQ, **options: Any) -> nbs.ProtocolConnection:
@@ -99,8 +92,8 @@ def test_reconnect_resubscribes_before_queued_messages(rabbitmq: RabbitMQ) -> No
     sub = mq.subscribe(destination)
     waiter = mq.waiter(1)
     mq._abort()  # the TCP connection drops under it
-    wait_until(lambda: mq.state != "open")
+    eventually(lambda: mq.state != "open", timeout=5.0)
     mq.publish(destination, "queued while down")
-    wait_until(lambda: mq.stats.reconnects >= 1 and mq.state == "open", timeout=15)
+    eventually(lambda: mq.stats.reconnects >= 1 and mq.state == "open", timeout=15)
     (event,) = waiter.future.result(10)
     assert event.topic == destination and event.data == "queued while down" and sub.active

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .events import utf8_size
 from .state import Stats
 
 __all__ = ["decode_batch", "parse_error_text"]
@@ -35,10 +36,7 @@ def decode_batch(
     size = 0
     failed = 0
     for body in bodies:
-        if body.__class__ is str:
-            size += len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
-        else:
-            size += len(body)
+        size += utf8_size(body)
         try:
             data = decode(body)
             error = None

@@ -217,17 +217,11 @@ class Dispatcher:
 
     def _run_item_sync(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
-        if kind is MESSAGES:
-            for event in item[1]:
+        if kind is MESSAGES or kind is MESSAGE:
+            for event in item[1] if kind is MESSAGES else (item[1],):
                 for handler in self._handlers.current:
                     self._call_handler(handler, event)
                 self.note_handled(event)
-            return
-        if kind is MESSAGE:
-            event = item[1]
-            for handler in self._handlers.current:
-                self._call_handler(handler, event)
-            self.note_handled(event)
             return
         where, callback, args, ready = self._callback(item)
         try:

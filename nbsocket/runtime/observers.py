@@ -1,8 +1,7 @@
 """A connection's internal observers (waiters, transcripts, recorders), with each kind of hook gathered once.
 
 An observer may have any of ``on_frames(ts_ns, first_seq, bodies, errors)`` (the messages
-of one read at once, without building events; it replaces ``on_frame`` and ``on_received``),
-``on_frame(ts_ns, seq, body, is_binary, error)`` (the same, one message at a time),
+of one read at once, without building events; it replaces ``on_received``),
 ``on_received(event)``, ``on_handled(event)`` (after the handlers ran),
 ``on_sent(item, ts_ns)`` and ``on_lifecycle(kind, info)``. The hook tuples are
 rebuilt on every change (copy-on-write), so the reader never looks a hook up per message.
@@ -29,7 +28,6 @@ class Observers:
         self._lock = threading.Lock()
         self.all: tuple[Any, ...] = ()
         self.on_frames: tuple[Callable[..., Any], ...] = ()
-        self.on_frame: tuple[Callable[..., Any], ...] = ()
         self.on_received: tuple[Callable[..., Any], ...] = ()
         self.on_handled: tuple[Callable[..., Any], ...] = ()
         self.on_sent: tuple[Callable[..., Any], ...] = ()
@@ -55,8 +53,7 @@ class Observers:
         # on_handled first: a waiter must be listening before it can be reached by a message
         self.on_handled = hooks("on_handled")
         self.on_frames = hooks("on_frames")
-        self.on_frame = hooks("on_frame", "on_frames")
-        self.on_received = hooks("on_received", "on_frame", "on_frames")
+        self.on_received = hooks("on_received", "on_frames")
         self.on_sent = hooks("on_sent")
         self.on_lifecycle = hooks("on_lifecycle")
         self.all = observers

@@ -123,12 +123,9 @@ class ProtocolDriver:
             if first_seq is None:
                 first_seq = seq
         observers = conn._observers
-        if observers.on_frames or observers.on_frame:  # the transcript: every message, housekeeping included (seq None)
+        if observers.on_frames:  # the transcript: every message, housekeeping included (seq None)
             shown = _text_if_utf8(body) if self.protocol.read_undecoded else body
-            if observers.on_frames:
-                observers.call(observers.on_frames, ts, first_seq, [shown], [None])
-            if observers.on_frame:
-                observers.call(observers.on_frame, ts, first_seq, shown, not isinstance(shown, str), None)
+            observers.call(observers.on_frames, ts, first_seq, [shown], [None])
         self._kick()
         self._arm()
 

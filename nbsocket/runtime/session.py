@@ -367,10 +367,6 @@ class Session:
         handlers, observers = self._handlers, self._observers
         if observers.on_frames:
             observers.call(observers.on_frames, ts, first, bodies, errors)
-        if observers.on_frame:
-            call, hooks = observers.call, observers.on_frame
-            for i, body in enumerate(bodies):
-                call(hooks, ts, first + i, body, body.__class__ is not str, errors[i])
         if not (handlers or observers.on_received or observers.on_handled):
             return
         name, content_type, url, lockable, verbs = self.name, self.content_type, self.url, self._lockable, self._verbs

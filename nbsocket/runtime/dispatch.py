@@ -40,14 +40,13 @@ __all__ = ["Dispatcher", "Kind", "BACKLOG_HIGH", "BACKLOG_LOW"]
 class Kind(enum.Enum):
     """What a dispatcher item is: a message for the handlers, or a lifecycle callback to call."""
 
-    MESSAGE = "message"
     MESSAGES = "messages"
     OPEN = "on_open"
     CLOSE = "on_close"
     ERROR = "on_error"
 
 
-MESSAGE, MESSAGES, OPEN, CLOSE, ERROR = Kind.MESSAGE, Kind.MESSAGES, Kind.OPEN, Kind.CLOSE, Kind.ERROR
+MESSAGES, OPEN, CLOSE, ERROR = Kind.MESSAGES, Kind.OPEN, Kind.CLOSE, Kind.ERROR
 
 
 class Dispatcher:
@@ -115,13 +114,10 @@ class Dispatcher:
     # --- what the reader pushes (loop thread) ----------------------------------------
 
     def push(self, *item: Any) -> None:
-        """Queue an item (loop thread only): ``(MESSAGE, event)``, ``(MESSAGES, [event, ...])`` (the messages of one
-        read, handled in order), ``(OPEN, ready)``, ``(CLOSE, code, reason)``, ``(ERROR, exc)``."""
-        kind = item[0]
-        if kind is MESSAGES:
+        """Queue an item (loop thread only): ``(MESSAGES, [event, ...])`` (the messages of one read, or one protocol
+        message, handled in order), ``(OPEN, ready)``, ``(CLOSE, code, reason)``, ``(ERROR, exc)``."""
+        if item[0] is MESSAGES:
             self.pushed_seq = item[1][-1].seq
-        elif kind is MESSAGE:
-            self.pushed_seq = item[1].seq
         if not self._items and not self._task_busy and self._all_sync_now():
             self._lane.push(item)
             return
@@ -217,8 +213,8 @@ class Dispatcher:
 
     def _run_item_sync(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
-        if kind is MESSAGES or kind is MESSAGE:
-            for event in item[1] if kind is MESSAGES else (item[1],):
+        if kind is MESSAGES:
+            for event in item[1]:
                 for handler in self._handlers.current:
                     self._call_handler(handler, event)
                 self.note_handled(event)
@@ -238,23 +234,24 @@ class Dispatcher:
     async def _run_item(self, item: tuple[Any, ...], pool: Any) -> None:
         if item[0] is MESSAGES:
             for event in item[1]:
-                await self._run_item((MESSAGE, event), pool)
+                await self._run_event(event, pool)
             return
-        if item[0] is not MESSAGE:
-            where, callback, args, ready = self._callback(item)
-            if callback is None or not is_async_callable(callback):
-                await run_blocking(pool, self._run_batch_sync, [item])
-                return
-            try:
-                with self._first_in_outbox(where):
-                    await callback(*args)
-            except Exception as exc:
-                self._errors.callback_failed(where, exc, traceback.format_exc())
-            finally:
-                if ready is not None:
-                    ready.set()
+        # OPEN, CLOSE or ERROR
+        where, callback, args, ready = self._callback(item)
+        if callback is None or not is_async_callable(callback):
+            await run_blocking(pool, self._run_batch_sync, [item])
             return
-        event = item[1]
+        try:
+            with self._first_in_outbox(where):
+                await callback(*args)
+        except Exception as exc:
+            self._errors.callback_failed(where, exc, traceback.format_exc())
+        finally:
+            if ready is not None:
+                ready.set()
+
+    async def _run_event(self, event: WsEvent, pool: Any) -> None:
+        """One message through every handler, async ones on the loop, sync ones on a worker."""
         for handler in self._handlers.current:
             if handler.is_async:
                 try:

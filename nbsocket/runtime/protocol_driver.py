@@ -34,7 +34,6 @@ from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Proto
 from ..core.redact import scrub
 from ..core.state import CLOSED_FOR_GOOD
 from ..errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
-from .dispatch import Kind
 from .outbox import Outgoing
 
 if TYPE_CHECKING:
@@ -191,13 +190,7 @@ class ProtocolDriver:
         is_binary = not isinstance(body, str)
         event = WsEvent(self.name, data, Request(body, is_binary, conn.content_type, conn.url), seq, ts, conn.lockable, error,
                         conn, topic=topic, ack_token=ack, headers=headers)
-        observers = conn._observers
-        if observers.on_received:
-            observers.call(observers.on_received, event)
-        if conn._handlers:
-            conn._dispatcher.push(Kind.MESSAGE, event)
-        else:
-            conn._dispatcher.note_handled(event)
+        session.hand_over([event])
         return seq
 
     def _reply(self, reply: Reply) -> None:

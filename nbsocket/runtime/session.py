@@ -374,10 +374,15 @@ class Session:
             WsEvent(name, datas[i], Request(body, body.__class__ is not str, content_type, url), first + i, ts, lockable, errors[i], verbs)
             for i, body in enumerate(bodies)
         ]
+        self.hand_over(events)
+
+    def hand_over(self, events: list[WsEvent]) -> None:
+        """Received events, in order, to the observers and then the handlers (loop thread; protocol messages too)."""
+        observers = self._observers
         if observers.on_received:
             for event in events:
                 observers.call(observers.on_received, event)
-        if handlers:
+        if self._handlers:
             self._dispatcher.push(Kind.MESSAGES, events)  # the dispatcher notes each handled once the handlers ran
         else:
             for event in events:

@@ -19,7 +19,8 @@ the path of its handshake request:
   over ``--quiet-phases`` slots of the period (default 10) so that arrivals are sparse, not one
   burst for all.
 
-After ``count`` messages the server sends a close frame (1000) and closes the connection.
+After ``count`` messages the server sends a close frame (1000) and closes the connection. It
+answers a client's pings with pongs and its close with a close, and ignores its other frames.
 Every 0.25 s it prints ``sent <unix time> <messages written so far>`` on stdout, so a benchmark
 can compare what was offered with what a client handled at the same moment. The first line
 is ``listening ws://127.0.0.1:<port>``.
@@ -97,9 +98,10 @@ class Handler(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.upgraded:
-            return  # pongs, the close reply: ignored
         self.buffer += data
+        if self.upgraded:
+            self.client_frames()
+            return
         if b"\r\n\r\n" not in self.buffer:
             return
         head = self.buffer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
@@ -112,6 +114,8 @@ class Handler(asyncio.Protocol):
             b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
         )
         self.upgraded = True
+        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
+        self.client_frames()
         url = urlsplit(path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/paced":
@@ -125,6 +129,28 @@ class Handler(asyncio.Protocol):
             self.quiet.add(self)
         else:
             self.finish()
+
+    def client_frames(self) -> None:
+        """Answer the client's pings with pongs (as every real server does) and its close with a close; drop the rest."""
+        buf = self.buffer
+        while len(buf) >= 6:
+            opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            if n == 126:
+                n, at = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + 4 + n:
+                break
+            mask, payload = buf[at:at + 4], buf[at + 4:at + 4 + n]
+            buf = buf[at + 4 + n:]
+            assert self.transport is not None
+            if opcode == 0x9:
+                unmasked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                self.transport.write(server_frame(unmasked, opcode=0xA))
+            elif opcode == 0x8 and not self.closed:
+                self.transport.write(server_frame(b"\x03\xe8", opcode=0x8))
+                self.transport.close()
+        self.buffer = buf
 
     def pause_writing(self) -> None:
         self.can_write.clear()

@@ -266,3 +266,34 @@ def test_order_holds_when_an_async_handler_comes_and_goes_mid_stream(demo) -> No
     eventually(lambda: len(seen) == 3000, timeout=60)
     assert seen == list(range(1, 3001))
     assert async_seen == sorted(async_seen) and len(async_seen) >= 200
+
+
+def test_a_blocked_handler_does_not_hold_up_another_sockets_handlers() -> None:
+    """Socket a's handler blocks until socket b's handler has run: b's must run meanwhile, whether b's message
+    is handed to the workers together with a's (one gathering) or after a's handler started."""
+    async def reply_when_asked(ws):
+        async for _ in ws:
+            await ws.send("x")
+
+    for together in (True, False):
+        b_ran = threading.Event()
+        a_started = threading.Event()
+        outcome = []
+
+        def blocked(event, b_ran=b_ran, a_started=a_started, outcome=outcome):
+            a_started.set()
+            outcome.append(b_ran.wait(10))
+
+        with WsServer(reply_when_asked) as server:
+            a = nbs.connect(f"blocked-{together}", server.url, handler=blocked, content_type="text/plain")
+            b = nbs.connect(f"other-{together}", server.url, handler=lambda e, b_ran=b_ran: b_ran.set(), content_type="text/plain")
+            a.send("go")
+            if together:
+                b.send("go")
+            else:
+                assert a_started.wait(10)
+                b.send("go")
+            eventually(lambda: outcome, timeout=15, what="socket a's handler to finish")
+            assert outcome == [True], "socket b's handler did not run while socket a's handler was blocked"
+            a.remove()
+            b.remove()

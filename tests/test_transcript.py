@@ -158,3 +158,26 @@ def test_chat_broadcasts_land_in_every_transcript(demo: Any) -> None:
     assert list(alice_t["direction"]) == ["event", "sent", "received"]
     assert list(bob_t["direction"]) == ["event", "received"]
     assert bob_t.iloc[1]["from"] == "alice" and bob_t.iloc[1]["body"] == alice_t.iloc[1]["body"]
+
+
+def test_received_messages_are_recorded_without_an_object_per_entry() -> None:
+    """Recording a read's messages allocates nothing the garbage collector counts (see the live frame's test)."""
+    import gc
+
+    from nbsocket.core.state import Stats
+
+    recorder = TranscriptRecorder(Stats(), lambda: {"socket": "gc"})
+    bodies = [json.dumps({"n": i}) for i in range(5000)]
+    gc.disable()
+    try:
+        gc.collect()
+        before = gc.get_count()[0]
+        for i, body in enumerate(bodies):
+            recorder.on_frames(1_700_000_000_000_000_000 + i, i + 1, [body], [None])
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 50, f"{grown} objects counted by the garbage collector for 5000 recorded messages"
+    entries = recorder.entries()
+    assert [e.body for e in entries] == bodies and [e.seq for e in entries] == list(range(1, 5001))
+    assert {e.direction for e in entries} == {"received"} and all(e.error is None for e in entries)

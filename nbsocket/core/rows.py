@@ -1,11 +1,13 @@
 """Rows waiting to become the next chunk of a live frame, kept in the cheapest form their shape allows.
 
 Most feeds send messages of one shape (the same keys in the same order). While
-they do, a row is kept as the tuple of its values under one *key plan* (the
-keys and their column names), and the chunk's columns are cut straight from
-those tuples: no dict per row, no per-row work in pandas. A message of
-another shape, a nested object or a parse failure turns the rest of the chunk
-into dict rows (``message_fields``), exactly as before.
+they do, the rows are kept as one list of values per key under one *key plan*
+(the keys and their column names): no dict and no tuple per row, so keeping
+thousands of rows on many sockets allocates nothing the garbage collector has
+to count or scan (a kept container per message would set off ever more
+collections). A message of another shape, a nested object or a parse failure
+turns the rest of the chunk into dict rows (``message_fields``), exactly as
+before.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ class PendingRows:
         self._register = register
         self.ts: list[int] = []
         self.seq: list[int] = []
-        self.rows: list[Any] = []  # value tuples while ``planned``, else dicts
+        self.rows: list[dict[str, Any]] = []  # dict rows, once the plan is given up
+        self.columns: list[list[Any]] = []  # one list of values per key while ``planned``
         self.planned = False
+        self._count = 0
         self._plan_keys: tuple[Any, ...] = ()
         self._plan_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._count
 
     def add_fields(self, ts_ns: int, seq: int, fields: dict[str, Any]) -> None:
         """One row given as its fields (a dict nobody changes afterwards)."""
@@ -48,33 +52,33 @@ class PendingRows:
         self.ts.append(ts_ns)
         self.seq.append(seq)
         self.rows.append(self._admit(fields))
+        self._count += 1
 
     def add_messages(
         self, ts_ns: int, first_seq: int, datas: Sequence[Any], errors: Sequence[str | None], bodies: Sequence[str | bytes],
     ) -> None:
         """The messages of one read: decoded data, parse errors and raw bodies, numbered from ``first_seq``."""
-        rows = self.rows
+        count = self._count
         for i, data in enumerate(datas):
-            if data.__class__ is dict and errors[i] is None and (self.planned or not rows):
+            if data.__class__ is dict and errors[i] is None and (self.planned or not count):
                 values = tuple(data.values())
                 for value in values:
                     if value.__class__ is dict:
                         break
                 else:
                     keys = tuple(data)
-                    if keys == self._plan_keys and self.planned:
-                        rows.append(values)
-                        continue
-                    if not rows and self._start_plan(keys):
-                        rows.append(values)
+                    if (self.planned and keys == self._plan_keys) or (not count and self._start_plan(keys)):
+                        for column, value in zip(self.columns, values):
+                            column.append(value)
+                        count += 1
                         continue
             if self.planned:
-                self._unplan()
-                rows = self.rows
-            rows.append(self._admit(message_fields(data, errors[i], bodies[i])))
-        count = len(datas)
-        self.ts.extend([ts_ns] * count)
-        self.seq.extend(range(first_seq, first_seq + count))
+                self._unplan(count)
+            self.rows.append(self._admit(message_fields(data, errors[i], bodies[i])))
+            count += 1
+        self._count = count
+        self.ts.extend([ts_ns] * len(datas))
+        self.seq.extend(range(first_seq, first_seq + len(datas)))
 
     def _start_plan(self, keys: tuple[Any, ...]) -> bool:
         if keys != self._plan_keys:
@@ -85,17 +89,25 @@ class PendingRows:
         if not self._register(self._plan_names):
             return False
         self.planned = True
+        self.columns = [[] for _ in keys]
         return True
 
-    def _unplan(self) -> None:
+    def _value_rows(self, count: int) -> list[tuple[Any, ...]]:
+        """The planned rows as value tuples (``count`` of them: a plan of no keys has no columns to count)."""
+        return list(zip(*self.columns)) if self.columns else [()] * count
+
+    def _unplan(self, count: int | None = None) -> None:
         names = self._plan_names
-        self.rows = [dict(zip(names, values)) for values in self.rows]
+        self.rows = [dict(zip(names, values)) for values in self._value_rows(self._count if count is None else count)]
+        self.columns = []
         self.planned = False
 
     def take(self) -> tuple[list[int], list[int], dict[str, Any]]:
         """Empty the rows; returns their times, sequence numbers and message columns (name -> values)."""
-        ts, seqs, rows, planned = self.ts, self.seq, self.rows, self.planned
-        self.ts, self.seq, self.rows, self.planned = [], [], [], False
+        ts, seqs, planned, count = self.ts, self.seq, self.planned, self._count
+        rows: list[Any] = self._value_rows(count) if planned else self.rows
+        value_columns = self.columns
+        self.ts, self.seq, self.rows, self.columns, self.planned, self._count = [], [], [], [], False, 0
         if not rows:
             return ts, seqs, {}
         names = list(self._plan_names)
@@ -106,7 +118,7 @@ class PendingRows:
         for name in body.columns:
             column = body[name]
             if column.dtype.kind == "f" and column.hasnans:  # integers with gaps: from_records made them float
-                values = [row[names.index(name)] for row in rows] if planned else [row.get(name) for row in rows]
+                values = value_columns[names.index(name)] if planned else [row.get(name) for row in rows]
                 column = _integers_kept(column, values)
             columns[name] = column.array
         return ts, seqs, columns

@@ -209,16 +209,28 @@ class Dispatcher:
     def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
         with handler_scope(self._callbacks):
             for item in batch:
-                self._run_item_sync(item)
+                if item[0] is MESSAGES:
+                    self._run_events_sync(item[1])
+                else:
+                    self._run_callback_sync(item)
 
-    def _run_item_sync(self, item: tuple[Any, ...]) -> None:
-        kind = item[0]
-        if kind is MESSAGES:
-            for event in item[1]:
-                for handler in self._handlers.current:
-                    self._call_handler(handler, event)
-                self.note_handled(event)
-            return
+    def _run_events_sync(self, events: list[WsEvent]) -> None:
+        """Each event through every (sync) handler, in order (worker thread)."""
+        handlers, observers = self._handlers, self._observers
+        for event in events:
+            for handler in handlers.current:
+                note_running(handler.name)
+                try:
+                    result = handler.fn(event, *handler.args)
+                    if result is not None and inspect.isawaitable(result):
+                        self._await_on_loop(result)
+                except Exception as exc:
+                    self._handler_failed(handler, event, exc)
+            self.handled_seq = event.seq
+            if observers.on_handled:
+                observers.call(observers.on_handled, event)
+
+    def _run_callback_sync(self, item: tuple[Any, ...]) -> None:
         where, callback, args, ready = self._callback(item)
         try:
             if callback is not None:
@@ -263,16 +275,13 @@ class Dispatcher:
         self.note_handled(event)
 
     def _run_one_sync(self, handler: Handler, event: Any) -> None:
-        with handler_scope(self._callbacks):
-            self._call_handler(handler, event)
-
-    def _call_handler(self, handler: Handler, event: Any) -> None:
         """Run one sync handler on one event (worker thread); a failure is recorded and does not propagate."""
-        note_running(handler.name)
-        try:
-            self._call_sync(handler.fn, event, *handler.args)
-        except Exception as exc:
-            self._handler_failed(handler, event, exc)
+        with handler_scope(self._callbacks):
+            note_running(handler.name)
+            try:
+                self._call_sync(handler.fn, event, *handler.args)
+            except Exception as exc:
+                self._handler_failed(handler, event, exc)
 
     def _handler_failed(self, handler: Handler, event: Any, exc: Exception) -> None:
         self._errors.handler_failed(handler.name, event.seq, exc, traceback.format_exc())
@@ -282,8 +291,12 @@ class Dispatcher:
     def _call_sync(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn`` on a worker thread; if it returns an awaitable, await it on the loop."""
         result = fn(*args)
-        if inspect.isawaitable(result):
-            asyncio.run_coroutine_threadsafe(_awaited(result), self._loop_thread.loop).result()
+        if result is not None and inspect.isawaitable(result):
+            self._await_on_loop(result)
+
+    def _await_on_loop(self, awaitable: Any) -> None:
+        """A sync handler returned an awaitable: await it on the loop (worker thread waits)."""
+        asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop_thread.loop).result()
 
 
 async def _awaited(awaitable: Any) -> Any:

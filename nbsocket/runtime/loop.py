@@ -29,7 +29,7 @@ _handler_context = threading.local()
 
 def in_handler() -> bool:
     """True while running a socket's handler or callback (where blocking calls must not wait)."""
-    return getattr(_handler_context, "depth", 0) > 0
+    return bool(getattr(_handler_context, "owners", None))
 
 
 def in_handler_of(owner: object) -> bool:
@@ -44,14 +44,12 @@ class handler_scope:
         self.owner = owner
 
     def __enter__(self) -> None:
-        _handler_context.depth = getattr(_handler_context, "depth", 0) + 1
-        owners = getattr(_handler_context, "owners", None)
-        if owners is None:
-            owners = _handler_context.owners = []
-        owners.append(self.owner)
+        try:
+            _handler_context.owners.append(self.owner)
+        except AttributeError:
+            _handler_context.owners = [self.owner]
 
     def __exit__(self, *exc: object) -> None:
-        _handler_context.depth -= 1
         _handler_context.owners.pop()
 
 
@@ -219,6 +217,9 @@ class LoopThread:
     @property
     def handler_pool(self) -> WorkerPool:
         """Worker threads that run synchronous handlers, so a slow one cannot stall the loop."""
+        pool = self._handler_pool
+        if pool is not None:
+            return pool
         with self._lock:
             if self._handler_pool is None:
                 self._handler_pool = WorkerPool(max_workers=32, name="nbsocket-handler")

@@ -1,9 +1,10 @@
 """The always-on transcript of a socket: every frame both ways and every connection event, bounded.
 
 A :class:`TranscriptRecorder` is a connection observer. On the hot path it
-appends one small :class:`~nbsocket.core.transcript.Entry` per frame to a
-bounded deque (no parsing, no pandas); the DataFrame is built only when asked
-for. :class:`Transcript` is the connection's part that owns the recorder and
+appends each frame's time, number and body to bounded columns (no parsing, no
+pandas, no object per frame: :class:`EntryColumns`); they become
+:class:`~nbsocket.core.transcript.Entry` objects, and the DataFrame is built,
+only when asked for. :class:`Transcript` is the connection's part that owns the recorder and
 answers ``conn.transcript()``, ``save_transcript``, ``keep_transcript`` and
 ``clear_transcript``.
 """
@@ -14,6 +15,7 @@ import collections
 import itertools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -38,6 +40,83 @@ from ..errors import InvalidOptionError
 from .outbox import Outgoing
 
 __all__ = ["TranscriptRecorder", "Transcript", "write_transcript_file"]
+
+_RECEIVED_TEXT = (RECEIVED, TEXT, None, None, None, None)
+_RECEIVED_BINARY = (RECEIVED, BINARY, None, None, None, None)
+_SENT = {TEXT: (SENT, TEXT, None, None, None, None), BINARY: (SENT, BINARY, None, None, None, None)}
+
+
+class EntryColumns:
+    """Transcript entries kept column by column: receipt times, sequence numbers, bodies, and a *shape* per entry.
+
+    An entry's shape is the tuple of its other values (``direction``, ``kind``,
+    ``error``, ``code``, ``reason``, ``info``): nearly always one of a few
+    shared tuples, so keeping a message allocates no object of its own, and
+    thousands of kept entries per socket give the garbage collector nothing to
+    count or scan. ``Entry`` objects are made when the entries are read.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # appends come from the loop and (errors) from handler threads; reads from anywhere
+        self.ts: collections.deque[int] = collections.deque()
+        self.seq: collections.deque[int | None] = collections.deque()
+        self.body: collections.deque[str | bytes | None] = collections.deque()
+        self.shape: collections.deque[tuple[Any, ...]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self.shape)
+
+    def add_received(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
+        n = len(bodies)
+        shapes = [
+            (_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY) if errors[i] is None
+            else (RECEIVED, TEXT if body.__class__ is str else BINARY, errors[i], None, None, None)
+            for i, body in enumerate(bodies)
+        ]
+        with self.lock:
+            self.ts.extend([ts_ns] * n)
+            self.seq.extend(range(first_seq, first_seq + n) if first_seq is not None else [None] * n)
+            self.body.extend(bodies)
+            self.shape.extend(shapes)
+
+    def add(self, entry: Entry) -> None:
+        with self.lock:
+            self.ts.append(entry.ts_ns)
+            self.seq.append(entry.seq)
+            self.body.append(entry.body)
+            self.shape.append(entry.direction == SENT and entry.error is None and entry.info is None and _SENT.get(entry.kind)
+                              or (entry.direction, entry.kind, entry.error, entry.code, entry.reason, entry.info))
+
+    def entries(self) -> list[Entry]:
+        with self.lock:
+            ts, seq, body, shape = list(self.ts), list(self.seq), list(self.body), list(self.shape)
+        return [
+            new_entry(Entry, (t, s[0], s[1], q, b, s[2], s[3], s[4], s[5]))
+            for t, q, b, s in zip(ts, seq, body, shape)
+        ]
+
+    def drop_oldest(self, keep: int, excess_bytes: int) -> tuple[int, int]:
+        """Drop the oldest entries until at most ``keep`` are left and the bodies dropped add up to at least
+        ``excess_bytes``; returns how many entries and body bytes were dropped."""
+        with self.lock:
+            bodies = self.body
+            drop = max(0, len(bodies) - keep)
+            freed = sum(len(body) for body in itertools.islice(bodies, drop) if body is not None)
+            for body in itertools.islice(bodies, drop, None):
+                if freed >= excess_bytes:
+                    break
+                if body is not None:
+                    freed += len(body)
+                drop += 1
+            if drop:
+                for name in ("ts", "seq", "body", "shape"):
+                    setattr(self, name, collections.deque(itertools.islice(getattr(self, name), drop, None)))
+            return drop, freed
+
+    def clear(self) -> None:
+        with self.lock:
+            for column in (self.ts, self.seq, self.body, self.shape):
+                column.clear()
 
 
 def write_transcript_file(path: str | os.PathLike[str], entries: Iterable[Entry], meta: dict[str, Any] | None = None) -> int:
@@ -66,7 +145,7 @@ class TranscriptRecorder:
     ) -> None:
         self._stats = stats
         self._describe = describe
-        self._entries: collections.deque[Entry] = collections.deque()
+        self._entries = EntryColumns()
         self._bytes = 0
         self.dropped = 0
         self.received = 0
@@ -85,11 +164,7 @@ class TranscriptRecorder:
     def on_frames(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
         """The messages of one read (``first_seq`` is ``None`` for protocol housekeeping, which has no number)."""
         entries = self._entries
-        entries.extend([
-            new_entry(Entry, (ts_ns, RECEIVED, TEXT if body.__class__ is str else BINARY,
-                              None if first_seq is None else first_seq + i, body, errors[i], None, None, None))
-            for i, body in enumerate(bodies)
-        ])
+        entries.add_received(ts_ns, first_seq, bodies, errors)
         self.received += len(bodies)
         self._bytes += sum(map(len, bodies))
         if len(entries) > self._limit or self._bytes > self._byte_limit:
@@ -99,7 +174,7 @@ class TranscriptRecorder:
         body = item.payload
         entries = self._entries
         kind = TEXT if body.__class__ is str else BINARY
-        entries.append(new_entry(Entry, (ts_ns, SENT, kind, self._stats.messages_out, body, None, None, None, None)))
+        entries.add(new_entry(Entry, (ts_ns, SENT, kind, self._stats.messages_out, body, None, None, None, None)))
         self.sent += 1
         self._bytes += len(body)
         if len(entries) > self._limit or self._bytes > self._byte_limit:
@@ -125,27 +200,15 @@ class TranscriptRecorder:
             entry = Entry(ts, EVENT, "failed", None, None)
         else:
             return
-        self._entries.append(entry)
+        self._entries.add(entry)
         if len(self._entries) > self._limit:
             self._evict()
 
     def _evict(self) -> None:
         """Drop the oldest entries down to 90% of the bounds, so that eviction is not paid on every message."""
-        entries = self._entries
-        limit = self._limit - self._limit // 10
-        byte_limit = self._byte_limit - self._byte_limit // 10
-        drop = max(0, len(entries) - limit)
-        freed = sum(len(e.body) for e in itertools.islice(entries, drop) if e.body is not None)
-        for entry in itertools.islice(entries, drop, None):
-            if self._bytes - freed <= byte_limit:
-                break
-            if entry.body is not None:
-                freed += len(entry.body)
-            drop += 1
-        if drop:
-            self._entries = collections.deque(itertools.islice(entries, drop, None))
-            self._bytes -= freed
-            self.dropped += drop
+        drop, freed = self._entries.drop_oldest(self._limit - self._limit // 10, self._bytes - (self._byte_limit - self._byte_limit // 10))
+        self._bytes -= freed
+        self.dropped += drop
 
     def trim(self) -> None:
         """Apply the bounds now (after they were lowered)."""
@@ -156,12 +219,7 @@ class TranscriptRecorder:
 
     def entries(self) -> list[Entry]:
         """A copy of the entries kept now, oldest first."""
-        for _ in range(100):
-            try:
-                return list(self._entries)
-            except RuntimeError:  # appended to while copying; try again
-                continue
-        return list(self._entries.copy())
+        return self._entries.entries()
 
     def __len__(self) -> int:
         return len(self._entries)

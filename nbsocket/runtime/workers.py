@@ -12,6 +12,7 @@ exit (the exit handler logs what it abandons).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import queue
@@ -25,6 +26,7 @@ __all__ = ["WorkerPool", "note_running"]
 log = logging.getLogger("nbsocket")
 
 _STOP = object()
+_DRAIN = object()
 HAND_OVER_DELAY = 0.002
 """Seconds handler work is gathered on the loop before the workers are woken for it (the most a handler call waits)."""
 SPAWN_AFTER = 0.02
@@ -41,16 +43,27 @@ def note_running(what: str) -> None:
 
 
 class WorkerPool(concurrent.futures.Executor):
-    """Up to ``max_workers`` daemon threads taking callables in order of arrival; threads start as work needs them."""
+    """Up to ``max_workers`` daemon threads taking callables in order of arrival; threads start as work needs them.
+
+    Work gathered on the loop (:meth:`run_after_this_turn`) goes to a shared
+    ready list in one hand-over, and one worker is woken to drain it: with many
+    quiet sockets a wake-up runs the handlers of every socket that received
+    something meanwhile. When every draining worker has been held by one
+    callable for :data:`SPAWN_AFTER`, another worker is woken for the rest, so a
+    slow handler of one socket delays another's by about that much at most.
+    """
 
     def __init__(self, max_workers: int = 32, name: str = "nbsocket-handler") -> None:
         self.max_workers = max_workers
         self.name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready: collections.deque[Callable[[], Any]] = collections.deque()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._busy_with: dict[int, list[Any]] = {}  # thread id -> [what it runs now, since when]
+        self._drainers: dict[int, list[Any]] = {}  # the same, for the workers draining the ready list
+        self._draining = 0  # drain wake-ups handed out whose worker has not yet found the ready list empty
         self._closed = False
         self._gathered: list[Callable[[], Any]] = []
 
@@ -70,11 +83,29 @@ class WorkerPool(concurrent.futures.Executor):
 
     def _hand_over(self) -> None:
         gathered, self._gathered = self._gathered, []
-        for fn in gathered:
-            if self._closed:
+        if self._closed:
+            for fn in gathered:
                 fn()  # the interpreter is exiting: run the last handlers here
-            else:
-                self.run_soon(fn)
+            return
+        with self._lock:
+            self._ready.extend(gathered)
+        self._wake_drainer()
+
+    def _wake_drainer(self) -> None:
+        """Wake a worker to drain the ready list unless one is on it (or about to be) and not held up."""
+        with self._lock:
+            if not self._ready or self._closed:
+                return
+            if self._draining > len(self._drainers):
+                return  # a wake-up is on its way to a worker
+            if self._drainers:
+                recently = time.monotonic() - SPAWN_AFTER
+                if any(slot[1] > recently for slot in list(self._drainers.values())):
+                    return  # a drainer is moving on
+            self._draining += 1
+        self._queue.put(_DRAIN)
+        if self._idle <= 0:
+            self._maybe_add_worker(force=True)
 
     def run_soon(self, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` on a worker thread (no result, no future); an exception it raises is logged."""
@@ -118,17 +149,21 @@ class WorkerPool(concurrent.futures.Executor):
         return [slot[0] for slot in list(self._busy_with.values())]
 
     def check(self) -> None:
-        """Start another thread if work waits while every worker has been busy for a while (call it periodically)."""
+        """Wake or start another worker if work waits while every worker has been busy for a while (call it
+        periodically)."""
+        if self._ready:
+            self._wake_drainer()
         if self._idle <= 0 and not self._queue.empty():
             self._maybe_add_worker()
 
-    def _maybe_add_worker(self) -> None:
+    def _maybe_add_worker(self, force: bool = False) -> None:
         with self._lock:
             if self._idle > 0 or len(self._threads) >= self.max_workers or self._closed:
                 return
-            recently = time.monotonic() - SPAWN_AFTER
-            if any(slot[1] > recently for slot in list(self._busy_with.values())):
-                return  # a worker started its task just now and will be free soon (check() covers a slow one)
+            if not force:
+                recently = time.monotonic() - SPAWN_AFTER
+                if any(slot[1] > recently for slot in list(self._busy_with.values())):
+                    return  # a worker started its task just now and will be free soon (check() covers a slow one)
             thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
             self._idle += 1  # counts as idle until it takes its first item
@@ -150,12 +185,37 @@ class WorkerPool(concurrent.futures.Executor):
             idle_now = False
             if fn is _STOP:
                 return
-            slot[0] = getattr(fn, "__qualname__", None) or repr(fn)
-            slot[1] = time.monotonic()
             busy[me] = slot
             try:
-                fn()
+                if fn is _DRAIN:
+                    self._drain(me, slot)
+                else:
+                    slot[0] = getattr(fn, "__qualname__", None) or repr(fn)
+                    slot[1] = time.monotonic()
+                    fn()
             except BaseException:
                 log.exception("nbsocket: a worker task failed")
             finally:
                 busy.pop(me, None)
+
+    def _drain(self, me: int, slot: list[Any]) -> None:
+        """Run the ready list's callables until it is empty (one drain wake-up)."""
+        ready, drainers = self._ready, self._drainers
+        with self._lock:
+            drainers[me] = slot
+        while True:
+            try:
+                fn = ready.popleft()
+            except IndexError:
+                with self._lock:
+                    if ready:
+                        continue
+                    self._draining -= 1
+                    del drainers[me]
+                    return
+            slot[0] = "handler work"
+            slot[1] = time.monotonic()
+            try:
+                fn()
+            except BaseException:
+                log.exception("nbsocket: a worker task failed")

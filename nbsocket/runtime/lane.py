@@ -44,9 +44,13 @@ class SerialLane:
         """Queue ``item``; starts a worker if the lane was idle."""
         with self._lock:
             self._items.append(item)
-            if self._busy:
-                return
-            self._busy = True
+            busy, self._busy = self._busy, True
+        if busy:
+            try:
+                self._pool().nudge(asyncio.get_running_loop())
+            except RuntimeError:  # not on a loop
+                pass
+            return
         try:
             self._pool().run_after_this_turn(self._drain)
         except RuntimeError:  # the interpreter is exiting: executors take no more work

@@ -66,23 +66,41 @@ class WorkerPool(concurrent.futures.Executor):
         self._draining = 0  # drain wake-ups handed out whose worker has not yet found the ready list empty
         self._closed = False
         self._gathered: list[Callable[[], Any]] = []
+        self._hand_over_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def run_after_this_turn(self, fn: Callable[[], Any]) -> None:
         """Like :meth:`run_soon`, called on an asyncio loop: work is gathered for :data:`HAND_OVER_DELAY` and
         handed over together, so with many quiet sockets the workers wake once per gathering rather than once
-        per message (each wake is a thread switch that costs more than a small handler)."""
+        per message (each wake is a thread switch that costs more than a small handler). The gathering goes
+        on its timer, or with the first work that arrives after it is due (:meth:`nudge`)."""
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
         gathered = self._gathered
         gathered.append(fn)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop: now
+            self._hand_over()
+            return
         if len(gathered) == 1:
-            try:
-                asyncio.get_running_loop().call_later(HAND_OVER_DELAY, self._hand_over)
-            except RuntimeError:  # not on a loop: now
-                self._hand_over()
+            self._hand_over_at = loop.time() + HAND_OVER_DELAY
+            self._timer = loop.call_later(HAND_OVER_DELAY, self._hand_over)
+        else:
+            self.nudge(loop)
+
+    def nudge(self, loop: asyncio.AbstractEventLoop) -> None:
+        """More work arrived on ``loop`` (for a lane already handed over or gathered): if the gathering is due,
+        hand it over now rather than on its timer (a busy loop then wakes once for both)."""
+        if self._gathered and loop.time() >= self._hand_over_at:
+            timer = self._timer
+            if timer is not None:
+                timer.cancel()
+            self._hand_over()
 
     def _hand_over(self) -> None:
         gathered, self._gathered = self._gathered, []
+        self._timer = None
         if self._closed:
             for fn in gathered:
                 fn()  # the interpreter is exiting: run the last handlers here

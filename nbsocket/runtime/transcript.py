@@ -108,9 +108,10 @@ class EntryColumns:
                 if body is not None:
                     freed += len(body)
                 drop += 1
-            if drop:
-                for name in ("ts", "seq", "body", "shape"):
-                    setattr(self, name, collections.deque(itertools.islice(getattr(self, name), drop, None)))
+            for column in (self.ts, self.seq, self.body, self.shape):
+                popleft = column.popleft
+                for _ in range(drop):
+                    popleft()
             return drop, freed
 
     def clear(self) -> None:

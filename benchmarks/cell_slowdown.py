@@ -1,6 +1,6 @@
 """How much a streaming socket slows a pure-Python cell: nbsocket vs a bare websockets client in a thread vs no feed.
 
-    python benchmarks/cell_slowdown.py [--rates 2000,10000,20000] [--loops 2000000] [--rounds 2] [--quick]
+    python benchmarks/cell_slowdown.py [--rates 2000,10000,20000] [--loops 2000000] [--rounds 4] [--quick]
 
 While the pre-framed, paced server (``_frameserver.py``, its own process; costs nothing per
 message) streams small JSON ticks at each rate, a client process times a CPU-bound "cell" (a
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,10000,20000", help="offered msgs/s, comma-separated")
     parser.add_argument("--loops", type=int, default=3_000_000, help="iterations of the cell's loop")
     parser.add_argument("--repeats", type=int, default=3, help="cells per process")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="processes per configuration (the GIL makes one "
+                        "process's cells agree with each other more than with another's: the median needs several)")
     parser.add_argument("--quick", action="store_true", help="a short run (~30 s): 1 round of 2 shorter cells")
     args = parser.parse_args()
     if args.quick:

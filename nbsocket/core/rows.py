@@ -58,6 +58,28 @@ class PendingRows:
         self, ts_ns: int, first_seq: int, datas: Sequence[Any], errors: Sequence[str | None], bodies: Sequence[str | bytes],
     ) -> None:
         """The messages of one read: decoded data, parse errors and raw bodies, numbered from ``first_seq``."""
+        if not (self.planned and self._add_planned(datas, errors)):
+            self._add_one_by_one(datas, errors, bodies)
+        self.ts.extend([ts_ns] * len(datas))
+        self.seq.extend(range(first_seq, first_seq + len(datas)))
+
+    def _add_planned(self, datas: Sequence[Any], errors: Sequence[str | None]) -> bool:
+        """Add a read whose messages all fit the plan, column by column; False (nothing added) if one does not."""
+        plan = self._plan_keys
+        rows = []
+        for i, data in enumerate(datas):
+            if data.__class__ is not dict or errors[i] is not None:
+                return False
+            values = tuple(data.values())
+            if dict in map(type, values) or tuple(data) != plan:
+                return False
+            rows.append(values)
+        for column, values in zip(self.columns, zip(*rows)):
+            column.extend(values)
+        self._count += len(rows)
+        return True
+
+    def _add_one_by_one(self, datas: Sequence[Any], errors: Sequence[str | None], bodies: Sequence[str | bytes]) -> None:
         count = self._count
         for i, data in enumerate(datas):
             if data.__class__ is dict and errors[i] is None and (self.planned or not count):
@@ -77,8 +99,6 @@ class PendingRows:
             self.rows.append(self._admit(message_fields(data, errors[i], bodies[i])))
             count += 1
         self._count = count
-        self.ts.extend([ts_ns] * len(datas))
-        self.seq.extend(range(first_seq, first_seq + len(datas)))
 
     def _start_plan(self, keys: tuple[Any, ...]) -> bool:
         if keys != self._plan_keys:

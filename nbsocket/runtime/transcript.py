@@ -101,7 +101,7 @@ class EntryColumns:
         with self.lock:
             bodies = self.body
             drop = max(0, len(bodies) - keep)
-            freed = sum(len(body) for body in itertools.islice(bodies, drop) if body is not None)
+            freed = sum(map(len, filter(None, itertools.islice(bodies, drop))))  # (events have no body)
             for body in itertools.islice(bodies, drop, None):
                 if freed >= excess_bytes:
                     break

@@ -136,6 +136,7 @@ class LiveFrame:
         self._subscribers: list[Subscription] = []
         self._sinks: list[Sink] = []
         self.on_column_cap: Callable[[str], Any] | None = None
+        self.on_watch_change: Callable[[], Any] = lambda: None  # called when subscribers or sinks come or go
 
     # --- writing (loop thread) ------------------------------------------------
 
@@ -421,6 +422,7 @@ class LiveFrame:
         """
         with self._lock:
             self._sinks = [*self._sinks, sink]
+        self.on_watch_change()
 
     def remove_sink(self, sink: Sink) -> None:
         """Stop handing chunks to ``sink`` (pending rows are flushed to it first)."""
@@ -428,6 +430,7 @@ class LiveFrame:
             if sink in self._sinks:
                 self._flush_locked()
                 self._sinks = [s for s in self._sinks if s != sink]  # equality: bound methods are new objects each time
+        self.on_watch_change()
 
     # --- subscribers -------------------------------------------------------------
 
@@ -445,11 +448,18 @@ class LiveFrame:
         with self._lock:
             sub.next_index = self._total
             self._subscribers = [*self._subscribers, sub]
+        self.on_watch_change()
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self._subscribers = [s for s in self._subscribers if s is not sub]
+        self.on_watch_change()
+
+    @property
+    def watched(self) -> bool:
+        """True while the frame has subscribers or sinks (only then has :meth:`poll` anything to do)."""
+        return bool(self._subscribers or self._sinks)
 
     @property
     def has_subscribers(self) -> bool:

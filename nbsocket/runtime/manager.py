@@ -18,6 +18,7 @@ from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, Un
 from .lockable import Lockable
 from .protocol_connection import ProtocolConnection
 from .loop import LoopThread
+from ..core.frame import LiveFrame
 from ..core.options import build_options, warn_insecure
 from ..core.state import CLOSED_FOR_GOOD
 from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
@@ -60,6 +61,9 @@ class Manager:
         self._lock = threading.RLock()
         self.lockable = Lockable()
         self._ticker: Any = None
+        self._watched: list[LiveFrame] = []  # the frames with subscribers or sinks, listed again when ...
+        self._watch_version = 0  # ... this changes (a frame gained or lost one, a socket came or went)
+        self._watched_version = -1
         self._atexit_registered = False
 
     # --- registry -------------------------------------------------------------------
@@ -129,6 +133,9 @@ class Manager:
             if name in self._connections:
                 raise NameInUseError(f"socket {name!r} was connected by another thread just now; use nbs.get({name!r})")
             self._connections[name] = conn
+            self._watch_version += 1
+        if conn.frame is not None:
+            conn.frame.on_watch_change = self._frames_changed
         if opts.insecure:
             warn_insecure(conn.url)
         self._ensure_started()
@@ -138,6 +145,7 @@ class Manager:
             with self._lock:
                 if self._connections.get(name) is conn:
                     del self._connections[name]
+                    self._watch_version += 1
             self._discard(conn)
             raise ConnectTimeoutError(
                 f"{conn.url} did not open within {conn.open_timeout_total:g} s (open_timeout={opts.open_timeout}); "
@@ -147,6 +155,7 @@ class Manager:
             with self._lock:
                 if self._connections.get(name) is conn:
                     del self._connections[name]
+                    self._watch_version += 1
             self._discard(conn)
             raise
         return conn
@@ -211,6 +220,7 @@ class Manager:
         with self._lock:
             conn = self.get(name)
             del self._connections[name]
+            self._watch_version += 1
         conn._mark_removed()
         queued = conn.queued
         if queued:
@@ -266,16 +276,26 @@ class Manager:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self._loop_thread.handler_pool.check()
-            for conn in list(self._connections.values()):
-                frame = conn.frame
-                if frame is not None and frame.needs_poll:
+            version = self._watch_version
+            if version != self._watched_version:
+                with self._lock:
+                    frames = [conn.frame for conn in self._connections.values() if conn.frame is not None]
+                self._watched = [frame for frame in frames if frame.watched]
+                self._watched_version = version
+            for frame in self._watched:
+                if frame.needs_poll:
                     frame.poll()
+
+    def _frames_changed(self) -> None:
+        """A live frame gained or lost a subscriber or sink: the ticker lists the frames it polls again."""
+        self._watch_version += 1
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Close every socket with 1001 and stop the loop thread, within about ``timeout`` seconds."""
         with self._lock:
             conns = list(self._connections.values())
             self._connections.clear()
+            self._watch_version += 1
         for conn in conns:
             conn._mark_removed()
         if not self._loop_thread.running:

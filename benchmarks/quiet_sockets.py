@@ -1,6 +1,6 @@
 """Many quiet sockets: 1,000 sockets x 10 msgs/s, bare websockets clients on one loop vs nbsocket.
 
-    python benchmarks/quiet_sockets.py [--sockets 1000] [--seconds 15] [--open-budget 45] [--quick]
+    python benchmarks/quiet_sockets.py [--sockets 1000] [--seconds 15] [--open-budget 45] [--rounds 3] [--quick]
 
 The server (``_frameserver.py``, its own process) sends every socket one pre-built frame every
 100 ms (10 msgs/s each) from one ticker, the sockets spread over 10 slots of the period so that
@@ -11,7 +11,10 @@ Each client, in a process of its own, first opens the sockets one after the othe
 connect(url)`` in a loop; nbsocket: a loop of ``nbs.connect`` calls, its defaults: a plain no-op
 handler, live frame, transcript) and that time is reported; opening stops at ``--open-budget``
 seconds (the table then says how many were opened, and the rest is measured on those). After 3 s
-of settling, it samples every 0.5 s for ``--seconds``: messages handled (nbsocket: by the handler),
+of settling, it samples every 0.5 s for ``--seconds``. Rounds alternate the clients (each round a
+fresh process per client) and the table shows each figure's median over the rounds, with the
+spread of the CPU per message (it varies from process to process by 10-20% on a small machine).
+Sampled: messages handled (nbsocket: by the handler),
 process CPU. Reported: offered vs handled rate over the window (and in its first and second
 half: a client that falls behind falls further behind), the backlog at the end (offered so far
 minus handled) and the lag it means, CPU per handled message. The server check compares its own
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -75,33 +79,40 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured window after opening and settling")
     parser.add_argument("--open-budget", type=float, default=45.0, help="stop opening sockets after this many seconds")
     parser.add_argument("--clients", default="websockets,nbsocket")
-    parser.add_argument("--quick", action="store_true", help="a short run (~30 s): 300 sockets, 6 s window, 8 s opening budget")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every client")
+    parser.add_argument("--quick", action="store_true", help="a short run (~30 s): 300 sockets, 6 s window, 8 s opening budget, 1 round")
     args = parser.parse_args()
     if args.quick:
         args.sockets, args.seconds, args.open_budget = min(args.sockets, 300), min(args.seconds, 6.0), min(args.open_budget, 8.0)
+        args.rounds = 1
     soft, _hard = raise_nofile(args.sockets * 2 + 256)
     print(f"open files limit (ulimit -n): {soft} (needs about {args.sockets * 2 + 256} for {args.sockets} sockets, "
           f"both ends in this process tree)")
-    results = {}
+    runs: dict[str, list[dict[str, float]]] = {}
+    kinds = args.clients.split(",")
     with FrameServer("--quiet-period", "0.1", "--quiet-batch", "1", "--quiet-phases", "10") as server:
-        for kind in args.clients.split(","):
-            launched, scpu0 = time.time(), server.cpu()
-            out = run_client("quiet", kind, f"{server.url}/quiet", "--sockets", str(args.sockets), "--seconds", str(args.seconds),
-                             "--open-budget", str(args.open_budget), timeout=args.open_budget + args.seconds + 120)
-            res = analyse(server, launched, out)
-            res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
-            results[kind] = res
-            print(f"{kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; handled {res['handled']:,.0f} of "
-                  f"{res['offered']:,.0f} msgs/s offered", flush=True)
-            time.sleep(1.0)  # the server sees the previous client's sockets close
+        for r in range(args.rounds):
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
+                launched, scpu0 = time.time(), server.cpu()
+                out = run_client("quiet", kind, f"{server.url}/quiet", "--sockets", str(args.sockets), "--seconds", str(args.seconds),
+                                 "--open-budget", str(args.open_budget), timeout=args.open_budget + args.seconds + 120)
+                res = analyse(server, launched, out)
+                res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
+                runs.setdefault(kind, []).append(res)
+                print(f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; handled {res['handled']:,.0f} of "
+                      f"{res['offered']:,.0f} msgs/s offered, {res['us']:.1f} us CPU per message", flush=True)
+                time.sleep(1.0)  # the server sees the previous client's sockets close
+    results = {kind: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for kind, rs in runs.items()}
+    spread = {kind: (min(r["us"] for r in rs), max(r["us"] for r in rs)) for kind, rs in runs.items()}
     print()
-    print(f"{args.sockets:,} sockets x 10 msgs/s (one frame per socket every 100 ms, sparse), {args.seconds:g} s window")
+    print(f"{args.sockets:,} sockets x 10 msgs/s (one frame per socket every 100 ms, sparse), {args.seconds:g} s window, "
+          f"median of {args.rounds} alternating round(s)")
     print(f"{'client':<12}{'opened':>7}{'open s':>8}{'offered/s':>10}{'handled/s':>10}{'%':>6}{'1st half':>9}{'2nd half':>9}"
-          f"{'backlog':>9}{'lag s':>7}{'CPU us/msg':>11}{'CPU %core':>10}")
+          f"{'backlog':>9}{'lag s':>7}{'CPU us/msg':>11}{'CPU %core':>10}   spread")
     for kind, r in results.items():
         print(f"{kind:<12}{r['opened']:>7}{r['open_s']:>8.1f}{r['offered']:>10,.0f}{r['handled']:>10,.0f}"
               f"{r['handled'] / r['offered'] * 100:>5.0f}%{r['first']:>9,.0f}{r['second']:>9,.0f}{r['backlog']:>9,.0f}"
-              f"{r['lag']:>7.1f}{r['us']:>11.1f}{r['cpu_share'] * 100:>9.0f}%")
+              f"{r['lag']:>7.1f}{r['us']:>11.1f}{r['cpu_share'] * 100:>9.0f}%   {spread[kind][0]:.1f}-{spread[kind][1]:.1f}")
     if "websockets" in results and "nbsocket" in results:
         w, b = results["websockets"], results["nbsocket"]
         print(f"\nnbsocket / bare: CPU per message {b['us'] / w['us']:.2f}x, handled share "

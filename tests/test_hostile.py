@@ -93,6 +93,36 @@ def test_a_server_closing_with_1008_right_after_the_handshake_fails_connect(reco
         assert "connection lost" not in caplog.text
 
 
+class SilentServer(AiohttpServer):
+    """aiohttp, answering no ping (``autoping=False``) and sending nothing; ``/refuse`` closes at once with 4403."""
+
+    async def handle(self, request):  # type: ignore[no-untyped-def]
+        from aiohttp import web
+
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        if request.query.get("refuse"):
+            await ws.close(code=4403, message=b"go away")
+            return ws
+        async for _ in ws:
+            pass
+        return ws
+
+
+def test_a_server_that_answers_no_ping_still_has_its_refusals_fail_connect() -> None:
+    """Once a server has let the settling ping go unanswered, connects to it no longer wait for one (a loop of
+    them would wait 0.1 s each); a close sent right after the handshake still fails ``connect``."""
+    with SilentServer() as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        for i in range(5):
+            assert nbs.connect(f"silent{i}", url).state == "open"
+        with pytest.raises(nbs.ConnectError) as info:
+            nbs.connect("refused", url + "?refuse=1")
+        assert (info.value.code, info.value.reason, info.value.kind) == (4403, "go away", "closed")
+        assert [nbs.get(f"silent{i}").state for i in range(5)] == ["open"] * 5
+        nbs.shutdown()  # before the server stops
+
+
 def test_a_4xxx_close_after_on_open_sent_its_auth_fails_connect() -> None:
     async def check_auth(ws) -> None:  # type: ignore[no-untyped-def]
         message = await ws.recv()

@@ -9,9 +9,11 @@ properties.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
+from urllib.parse import urlsplit
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +50,15 @@ wire_log = logging.getLogger("nbsocket.websockets")
 
 OPEN_SETTLE = 0.1
 """The longest ``connect`` waits after the handshake (and ``on_open``) for the ping that shows the server keeps the connection."""
+SILENT_PEER_SETTLE = 0.005
+"""What ``connect`` waits instead, for a close sent right after the handshake, at a server that did not answer that ping."""
+_silent_peers: set[str] = set()  # host:port of servers that did not answer the settling ping (they may never answer one)
+
+def _answered(peer: str, pong: asyncio.Future[float]) -> None:
+    """A silent peer answered a ping after all: wait for its pong again next time."""
+    if not pong.cancelled() and pong.exception() is None:
+        _silent_peers.discard(peer)
+
 
 class Session:
     """Connects, reads and writes one named socket, and reconnects it as its policy says.
@@ -262,17 +273,26 @@ class Session:
         The server handles our frames in order: if it meant to refuse the
         connection at once (or on the auth ``on_open`` sent), its close comes
         before the pong, and ``connect`` raises it. The wait is one round trip,
-        at most :data:`OPEN_SETTLE` (a server that never answers pings).
+        at most :data:`OPEN_SETTLE`. A server that let that time pass without a
+        pong is remembered (by host and port) and waited for only
+        :data:`SILENT_PEER_SETTLE` next time, until it answers a ping.
         """
         await ready.wait()
         deadline = asyncio.get_running_loop().time() + OPEN_SETTLE
         while len(self._outbox) and asyncio.get_running_loop().time() < deadline:  # on_open's sends go out first
             await asyncio.sleep(0.001)
+        peer = urlsplit(self._url).netloc
         if not first.done() and ws.protocol.state is State.OPEN:
             try:
                 pong = await ws.ping()
-                await asyncio.wait_for(asyncio.shield(pong), max(0.0, deadline - asyncio.get_running_loop().time()))
-            except Exception:  # no pong in time, or the connection is closing: judged below
+                if peer in _silent_peers:  # no wait: a loop of connects would wait OPEN_SETTLE for each
+                    pong.add_done_callback(functools.partial(_answered, peer))
+                    await asyncio.sleep(SILENT_PEER_SETTLE)
+                else:
+                    await asyncio.wait_for(asyncio.shield(pong), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                _silent_peers.add(peer)
+            except Exception:  # the connection is closing: judged below
                 pass
         if not first.done() and ws.protocol.state is State.OPEN:
             first.set_result(None)

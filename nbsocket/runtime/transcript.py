@@ -79,13 +79,20 @@ class EntryColumns:
             self.body.extend(bodies)
             self.shape.extend(shapes)
 
+    def add_sent(self, ts_ns: int, kind: str, seq: int, body: str | bytes) -> None:
+        with self.lock:
+            self.ts.append(ts_ns)
+            self.seq.append(seq)
+            self.body.append(body)
+            self.shape.append(_SENT[kind])
+
     def add(self, entry: Entry) -> None:
+        """A connection event (or any entry whose shape is its own)."""
         with self.lock:
             self.ts.append(entry.ts_ns)
             self.seq.append(entry.seq)
             self.body.append(entry.body)
-            self.shape.append(entry.direction == SENT and entry.error is None and entry.info is None and _SENT.get(entry.kind)
-                              or (entry.direction, entry.kind, entry.error, entry.code, entry.reason, entry.info))
+            self.shape.append((entry.direction, entry.kind, entry.error, entry.code, entry.reason, entry.info))
 
     def entries(self) -> list[Entry]:
         with self.lock:
@@ -175,7 +182,7 @@ class TranscriptRecorder:
         body = item.payload
         entries = self._entries
         kind = TEXT if body.__class__ is str else BINARY
-        entries.add(new_entry(Entry, (ts_ns, SENT, kind, self._stats.messages_out, body, None, None, None, None)))
+        entries.add_sent(ts_ns, kind, self._stats.messages_out, body)
         self.sent += 1
         self._bytes += len(body)
         if len(entries) > self._limit or self._bytes > self._byte_limit:

@@ -9,17 +9,26 @@ and hands them, in order, to its ``sink`` in one call (in calls of at most
 are joined here; text is decoded as strict UTF-8 and invalid text closes the
 connection with 1007, as ``websockets`` does.
 
+Between frames, a read that starts with whole, uncompressed data frames is
+cut into messages here without websockets' frame parser (a generator and a
+``Frame`` per message); the first frame of any other kind, and everything
+after it in that read, goes through websockets as before.
+
 Until :meth:`BatchingConnection.attach` gives it a sink, batches are kept, so
 nothing that arrives with the handshake response is lost or reordered.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import State
+from websockets.streams import StreamReader
 
 __all__ = ["BatchingConnection", "RawTextConnection", "Batch", "Sink"]
 
@@ -28,6 +37,10 @@ Batch = list[str | bytes]
 Sink = Callable[[Batch], None]
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_WHOLE_TEXT, _WHOLE_BINARY = 0x81, 0x82  # a frame's first byte: FIN, no RSV bit (uncompressed), text / binary
+_OPEN = State.OPEN
+_WAITING_FOR_A_FRAME = StreamReader.at_eof.__code__  # where websockets' parser waits between frames
+_unpack_length = struct.Struct("!Q").unpack_from
 
 READ_SIZE = 64 * 1024
 """Bytes asked of the socket per read (asyncio's default is 256 KiB): a flooded socket then holds the
@@ -50,6 +63,7 @@ class BatchingConnection(ClientConnection):
         self._batch: Batch | None = None
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
+        self._between_frames = False  # websockets' parser waits for a new frame and holds no bytes
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -74,11 +88,77 @@ class BatchingConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         self._batch = []
         try:
-            super().data_received(data)
+            taken = self._take_whole_frames(data) if self._between_frames and self.protocol.state is _OPEN else 0
+            if taken < len(data):
+                super().data_received(data[taken:] if taken else data)
+                self._between_frames = self._parser_between_frames()
         finally:
             batch, self._batch = self._batch, None
             if batch:
                 self._hand_over(batch)
+
+    def _take_whole_frames(self, data: bytes) -> int:
+        """Take the complete, unfragmented, uncompressed data frames at the start of ``data`` without going
+        through websockets' parser (which is waiting for a new frame); returns how many bytes were taken.
+
+        The first anything else (a control frame, a fragment, a compressed or masked frame, one over
+        ``max_size``, text that is not UTF-8, an incomplete frame) stops it: websockets parses the rest.
+        """
+        protocol = self.protocol
+        limit = protocol.max_message_size
+        fragment_limit = getattr(protocol, "max_fragment_size", None)
+        if fragment_limit is not None and (limit is None or fragment_limit < limit):
+            limit = fragment_limit
+        decode_text = self.decode_text
+        batch = self._batch
+        pos, end = 0, len(data)
+        while end - pos >= 2:
+            head, length = data[pos], data[pos + 1]
+            if (head != _WHOLE_TEXT and head != _WHOLE_BINARY) or length > 127:  # over 127: the mask bit
+                break
+            start = pos + 2
+            if length == 126:
+                if end - start < 2:
+                    break
+                length = (data[start] << 8) | data[start + 1]
+                start += 2
+            elif length == 127:
+                if end - start < 8:
+                    break
+                length = _unpack_length(data, start)[0]
+                start += 8
+            stop = start + length
+            if stop > end or (limit is not None and length > limit):
+                break
+            if head == _WHOLE_TEXT and decode_text:
+                try:
+                    body: str | bytes = data[start:stop].decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+            else:
+                body = data[start:stop]
+            batch.append(body)  # type: ignore[union-attr]
+            pos = stop
+            if len(batch) >= MAX_BATCH:  # type: ignore[arg-type]
+                self._batch = []
+                self._hand_over(batch)  # type: ignore[arg-type]
+                batch = self._batch
+        return pos
+
+    def _parser_between_frames(self) -> bool:
+        """Whether websockets' parser now waits for the first byte of a new data message with nothing buffered,
+        so the next read may start with :meth:`_take_whole_frames` (checked after websockets parsed a read)."""
+        protocol = self.protocol
+        if (protocol.state is not _OPEN or self.response is None or protocol.debug or self._fragments is not None
+                or protocol.reader.buffer or getattr(protocol, "current_size", None) is not None):
+            return False
+        for extension in protocol.extensions:
+            if not isinstance(extension, PerMessageDeflate) or extension.decode_cont_data:
+                return False  # only permessage-deflate leaves uncompressed frames as they are
+        parser = protocol.parser
+        while getattr(parser, "gi_yieldfrom", None) is not None:
+            parser = parser.gi_yieldfrom
+        return getattr(parser, "gi_code", None) is _WAITING_FOR_A_FRAME
 
     def _hand_over(self, batch: Batch) -> None:
         sink = self._sink

@@ -60,12 +60,27 @@ class PendingRows:
         """The messages of one read: decoded data, parse errors and raw bodies, numbered from ``first_seq``."""
         if not (self.planned and self._add_planned(datas, errors)):
             self._add_one_by_one(datas, errors, bodies)
-        self.ts.extend([ts_ns] * len(datas))
-        self.seq.extend(range(first_seq, first_seq + len(datas)))
+        if len(datas) == 1:
+            self.ts.append(ts_ns)
+            self.seq.append(first_seq)
+        else:
+            self.ts.extend([ts_ns] * len(datas))
+            self.seq.extend(range(first_seq, first_seq + len(datas)))
 
     def _add_planned(self, datas: Sequence[Any], errors: Sequence[str | None]) -> bool:
         """Add a read whose messages all fit the plan, column by column; False (nothing added) if one does not."""
         plan = self._plan_keys
+        if len(datas) == 1:  # a quiet socket's read
+            data = datas[0]
+            if data.__class__ is not dict or errors[0] is not None or tuple(data) != plan:
+                return False
+            values = data.values()
+            if dict in map(type, values):
+                return False
+            for column, value in zip(self.columns, values):
+                column.append(value)
+            self._count += 1
+            return True
         rows = []
         for i, data in enumerate(datas):
             if data.__class__ is not dict or errors[i] is not None:

@@ -68,6 +68,14 @@ class EntryColumns:
 
     def add_received(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
         n = len(bodies)
+        if n == 1 and errors[0] is None and first_seq is not None:  # a quiet socket's read
+            body = bodies[0]
+            with self.lock:
+                self.ts.append(ts_ns)
+                self.seq.append(first_seq)
+                self.body.append(body)
+                self.shape.append(_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY)
+            return
         shapes = [
             (_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY) if errors[i] is None
             else (RECEIVED, TEXT if body.__class__ is str else BINARY, errors[i], None, None, None)

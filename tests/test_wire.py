@@ -88,18 +88,20 @@ def test_a_stream_split_at_every_byte_arrives_whole_in_order_with_pings_answered
     assert 0 < ws.parsed_data_frames < len(got) - len(SPLITS)
 
 
-def test_whole_frames_after_the_handshake_never_reach_websockets_parser() -> None:
-    async def write_whole(ws: Any) -> None:
+def test_whole_frames_after_the_handshake_never_reach_websockets_parser_even_when_reads_cut_them() -> None:
+    stream = b"".join(raw(Opcode.TEXT, f'{{"n":{i}}}'.encode()) for i in range(300))
+    stream += b"".join(raw(Opcode.BINARY, bytes([i % 256]) * 300) for i in range(30))  # 16-bit lengths
+
+    async def write_cut(ws: Any) -> None:
         await ws.recv()
-        for i in range(300):
-            ws.transport.write(raw(Opcode.TEXT, f'{{"n":{i}}}'.encode()))
-            if i % 7 == 0:
-                await asyncio.sleep(0.001)
+        for at in range(0, len(stream), 37):  # every write ends inside a frame, often inside its header
+            ws.transport.write(stream[at:at + 37])
+            await asyncio.sleep(0.0005)
         await ws.wait_closed()
 
-    with WsServer(write_whole, compression=None) as server:
-        got, ws = asyncio.run(receive(server.url, 300))
-    assert got == [f'{{"n":{i}}}' for i in range(300)]
+    with WsServer(write_cut, compression=None) as server:
+        got, ws = asyncio.run(receive(server.url, 330))
+    assert got == [f'{{"n":{i}}}' for i in range(300)] + [bytes([i % 256]) * 300 for i in range(30)]
     assert ws.parsed_data_frames == 0
 
 

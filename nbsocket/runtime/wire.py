@@ -64,6 +64,7 @@ class BatchingConnection(ClientConnection):
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
         self._between_frames = False  # websockets' parser waits for a new frame and holds no bytes
+        self._tail = b""  # the start of a frame the last read ended in, kept for the next read
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -88,6 +89,9 @@ class BatchingConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         self._batch = []
         try:
+            tail = self._tail
+            if tail:
+                data, self._tail = tail + data, b""
             taken = self._take_whole_frames(data) if self._between_frames and self.protocol.state is _OPEN else 0
             if taken < len(data):
                 super().data_received(data[taken:] if taken else data)
@@ -101,8 +105,9 @@ class BatchingConnection(ClientConnection):
         """Take the complete, unfragmented, uncompressed data frames at the start of ``data`` without going
         through websockets' parser (which is waiting for a new frame); returns how many bytes were taken.
 
-        The first anything else (a control frame, a fragment, a compressed or masked frame, one over
-        ``max_size``, text that is not UTF-8, an incomplete frame) stops it: websockets parses the rest.
+        A read that ends inside such a frame (of at most :data:`READ_SIZE` bytes) keeps that frame's start
+        for the next read. Anything else (a control frame, a fragment, a compressed or masked frame, one
+        over ``max_size``, text that is not UTF-8, a longer frame) stops it: websockets parses the rest.
         """
         protocol = self.protocol
         limit = protocol.max_message_size
@@ -112,24 +117,31 @@ class BatchingConnection(ClientConnection):
         decode_text = self.decode_text
         batch = self._batch
         pos, end = 0, len(data)
-        while end - pos >= 2:
-            head, length = data[pos], data[pos + 1]
-            if (head != _WHOLE_TEXT and head != _WHOLE_BINARY) or length > 127:  # over 127: the mask bit
+        while pos < end:
+            head = data[pos]
+            if head != _WHOLE_TEXT and head != _WHOLE_BINARY:
                 break
             start = pos + 2
+            if start > end:
+                return self._keep_tail(data, pos)
+            length = data[pos + 1]
+            if length > 127:  # the mask bit: a server must not mask
+                break
             if length == 126:
-                if end - start < 2:
-                    break
+                if start + 2 > end:
+                    return self._keep_tail(data, pos)
                 length = (data[start] << 8) | data[start + 1]
                 start += 2
             elif length == 127:
-                if end - start < 8:
-                    break
+                if start + 8 > end:
+                    return self._keep_tail(data, pos)
                 length = _unpack_length(data, start)[0]
                 start += 8
-            stop = start + length
-            if stop > end or (limit is not None and length > limit):
+            if limit is not None and length > limit:
                 break
+            stop = start + length
+            if stop > end:
+                return self._keep_tail(data, pos) if length <= READ_SIZE else pos
             if head == _WHOLE_TEXT and decode_text:
                 try:
                     body: str | bytes = data[start:stop].decode("utf-8")
@@ -144,6 +156,11 @@ class BatchingConnection(ClientConnection):
                 self._hand_over(batch)  # type: ignore[arg-type]
                 batch = self._batch
         return pos
+
+    def _keep_tail(self, data: bytes, pos: int) -> int:
+        """Keep the incomplete frame that starts at ``pos`` for the next read; all of ``data`` counts as taken."""
+        self._tail = data[pos:]
+        return len(data)
 
     def _parser_between_frames(self) -> bool:
         """Whether websockets' parser now waits for the first byte of a new data message with nothing buffered,
@@ -209,6 +226,7 @@ class BatchingConnection(ClientConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fragments = None
+        self._tail = b""
         super().connection_lost(exc)
 
 

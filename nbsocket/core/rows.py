@@ -139,20 +139,23 @@ class PendingRows:
 
     def take(self) -> tuple[list[int], list[int], dict[str, Any]]:
         """Empty the rows; returns their times, sequence numbers and message columns (name -> values)."""
-        ts, seqs, planned, count = self.ts, self.seq, self.planned, self._count
-        rows: list[Any] = self._value_rows(count) if planned else self.rows
-        value_columns = self.columns
+        ts, seqs, planned, rows, value_columns = self.ts, self.seq, self.planned, self.rows, self.columns
         self.ts, self.seq, self.rows, self.columns, self.planned, self._count = [], [], [], [], False, 0
-        if not rows:
-            return ts, seqs, {}
         names = list(self._plan_names)
-        body = pd.DataFrame.from_records(rows, columns=names) if planned else pd.DataFrame.from_records(rows)
-        if len(body) != len(rows):  # (only empty dicts give no rows)
-            return ts, seqs, {}
+        if planned:
+            if not value_columns or not ts:
+                return ts, seqs, {}
+            body = pd.DataFrame(dict(zip(names, value_columns)))  # the same dtypes as from_records on the rows
+        else:
+            if not rows:
+                return ts, seqs, {}
+            body = pd.DataFrame.from_records(rows)
+            if len(body) != len(rows):  # (only empty dicts give no rows)
+                return ts, seqs, {}
         columns = {}
         for name in body.columns:
             column = body[name]
-            if column.dtype.kind == "f" and column.hasnans:  # integers with gaps: from_records made them float
+            if column.dtype.kind == "f" and column.hasnans:  # integers with gaps: made float
                 values = value_columns[names.index(name)] if planned else [row.get(name) for row in rows]
                 column = _integers_kept(column, values)
             columns[name] = column.array

@@ -1,7 +1,7 @@
 """The live frame: every received message as a row of a pandas DataFrame, bounded and consistent.
 
-Rows are appended (on the loop thread) to a pending list and turned into
-DataFrame chunks in batches with ``from_records``; small trailing chunks are
+Rows are appended (on the loop thread) to pending rows (``PendingRows``) and turned
+into DataFrame chunks in batches; small trailing chunks are
 merged, so the chunk count stays low. A snapshot concatenates the chunks once
 and keeps the result as the single chunk, so asking again costs nothing until
 new rows arrive. ``max_rows`` makes it a ring buffer.

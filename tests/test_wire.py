@@ -105,6 +105,37 @@ def test_whole_frames_after_the_handshake_never_reach_websockets_parser_even_whe
     assert ws.parsed_data_frames == 0
 
 
+def test_a_large_frame_trickling_in_small_writes_arrives_whole() -> None:
+    big = bytes(range(256)) * 240  # 61,440 bytes: kept by the wire across reads until it is whole
+    stream = raw(Opcode.BINARY, big) + raw(Opcode.TEXT, b"after")
+
+    async def trickle(ws: Any) -> None:
+        await ws.recv()
+        for at in range(0, len(stream), 997):
+            ws.transport.write(stream[at:at + 997])
+            await asyncio.sleep(0.0005)
+        await ws.wait_closed()
+
+    with WsServer(trickle, compression=None) as server:
+        got, ws = asyncio.run(receive(server.url, 2))
+    assert got == [big, "after"]
+    assert ws.parsed_data_frames == 0
+
+
+def test_a_stream_that_ends_inside_a_frame_is_an_abnormal_closure() -> None:
+    async def cut_off(ws: Any) -> None:
+        await ws.recv()
+        ws.transport.write(raw(Opcode.TEXT, b"whole") + raw(Opcode.TEXT, b"cut off here")[:6])
+        await asyncio.sleep(0.05)
+        ws.transport.close()
+
+    with WsServer(cut_off, compression=None) as server:
+        got, ws = asyncio.run(receive(server.url, 2))
+    assert got == ["whole"]
+    assert ws.protocol.state.name == "CLOSED" and ws.close_code == 1006
+    assert str(ws.protocol.parser_exc) == "stream ends after 4 bytes, expected 12 bytes"  # as websockets says it
+
+
 def test_compressed_and_uncompressed_messages_interleave_in_order() -> None:
     async def write_mixed(ws: Any) -> None:
         await ws.recv()

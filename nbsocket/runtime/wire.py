@@ -64,7 +64,9 @@ class BatchingConnection(ClientConnection):
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
         self._between_frames = False  # websockets' parser waits for a new frame and holds no bytes
-        self._tail = b""  # the start of a frame the last read ended in, kept for the next read
+        self._partial: list[bytes] = []  # the reads so far of a frame a read ended in, kept until it is whole
+        self._partial_size = 0
+        self._partial_needs = 0
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -87,11 +89,15 @@ class BatchingConnection(ClientConnection):
             sink(held)
 
     def data_received(self, data: bytes) -> None:
+        partial = self._partial
+        if partial:
+            partial.append(data)
+            self._partial_size += len(data)
+            if self._partial_size < self._partial_needs:
+                return  # the kept frame is still incomplete: joined once, when it is whole
+            data, self._partial = b"".join(partial), []
         self._batch = []
         try:
-            tail = self._tail
-            if tail:
-                data, self._tail = tail + data, b""
             taken = self._take_whole_frames(data) if self._between_frames and self.protocol.state is _OPEN else 0
             if taken < len(data):
                 super().data_received(data[taken:] if taken else data)
@@ -123,25 +129,25 @@ class BatchingConnection(ClientConnection):
                 break
             start = pos + 2
             if start > end:
-                return self._keep_tail(data, pos)
+                return self._keep_partial(data, pos, 0)
             length = data[pos + 1]
             if length > 127:  # the mask bit: a server must not mask
                 break
             if length == 126:
                 if start + 2 > end:
-                    return self._keep_tail(data, pos)
+                    return self._keep_partial(data, pos, 0)
                 length = (data[start] << 8) | data[start + 1]
                 start += 2
             elif length == 127:
                 if start + 8 > end:
-                    return self._keep_tail(data, pos)
+                    return self._keep_partial(data, pos, 0)
                 length = _unpack_length(data, start)[0]
                 start += 8
             if limit is not None and length > limit:
                 break
             stop = start + length
             if stop > end:
-                return self._keep_tail(data, pos) if length <= READ_SIZE else pos
+                return self._keep_partial(data, pos, stop - pos) if length <= READ_SIZE else pos
             if head == _WHOLE_TEXT and decode_text:
                 try:
                     body: str | bytes = data[start:stop].decode("utf-8")
@@ -157,9 +163,11 @@ class BatchingConnection(ClientConnection):
                 batch = self._batch
         return pos
 
-    def _keep_tail(self, data: bytes, pos: int) -> int:
-        """Keep the incomplete frame that starts at ``pos`` for the next read; all of ``data`` counts as taken."""
-        self._tail = data[pos:]
+    def _keep_partial(self, data: bytes, pos: int, needs: int) -> int:
+        """Keep the incomplete frame that starts at ``pos`` (``needs`` bytes in all, 0 while its header is
+        incomplete) until a read completes it; all of ``data`` counts as taken."""
+        part = data[pos:]
+        self._partial, self._partial_size, self._partial_needs = [part], len(part), needs
         return len(data)
 
     def _parser_between_frames(self) -> bool:
@@ -224,9 +232,19 @@ class BatchingConnection(ClientConnection):
             self._batch = []
             self._hand_over(batch)
 
+    def eof_received(self) -> None:
+        partial, self._partial = self._partial, []
+        if partial:  # websockets sees the frame the stream ended in, as it would have without the short path
+            self._batch = []
+            try:
+                super().data_received(b"".join(partial))
+            finally:
+                self._batch = None
+        return super().eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._fragments = None
-        self._tail = b""
+        self._partial = []
         super().connection_lost(exc)
 
 

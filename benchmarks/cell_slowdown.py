@@ -27,7 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import FrameServer, run_client  # noqa: E402
+from _common import FrameServer, run_client
 
 
 def main() -> None:

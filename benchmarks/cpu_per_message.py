@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import FrameServer, have, run_client  # noqa: E402
+from _common import FrameServer, have, run_client
 
 
 def server_max_rate(server: FrameServer, count: int) -> float:

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 
 import nbsocket as nbs
 
-
 # --- the servers (each in its own process) ------------------------------------------------
 
 async def _serve(kind: str, rate: float) -> None:

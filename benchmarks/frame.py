@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from _common import bare_client, demo_server_process, median  # noqa: E402
+import pandas as pd
+import pyarrow as pa
+from _common import bare_client, demo_server_process, median
 
-import nbsocket as nbs  # noqa: E402
-from nbsocket.core.flatten import message_fields  # noqa: E402
-from nbsocket.core.frame import LiveFrame  # noqa: E402
+import nbsocket as nbs
+from nbsocket.core.flatten import message_fields
+from nbsocket.core.frame import LiveFrame
 
 T0 = time.time_ns()
 

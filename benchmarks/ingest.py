@@ -23,9 +23,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import bare_client, demo_server_process, median  # noqa: E402
+from _common import bare_client, demo_server_process, median
 
-import nbsocket as nbs  # noqa: E402
+import nbsocket as nbs
 
 
 def nbsocket_client(url: str, n: int, frame: bool) -> tuple[float, float]:

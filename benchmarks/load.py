@@ -29,9 +29,9 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import demo_server_process  # noqa: E402
+from _common import demo_server_process
 
-import nbsocket as nbs  # noqa: E402
+import nbsocket as nbs
 
 
 def main() -> None:

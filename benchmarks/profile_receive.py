@@ -28,7 +28,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import HERE, FrameServer, run_client  # noqa: E402
+from _common import HERE, FrameServer, run_client
 
 # (category, regex on "function (path:line)"), checked from the innermost frame outwards; first match wins
 RULES: list[tuple[str, str]] = [

@@ -53,7 +53,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import FrameServer, raise_nofile, run_client  # noqa: E402
+from _common import FrameServer, raise_nofile, run_client
 
 SETTLE = 3.0
 

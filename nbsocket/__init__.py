@@ -42,8 +42,6 @@ from .core.frame import LiveFrame
 from .core.options import InsecureConnectionWarning
 from .core.protocols import register_protocol
 from .core.protocols.base import Protocol
-from .runtime.connection import Connection, ErrorRecord
-from .runtime.protocol_connection import ProtocolConnection, Subscription
 from .errors import (
     CodecError,
     ConnectError,
@@ -66,22 +64,71 @@ from .errors import (
     WaitTimeoutError,
 )
 from .explore.replay import BurstReport
+from .runtime.connection import Connection, ErrorRecord
 from .runtime.lockable import Lockable
+from .runtime.protocol_connection import ProtocolConnection, Subscription
 from .runtime.requests import Reply
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
-    "panel", "dashboard", "plot", "to_datetime",
-    "replay", "replay_async", "compare", "burst", "burst_async", "load_transcript", "Reply", "BurstReport",
-    "Connection", "ErrorRecord", "WsEvent", "Request", "Lockable", "LiveFrame", "ReconnectPolicy",
-    "Codec", "register_codec", "get_codec", "InsecureConnectionWarning",
-    "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError",
-    "ConnectError", "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError",
-    "OutboxFullError", "EncodeError", "CodecError", "WaitTimeoutError", "LoopThreadError",
-    "Protocol", "register_protocol", "ProtocolConnection", "Subscription", "ProtocolError", "RemoteError",
+    "BurstReport",
+    "Codec",
+    "CodecError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "Connection",
+    "EncodeError",
+    "ErrorRecord",
+    "HandshakeStatusError",
+    "InsecureConnectionWarning",
+    "InvalidOptionError",
+    "InvalidURLError",
+    "LiveFrame",
+    "Lockable",
+    "LoopThreadError",
+    "NameInUseError",
+    "NbSocketError",
+    "OutboxFullError",
+    "Protocol",
+    "ProtocolConnection",
+    "ProtocolError",
+    "ReconnectPolicy",
+    "RemoteError",
+    "Reply",
+    "Request",
+    "SendError",
+    "SocketClosedError",
+    "Subscription",
+    "TLSError",
     "TranscriptFormatError",
+    "UnknownSocketError",
+    "WaitTimeoutError",
+    "WsEvent",
+    "burst",
+    "burst_async",
+    "compare",
+    "connect",
+    "connections",
+    "dashboard",
+    "disconnect",
+    "frame",
+    "get",
+    "get_codec",
+    "load_transcript",
+    "panel",
+    "plot",
+    "register_codec",
+    "register_protocol",
+    "remove",
+    "replay",
+    "replay_async",
+    "reset",
+    "send",
+    "shutdown",
+    "test",
+    "to_datetime",
+    "wait",
 ]
 
 

@@ -8,14 +8,27 @@ from typing import Any
 import pandas as pd
 
 from .errors import NbSocketError
-from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (re-exported)
-from .explore.transcripts import compare, load_transcript  # noqa: F401  (re-exported)
+from .explore.replay import burst, burst_async, replay, replay_async
+from .explore.transcripts import compare, load_transcript
 from .runtime.connection import Connection
 from .runtime.manager import default_manager
 
 __all__ = [
-    "connect", "send", "disconnect", "reset", "remove", "test", "get", "connections", "frame", "wait", "shutdown",
-    "panel", "dashboard", "plot", "public_error",
+    "connect",
+    "connections",
+    "dashboard",
+    "disconnect",
+    "frame",
+    "get",
+    "panel",
+    "plot",
+    "public_error",
+    "remove",
+    "reset",
+    "send",
+    "shutdown",
+    "test",
+    "wait",
 ]
 
 

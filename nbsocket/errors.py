@@ -32,10 +32,28 @@ too (in brackets)::
 from __future__ import annotations
 
 __all__ = [
-    "NbSocketError", "InvalidURLError", "InvalidOptionError", "UnknownSocketError", "NameInUseError", "ConnectError",
-    "ConnectTimeoutError", "HandshakeStatusError", "TLSError", "SendError", "SocketClosedError", "OutboxFullError",
-    "EncodeError", "CodecError", "WaitTimeoutError", "TranscriptFormatError", "LoopThreadError", "ProtocolError",
-    "RemoteError", "UnknownColumnError", "InvalidMessageError", "DemoServerError",
+    "CodecError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "DemoServerError",
+    "EncodeError",
+    "HandshakeStatusError",
+    "InvalidMessageError",
+    "InvalidOptionError",
+    "InvalidURLError",
+    "LoopThreadError",
+    "NameInUseError",
+    "NbSocketError",
+    "OutboxFullError",
+    "ProtocolError",
+    "RemoteError",
+    "SendError",
+    "SocketClosedError",
+    "TLSError",
+    "TranscriptFormatError",
+    "UnknownColumnError",
+    "UnknownSocketError",
+    "WaitTimeoutError",
 ]
 
 

@@ -80,7 +80,7 @@ def bad_server() -> Iterator[Any]:
         yield running.server
 
 
-__all__ = ["nbs", "free_port"]
+__all__ = ["free_port", "nbs"]
 
 
 @pytest.fixture

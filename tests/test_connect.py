@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ssl
-import warnings
-
 import traceback
+import warnings
 
 import pytest
 import trustme

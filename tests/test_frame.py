@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import nbsocket as nbs
-from nbsocket.errors import InvalidOptionError
 from nbsocket.core.flatten import MAX_DEPTH, flatten, message_fields
 from nbsocket.core.frame import SHARING_NEEDS_COPY, LiveFrame
+from nbsocket.errors import InvalidOptionError
 
 from .servers import eventually
 

@@ -178,7 +178,7 @@ class AckingServer(AiohttpServer):
 
 def test_expect_after_connect_finds_the_ack_on_open_caused() -> None:
     with AckingServer() as server:
-        init = lambda conn: conn.send({"type": "connection_init"})  # noqa: E731
+        init = lambda conn: conn.send({"type": "connection_init"})
         for attempt in range(5):
             conn = nbs.connect(f"gql{attempt}", f"ws://127.0.0.1:{server.port}/ws", on_open=init)
             ack = conn.expect({"type": "connection_ack"}, timeout=5)

@@ -465,7 +465,7 @@ def test_the_suggestion_hook_leaves_another_handler_alone_and_goes_on_unload() -
     assert shell.custom_exceptions == (UsageError,)
     shell.run_line_magic("unload_ext", "nbsocket")
     assert shell.custom_exceptions == ()
-    theirs = lambda shell, etype, value, tb, tb_offset=None: None  # noqa: E731
+    theirs = lambda shell, etype, value, tb, tb_offset=None: None
     shell.set_custom_exc((ValueError,), theirs)
     try:
         shell.run_line_magic("load_ext", "nbsocket")

@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 from .conftest import ARTIFACTS, SECRET
-from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a session fixture: protocols.ipynb's broker)
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

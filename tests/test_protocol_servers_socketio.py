@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("socketio")
 pytest.importorskip("aiohttp")
 
-import socketio  # noqa: E402
-from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+import socketio
+from websockets.asyncio.client import ClientConnection, connect
 
-from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send  # noqa: E402
-from nbsocket.core.protocols.socketio import SocketIO  # noqa: E402
-from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, SocketIOServer  # noqa: E402
-from tests.servers import eventually  # noqa: E402
+from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
+from nbsocket.core.protocols.socketio import SocketIO
+from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, SocketIOServer
+from tests.servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

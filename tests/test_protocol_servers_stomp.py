@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 from nbsocket.core.protocols.base import Action, Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
 from nbsocket.core.protocols.stomp import STOMP
 
-from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (rabbitmq is a session fixture)
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -91,7 +91,7 @@ class Session:
 
 
 @pytest.fixture
-def session(rabbitmq: RabbitMQ) -> Iterator[Session]:  # noqa: F811
+def session(rabbitmq: RabbitMQ) -> Iterator[Session]:
     """A STOMP session as guest, past its handshake."""
     live = Session(rabbitmq.ws_url, STOMP(login=rabbitmq.login, passcode=rabbitmq.passcode)).open()
     live.wait_for(lambda a: isinstance(a, Ready))
@@ -103,7 +103,7 @@ def queue_name() -> str:
     return f"/queue/nbsocket-{secrets.token_hex(4)}"
 
 
-def test_broker_startup_is_measured(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_broker_startup_is_measured(rabbitmq: RabbitMQ) -> None:
     assert rabbitmq.startup_seconds is not None and rabbitmq.startup_seconds < 120
 
 
@@ -115,7 +115,7 @@ def test_connect_reports_the_broker(session: Session) -> None:
     assert session.stomp.ready
 
 
-def test_refused_passcode_gives_the_brokers_reason(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_refused_passcode_gives_the_brokers_reason(rabbitmq: RabbitMQ) -> None:
     refused_session = Session(rabbitmq.ws_url, STOMP(login=rabbitmq.login, passcode="not-the-passcode")).open()
     try:
         refused = refused_session.wait_for(lambda a: isinstance(a, (Refused, Ready)))
@@ -179,7 +179,7 @@ def test_client_ack_nack_redelivers_then_ack(session: Session) -> None:
     assert session.wait_for(lambda a: isinstance(a, Reply)).id == receipt_id
 
 
-def test_heartbeats_are_exchanged_and_keep_the_session(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_heartbeats_are_exchanged_and_keep_the_session(rabbitmq: RabbitMQ) -> None:
     live = Session(rabbitmq.ws_url, STOMP(login=rabbitmq.login, passcode=rabbitmq.passcode, heartbeat=(500, 500))).open()
     try:
         ready = live.wait_for(lambda a: isinstance(a, Ready))
@@ -199,7 +199,7 @@ def test_heartbeats_are_exchanged_and_keep_the_session(rabbitmq: RabbitMQ) -> No
         live.close()
 
 
-def test_reconnect_resubscribes(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_reconnect_resubscribes(rabbitmq: RabbitMQ) -> None:
     stomp = STOMP(login=rabbitmq.login, passcode=rabbitmq.passcode)
     destination = queue_name()
     first = Session(rabbitmq.ws_url, stomp).open()

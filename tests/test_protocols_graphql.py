@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("strawberry")
 pytest.importorskip("uvicorn")
 
-import nbsocket as nbs  # noqa: E402
-from tests.protocol_servers.graphql_server import GraphQLServer  # noqa: E402
-from tests.servers import eventually  # noqa: E402
+import nbsocket as nbs
+from tests.protocol_servers.graphql_server import GraphQLServer
+from tests.servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = {"token": "good"}

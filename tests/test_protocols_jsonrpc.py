@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("jsonrpcserver")
 
-import nbsocket as nbs  # noqa: E402
-from tests.protocol_servers.jsonrpc_server import JSONRPCServer  # noqa: E402
-from tests.servers import eventually  # noqa: E402
+import nbsocket as nbs
+from tests.protocol_servers.jsonrpc_server import JSONRPCServer
+from tests.servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

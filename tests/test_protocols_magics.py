@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("jsonrpcserver")
 
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell
 
-import nbsocket as nbs  # noqa: E402
-from nbsocket.core.options import PROTOCOL_OPTIONS, ConnectOptions  # noqa: E402
-from nbsocket.magics.protocol_magics import PROTOCOL_FLAGS  # noqa: E402
-from tests.protocol_servers.jsonrpc_server import JSONRPCServer  # noqa: E402
+import nbsocket as nbs
+from nbsocket.core.options import PROTOCOL_OPTIONS, ConnectOptions
+from nbsocket.magics.protocol_magics import PROTOCOL_FLAGS
+from tests.protocol_servers.jsonrpc_server import JSONRPCServer
 
 pytestmark = pytest.mark.timeout(60)
 

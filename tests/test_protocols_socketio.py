@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("socketio")
 pytest.importorskip("aiohttp")
 
-import nbsocket as nbs  # noqa: E402
-from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, ADMIN_TOKEN, SocketIOServer  # noqa: E402
-from tests.servers import eventually  # noqa: E402
+import nbsocket as nbs
+from tests.protocol_servers.socketio_server import ADMIN_NAMESPACE, ADMIN_TOKEN, SocketIOServer
+from tests.servers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

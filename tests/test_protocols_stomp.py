@@ -10,9 +10,9 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.core.redact import MASK
+from tests.servers import eventually
 
-from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a session fixture)
-from tests.servers import eventually  # noqa: E402
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,7 +25,7 @@ def connect(name: str, broker: RabbitMQ, **options: Any) -> nbs.ProtocolConnecti
     return nbs.connect(name, broker.ws_url, protocol="stomp", login=broker.login, passcode=broker.passcode, **options)
 
 
-def test_subscribe_publish_receipt_and_bodies(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_subscribe_publish_receipt_and_bodies(rabbitmq: RabbitMQ) -> None:
     mq = connect("mq", rabbitmq)
     assert mq.protocol == "stomp" and mq.subprotocol == "v12.stomp"
     destination = queue_name()
@@ -45,14 +45,14 @@ def test_subscribe_publish_receipt_and_bodies(rabbitmq: RabbitMQ) -> None:  # no
     assert not sub.active and mq.subscriptions == []
 
 
-def test_passcode_is_redacted_everywhere(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_passcode_is_redacted_everywhere(rabbitmq: RabbitMQ) -> None:
     mq = connect("secret", rabbitmq)
     bodies = " ".join(mq.transcript()["body"].dropna().astype(str))
     assert "CONNECT" in bodies and f"passcode:{MASK}" in bodies and f"passcode:{rabbitmq.passcode}" not in bodies
     assert rabbitmq.passcode not in repr(mq.options)
 
 
-def test_client_ack_and_nack(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_client_ack_and_nack(rabbitmq: RabbitMQ) -> None:
     mq = connect("ack", rabbitmq)
     destination = queue_name()
     mq.subscribe(destination, ack="client-individual", headers={"prefetch-count": 1})
@@ -66,7 +66,7 @@ def test_client_ack_and_nack(rabbitmq: RabbitMQ) -> None:  # noqa: F811
     assert mq.expect({"topic": destination}, timeout=10).data == "job-2"
 
 
-def test_refused_passcode(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_refused_passcode(rabbitmq: RabbitMQ) -> None:
     with pytest.raises(nbs.ConnectError) as info:
         nbs.connect("bad", rabbitmq.ws_url, protocol="stomp", login=rabbitmq.login, passcode="wrong-passcode")
     assert info.value.kind == "protocol" and "refused" in str(info.value)
@@ -74,7 +74,7 @@ def test_refused_passcode(rabbitmq: RabbitMQ) -> None:  # noqa: F811
     assert "bad" not in nbs.connections()["name"].tolist()
 
 
-def test_heartbeats_keep_the_session_with_a_slow_handler(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_heartbeats_keep_the_session_with_a_slow_handler(rabbitmq: RabbitMQ) -> None:
     mq = connect("hb", rabbitmq, heartbeat=(1000, 1000), handler=lambda e: time.sleep(2))
     destination = queue_name()
     mq.subscribe(destination)
@@ -86,7 +86,7 @@ def test_heartbeats_keep_the_session_with_a_slow_handler(rabbitmq: RabbitMQ) -> 
     assert "\n" not in nbs.frame("hb")["data"].tolist()
 
 
-def test_reconnect_resubscribes_before_queued_messages(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_reconnect_resubscribes_before_queued_messages(rabbitmq: RabbitMQ) -> None:
     mq = connect("re", rabbitmq, reconnect=nbs.ReconnectPolicy(initial=0.2, maximum=0.5))
     destination = queue_name()
     sub = mq.subscribe(destination)

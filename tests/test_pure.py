@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -12,8 +13,8 @@ import nbsocket as nbs
 from nbsocket.core import redact
 from nbsocket.core.backoff import Backoff, ReconnectPolicy
 from nbsocket.core.codecs import get_codec
-from nbsocket.runtime.lockable import Lockable
 from nbsocket.core.urls import validate_url
+from nbsocket.runtime.lockable import Lockable
 
 
 @pytest.mark.parametrize(

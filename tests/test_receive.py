@@ -302,7 +302,7 @@ def test_a_blocked_handler_does_not_hold_up_another_sockets_handlers() -> None:
             else:
                 assert a_started.wait(10)
                 b.send("go")
-            eventually(lambda: outcome, timeout=15, what="socket a's handler to finish")
+            eventually(lambda outcome=outcome: outcome, timeout=15, what="socket a's handler to finish")
             assert outcome == [True], "socket b's handler did not run while socket a's handler was blocked"
             a.remove()
             b.remove()

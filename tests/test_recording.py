@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import nbsocket as nbs
-from nbsocket.errors import InvalidOptionError
 from nbsocket.core.flatten import flatten
 from nbsocket.core.frame import LiveFrame
+from nbsocket.errors import InvalidOptionError
 from nbsocket.runtime.recording import JsonlRecorder, open_recorder
 from nbsocket.runtime.recording.parquet import SCHEMA_FILE, ParquetRecorder
 

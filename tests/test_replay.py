@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.runtime.progress import ProgressBar
-from nbsocket.explore.replay import replay_schedule
 from nbsocket.core.transcript import Entry, frame_from_entries
+from nbsocket.explore.replay import replay_schedule
+from nbsocket.runtime.progress import ProgressBar
 
 from .misbehaving import url_of
 

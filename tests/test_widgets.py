@@ -14,13 +14,13 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.core.redact import scrub
+from nbsocket.runtime.manager import default_manager
 from nbsocket.widgets import Dashboard, LiveChart, SocketPanel, parse_message
 from nbsocket.widgets.chart import ChartBuffer, line_chart_svg, pick_split_column
 from nbsocket.widgets.controls import InvalidMessageError
 from nbsocket.widgets.live import descendants
 from nbsocket.widgets.render import errors_html, table_html
 from nbsocket.widgets.throttle import RateGate, RateMeter, refresher
-from nbsocket.runtime.manager import default_manager
 
 from .servers import eventually
 

@@ -7,7 +7,7 @@ import random
 
 from ..errors import InvalidOptionError
 
-__all__ = ["NOT_RETRIED_CLOSE_CODES", "NOT_RETRIED_HTTP_STATUSES", "ReconnectPolicy", "Backoff"]
+__all__ = ["NOT_RETRIED_CLOSE_CODES", "NOT_RETRIED_HTTP_STATUSES", "Backoff", "ReconnectPolicy"]
 
 
 NOT_RETRIED_CLOSE_CODES = frozenset({1008})

@@ -24,9 +24,28 @@ from defusedxml import ElementTree as SafeElementTree
 from ..errors import CodecError, EncodeError, InvalidOptionError
 
 __all__ = [
-    "Body", "Decoder", "Encoder", "DEFAULT_CONTENT_TYPE", "Codec", "normalize_content_type", "decode_json",
-    "encode_json", "decode_text", "encode_text", "decode_csv", "encode_csv", "decode_xml", "encode_xml",
-    "decode_bytes", "encode_bytes", "CodecRegistry", "register_codec", "get_codec", "registry", "encode_message", "utf8_checked",
+    "DEFAULT_CONTENT_TYPE",
+    "Body",
+    "Codec",
+    "CodecRegistry",
+    "Decoder",
+    "Encoder",
+    "decode_bytes",
+    "decode_csv",
+    "decode_json",
+    "decode_text",
+    "decode_xml",
+    "encode_bytes",
+    "encode_csv",
+    "encode_json",
+    "encode_message",
+    "encode_text",
+    "encode_xml",
+    "get_codec",
+    "normalize_content_type",
+    "register_codec",
+    "registry",
+    "utf8_checked",
 ]
 
 
@@ -82,7 +101,7 @@ def _json_default(obj: Any) -> Any:
 def _fast_json_loads() -> Callable[[Body], Any] | None:
     """msgspec's JSON decoder when the optional ``fast`` extra is installed, else ``None``."""
     try:
-        import msgspec  # noqa: PLC0415  (optional)
+        import msgspec
     except ImportError:
         return None
     return msgspec.json.Decoder().decode

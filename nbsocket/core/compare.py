@@ -13,7 +13,7 @@ from .codecs import get_codec
 from .match import MISSING, field
 from .transcript import RECEIVED, as_entries
 
-__all__ = ["compare", "COLUMNS"]
+__all__ = ["COLUMNS", "compare"]
 
 COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
 """``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``, ``reply only in a`` or ``reply only in b``."""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import UnknownColumnError
 
-__all__ = ["to_datetime", "EPOCH_UNITS"]
+__all__ = ["EPOCH_UNITS", "to_datetime"]
 
 EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", float("inf")))
 """Unit guessed for epoch numbers by magnitude: below 1e11 seconds, below 1e14 milliseconds, and so on."""

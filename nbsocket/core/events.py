@@ -15,7 +15,7 @@ from ..errors import ProtocolError, SocketClosedError
 
 _UTC = _dt.timezone.utc
 
-__all__ = ["SocketVerbs", "Request", "WsEvent", "utf8_size"]
+__all__ = ["Request", "SocketVerbs", "WsEvent", "utf8_size"]
 
 
 def utf8_size(text: str | bytes) -> int:
@@ -38,7 +38,7 @@ class SocketVerbs(Protocol):
 class Request:
     """The raw message as received: ``body``, ``is_binary``, ``size``, ``content_type`` and ``url``."""
 
-    __slots__ = ("body", "is_binary", "content_type", "url")
+    __slots__ = ("body", "content_type", "is_binary", "url")
 
     def __init__(self, body: str | bytes, is_binary: bool, content_type: str, url: str) -> None:
         self.body = body
@@ -71,8 +71,21 @@ class WsEvent:
     answer a STOMP ``ack="client"`` message.
     """
 
-    __slots__ = ("name", "data", "request", "seq", "error", "connection", "lockable", "_ts_ns", "_timestamp", "topic", "ack_token",
-                 "headers", "reply")
+    __slots__ = (
+        "_timestamp",
+        "_ts_ns",
+        "ack_token",
+        "connection",
+        "data",
+        "error",
+        "headers",
+        "lockable",
+        "name",
+        "reply",
+        "request",
+        "seq",
+        "topic",
+    )
 
     def __init__(
         self,

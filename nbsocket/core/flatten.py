@@ -6,7 +6,7 @@ import json
 from typing import Any
 from xml.etree.ElementTree import Element
 
-__all__ = ["RESERVED", "PREFIX", "MAX_DEPTH", "field_name", "flatten", "message_fields"]
+__all__ = ["MAX_DEPTH", "PREFIX", "RESERVED", "field_name", "flatten", "message_fields"]
 
 
 RESERVED = frozenset({"timestamp", "socket", "seq", "error", "extra"})

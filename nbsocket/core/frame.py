@@ -14,8 +14,8 @@ rows to subscribers at their rate and to flush pending rows to sinks.
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +27,7 @@ from ..errors import InvalidOptionError
 from .flatten import field_name
 from .rows import PendingRows
 
-__all__ = ["SHARING_NEEDS_COPY", "BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "Sink", "Subscription", "LiveFrame"]
+__all__ = ["BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "SHARING_NEEDS_COPY", "LiveFrame", "Sink", "Subscription"]
 
 
 log = logging.getLogger("nbsocket")
@@ -76,7 +76,7 @@ class Subscription:
 class _Chunk:
     """Rows ``start .. start+len(frame)`` as one DataFrame; ``allocated`` is the row count its buffers were built for."""
 
-    __slots__ = ("frame", "start", "allocated")
+    __slots__ = ("allocated", "frame", "start")
 
     def __init__(self, frame: pd.DataFrame, start: int, allocated: int | None = None) -> None:
         self.frame = frame

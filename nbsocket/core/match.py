@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InvalidOptionError
 from .events import WsEvent
 
-__all__ = ["Match", "MISSING", "field", "Matcher", "compile_match"]
+__all__ = ["MISSING", "Match", "Matcher", "compile_match", "field"]
 
 
 Match = Callable[[WsEvent], bool] | Mapping[str, Any] | str | None

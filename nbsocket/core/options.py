@@ -7,15 +7,23 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+from ..errors import InvalidOptionError
 from .backoff import ReconnectPolicy
 from .codecs import get_codec, normalize_content_type
-from ..errors import InvalidOptionError
-from .protocols import get_protocol as protocol_class, make_protocol, protocol_option_names, secret_values
+from .protocols import get_protocol as protocol_class
+from .protocols import make_protocol, protocol_option_names, secret_values
 from .redact import MASK, add_secrets, header_secrets, redact_headers, scrub, url_secrets
 
 __all__ = [
-    "DEFAULT", "InsecureConnectionWarning", "Option", "CONNECT_OPTIONS", "PROTOCOL_OPTIONS", "option",
-    "ConnectOptions", "build_options", "warn_insecure",
+    "CONNECT_OPTIONS",
+    "DEFAULT",
+    "PROTOCOL_OPTIONS",
+    "ConnectOptions",
+    "InsecureConnectionWarning",
+    "Option",
+    "build_options",
+    "option",
+    "warn_insecure",
 ]
 
 

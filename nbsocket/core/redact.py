@@ -14,8 +14,18 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
 
 __all__ = [
-    "MASK", "SECRET_NAME", "is_secret_name", "add_secret", "add_secrets", "scrub", "url_secrets", "redact_url",
-    "header_secrets", "redact_headers", "ScrubFilter", "install_log_filter",
+    "MASK",
+    "SECRET_NAME",
+    "ScrubFilter",
+    "add_secret",
+    "add_secrets",
+    "header_secrets",
+    "install_log_filter",
+    "is_secret_name",
+    "redact_headers",
+    "redact_url",
+    "scrub",
+    "url_secrets",
 ]
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as _dt
 from typing import NamedTuple
 
-__all__ = ["STATES", "CLOSED_FOR_GOOD", "Stats", "ErrorRecord", "utc_now", "ns_to_datetime"]
+__all__ = ["CLOSED_FOR_GOOD", "STATES", "ErrorRecord", "Stats", "ns_to_datetime", "utc_now"]
 
 STATES = ("connecting", "open", "closing", "reconnecting", "closed", "failed")
 """A socket's states, in the order of a normal life."""

@@ -33,8 +33,22 @@ COLUMNS = ("timestamp", "direction", "seq", "kind", "size", "body", "error", "co
 """The fixed transcript columns; parsed message fields follow them (a field named like one gets a ``data.`` prefix)."""
 
 __all__ = [
-    "SENT", "RECEIVED", "EVENT", "TEXT", "BINARY", "COLUMNS", "DEFAULT_MAX_ENTRIES", "DEFAULT_MAX_BYTES", "Entry", "new_entry",
-    "body_size", "frame_from_entries", "entries_from_frame", "jsonl_lines", "parse_jsonl", "as_entries",
+    "BINARY",
+    "COLUMNS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ENTRIES",
+    "EVENT",
+    "RECEIVED",
+    "SENT",
+    "TEXT",
+    "Entry",
+    "as_entries",
+    "body_size",
+    "entries_from_frame",
+    "frame_from_entries",
+    "jsonl_lines",
+    "new_entry",
+    "parse_jsonl",
 ]
 
 DEFAULT_MAX_ENTRIES = 10_000

@@ -21,8 +21,18 @@ from ..errors import DemoServerError
 from .server import DEFAULT_HOST, ENV_URL
 
 __all__ = [
-    "QUICKSTART", "SUMMARY_MARK", "notebooks_source", "prepare_workspace", "port_free", "choose_server_port",
-    "demo_server", "PREVIEW_ROWS", "KERNEL_ARGUMENTS", "run_headless", "run_lab", "main",
+    "KERNEL_ARGUMENTS",
+    "PREVIEW_ROWS",
+    "QUICKSTART",
+    "SUMMARY_MARK",
+    "choose_server_port",
+    "demo_server",
+    "main",
+    "notebooks_source",
+    "port_free",
+    "prepare_workspace",
+    "run_headless",
+    "run_lab",
 ]
 
 

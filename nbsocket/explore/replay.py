@@ -27,7 +27,7 @@ from ..runtime.progress import ProgressBar
 from ..runtime.transcript import TranscriptRecorder, write_transcript_file
 from .transcripts import as_entries
 
-__all__ = ["burst", "burst_async", "replay", "replay_async", "replay_schedule", "BurstReport"]
+__all__ = ["BurstReport", "burst", "burst_async", "replay", "replay_async", "replay_schedule"]
 
 _temp_names = itertools.count(1)
 

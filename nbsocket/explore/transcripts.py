@@ -18,7 +18,7 @@ from ..core.compare import compare as compare_entries
 from ..core.transcript import Entry, frame_from_entries
 from ..runtime.transcript import write_transcript_file
 
-__all__ = ["read_transcript_file", "load_transcript", "as_entries", "compare", "write_transcript_file"]
+__all__ = ["as_entries", "compare", "load_transcript", "read_transcript_file", "write_transcript_file"]
 
 
 def read_transcript_file(path: str | os.PathLike[str]) -> tuple[list[Entry], dict[str, Any]]:

@@ -21,8 +21,17 @@ from ..core.redact import scrub
 from ..errors import InvalidOptionError
 
 __all__ = [
-    "SEND_MODES", "evaluate", "expand", "parse_headers", "lookup_callable", "optional_number", "split_send_line",
-    "send_value", "parse_literal", "flag_spec", "flagged_options",
+    "SEND_MODES",
+    "evaluate",
+    "expand",
+    "flag_spec",
+    "flagged_options",
+    "lookup_callable",
+    "optional_number",
+    "parse_headers",
+    "parse_literal",
+    "send_value",
+    "split_send_line",
 ]
 
 
@@ -41,7 +50,7 @@ def evaluate(expression: str, namespace: Mapping[str, Any], where: str) -> Any:
     except SyntaxError as exc:
         raise UsageError(f"{where}: {{{expression}}} is not a Python expression ({exc.msg})") from None
     try:
-        return eval(code, dict(namespace) if not isinstance(namespace, dict) else namespace)  # noqa: S307 - the user's own cell text
+        return eval(code, dict(namespace) if not isinstance(namespace, dict) else namespace)
     except Exception as exc:
         raise UsageError(scrub(f"{where}: evaluating {{{expression}}} failed: {type(exc).__name__}: {exc}")) from None
 
@@ -275,6 +284,6 @@ class _Literal:
             raise UsageError(f"%ws_send: {{{source}}} is not an expression ({exc.msg})") from None
         namespace = self.namespace if isinstance(self.namespace, dict) else dict(self.namespace)
         try:
-            return eval(code, namespace)  # noqa: S307 - the user's own cell text
+            return eval(code, namespace)
         except Exception as exc:
             raise UsageError(scrub(f"%ws_send: evaluating {{{source}}} failed: {type(exc).__name__}: {exc}")) from None

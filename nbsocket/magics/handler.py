@@ -19,7 +19,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["has_body", "compile_handler"]
+__all__ = ["compile_handler", "has_body"]
 
 
 _versions = itertools.count(1)
@@ -73,7 +73,7 @@ def compile_handler(cell: str, socket: str, namespace: dict[str, Any]) -> Callab
         ) from None
     linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
     scope: dict[str, Any] = {}
-    exec(code, namespace, scope)  # noqa: S102 - defines the function; the cell body runs per message
+    exec(code, namespace, scope)
     handler = scope["handler"]
     if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
         raise UsageError(f"%%ws_handler {socket}: the cell uses yield, so it would never run; remove the yield")

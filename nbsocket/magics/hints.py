@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["install_magic_suggestions", "uninstall_magic_suggestions", "suggest_magic"]
+__all__ = ["install_magic_suggestions", "suggest_magic", "uninstall_magic_suggestions"]
 
 # --- mistyped magics ----------------------------------------------------------------------------------
 

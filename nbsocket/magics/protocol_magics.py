@@ -22,11 +22,11 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import api
-from ..errors import NbSocketError
 from ..core.redact import add_secrets, scrub
+from ..errors import NbSocketError
 from .args import expand, parse_literal
 
-__all__ = ["ProtocolMagics", "protocol_arguments", "protocol_options", "PROTOCOL_FLAGS"]
+__all__ = ["PROTOCOL_FLAGS", "ProtocolMagics", "protocol_arguments", "protocol_options"]
 
 PROTOCOL_FLAGS: dict[str, tuple[str, str]] = {
     # connect option: (kind, help)

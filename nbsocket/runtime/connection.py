@@ -48,7 +48,7 @@ from .waits import MessageWaiter, Waits
 log = logging.getLogger("nbsocket")
 
 
-__all__ = ["Connection", "ErrorRecord", "MessageWaiter", "Registry", "Stats", "STATES"]
+__all__ = ["STATES", "Connection", "ErrorRecord", "MessageWaiter", "Registry", "Stats"]
 
 
 class Registry(Protocol):

@@ -34,7 +34,7 @@ BACKLOG_HIGH = 100_000
 BACKLOG_LOW = BACKLOG_HIGH // 2
 BATCH = 512
 
-__all__ = ["Dispatcher", "Kind", "BACKLOG_HIGH", "BACKLOG_LOW"]
+__all__ = ["BACKLOG_HIGH", "BACKLOG_LOW", "Dispatcher", "Kind"]
 
 
 class Kind(enum.Enum):

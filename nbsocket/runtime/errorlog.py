@@ -11,7 +11,7 @@ from typing import Any
 from ..core.redact import scrub
 from ..core.state import ErrorRecord, Stats, utc_now
 
-__all__ = ["ErrorLog", "MAX_ERROR_RECORDS", "WARN_EVERY"]
+__all__ = ["MAX_ERROR_RECORDS", "WARN_EVERY", "ErrorLog"]
 
 log = logging.getLogger("nbsocket")
 

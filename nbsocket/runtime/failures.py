@@ -18,7 +18,7 @@ from websockets.exceptions import (
 from ..core.redact import scrub
 from ..errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
 
-__all__ = ["translate", "retryable"]
+__all__ = ["retryable", "translate"]
 
 
 _TLS_HINT = (

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import InvalidOptionError
 
-__all__ = ["Handler", "HandlerList", "CallbackSlot", "is_async_callable", "describe"]
+__all__ = ["CallbackSlot", "Handler", "HandlerList", "describe", "is_async_callable"]
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -29,7 +29,7 @@ def describe(fn: Callable[..., Any]) -> str:
 class Handler:
     """A registered message handler with its extra positional ``args`` (Pode's ``-ArgumentList``)."""
 
-    __slots__ = ("fn", "args", "is_async", "name", "key")
+    __slots__ = ("args", "fn", "is_async", "key", "name")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...] = (), key: str | None = None) -> None:
         if not callable(fn):

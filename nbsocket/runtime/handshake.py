@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.options import DEFAULT, ConnectOptions
 
-__all__ = ["websockets_kwargs", "insecure_context"]
+__all__ = ["insecure_context", "websockets_kwargs"]
 
 
 def insecure_context() -> _ssl.SSLContext:

@@ -16,7 +16,7 @@ from .loop import LoopThread
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Latency", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS"]
+__all__ = ["MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency"]
 
 MAX_LATENCY_SAMPLES = 10_000
 """Ping and request round-trip times kept per socket (each)."""

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..errors import LoopThreadError
 from .workers import WorkerPool
 
-__all__ = ["in_handler", "handler_scope", "LoopThread", "run_blocking"]
+__all__ = ["LoopThread", "handler_scope", "in_handler", "run_blocking"]
 
 
 log = logging.getLogger("nbsocket")

@@ -13,18 +13,18 @@ from typing import Any
 
 import pandas as pd
 
-from .connection import Connection
-from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
-from .lockable import Lockable
-from .protocol_connection import ProtocolConnection
-from .loop import LoopThread
 from ..core.frame import LiveFrame
 from ..core.options import build_options, warn_insecure
-from ..core.state import CLOSED_FOR_GOOD
 from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
+from ..core.state import CLOSED_FOR_GOOD
 from ..core.urls import validate_url
+from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
+from .connection import Connection
+from .lockable import Lockable
+from .loop import LoopThread
+from .protocol_connection import ProtocolConnection
 
-__all__ = ["STATUS_COLUMNS", "PRIMARY", "TICK_SECONDS", "validate_name", "Manager", "default_manager"]
+__all__ = ["PRIMARY", "STATUS_COLUMNS", "TICK_SECONDS", "Manager", "default_manager", "validate_name"]
 
 
 log = logging.getLogger("nbsocket")

@@ -24,7 +24,7 @@ from .progress import ProgressBar
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["POLL_SECONDS", "Sending", "paced", "run_sync", "run_async", "BurstReport", "Burst", "burst_plan"]
+__all__ = ["POLL_SECONDS", "Burst", "BurstReport", "Sending", "burst_plan", "paced", "run_async", "run_sync"]
 
 POLL_SECONDS = 0.01
 """How often a waiting replay or burst looks at its counters."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["UPDATE_SECONDS", "frontend_present", "ProgressBar"]
+__all__ = ["UPDATE_SECONDS", "ProgressBar", "frontend_present"]
 
 
 UPDATE_SECONDS = 0.1

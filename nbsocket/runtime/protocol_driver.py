@@ -39,7 +39,7 @@ from .outbox import Outgoing
 if TYPE_CHECKING:
     from .protocol_connection import ProtocolConnection
 
-__all__ = ["ProtocolDriver", "TOPIC"]
+__all__ = ["TOPIC", "ProtocolDriver"]
 
 TOPIC = "topic"
 """The live-frame column naming a protocol message (a payload field of that name becomes ``data.topic``)."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .latency import Latency
     from .transcript import Transcript
 
-__all__ = ["Requests", "Reply", "ReplyWaiter"]
+__all__ = ["Reply", "ReplyWaiter", "Requests"]
 
 SHOWN_ON_TIMEOUT = 5
 """How many recent messages a timeout error shows."""

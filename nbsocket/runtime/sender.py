@@ -13,7 +13,7 @@ from .outbox import Outbox
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Sender", "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_TIMEOUT", "Sender"]
 
 log = logging.getLogger("nbsocket")
 

@@ -13,9 +13,9 @@ import functools
 import logging
 import time
 import traceback
-from urllib.parse import urlsplit
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State
@@ -24,8 +24,8 @@ from ..core.backoff import Backoff, ReconnectPolicy
 from ..core.closes import NORMAL_CLOSES
 from ..core.codecs import Codec
 from ..core.events import Request, SocketVerbs, WsEvent
-from ..core.inbound import decode_batch
 from ..core.frame import LiveFrame
+from ..core.inbound import decode_batch
 from ..core.options import ConnectOptions
 from ..core.redact import redact_url
 from ..core.state import CLOSED_FOR_GOOD, Stats, utc_now

@@ -39,7 +39,7 @@ from ..core.transcript import (
 from ..errors import InvalidOptionError
 from .outbox import Outgoing
 
-__all__ = ["TranscriptRecorder", "Transcript", "write_transcript_file"]
+__all__ = ["Transcript", "TranscriptRecorder", "write_transcript_file"]
 
 _RECEIVED_TEXT = (RECEIVED, TEXT, None, None, None, None)
 _RECEIVED_BINARY = (RECEIVED, BINARY, None, None, None, None)

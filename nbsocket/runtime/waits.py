@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .handlers import HandlerList
     from .session import Session
 
-__all__ = ["Waits", "MessageWaiter"]
+__all__ = ["MessageWaiter", "Waits"]
 
 
 class Waits:

@@ -30,7 +30,7 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-__all__ = ["BatchingConnection", "RawTextConnection", "Batch", "Sink"]
+__all__ = ["Batch", "BatchingConnection", "RawTextConnection", "Sink"]
 
 Batch = list[str | bytes]
 """The data messages of one read, in order: ``str`` for text, ``bytes`` for binary."""

@@ -23,7 +23,7 @@ from .errorlog import ErrorLog
 from .observers import Observers
 from .outbox import Outbox, Outgoing
 
-__all__ = ["Writer", "WRITE_SLICE", "WRITE_SLICE_BYTES"]
+__all__ = ["WRITE_SLICE", "WRITE_SLICE_BYTES", "Writer"]
 
 WRITE_SLICE = 64
 """Messages a socket's writer sends before it yields to the loop (``drain()`` never pauses on loopback)."""

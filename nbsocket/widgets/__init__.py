@@ -44,6 +44,14 @@ def plot(name: str, y: str | Sequence[str] | None = None, x: str = "timestamp", 
 
 
 __all__ = [
-    "panel", "dashboard", "plot", "SocketPanel", "Dashboard", "LiveChart", "SocketControls",
-    "parse_message", "InvalidMessageError", "AUTO",
+    "AUTO",
+    "Dashboard",
+    "InvalidMessageError",
+    "LiveChart",
+    "SocketControls",
+    "SocketPanel",
+    "dashboard",
+    "panel",
+    "parse_message",
+    "plot",
 ]

@@ -20,8 +20,19 @@ from ..errors import InvalidOptionError
 from .render import esc
 
 __all__ = [
-    "PALETTE", "MAX_SERIES", "MAX_GROUPS", "AUTO", "SPLIT_NAMES", "NEVER_SPLIT", "FRAME_COLUMNS", "Point",
-    "is_value_column", "pick_split_column", "ChartBuffer", "decimate", "line_chart_svg",
+    "AUTO",
+    "FRAME_COLUMNS",
+    "MAX_GROUPS",
+    "MAX_SERIES",
+    "NEVER_SPLIT",
+    "PALETTE",
+    "SPLIT_NAMES",
+    "ChartBuffer",
+    "Point",
+    "decimate",
+    "is_value_column",
+    "line_chart_svg",
+    "pick_split_column",
 ]
 
 

@@ -26,7 +26,7 @@ from .throttle import refresher as default_refresher
 if TYPE_CHECKING:
     from ..runtime.connection import Connection
 
-__all__ = ["MODES", "InvalidMessageError", "parse_message", "describe_payload", "SocketControls"]
+__all__ = ["MODES", "InvalidMessageError", "SocketControls", "describe_payload", "parse_message"]
 
 
 MODES = (("auto", "auto"), ("JSON", "json"), ("text", "text"))

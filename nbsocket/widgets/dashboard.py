@@ -15,7 +15,7 @@ from .panel import COUNTERS_EVERY, MAX_RATE_HZ
 from .render import esc, summary_html
 from .throttle import RateMeter
 
-__all__ = ["SocketRow", "Dashboard"]
+__all__ = ["Dashboard", "SocketRow"]
 
 
 class SocketRow:

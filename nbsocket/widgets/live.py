@@ -17,7 +17,7 @@ import ipywidgets as widgets
 from .throttle import RateGate
 from .throttle import refresher as default_refresher
 
-__all__ = ["descendants", "LiveView"]
+__all__ = ["LiveView", "descendants"]
 
 
 def descendants(widget: widgets.Widget) -> list[widgets.Widget]:

@@ -17,9 +17,22 @@ import pandas as pd
 from ..core.redact import scrub
 
 __all__ = [
-    "STATE_COLORS", "CELL_CHARS", "TABLE_COLUMNS", "MUTED", "esc", "state_badge", "human_bytes", "human_rate",
-    "latency_text", "counters", "header_html", "summary_html", "OWN_COLUMN_TITLES", "table_html", "errors_html",
+    "CELL_CHARS",
+    "MUTED",
+    "OWN_COLUMN_TITLES",
+    "STATE_COLORS",
+    "TABLE_COLUMNS",
+    "counters",
+    "errors_html",
+    "esc",
     "feedback_html",
+    "header_html",
+    "human_bytes",
+    "human_rate",
+    "latency_text",
+    "state_badge",
+    "summary_html",
+    "table_html",
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from ..errors import InvalidOptionError
 
-__all__ = ["TICK_SECONDS", "RateGate", "RateMeter", "View", "Refresher", "refresher"]
+__all__ = ["TICK_SECONDS", "RateGate", "RateMeter", "Refresher", "View", "refresher"]
 
 
 log = logging.getLogger("nbsocket")

@@ -169,7 +169,7 @@ class RabbitMQ:
                 stderr=subprocess.DEVNULL,
             )
             self._wait_epmd()
-            self._output = open(self._workdir / "server-output.log", "wb")  # noqa: SIM115 (closed in stop)
+            self._output = open(self._workdir / "server-output.log", "wb")
             self._broker = subprocess.Popen(
                 [self.server_script],
                 env=env,
@@ -295,7 +295,7 @@ class RabbitMQ:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
-    def __enter__(self) -> RabbitMQ:  # noqa: PYI034 (typing.Self needs Python 3.11)
+    def __enter__(self) -> RabbitMQ:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

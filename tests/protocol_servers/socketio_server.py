@@ -2,4 +2,4 @@
 
 from nbsocket.demo.protocol_servers.socketio_server import ADMIN_NAMESPACE, ADMIN_TOKEN, SocketIOServer
 
-__all__ = ["SocketIOServer", "ADMIN_NAMESPACE", "ADMIN_TOKEN"]
+__all__ = ["ADMIN_NAMESPACE", "ADMIN_TOKEN", "SocketIOServer"]

@@ -16,8 +16,15 @@ from typing import Any
 from ...errors import InvalidOptionError
 from .base import Protocol
 
-__all__ = ["Protocol", "register_protocol", "get_protocol", "protocol_names", "make_protocol", "protocol_option_names",
-           "secret_values"]
+__all__ = [
+    "Protocol",
+    "get_protocol",
+    "make_protocol",
+    "protocol_names",
+    "protocol_option_names",
+    "register_protocol",
+    "secret_values",
+]
 
 _registry: dict[str, type[Protocol]] = {}
 """Replaced whole on every change (no lock: readers on any thread see one version)."""

@@ -40,8 +40,17 @@ from typing import Any, ClassVar
 from ...errors import ProtocolError
 
 __all__ = [
-    "Outgoing", "Send", "Deliver", "Reply", "Ready", "Refused", "Close", "Malformed", "Housekeeping",
-    "Action", "Protocol",
+    "Action",
+    "Close",
+    "Deliver",
+    "Housekeeping",
+    "Malformed",
+    "Outgoing",
+    "Protocol",
+    "Ready",
+    "Refused",
+    "Reply",
+    "Send",
 ]
 
 Outgoing = str | bytes

@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ...errors import EncodeError, InvalidOptionError, InvalidURLError, ProtocolError
 from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
 
-__all__ = ["SocketIO", "AckToken", "RESERVED_EVENTS"]
+__all__ = ["RESERVED_EVENTS", "AckToken", "SocketIO"]
 
 # Engine.IO v4 packet types (first character of a text frame)
 _EIO_OPEN, _EIO_CLOSE, _EIO_PING, _EIO_PONG, _EIO_MESSAGE, _EIO_UPGRADE, _EIO_NOOP = "0123456"

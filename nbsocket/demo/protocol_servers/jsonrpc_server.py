@@ -272,7 +272,7 @@ class JSONRPCServer:
                 await session.ws.send(response)
             for coro in session_after:
                 await coro
-        except Exception:  # noqa: BLE001 - the client went away
+        except Exception:
             for coro in session_after:
                 if asyncio.iscoroutine(coro):
                     coro.close()

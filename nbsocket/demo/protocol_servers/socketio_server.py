@@ -38,7 +38,7 @@ from typing import Any
 
 from ...errors import InvalidOptionError
 
-__all__ = ["SocketIOServer", "ADMIN_NAMESPACE", "ADMIN_TOKEN"]
+__all__ = ["ADMIN_NAMESPACE", "ADMIN_TOKEN", "SocketIOServer"]
 
 ADMIN_NAMESPACE = "/admin"
 ADMIN_TOKEN = "good"

@@ -21,7 +21,7 @@ from .jsonl import JsonlRecorder
 if TYPE_CHECKING:
     from ...core.frame import LiveFrame
 
-__all__ = ["open_recorder", "Recorder", "JsonlRecorder"]
+__all__ = ["JsonlRecorder", "Recorder", "open_recorder"]
 
 
 def open_recorder(path: str | os.PathLike[str], frame: LiveFrame | None, on_error: Callable[[str], Any] | None = None) -> Recorder:

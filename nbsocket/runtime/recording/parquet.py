@@ -38,7 +38,7 @@ from .jsonl import text_value
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["ParquetRecorder", "SCHEMA_FILE", "PART_ROWS", "PART_SECONDS", "to_arrow", "widen", "cast"]
+__all__ = ["PART_ROWS", "PART_SECONDS", "SCHEMA_FILE", "ParquetRecorder", "cast", "to_arrow", "widen"]
 
 log = logging.getLogger("nbsocket")
 
@@ -60,8 +60,9 @@ class ParquetRecorder(Recorder):
             raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")
         # Imported now, not at the first write: that may be at interpreter exit, when a module that
         # registers an exit hook (pyarrow's thread pools) can no longer be imported.
-        import concurrent.futures.thread  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import concurrent.futures.thread
+
+        import pyarrow.parquet
         self.part_rows = part_rows
         self.part_seconds = part_seconds
         self.parts_written = 0

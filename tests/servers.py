@@ -109,7 +109,7 @@ class WsServer(LoopServer):
             pass
         finally:
             await ws.wait_closed()
-            self.close_codes.append(ws.close_code)
+            self.close_codes.append(ws.protocol.close_code)
 
     async def _start(self) -> None:
         self._server = await serve(self._wrapped, "127.0.0.1", self.port, ssl=self.ssl_context, **self.serve_kwargs)

@@ -10,6 +10,7 @@ import pytest
 import trustme
 
 import nbsocket as nbs
+from nbsocket.runtime.handshake import PROXIES
 from nbsocket.runtime.manager import default_manager
 
 from .servers import ConnectProxy, SilentTcpServer, WsServer, eventually
@@ -218,6 +219,11 @@ def test_connect_from_the_loop_thread_is_refused_not_deadlocked(demo) -> None:
 
 def test_connecting_through_an_http_proxy(demo) -> None:
     with ConnectProxy() as proxy:
+        if not PROXIES:  # websockets 14: a proxy URL is refused up front, and no socket is left behind
+            with pytest.raises(nbs.InvalidOptionError, match="proxy URL needs websockets 15"):
+                nbs.connect("via-proxy", demo.url("/echo"), proxy=proxy.url)
+            assert "via-proxy" not in nbs.connections()["name"].tolist() and proxy.targets == []
+            return
         conn = nbs.connect("via-proxy", demo.url("/echo"), proxy=proxy.url)
         assert conn.request({"through": "proxy"}, timeout=5).data == {"through": "proxy"}
         assert proxy.targets == [f"127.0.0.1:{demo.port}"]

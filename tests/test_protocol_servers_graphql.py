@@ -178,8 +178,8 @@ def test_bad_token_is_refused_with_4403(server):
         with pytest.raises(ConnectionClosed):
             await driver.ready()
         assert not driver.protocol.ready
-        assert driver.ws.close_code == 4403
-        reason = refusal_reason(driver.ws.close_code, driver.ws.close_reason)
+        assert driver.ws.protocol.close_code == 4403
+        reason = refusal_reason(driver.ws.protocol.close_code, driver.ws.protocol.close_reason)
         assert reason.startswith("Forbidden (4403") and "connection_init" in reason
 
     run(scenario())

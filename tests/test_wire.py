@@ -5,6 +5,7 @@ messages beside uncompressed ones, and the messages must come out whole, in orde
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -132,8 +133,23 @@ def test_a_stream_that_ends_inside_a_frame_is_an_abnormal_closure() -> None:
     with WsServer(cut_off, compression=None) as server:
         got, ws = asyncio.run(receive(server.url, 2))
     assert got == ["whole"]
-    assert ws.protocol.state.name == "CLOSED" and ws.close_code == 1006
+    assert ws.protocol.state.name == "CLOSED" and ws.protocol.close_code == 1006
     assert str(ws.protocol.parser_exc) == "stream ends after 4 bytes, expected 12 bytes"  # as websockets says it
+
+
+def test_with_debug_logging_the_cut_frames_are_logged_as_websockets_logs_them(caplog: Any) -> None:
+    async def write_two(ws: Any) -> None:
+        await ws.recv()
+        ws.transport.write(raw(Opcode.TEXT, b"first") + raw(Opcode.BINARY, b"\x00\x01"))
+        await ws.wait_closed()
+
+    logger = logging.getLogger("nbsocket.tests.wire")
+    caplog.set_level(logging.DEBUG, logger=logger.name)
+    with WsServer(write_two, compression=None) as server:
+        got, ws = asyncio.run(receive(server.url, 2, logger=logger))
+    assert got == ["first", b"\x00\x01"] and ws.parsed_data_frames == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert "< TEXT 'first' [5 bytes]" in lines and "< BINARY 00 01 [2 bytes]" in lines
 
 
 def test_compressed_and_uncompressed_messages_interleave_in_order() -> None:

@@ -12,8 +12,12 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidUpgrade,
     InvalidURI,
-    ProxyError,
 )
+
+try:
+    from websockets.exceptions import ProxyError
+except ImportError:  # websockets 14 has no proxy support
+    ProxyError = None  # type: ignore[assignment,misc]
 
 from ..core.redact import scrub
 from ..errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
@@ -76,7 +80,7 @@ def _explain(exc: BaseException, shown_url: str, open_timeout: float | None) -> 
         return ConnectError(scrub(f"{where}: connection refused; is the server running and listening on that port?"), kind="refused")
     if isinstance(exc, InvalidURI):
         return InvalidURLError(scrub(f"{shown_url!r} is not a valid WebSocket URL: {exc.msg}"))
-    if isinstance(exc, ProxyError):
+    if ProxyError is not None and isinstance(exc, ProxyError):
         return ConnectError(scrub(f"{where}: the proxy refused the connection ({exc}); pass proxy=None to connect directly"), kind="proxy")
     if isinstance(exc, InvalidUpgrade):
         return ConnectError(scrub(f"{where}: the server answered with HTTP but did not upgrade to WebSocket ({exc}); is this a WebSocket endpoint?"), kind="handshake")

@@ -5,9 +5,23 @@ from __future__ import annotations
 import ssl as _ssl
 from typing import Any
 
-from ..core.options import DEFAULT, ConnectOptions
+from websockets.version import version as websockets_version
 
-__all__ = ["insecure_context", "websockets_kwargs"]
+from ..core.options import DEFAULT, ConnectOptions
+from ..errors import InvalidOptionError
+
+__all__ = ["PROXIES", "check_supported", "insecure_context", "websockets_kwargs"]
+
+PROXIES = int(websockets_version.split(".")[0]) >= 15
+"""Whether ``websockets`` connects through proxies (from version 15). Before it, the default ``proxy=True`` connects
+directly (the environment's proxy settings are not read) and a proxy URL is refused."""
+
+
+def check_supported(options: ConnectOptions) -> None:
+    """Refuse, before anything opens, an option the installed ``websockets`` cannot honour."""
+    if not PROXIES and isinstance(options.proxy, str):
+        raise InvalidOptionError(f"a proxy URL needs websockets 15 or newer (this is {websockets_version}): "
+                                 "pip install -U websockets")
 
 
 def insecure_context() -> _ssl.SSLContext:
@@ -24,7 +38,6 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
         "additional_headers": list(options.headers) or None,
         "subprotocols": list(options.subprotocols) or None,
         "origin": options.origin,
-        "proxy": options.proxy,
         "open_timeout": options.open_timeout,
         "ping_interval": options.ping_interval,
         "ping_timeout": options.ping_timeout,
@@ -33,6 +46,8 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
         "max_queue": options.max_queue,
         "compression": options.compression,
     }
+    if PROXIES:
+        kwargs["proxy"] = options.proxy
     if options.user_agent is not DEFAULT:
         kwargs["user_agent_header"] = options.user_agent
     if options.insecure:

@@ -20,6 +20,7 @@ from ..core.state import CLOSED_FOR_GOOD
 from ..core.urls import validate_url
 from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .connection import Connection
+from .handshake import check_supported
 from .lockable import Lockable
 from .loop import LoopThread
 from .protocol_connection import ProtocolConnection
@@ -108,6 +109,7 @@ class Manager:
         validate_name(name)
         url = validate_url(url)
         opts = build_options(url, **options)
+        check_supported(opts)
         for cb_name, cb in (("handler", handler), ("on_open", on_open), ("on_close", on_close), ("on_error", on_error)):
             if cb is not None and not callable(cb):
                 raise InvalidOptionError(f"{cb_name} must be callable, not {type(cb).__name__}")

@@ -116,11 +116,12 @@ class BatchingConnection(ClientConnection):
         over ``max_size``, text that is not UTF-8, a longer frame) stops it: websockets parses the rest.
         """
         protocol = self.protocol
-        limit = protocol.max_message_size
+        limit = protocol.max_message_size if hasattr(protocol, "max_message_size") else protocol.max_size  # (websockets 14)
         fragment_limit = getattr(protocol, "max_fragment_size", None)
         if fragment_limit is not None and (limit is None or fragment_limit < limit):
             limit = fragment_limit
         decode_text = self.decode_text
+        log = protocol.logger if protocol.debug else None
         batch = self._batch
         pos, end = 0, len(data)
         while pos < end:
@@ -148,6 +149,8 @@ class BatchingConnection(ClientConnection):
             stop = start + length
             if stop > end:
                 return self._keep_partial(data, pos, stop - pos) if length <= READ_SIZE else pos
+            if log is not None:
+                log.debug("< %s", _LoggedFrame(_TEXT if head == _WHOLE_TEXT else _BINARY, data[start:stop]))
             if head == _WHOLE_TEXT and decode_text:
                 try:
                     body: str | bytes = data[start:stop].decode("utf-8")
@@ -174,7 +177,7 @@ class BatchingConnection(ClientConnection):
         """Whether websockets' parser now waits for the first byte of a new data message with nothing buffered,
         so the next read may start with :meth:`_take_whole_frames` (checked after websockets parsed a read)."""
         protocol = self.protocol
-        if (protocol.state is not _OPEN or self.response is None or protocol.debug or self._fragments is not None
+        if (protocol.state is not _OPEN or self.response is None or self._fragments is not None
                 or protocol.reader.buffer or getattr(protocol, "current_size", None) is not None):
             return False
         for extension in protocol.extensions:
@@ -246,6 +249,22 @@ class BatchingConnection(ClientConnection):
         self._fragments = None
         self._partial = []
         super().connection_lost(exc)
+
+
+class _LoggedFrame:
+    """A frame the wire cut, as websockets' debug log shows a received frame; formatted only if the line is written."""
+
+    __slots__ = ("data", "opcode")
+
+    def __init__(self, opcode: Opcode, data: bytes) -> None:
+        self.opcode = opcode
+        self.data = data
+
+    def __str__(self) -> str:
+        try:
+            return str(Frame(self.opcode, self.data))
+        except UnicodeDecodeError:  # (websockets 14 cannot show a text frame that is not UTF-8)
+            return "TEXT " + str(Frame(_BINARY, self.data)).split(" ", 1)[1]
 
 
 class RawTextConnection(BatchingConnection):

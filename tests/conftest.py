@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 import nbsocket as nbs
 from nbsocket.demo import DemoServer
@@ -41,10 +42,16 @@ def nbsocket_log_file() -> Iterator[Path]:
     logger = logging.getLogger("nbsocket")
     previous = logger.level
     logger.setLevel(logging.DEBUG)
+    frames = logging.getLogger("nbsocket.websockets")
+    if int(websockets.__version__.split(".")[0]) < 15:
+        # websockets 14 fails to format its log line for a text frame that is not UTF-8 (STOMP bodies), and
+        # pytest turns a logging error into an exception inside websockets' parser: no frame lines there.
+        frames.setLevel(logging.INFO)
     logger.addHandler(handler)
     yield path
     logger.removeHandler(handler)
     logger.setLevel(previous)
+    frames.setLevel(logging.NOTSET)
     handler.close()
 
 

@@ -179,7 +179,8 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
     Option("ssl", None, "An ssl.SSLContext for wss:// (None: default verification)", _ssl),
     Option("insecure", False, "wss:// only: do not verify the server's TLS certificate", kind=bool,
            flag=Flag(("--insecure",), "wss:// only: do not verify the server's TLS certificate (default: verify)", "switch")),
-    Option("proxy", True, "Proxy URL; True (the default) uses the environment's proxy settings, None connects directly"),
+    Option("proxy", True, "Proxy URL (websockets 15 or newer); True (the default) uses the environment's proxy settings, "
+           "None connects directly"),
     Option("open_timeout", 10.0, "Seconds to wait for a socket to open; None waits forever", **_SECONDS, config=True,
            flag=Flag(("--open-timeout",), "seconds to wait for the socket to open", metavar="S|none")),
     Option("ping_interval", 20.0, "Seconds between keepalive pings; None turns keepalive off", **_SECONDS, config=True,

@@ -67,6 +67,7 @@ class BatchingConnection(ClientConnection):
         self._partial: list[bytes] = []  # the reads so far of a frame a read ended in, kept until it is whole
         self._partial_size = 0
         self._partial_needs = 0
+        self._frame_limit = _frame_limit(self.protocol)
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -116,10 +117,7 @@ class BatchingConnection(ClientConnection):
         over ``max_size``, text that is not UTF-8, a longer frame) stops it: websockets parses the rest.
         """
         protocol = self.protocol
-        limit = protocol.max_message_size if hasattr(protocol, "max_message_size") else protocol.max_size  # (websockets 14)
-        fragment_limit = getattr(protocol, "max_fragment_size", None)
-        if fragment_limit is not None and (limit is None or fragment_limit < limit):
-            limit = fragment_limit
+        limit = self._frame_limit
         decode_text = self.decode_text
         log = protocol.logger if protocol.debug else None
         batch = self._batch
@@ -249,6 +247,15 @@ class BatchingConnection(ClientConnection):
         self._fragments = None
         self._partial = []
         super().connection_lost(exc)
+
+
+def _frame_limit(protocol: Any) -> int | None:
+    """The largest frame websockets' parser would take from this connection (``max_size``), or None."""
+    limit = protocol.max_message_size if hasattr(protocol, "max_message_size") else protocol.max_size  # (websockets 14)
+    fragment_limit = getattr(protocol, "max_fragment_size", None)
+    if fragment_limit is not None and (limit is None or fragment_limit < limit):
+        limit = fragment_limit
+    return limit
 
 
 class _LoggedFrame:

@@ -290,12 +290,16 @@ class SocketIO(Protocol):
         ack_id = next(self._ack_ids)
         return ack_id, self.emit(event, *args, ack_id=ack_id)
 
-    def acknowledge(self, token: Any, value: Any = None, *, positive: bool = True) -> list[Outgoing]:
+    def acknowledge(
+        self, token: Any, value: Any = None, *, positive: bool = True, error: BaseException | None = None, handled: bool = True
+    ) -> list[Outgoing]:
         """Answer an event's ack token with ``value``.
 
         A tuple is sent as several ack arguments, ``None`` as none, anything else as one argument
         (so a list stays one argument; send ``(None,)`` for an explicit null). A token from an earlier
         connection sends nothing (its session is gone). ``positive`` is meaningless in Socket.IO.
+        ``error`` is what a handler of the event raised and ``handled`` is False when no handler ran
+        (the runtime passes both).
         """
         if not isinstance(token, AckToken):
             raise ProtocolError(f"not a socketio ack token: {token!r}")

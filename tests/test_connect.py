@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 import nbsocket as nbs
-from nbsocket.runtime.handshake import PROXIES
+from nbsocket.runtime.transport import PROXIES
 from nbsocket.runtime.manager import default_manager
 
 from .servers import ConnectProxy, SilentTcpServer, WsServer, eventually

@@ -20,7 +20,7 @@ from ..core.state import CLOSED_FOR_GOOD
 from ..core.urls import validate_url
 from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .connection import Connection
-from .handshake import check_supported
+from .transport import check_supported
 from .lockable import Lockable
 from .loop import LoopThread
 from .protocol_connection import ProtocolConnection

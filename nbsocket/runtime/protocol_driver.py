@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from websockets.exceptions import ConnectionClosed
-
 from ..core.events import Request, WsEvent, utf8_size
 from ..core.flatten import PREFIX, message_fields
 from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Send
@@ -35,6 +33,7 @@ from ..core.redact import scrub
 from ..core.state import CLOSED_FOR_GOOD
 from ..errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
 from .outbox import Outgoing
+from .transport import ConnectionClosed
 
 if TYPE_CHECKING:
     from .protocol_connection import ProtocolConnection

@@ -17,9 +17,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect as ws_connect
-from websockets.protocol import State
-
 from ..core.backoff import Backoff, ReconnectPolicy
 from ..core.closes import NORMAL_CLOSES
 from ..core.codecs import Codec
@@ -30,23 +27,19 @@ from ..core.options import ConnectOptions
 from ..core.redact import redact_url
 from ..core.state import CLOSED_FOR_GOOD, Stats, utc_now
 from ..errors import ConnectError
-from . import failures
-from .closing import abort_connection, close_info
 from .dispatch import BACKLOG_HIGH, Dispatcher, Kind
 from .errorlog import ErrorLog
 from .handlers import HandlerList
-from .handshake import websockets_kwargs
 from .loop import run_blocking
 from .observers import Observers
 from .outbox import Outbox
 from .recording.base import Recorder
-from .wire import BatchingConnection, RawTextConnection
+from .transport import BatchingConnection, abort_connection, close_info, open_connection, retryable, translate, websockets_kwargs
 from .writer import Writer
 
 __all__ = ["Session"]
 
 log = logging.getLogger("nbsocket")
-wire_log = logging.getLogger("nbsocket.websockets")
 
 OPEN_SETTLE = 0.1
 """The longest ``connect`` waits after the handshake (and ``on_open``) for the ping that shows the server keeps the connection."""
@@ -128,7 +121,7 @@ class Session:
         state = self.state
         if state == "open":
             ws = self.ws
-            if ws is None or ws.protocol.state is not State.OPEN:
+            if ws is None or not ws.is_open:
                 return "closing"
         return state
 
@@ -140,7 +133,7 @@ class Session:
     def test(self) -> bool:
         """Open right now?"""
         ws = self.ws
-        return self.state == "open" and ws is not None and ws.protocol.state is State.OPEN
+        return self.state == "open" and ws is not None and ws.is_open
 
     @property
     def last_latency(self) -> float | None:
@@ -196,7 +189,7 @@ class Session:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    error = failures.translate(exc, self.url, self.options.open_timeout)
+                    error = translate(exc, self.url, self.options.open_timeout)
                     if not opened_once:
                         self._errors.record("connect", type(error).__name__, str(error))
                         self._set_state("failed")
@@ -204,7 +197,7 @@ class Session:
                             first.set_exception(error)
                         return
                     self._connection_error("reconnect", error)
-                    if backoff is None or policy is None or not failures.retryable(error, policy.retries_status) or backoff.exhausted:
+                    if backoff is None or policy is None or not retryable(error, policy.retries_status) or backoff.exhausted:
                         self._set_state("failed")
                         return
                     await asyncio.sleep(backoff.next_delay())
@@ -249,13 +242,12 @@ class Session:
             if not first.done():
                 first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
 
-    async def _open_socket(self) -> Any:
+    async def _open_socket(self) -> BatchingConnection:
         kwargs = websockets_kwargs(self._url, self.options)
         url = self._url
         if self.driver is not None:  # protocol hook: the protocol's URL (Socket.IO path) and subprotocols
             url = self.driver.prepare_open(url, kwargs)
-        wire = BatchingConnection if self.recv_decode is not False else RawTextConnection
-        return await ws_connect(url, logger=wire_log, create_connection=wire, **kwargs)
+        return await open_connection(url, kwargs, decode_text=self.recv_decode is not False)
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._errors.connection_error(where, exc)
@@ -282,7 +274,7 @@ class Session:
         while len(self._outbox) and asyncio.get_running_loop().time() < deadline:  # on_open's sends go out first
             await asyncio.sleep(0.001)
         peer = urlsplit(self._url).netloc
-        if not first.done() and ws.protocol.state is State.OPEN:
+        if not first.done() and ws.is_open:
             try:
                 pong = await ws.ping()
                 if peer in _silent_peers:  # no wait: a loop of connects would wait OPEN_SETTLE for each
@@ -294,14 +286,14 @@ class Session:
                 _silent_peers.add(peer)
             except Exception:  # the connection is closing: judged below
                 pass
-        if not first.done() and ws.protocol.state is State.OPEN:
+        if not first.done() and ws.is_open:
             first.set_result(None)
 
     async def _run(self, ws: Any, first: asyncio.Future[None]) -> tuple[int | None, str]:
         """Serve one open connection until it closes; returns its close code and reason.
 
         Messages arrive in batches through :meth:`_receive_batch`, called by
-        the wire (:class:`~nbsocket.runtime.wire.BatchingConnection`) once per
+        the wire (:class:`~nbsocket.runtime.transport.BatchingConnection`) once per
         read; this coroutine starts the writer and waits for the end. ``first``
         (what ``connect`` waits for) is resolved at the first message, or once
         the connection has stayed open briefly after ``on_open`` (for protocol
@@ -338,7 +330,7 @@ class Session:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-            if ws.protocol.state is not State.CLOSED:
+            if not ws.is_closed:
                 await abort_connection(ws)
             self.ws = None
         code, reason, by_us = close_info(ws)

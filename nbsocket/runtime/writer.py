@@ -15,13 +15,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
-
 from ..core.state import Stats
 from .errorlog import ErrorLog
 from .observers import Observers
 from .outbox import Outbox, Outgoing
+from .transport import ConnectionClosed
 
 __all__ = ["WRITE_SLICE", "WRITE_SLICE_BYTES", "Writer"]
 
@@ -80,7 +78,7 @@ class Writer:
                 self._idle = False
             written += 1
             written_bytes += len(item.payload)
-            if ws.protocol.state is not State.OPEN:
+            if not ws.is_open:
                 outbox.put_back(item)
                 return
             try:

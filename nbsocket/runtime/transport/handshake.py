@@ -1,16 +1,22 @@
-"""The WebSocket handshake's arguments: a socket's options as ``websockets.asyncio.client.connect`` takes them."""
+"""Opening a WebSocket: a socket's options as ``websockets.asyncio.client.connect`` takes them, and the open itself."""
 
 from __future__ import annotations
 
+import logging
 import ssl as _ssl
 from typing import Any
 
+from websockets.asyncio.client import connect as websockets_connect
 from websockets.version import version as websockets_version
 
-from ..core.options import DEFAULT, ConnectOptions
-from ..errors import InvalidOptionError
+from ...core.options import DEFAULT, ConnectOptions
+from ...errors import InvalidOptionError
+from .wire import BatchingConnection, RawTextConnection
 
-__all__ = ["PROXIES", "check_supported", "insecure_context", "websockets_kwargs"]
+__all__ = ["PROXIES", "check_supported", "insecure_context", "open_connection", "websockets_kwargs"]
+
+wire_log = logging.getLogger("nbsocket.websockets")
+"""websockets' own log lines (the frame log at DEBUG) for nbsocket's sockets."""
 
 PROXIES = int(websockets_version.split(".")[0]) >= 15
 """Whether ``websockets`` connects through proxies (from version 15). Before it, the default ``proxy=True`` connects
@@ -55,3 +61,10 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
     elif options.ssl is not None:
         kwargs["ssl"] = options.ssl
     return kwargs
+
+
+async def open_connection(url: str, kwargs: dict[str, Any], *, decode_text: bool = True) -> BatchingConnection:
+    """Open ``url`` with ``kwargs`` (from :func:`websockets_kwargs`) and return the wire once the handshake is done;
+    ``decode_text=False`` hands text messages over as UTF-8 bytes (:class:`RawTextConnection`)."""
+    wire = BatchingConnection if decode_text else RawTextConnection
+    return await websockets_connect(url, logger=wire_log, create_connection=wire, **kwargs)  # type: ignore[return-value]

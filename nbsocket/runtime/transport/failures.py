@@ -19,8 +19,8 @@ try:
 except ImportError:  # websockets 14 has no proxy support
     ProxyError = None  # type: ignore[assignment,misc]
 
-from ..core.redact import scrub
-from ..errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
+from ...core.redact import scrub
+from ...errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
 
 __all__ = ["retryable", "translate"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 
-from nbsocket.runtime.wire import BatchingConnection
+from nbsocket.runtime.transport import BatchingConnection
 
 from .servers import WsServer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..core.closes import NORMAL_CLOSES
+from ...core.closes import NORMAL_CLOSES
 
 __all__ = ["NORMAL_CLOSES", "abort_connection", "close_info"]
 

@@ -64,6 +64,9 @@ loop for a short read at a time, and other sockets, timers and writers run in be
 MAX_BATCH = 256
 """A read that completes more messages hands them over in batches of at most this many, so the
 live frame and the handlers see a long read progress instead of all at its end."""
+MAX_RUN = 1024
+"""Frames handed to websockets' parser in one go at most: it keeps a ``Frame`` per frame until the call
+returns, so a read of 32,768 empty fragments would otherwise hold as many at once."""
 
 _short_path_refusal_logged = False
 
@@ -191,6 +194,7 @@ class BatchingConnection(ClientConnection):
         end = len(data)
         pos = 0
         run = -1  # where the bytes for websockets not yet handed over start, or -1
+        run_frames = 0
         if self._owed:
             pos = min(self._owed, end)
             self._owed -= pos
@@ -264,13 +268,14 @@ class BatchingConnection(ClientConnection):
                 ends_text = self._fragmented_text
                 self._fragmented = False
             if run < 0:
-                run = pos
+                run, run_frames = pos, 0
+            run_frames += 1
             if stop > end:
                 self._owed, self._owed_ends_text = stop - end, ends_text
                 pos = end
                 break
             pos = stop
-            if ends_text:  # a failure must be decided before anything after this frame is parsed
+            if ends_text or run_frames >= MAX_RUN:  # ends_text: a failure is decided before anything after it is parsed
                 if not self._parse(data, run, pos):
                     return
                 run = -1

@@ -18,6 +18,7 @@ import pytest
 import nbsocket as nbs
 
 from .servers import AiohttpServer, SilentTcpServer, WsServer, eventually
+from .wire_streams import Script, StreamServer, close_payload, frame
 
 FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 
@@ -358,6 +359,33 @@ def test_a_max_size_overflow_says_which_option_to_raise() -> None:
         eventually(lambda: conn.state == "failed")
         message = next(e.message for e in conn.errors if e.where == "close")
         assert "1009" in message and "max_size" in message
+
+
+def test_after_text_that_is_not_utf8_no_later_message_reaches_handlers_or_the_frame() -> None:
+    """RFC 6455 7.1.7: once the connection is failed (1007), nothing after the bad message is processed,
+    even when it arrived in the same read."""
+    stream = (frame(1, b"ok") + frame(1, b"bad \xed\xa0\x80") + frame(1, b"after1") + frame(1, b"after2")
+              + frame(8, close_payload(1000)))
+    seen: list[str] = []
+    closed: list[int] = []
+    with StreamServer() as server:
+        conn = nbs.connect("bad-utf8", server.url_for(Script((stream,))), content_type="text/plain",
+                           handler=lambda event: seen.append(event.data), reconnect=False,
+                           on_close=lambda conn, code, reason: closed.append(code))
+        eventually(lambda: closed)  # on_close runs after the handlers of every message before the close
+    assert seen == ["ok"]
+    assert list(nbs.frame("bad-utf8")["data"]) == ["ok"]
+    assert conn.close_code == 1007
+    assert any("1007" in e.message for e in conn.errors)
+
+
+def test_a_1009_from_the_server_is_about_what_nbsocket_sent_not_max_size() -> None:
+    with WsServer(max_size=100) as server:  # websockets' server closes with 1009 on a message over 100 bytes
+        conn = nbs.connect("toobig", server.url, reconnect=False)
+        conn.send("y" * 500)
+        eventually(lambda: conn.state in ("closed", "failed"))
+        message = next(e.message for e in conn.errors if e.where == "close")
+        assert "1009" in message and "nbsocket sent" in message and "max_size" not in message
 
 
 def test_a_jsonl_file_that_is_not_a_transcript_raises_a_clear_error(tmp_path) -> None:

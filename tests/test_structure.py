@@ -201,6 +201,21 @@ def test_core_imports_no_io_threads_front_ends_or_higher_layers() -> None:
     assert not problems, "the core must stay pure:\n" + "\n".join(problems)
 
 
+WEBSOCKETS_DOOR = "nbsocket.runtime.transport"
+"""The one package that imports ``websockets`` (the demo servers use its documented server API too)."""
+
+
+def test_only_the_transport_imports_websockets() -> None:
+    problems = []
+    for module in modules().values():
+        if module.name.startswith(WEBSOCKETS_DOOR) or module.part == "demo":
+            continue
+        for name, line in imported_names(module):
+            if name.split(".")[0] == "websockets":
+                problems.append(f"{_where(module, line)} imports {name}")
+    assert not problems, f"only {WEBSOCKETS_DOOR} may import websockets:\n" + "\n".join(problems)
+
+
 def test_runtime_layer_exists() -> None:
     assert (PACKAGE_DIR / "runtime" / "__init__.py").is_file()
     assert (PACKAGE_DIR / "runtime" / "connection.py").is_file()

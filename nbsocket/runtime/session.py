@@ -343,9 +343,11 @@ class Session:
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
             hint = ""
-            if code == 1009:
+            if code == 1009 and by_us:
                 hint = (f"; a message was larger than max_size={self.options.max_size} bytes: connect with a larger "
                         "max_size (or max_size=None for no limit)")
+            elif code == 1009:
+                hint = "; the server refused a message nbsocket sent as too big for it: send smaller messages"
             self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}{hint}"))
         self.notify("close", {"code": code, "reason": reason})
         self._dispatcher.push_close(code, reason)

@@ -291,7 +291,7 @@ def test_binary_ack_and_binary_event_with_ack_id():
         '42["chat",',
         "42{}",
         "42[]",
-        "42[1,2]",
+        "42[true,2]",
         '43["no id"]',
         "431{}",
         '45x-["e"]',
@@ -315,9 +315,10 @@ def test_unannounced_binary_frame_is_malformed():
 
 def test_placeholder_out_of_range_is_malformed_with_the_topic():
     prot = opened()
-    prot.receive('451-["pic",{"_placeholder":true,"num":3}]', 0)
-    [bad] = prot.receive(b"data", 0)
-    assert isinstance(bad, Malformed) and bad.topic == "pic" and "out of range" in bad.error
+    [bad] = prot.receive('451-["pic",{"_placeholder":true,"num":3}]', 0)
+    assert isinstance(bad, Malformed) and bad.topic == "pic" and "placeholders number [3]" in bad.error
+    [swallowed] = prot.receive(b"data", 0)  # the attachment it announced is not reported again
+    assert isinstance(swallowed, Housekeeping)
 
 
 def test_text_frame_before_the_attachments_arrived():

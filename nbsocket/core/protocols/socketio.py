@@ -1,6 +1,8 @@
 """Socket.IO v4 over Engine.IO v4 (websocket transport only), as a sans-I/O :class:`Protocol`.
 
-What it does, message by message:
+The references it follows are socket.io-client 4.8 (``lib/socket.ts``), socket.io-parser 4.2 and the
+Socket.IO v5 / Engine.IO v4 protocol documents; it is tested against socket.io 4.8.4 on Node and
+python-socketio. What it does, message by message:
 
 * Engine.IO ``0{sid,pingInterval,pingTimeout,maxPayload}`` (open) -> ``Send`` the Socket.IO CONNECT
   for our namespace (``40``, ``40/ns,`` and the ``auth`` JSON when given).
@@ -14,46 +16,74 @@ What it does, message by message:
 * EVENT ``42[name, *args]`` (with ``/ns,`` and an ack id) -> ``Deliver(topic=name, data=..., ack=...,
   headers={"namespace": ns})``; ``data`` is the single argument, the list of them, or ``None``.
   ``ack`` is an :class:`AckToken` when the server asked for an ack, for :meth:`SocketIO.acknowledge`.
+  A numeric event name (which the reference parser accepts) becomes its decimal string.
 * ACK ``43<id>[values]`` -> ``Reply(id, value)`` (single value, list of values, or ``None``).
 * BINARY_EVENT ``45<n>-`` / BINARY_ACK ``46<n>-`` are held until their ``n`` binary frames arrived;
   ``{"_placeholder": true, "num": k}`` becomes the k-th frame's ``bytes``, then Deliver/Reply as above.
-* Packets for other namespaces than ours are ignored (``Housekeeping``): this object joins one namespace,
-  and a server never has a reason to address one the client did not join.
-* Anything unparsable (bad JSON, unknown packet type, attachment count mismatch, a binary frame nobody
-  announced) -> ``Malformed(error)``; ``receive`` never raises.
+* Packets for other namespaces than ours are ignored (``Housekeeping``, after their attachments): this
+  object joins one namespace, and a server never has a reason to address one the client did not join.
+* Anything unparsable -> ``Malformed(error)`` with a precise reason; ``receive`` never raises. The
+  rules (ASCII digits only, bounded ack ids and attachment counts, strict JSON, payloads that fit their
+  type) are in :mod:`.socketio_packets`. A malformed binary packet whose count could be read swallows its
+  attachments, so they are not each reported as unannounced.
 
-Framing is written here rather than borrowed from python-socketio's ``socketio.packet.Packet``: the
-codec is ~100 lines, it keeps the runtime free of a python-socketio/python-engineio dependency, and
-``Packet.decode`` is lenient where nbsocket must report (a trailing garbage id, placeholders out of
-range, mismatched attachment counts raise ``ValueError``/``IndexError`` or pass silently), whereas
-here every such case becomes a ``Malformed`` with a precise reason. python-socketio is used only by
-the tests, as the real server this module is checked against.
+Connection state recovery (the server option ``connectionStateRecovery``), as socket.io-client does it:
+the server's CONNECT reply carries a ``pid``; every event it then emits without an ack carries its offset
+as an extra last argument. The offset is taken out of the arguments (``event.data`` never holds it; it is
+in ``event.headers["offset"]``) and the last one seen is kept. After a reconnect the CONNECT packet
+carries ``{"pid": ..., "offset": ..., **auth}``; the server then restores the session and first sends the
+events it emitted while we were away. ``Ready.info["recovered"]`` says whether it did (same ``pid``).
+The ``pid`` is a session secret: it is kept out of ``Ready.info``. A *volatile* event carries no offset,
+and on the wire it cannot be told from one that does: when its last argument is a string, that string
+is taken for the offset (as the reference client does); it is in ``event.headers["offset"]``, not lost.
+
+Acks the server asked for are answered with what the handlers returned; no ack at all when a handler
+raised or no handler ran, as socket.io-client sends none when the listener throws or is missing.
+Calls keep their ack id for the protocol's life and stay pending across reconnects (the runtime sends an
+unwritten call on the next connection and cancels one written on a lost connection).
+
+Framing (:mod:`.socketio_packets`) is written here rather than borrowed from python-socketio's
+``socketio.packet.Packet``: it is short, it keeps the runtime free of a python-socketio/python-engineio
+dependency, and ``Packet.decode`` is lenient where nbsocket must report (it reads non-ASCII digits,
+takes a zero or unreadable attachment count for none, and passes over placeholders that do not match
+the count). python-socketio is used only by the tests, as a real server and as the differential oracle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
+import math
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ...errors import EncodeError, InvalidOptionError, InvalidURLError, ProtocolError
+from ...errors import InvalidOptionError, InvalidURLError, ProtocolError
 from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
+from .socketio_packets import (
+    ACK,
+    BINARY_ACK,
+    BINARY_EVENT,
+    CONNECT,
+    CONNECT_ERROR,
+    EVENT,
+    MAX_ACK_ID,
+    RESERVED_EVENTS,
+    BadPacket,
+    Packet,
+    decode_packet,
+    dumps,
+    encode_packet,
+    event_name,
+    loads,
+    resolve_placeholders,
+    shown_char,
+    unpack_args,
+)
 
 __all__ = ["RESERVED_EVENTS", "AckToken", "SocketIO"]
 
 # Engine.IO v4 packet types (first character of a text frame)
 _EIO_OPEN, _EIO_CLOSE, _EIO_PING, _EIO_PONG, _EIO_MESSAGE, _EIO_UPGRADE, _EIO_NOOP = "0123456"
-# Socket.IO v5 packet types (first character after the Engine.IO "4")
-_CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR, _BINARY_EVENT, _BINARY_ACK = range(7)
-_PACKET_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK")
-
-_MAX_ATTACHMENTS = 10_000
-"""More attachments than this in one packet is treated as malformed (a bound on what is buffered)."""
-
-RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
-"""Event names the Socket.IO client API reserves; ``emit``/``call`` refuse them as the JS client does."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,18 +97,6 @@ class AckToken:
     namespace: str
     id: int
     connection: int
-
-
-@dataclasses.dataclass
-class _Packet:
-    """One decoded Socket.IO packet (``data`` still holds placeholders while attachments are missing)."""
-
-    type: int
-    namespace: str
-    id: int | None
-    data: Any
-    attachments: int = 0
-    received: list[bytes] = dataclasses.field(default_factory=list)
 
 
 class SocketIO(Protocol):
@@ -103,8 +121,8 @@ class SocketIO(Protocol):
             if not isinstance(auth, dict):
                 raise InvalidOptionError(f"socketio auth must be a dict or None, not {type(auth).__name__}")
             try:
-                json.dumps(auth, allow_nan=False)
-            except (TypeError, ValueError) as exc:
+                dumps(auth)
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise InvalidOptionError(f"socketio auth must be JSON-serialisable: {exc}") from None
         self.auth = auth
         if not isinstance(path, str) or not path.strip("/"):
@@ -112,6 +130,8 @@ class SocketIO(Protocol):
         self.path = "/" + path.strip("/") + "/"
         self._ack_ids = itertools.count(1)  # kept across reconnects so a stale ack never matches a new call
         self._connection = 0
+        self._pid: str | None = None  # connection state recovery: the session id the server gave us (a secret)
+        self._last_offset: str | None = None  # ... and the offset of the last event it sent
         self._reset(now=None)
 
     def _reset(self, now: float | None) -> None:
@@ -120,7 +140,8 @@ class SocketIO(Protocol):
         self._engine: dict[str, Any] = {}
         self._heartbeat: float | None = None  # pingInterval + pingTimeout, seconds, once known
         self._last_heard = now
-        self._partial: _Packet | None = None
+        self._partial: Packet | None = None
+        self._discarding = 0  # attachments of a malformed binary packet still to swallow
 
     # --- connection lifecycle ---------------------------------------------------
 
@@ -147,7 +168,10 @@ class SocketIO(Protocol):
         return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
     def start(self, now: float) -> list[Outgoing]:
-        """A socket opened: nothing to send yet, the CONNECT goes out once the server's open packet arrives."""
+        """A socket opened: nothing to send yet, the CONNECT goes out once the server's open packet arrives.
+
+        Calls stay pending and keep their ack ids (an unwritten one is sent on this connection).
+        """
         self._connection += 1
         self._reset(now)
         return []
@@ -181,19 +205,25 @@ class SocketIO(Protocol):
     def receive(self, body: str | bytes, now: float) -> list[Action]:
         """One WebSocket message (text: an Engine.IO packet; binary: an attachment) in, actions out."""
         self._last_heard = now
-        try:
-            if isinstance(body, (bytes, bytearray, memoryview)):
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            try:
                 return self._receive_attachment(bytes(body))
-            actions: list[Action] = []
-            if self._partial is not None:
-                partial, self._partial = self._partial, None
-                actions.append(Malformed(
-                    f"{_PACKET_NAMES[partial.type]} announced {partial.attachments} binary attachment(s) "
-                    f"but a text message arrived after {len(partial.received)}"
-                ))
-            return actions + self._receive_engine(body)
-        except _Bad as exc:
-            return [Malformed(str(exc), topic=exc.topic)]
+            except BadPacket as exc:
+                return [Malformed(str(exc), topic=exc.topic)]
+        actions: list[Action] = []
+        self._discarding = 0
+        if self._partial is not None:
+            partial, self._partial = self._partial, None
+            actions.append(Malformed(
+                f"{partial.name} announced {partial.attachments} binary attachment(s) "
+                f"but a text message arrived after {len(partial.received)}", topic=partial.topic
+            ))
+        try:
+            actions += self._receive_engine(body)
+        except BadPacket as exc:
+            self._discarding = exc.attachments
+            actions.append(Malformed(str(exc), topic=exc.topic))
+        return actions
 
     def _receive_engine(self, text: str) -> list[Action]:
         kind, rest = text[:1], text[1:]
@@ -208,70 +238,99 @@ class SocketIO(Protocol):
             return [Close(1000, "engine.io close from server")]
         if kind in (_EIO_PONG, _EIO_NOOP, _EIO_UPGRADE):
             return [Housekeeping({_EIO_PONG: "pong", _EIO_NOOP: "noop", _EIO_UPGRADE: "upgrade"}[kind])]
-        raise _Bad(f"unknown Engine.IO packet type {kind!r}" if kind else "empty Engine.IO packet")
+        raise BadPacket(f"unknown Engine.IO packet type {shown_char(kind)}" if kind else "empty Engine.IO packet")
 
     def _receive_open(self, rest: str) -> list[Action]:
-        info = _loads(rest, "Engine.IO open packet")
+        info = loads(rest, "Engine.IO open packet")
         if not isinstance(info, dict) or not isinstance(info.get("sid"), str):
-            raise _Bad("Engine.IO open packet without a sid")
+            raise BadPacket("Engine.IO open packet without a sid")
         interval, timeout = info.get("pingInterval"), info.get("pingTimeout")
-        if not all(isinstance(v, (int, float)) and v >= 0 for v in (interval, timeout)):
-            raise _Bad("Engine.IO open packet without numeric pingInterval/pingTimeout")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf for v in (interval, timeout)):
+            raise BadPacket("Engine.IO open packet without finite, non-negative pingInterval/pingTimeout")
         self._engine = info
         self._heartbeat = (interval + timeout) / 1000
         return [Send(self._connect_packet()), Housekeeping(f"engine.io open sid={info['sid']}")]
 
     def _connect_packet(self) -> str:
-        packet = _EIO_MESSAGE + str(_CONNECT) + ("" if self.namespace == "/" else self.namespace + ",")
-        return packet + (_dumps(self.auth) if self.auth is not None else "")
+        """``40`` (``40/ns,``) with the auth, and after a session with recovery its ``pid`` and last ``offset``."""
+        data = self.auth
+        if self._pid is not None:  # socket.io-client: Object.assign({pid, offset}, auth); an unknown offset is left out
+            data = {"pid": self._pid, **({} if self._last_offset is None else {"offset": self._last_offset}), **(self.auth or {})}
+        text, _ = encode_packet(CONNECT, data, namespace=self.namespace)
+        return _EIO_MESSAGE + text
 
     def _receive_socket(self, text: str) -> list[Action]:
-        packet = _decode(text)
-        if packet.namespace != self.namespace:
-            return [Housekeeping(f"{_PACKET_NAMES[packet.type]} for namespace {packet.namespace} ignored")]
+        packet = decode_packet(text)
         if packet.attachments:
             self._partial = packet
-            return [Housekeeping(f"{_PACKET_NAMES[packet.type]} header, awaiting {packet.attachments} attachment(s)")]
+            return [Housekeeping(f"{packet.name} header, awaiting {packet.attachments} attachment(s)")]
         return self._complete(packet)
 
     def _receive_attachment(self, data: bytes) -> list[Action]:
+        if self._discarding:
+            self._discarding -= 1
+            return [Housekeeping(f"attachment of a malformed binary packet, discarded ({self._discarding} more to come)")]
         packet = self._partial
         if packet is None:
-            raise _Bad("binary message that no BINARY_EVENT/BINARY_ACK announced")
+            raise BadPacket("binary message that no BINARY_EVENT/BINARY_ACK announced")
         packet.received.append(data)
         if len(packet.received) < packet.attachments:
             return [Housekeeping(f"attachment {len(packet.received)}/{packet.attachments}")]
         self._partial = None
-        packet.data = _resolve_placeholders(packet.data, packet.received, _topic_of(packet))
+        packet.data = resolve_placeholders(packet)
         return self._complete(packet)
 
-    def _complete(self, packet: _Packet) -> list[Action]:
-        """A whole packet for our namespace (attachments resolved): the action it stands for."""
+    def _complete(self, packet: Packet) -> list[Action]:
+        """A whole packet (attachments resolved): the action it stands for."""
         kind, data = packet.type, packet.data
-        if kind in (_EVENT, _BINARY_EVENT):
-            topic = data[0]
-            ack = None if packet.id is None else AckToken(self.namespace, packet.id, self._connection)
-            return [Deliver(topic=topic, data=_unpack_args(data[1:]), ack=ack, headers={"namespace": self.namespace})]
-        if kind in (_ACK, _BINARY_ACK):
-            return [Reply(packet.id, value=_unpack_args(data))]
-        if kind == _CONNECT:
-            self._ready = True
-            info = {"namespace": self.namespace, "engine_sid": self._engine.get("sid")}
-            info.update(data if isinstance(data, dict) else {})
-            for key, name in (("pingInterval", "ping_interval"), ("pingTimeout", "ping_timeout"), ("maxPayload", "max_payload")):
-                if key in self._engine:
-                    info[name] = self._engine[key]
-            return [Ready(info)]
-        if kind == _CONNECT_ERROR:
-            if isinstance(data, dict):
-                reason = str(data.get("message", data))
-            else:
-                reason = str(data) if data is not None else "connection refused"
-            return [Refused(f"socket.io connect_error on {self.namespace}: {reason}")]
+        if packet.namespace != self.namespace:
+            return [Housekeeping(f"{packet.name} for namespace {packet.namespace} ignored")]
+        if kind in (EVENT, BINARY_EVENT):
+            return [self._event(packet)]
+        if kind in (ACK, BINARY_ACK):
+            return [Reply(packet.id, value=unpack_args(data))]
+        if kind == CONNECT:
+            return [self._connected(data)]
+        if kind == CONNECT_ERROR:
+            return [self._refused(data)]
         # DISCONNECT
         self._ready = False
         self._heartbeat = None
         return [Close(1000, f"socket.io server disconnected namespace {self.namespace}")]
+
+    def _event(self, packet: Packet) -> Deliver:
+        topic, args = event_name(packet.data[0]), packet.data[1:]
+        headers: dict[str, Any] = {"namespace": self.namespace}
+        # connection state recovery: the server appends its offset to every event it emits without an ack
+        if self._pid is not None and packet.id is None and args and isinstance(args[-1], str):
+            headers["offset"] = self._last_offset = args.pop()
+        ack = None if packet.id is None else AckToken(self.namespace, packet.id, self._connection)
+        return Deliver(topic=topic, data=unpack_args(args), ack=ack, headers=headers)
+
+    def _connected(self, data: Any) -> Action:
+        """The server's CONNECT reply: ``Ready``, or ``Refused`` without a sid (as socket.io-client)."""
+        if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
+            return Refused(f"socket.io CONNECT reply on {self.namespace} without a sid: the server speaks Socket.IO v2, "
+                           "which nbsocket (a v4 client) cannot talk to")
+        pid = data.get("pid") if isinstance(data.get("pid"), str) and data.get("pid") else None
+        recovered = pid is not None and pid == self._pid
+        self._pid = pid
+        self._ready = True
+        info = {"namespace": self.namespace, "engine_sid": self._engine.get("sid")}
+        info.update((key, value) for key, value in data.items() if key != "pid")
+        info["recovered"] = recovered
+        for key, name in (("pingInterval", "ping_interval"), ("pingTimeout", "ping_timeout"), ("maxPayload", "max_payload")):
+            if key in self._engine:
+                info[name] = self._engine[key]
+        return Ready(info)
+
+    def _refused(self, data: Any) -> Refused:
+        """connect_error: the reason is ``message`` (or the string)."""
+        if isinstance(data, dict):
+            reason = str(data["message"]) if "message" in data else dumps(data)
+        else:
+            reason = str(data) if data is not None else "connection refused"
+        return Refused(f"socket.io connect_error on {self.namespace}: {reason}")
 
     # --- verbs --------------------------------------------------------------------
 
@@ -281,14 +340,18 @@ class SocketIO(Protocol):
             raise ProtocolError(f"socketio event name must be a non-empty string, not {event!r}")
         if event in RESERVED_EVENTS:
             raise ProtocolError(f"socketio event name {event!r} is reserved")
-        if ack_id is not None and (not isinstance(ack_id, int) or isinstance(ack_id, bool) or ack_id < 0):
-            raise ProtocolError(f"socketio ack id must be a non-negative int, not {ack_id!r}")
-        return self._encode(_EVENT, [event, *args], ack_id)
+        if ack_id is not None and (not isinstance(ack_id, int) or isinstance(ack_id, bool) or not 0 <= ack_id <= MAX_ACK_ID):
+            raise ProtocolError(f"socketio ack id must be an int from 0 to 2**53 - 1, not {ack_id!r}")
+        return self._encode(EVENT, [event, *args], ack_id)
 
     def call(self, event: str, *args: Any) -> tuple[int, list[Outgoing]]:
         """Emit ``event`` asking for an ack: ``(ack_id, messages)``; the ack arrives as ``Reply(ack_id, ...)``."""
         ack_id = next(self._ack_ids)
         return ack_id, self.emit(event, *args, ack_id=ack_id)
+
+    def cancel_call(self, call_id: Any) -> list[Outgoing]:
+        """The runtime gave up on call ``call_id``. Socket.IO has no message for that, and nothing is kept per call."""
+        return []
 
     def acknowledge(
         self, token: Any, value: Any = None, *, positive: bool = True, error: BaseException | None = None, handled: bool = True
@@ -296,152 +359,19 @@ class SocketIO(Protocol):
         """Answer an event's ack token with ``value``.
 
         A tuple is sent as several ack arguments, ``None`` as none, anything else as one argument
-        (so a list stays one argument; send ``(None,)`` for an explicit null). A token from an earlier
+        (so a list stays one argument; send ``(None,)`` for an explicit null). Nothing is sent when a
+        handler raised (``error``) or none ran (``handled=False``): socket.io-client sends no ack when
+        the listener throws or is missing, and the server's ack times out. A token from an earlier
         connection sends nothing (its session is gone). ``positive`` is meaningless in Socket.IO.
-        ``error`` is what a handler of the event raised and ``handled`` is False when no handler ran
-        (the runtime passes both).
         """
         if not isinstance(token, AckToken):
             raise ProtocolError(f"not a socketio ack token: {token!r}")
-        if token.connection != self._connection:
+        if token.connection != self._connection or error is not None or not handled:
             return []
         args = list(value) if isinstance(value, tuple) else [] if value is None else [value]
-        return self._encode(_ACK, args, token.id, namespace=token.namespace)
+        return self._encode(ACK, args, token.id, namespace=token.namespace)
 
     def _encode(self, kind: int, data: list[Any], ack_id: int | None, namespace: str | None = None) -> list[Outgoing]:
         """A Socket.IO packet as Engine.IO messages: the text frame, then its binary attachments."""
-        attachments: list[bytes] = []
-        data = _extract_binary(data, attachments)
-        namespace = self.namespace if namespace is None else namespace
-        head = _EIO_MESSAGE
-        if attachments:
-            head += str(_BINARY_EVENT if kind == _EVENT else _BINARY_ACK) + f"{len(attachments)}-"
-        else:
-            head += str(kind)
-        head += "" if namespace == "/" else namespace + ","
-        head += "" if ack_id is None else str(ack_id)
-        try:
-            text = head + _dumps(data)
-        except (TypeError, ValueError) as exc:
-            raise EncodeError(f"socketio arguments are not JSON-serialisable: {exc}") from None
-        return [text, *attachments]
-
-
-# --- framing helpers ---------------------------------------------------------------
-
-
-class _Bad(Exception):
-    """A packet that cannot be parsed (becomes ``Malformed``); ``topic`` when the event name was readable."""
-
-    def __init__(self, message: str, topic: str | None = None) -> None:
-        super().__init__(message)
-        self.topic = topic
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _loads(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise _Bad(f"bad JSON in {what}: {exc}") from None
-
-
-def _decode(text: str) -> _Packet:
-    """Parse a Socket.IO packet: ``<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]``."""
-    if not text or not text[0].isdigit() or int(text[0]) >= len(_PACKET_NAMES):
-        raise _Bad(f"unknown Socket.IO packet type {text[:1]!r}" if text else "empty Socket.IO packet")
-    kind, pos = int(text[0]), 1
-    attachments = 0
-    if kind in (_BINARY_EVENT, _BINARY_ACK):
-        dash = text.find("-", pos)
-        count = text[pos:dash] if dash > 0 else ""
-        if not count.isdigit() or int(count) > _MAX_ATTACHMENTS:
-            raise _Bad(f"{_PACKET_NAMES[kind]} without a valid attachment count")
-        attachments, pos = int(count), dash + 1
-    namespace = "/"
-    if text.startswith("/", pos):
-        comma = text.find(",", pos)
-        end = len(text) if comma < 0 else comma
-        namespace = text[pos:end].split("?", 1)[0]
-        pos = end + 1
-    digits = pos
-    while digits < len(text) and text[digits].isdigit():
-        digits += 1
-    ack_id = int(text[pos:digits]) if digits > pos else None
-    data = _loads(text[digits:], f"{_PACKET_NAMES[kind]} packet") if digits < len(text) else None
-    packet = _Packet(kind, namespace, ack_id, data, attachments)
-    _check(packet)
-    return packet
-
-
-def _check(packet: _Packet) -> None:
-    """Refuse packets whose shape does not match their type."""
-    kind, data, name = packet.type, packet.data, _PACKET_NAMES[packet.type]
-    if kind in (_EVENT, _BINARY_EVENT):
-        if not isinstance(data, list) or not data or not isinstance(data[0], str):
-            raise _Bad(f"{name} payload must be a list starting with the event name")
-    elif kind in (_ACK, _BINARY_ACK):
-        if packet.id is None:
-            raise _Bad(f"{name} without an ack id")
-        if not isinstance(data, list):
-            raise _Bad(f"{name} payload must be a list of values")
-    if packet.attachments:
-        found = _count_placeholders(data)
-        if found != packet.attachments:
-            raise _Bad(f"{name} announces {packet.attachments} attachment(s) but holds {found} placeholder(s)", _topic_of(packet))
-
-
-def _topic_of(packet: _Packet) -> str | None:
-    if packet.type in (_EVENT, _BINARY_EVENT) and isinstance(packet.data, list) and packet.data:
-        return packet.data[0] if isinstance(packet.data[0], str) else None
-    return None
-
-
-def _is_placeholder(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("_placeholder") is True and "num" in value
-
-
-def _count_placeholders(value: Any) -> int:
-    if _is_placeholder(value):
-        return 1
-    if isinstance(value, list):
-        return sum(_count_placeholders(item) for item in value)
-    if isinstance(value, dict):
-        return sum(_count_placeholders(item) for item in value.values())
-    return 0
-
-
-def _resolve_placeholders(value: Any, attachments: list[bytes], topic: str | None) -> Any:
-    """``{"_placeholder": true, "num": k}`` -> ``attachments[k]``, everywhere in ``value``."""
-    if _is_placeholder(value):
-        num = value["num"]
-        if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num < len(attachments):
-            raise _Bad(f"attachment placeholder num={num!r} out of range (have {len(attachments)})", topic)
-        return attachments[num]
-    if isinstance(value, list):
-        return [_resolve_placeholders(item, attachments, topic) for item in value]
-    if isinstance(value, dict):
-        return {key: _resolve_placeholders(item, attachments, topic) for key, item in value.items()}
-    return value
-
-
-def _extract_binary(value: Any, attachments: list[bytes]) -> Any:
-    """Replace bytes-like values with placeholders, collecting them in ``attachments`` (tuples become lists)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        attachments.append(bytes(value))
-        return {"_placeholder": True, "num": len(attachments) - 1}
-    if isinstance(value, (list, tuple)):
-        return [_extract_binary(item, attachments) for item in value]
-    if isinstance(value, dict):
-        return {key: _extract_binary(item, attachments) for key, item in value.items()}
-    return value
-
-
-def _unpack_args(args: list[Any]) -> Any:
-    """Socket.IO argument lists as nbsocket data: none -> ``None``, one -> itself, more -> the list."""
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else list(args)
+        text, attachments = encode_packet(kind, data, namespace=self.namespace if namespace is None else namespace, ack_id=ack_id)
+        return [_EIO_MESSAGE + text, *attachments]

@@ -34,9 +34,20 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 
-from nbsocket.runtime.transport import open_connection
+from nbsocket.runtime.transport import BatchingConnection, open_connection
+from nbsocket.runtime.transport import wire
 
-from .wire_streams import Outcome, Script, StreamServer, close_payload, deflated, frame, outcome_of, reference_outcome
+from .wire_streams import (
+    Outcome,
+    Script,
+    StreamServer,
+    close_payload,
+    deflated,
+    frame,
+    handshake_response,
+    outcome_of,
+    reference_outcome,
+)
 
 EXAMPLES = int(os.environ.get("NBSOCKET_FUZZ_EXAMPLES", "120"))
 TEXT, BINARY, CONT, CLOSE, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE, Opcode.PING, Opcode.PONG
@@ -61,7 +72,7 @@ def server() -> Iterator[StreamServer]:
 
 @pytest.fixture
 def quiet_frame_log() -> Iterator[None]:
-    """No frame log for a test of 100,000 frames (the suite logs every frame at DEBUG)."""
+    """No frame log for tests of many frames (the suite logs every frame at DEBUG; the log has a test of its own)."""
     frames = logging.getLogger("nbsocket.websockets")
     previous = frames.level
     frames.setLevel(logging.INFO)
@@ -182,8 +193,8 @@ def scripts(draw: st.DrawFn) -> Script:
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(script=scripts(), max_size=st.sampled_from([2**20, 2**20, None, 100]))
-def test_the_wire_delivers_and_closes_as_websockets_does_on_any_stream(server: StreamServer, script: Script,
-                                                                        max_size: int | None) -> None:
+def test_the_wire_delivers_and_closes_as_websockets_does_on_any_stream(server: StreamServer, quiet_frame_log: None,
+                                                                        script: Script, max_size: int | None) -> None:
     check(server, script, max_size)
 
 
@@ -283,3 +294,99 @@ def test_empty_fragments_cost_nothing_and_a_message_stays_within_max_size(server
     # the stream itself is 4 MB; the pieces the server holds and one read's frames are all the client side adds
     print(f"peak {peak / 2**20:.2f} MiB")
     assert peak < 3 * chunk + 2**20, f"peak {peak / 2**20:.1f} MiB while {count:,} empty fragments arrived"
+
+
+# --- the fallback: everything through websockets' parser ------------------------------------------------
+
+
+class WebsocketsOnlyConnection(BatchingConnection):
+    """The wire as it runs where its short path is refused: every frame goes through websockets' parser."""
+
+    def _start_short_path(self) -> None:
+        pass
+
+
+async def websockets_only_outcome(url: str, max_size: int | None) -> Outcome:
+    kwargs = {"compression": "deflate", "max_size": max_size, "ping_interval": None, "close_timeout": 5}
+    messages: list[str | bytes] = []
+    ws = await connect(url, create_connection=WebsocketsOnlyConnection, **kwargs)
+    ws.attach(messages.extend)
+    await asyncio.wait_for(ws.wait_closed(), 20)
+    assert not ws.short_path
+    return outcome_of(ws.protocol, messages)
+
+
+@settings(max_examples=max(20, EXAMPLES // 4), derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(script=scripts())
+def test_without_the_short_path_the_wire_still_delivers_what_websockets_does(server: StreamServer, quiet_frame_log: None,
+                                                                             script: Script) -> None:
+    """(Close frames may differ here: without the wire's cuts, a close read together with bad text comes first,
+    as with websockets' own recv(); the messages never differ.)"""
+    expected = reference_outcome(script)
+    got = asyncio.run(websockets_only_outcome(server.url_for(script), 2**20))
+    assert got.messages == expected.messages
+
+
+def test_a_refused_short_path_is_logged_once_and_everything_still_arrives(server: StreamServer, monkeypatch: Any,
+                                                                          caplog: Any) -> None:
+    monkeypatch.setattr(wire, "_short_path_refusal_logged", False)
+    monkeypatch.setattr(wire, "_short_path_problem", lambda protocol: "a reason found in a test")
+    caplog.set_level(logging.INFO, logger="nbsocket")
+    script = Script(pieces(frame(TEXT, b"one"), frame(BINARY, b"two"), frame(TEXT, b"thr", fin=False), frame(CONT, b"ee")))
+    for _ in range(2):
+        ws_messages: list[str | bytes] = []
+
+        async def run() -> Any:
+            ws = await open_connection(server.url_for(script), {"ping_interval": None})
+            ws.attach(ws_messages.extend)
+            await asyncio.wait_for(ws.wait_closed(), 20)
+            return ws
+
+        assert not asyncio.run(run()).short_path
+        assert ws_messages == ["one", b"two", "three"]
+    refusals = [r.getMessage() for r in caplog.records if "frame parser only" in r.getMessage()]
+    assert len(refusals) == 1 and "a reason found in a test" in refusals[0]
+
+
+class CountingConnection(BatchingConnection):
+    """Counts the data frames websockets' parser handed back (the rest the wire cut itself)."""
+
+    parsed_data_frames = 0
+
+    def process_event(self, event: Any) -> None:
+        if getattr(event, "opcode", None) in (TEXT, BINARY, CONT):
+            self.parsed_data_frames += 1
+        super().process_event(event)
+
+
+class FirstReadServer(StreamServer):
+    """Writes the handshake response and the first frames in one write, the last frame's start among them."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        last = frame(TEXT, b"split across reads")
+        writer.write(handshake_response(request, False) + frame(TEXT, b"with the response") + last[:5])
+        await asyncio.sleep(0.01)
+        writer.write(last[5:] + frame(CLOSE, close_payload(1000)))
+        writer.write_eof()
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+
+def test_frames_in_the_same_read_as_the_handshake_response_are_cut_from_a_known_boundary() -> None:
+    """The wire hands websockets the response up to its blank line only, so it knows where the first frame starts."""
+
+    async def run(url: str) -> tuple[list[str | bytes], CountingConnection]:
+        received: list[str | bytes] = []
+        ws = await connect(url, create_connection=CountingConnection, ping_interval=None)
+        ws.attach(received.extend)
+        await asyncio.wait_for(ws.wait_closed(), 20)
+        return received, ws
+
+    with FirstReadServer() as first_read:
+        received, ws = asyncio.run(run(first_read.url_for(Script(()))))
+    assert received == ["with the response", "split across reads"]
+    assert ws.short_path and ws.parsed_data_frames == 0
+    assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000

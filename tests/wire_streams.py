@@ -53,6 +53,8 @@ __all__ = [
     "close_payload",
     "deflated",
     "frame",
+    "handshake_response",
+    "outcome_of",
     "reference_outcome",
 ]
 

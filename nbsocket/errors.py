@@ -31,7 +31,12 @@ too (in brackets)::
 
 from __future__ import annotations
 
+import json
+
+from .core.redact import scrub
+
 __all__ = [
+    "SHOWN_DATA_CHARS",
     "CodecError",
     "ConnectError",
     "ConnectTimeoutError",
@@ -55,6 +60,29 @@ __all__ = [
     "UnknownSocketError",
     "WaitTimeoutError",
 ]
+
+
+SHOWN_DATA_CHARS = 200
+"""A ``ConnectError``'s ``data`` appears in its text when its JSON is at most this long."""
+
+
+def _scrub_data(data: object) -> object:
+    """``data`` with every secret nbsocket knows masked in its strings (dicts, lists and tuples are copied)."""
+    if isinstance(data, str):
+        return scrub(data)
+    if isinstance(data, dict):
+        return {_scrub_data(key) if isinstance(key, str) else key: _scrub_data(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_scrub_data(item) for item in data]
+    return data
+
+
+def _short_json(data: object) -> str | None:
+    """``data`` as compact JSON when it is short enough to show in an error's text, else ``None``."""
+    if data is None:
+        return None
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return text if len(text) <= SHOWN_DATA_CHARS else None
 
 
 class NbSocketError(Exception):
@@ -111,15 +139,24 @@ class ConnectError(NbSocketError, ConnectionError):
     ``handshake``, ``proxy``, ``network`` or ``closed`` (the server accepted
     the handshake and at once closed with a code that says "do not come
     back", e.g. 1008 or 4000-4999; ``code`` and ``reason`` are the server's).
+
+    ``data`` is what the server sent with a protocol refusal (``kind="protocol"``:
+    Socket.IO ``connect_error`` data, a GraphQL ``connection_error`` payload),
+    secrets masked. The text shows it when it is short
+    (at most :data:`SHOWN_DATA_CHARS` characters as JSON); a longer one is only
+    in ``data``.
     """
 
     def __init__(self, message: str, *, kind: str, status: int | None = None,
-                 code: int | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
+                 code: int | None = None, reason: str | None = None, data: object = None) -> None:
+        data = _scrub_data(data)
+        shown = _short_json(data)
+        super().__init__(f"{message} (data: {shown})" if shown is not None else message)
         self.kind = kind
         self.status = status
         self.code = code
         self.reason = reason
+        self.data = data
 
 
 class ConnectTimeoutError(ConnectError, TimeoutError):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
-from nbsocket.core.protocols.graphql import GraphQLWS, GraphQLWSLegacy, errors_text, refusal_reason
+from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
+from nbsocket.core.protocols.graphql import GraphQLWS, errors_text, refusal_reason
+from nbsocket.core.protocols.graphql_legacy import GraphQLWSLegacy
 from nbsocket.errors import InvalidOptionError, ProtocolError
 
 SUB = "subscription { ticks { n } }"
@@ -103,7 +104,7 @@ def test_unsubscribe_sends_complete_and_forgets():
     assert proto.active_subscriptions() == []
     assert proto.unsubscribe(sub_id) == []  # idempotent
     late = proto.receive(msg(id=sub_id, type="next", payload={"data": {}}), 1)
-    assert len(late) == 1 and isinstance(late[0], Housekeeping)  # recorded, not delivered
+    assert len(late) == 1 and isinstance(late[0], Housekeeping)  # in flight after our complete: transcript only
 
 
 def test_subscriptions_wait_for_ack_and_are_resent_in_order_after_reconnect():
@@ -172,15 +173,51 @@ def test_call_with_error_message_replies_at_once():
     assert proto.pending_calls() == []
 
 
-def test_call_before_ready_is_sent_at_ack_and_calls_in_flight_are_dropped_on_reconnect():
+def test_calls_wait_in_the_outbox_and_stay_pending_across_reconnects():
+    """A call's message is returned at once (the runtime writes the outbox only after the ack), never re-sent by
+    the protocol, and the call stays pending across a reconnect: the runtime cancels it if it was lost."""
     proto = GraphQLWS()
     proto.start(0)
     queued, messages = proto.call("{ hello }")
-    assert messages == []
-    actions = proto.receive(msg(type="connection_ack"), 0)
-    assert [j(a.payload)["id"] for a in actions[1:]] == [queued]
-    proto.closed()  # sent on the old socket: never answered
+    assert [j(m) for m in messages] == [{"id": queued, "type": "subscribe", "payload": {"query": "{ hello }"}}]
+    assert proto.receive(msg(type="connection_ack"), 0) == [Ready(info={})]  # not sent again at the ack
+    proto.closed()
+    proto.start(1)
+    assert proto.pending_calls() == [queued] and proto.receive(msg(type="connection_ack"), 1) == [Ready(info={})]
+    assert proto.cancel_call(queued) == [msg(id=queued, type="complete").replace(" ", "")]
     assert proto.pending_calls() == []
+
+
+def test_replies_to_unknown_operations_are_reports_but_not_after_the_client_ended_them():
+    proto = GraphQLWS()
+    ready(proto)
+    for kind, extra in (("next", {"payload": {"data": {}}}), ("error", {"payload": [{"message": "x"}]}), ("complete", {})):
+        [action] = proto.receive(msg(id="99", type=kind, **extra), 1)
+        assert isinstance(action, Report) and action.error == "UnknownReply" and "'99'" in action.message
+    call_id, _ = proto.call("{ hello }")
+    proto.receive(msg(id=call_id, type="complete"), 1)
+    assert isinstance(proto.receive(msg(id=call_id, type="complete"), 1)[0], Report)  # answered twice
+    sub_id, _, _ = proto.subscribe(SUB)
+    proto.unsubscribe(sub_id)
+    assert isinstance(proto.receive(msg(id=sub_id, type="next", payload={"data": {}}), 1)[0], Housekeeping)
+
+
+@pytest.mark.parametrize("message, why", [
+    ({"type": "next", "id": 1, "payload": {}}, "not a non-empty string"),
+    ({"type": "next", "id": "", "payload": {}}, "not a non-empty string"),
+    ({"type": "complete"}, "without an id"),
+    ({"type": "error", "id": "1", "payload": []}, "non-empty list"),
+    ({"type": "error", "id": "1", "payload": [{"path": ["x"]}]}, "without a 'message'"),
+    ({"type": "error", "id": "1", "payload": {"message": "x"}}, "non-empty list"),
+    ({"type": "ping", "payload": [1]}, "object or null"),
+    ({"type": "connection_ack", "payload": "yes"}, "object or null"),
+])
+def test_messages_graphql_ws_would_refuse_are_malformed(message, why):
+    proto = GraphQLWS()
+    ready(proto)
+    proto.call("{ hello }")
+    [action] = proto.receive(json.dumps(message), 1)
+    assert isinstance(action, Malformed) and why in action.error
 
 
 def test_cancel_call():
@@ -301,6 +338,9 @@ def test_legacy_connection_error_is_refused():
     proto = GraphQLWSLegacy()
     proto.start(0)
     assert proto.receive(msg(type="connection_error", payload={"message": "invalid token"}), 0) == [Refused("invalid token")]
+    proto.start(0.5)
+    assert proto.receive(msg(type="connection_error", payload={"message": "no", "retry": 5}), 0) == [
+        Refused("no", data={"retry": 5})]
     assert not proto.ready
     proto.start(1)
     [refused] = proto.receive(msg(type="connection_error"), 1)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from nbsocket.core.protocols.base import Deliver, Housekeeping, Malformed, Reply
-from nbsocket.core.protocols.jsonrpc import JSONRPC, error_text
-from nbsocket.errors import InvalidOptionError, ProtocolError
+from nbsocket.core.protocols.base import Deliver, Malformed, Reply, Report
+from nbsocket.core.protocols.jsonrpc import JSONRPC, ServerRequest, error_text
+from nbsocket.errors import InvalidOptionError, ProtocolError, RemoteError
 
 
 def j(text: str):
@@ -100,21 +100,68 @@ def test_server_notification_and_request_with_acknowledge():
     proto = started()
     assert proto.receive('{"jsonrpc": "2.0", "method": "tick", "params": [1, 2]}', 1) == [Deliver(topic="tick", data=[1, 2])]
     [deliver] = proto.receive('{"jsonrpc": "2.0", "method": "confirm", "params": {"q": 1}, "id": "srv-1"}', 1)
-    assert deliver == Deliver(topic="confirm", data={"q": 1}, ack="srv-1")
+    assert deliver == Deliver(topic="confirm", data={"q": 1}, ack=ServerRequest("srv-1", 1))
     assert j(proto.acknowledge(deliver.ack, {"ok": True})[0]) == {"jsonrpc": "2.0", "id": "srv-1", "result": {"ok": True}}
+    assert j(proto.acknowledge(deliver.ack)[0]) == {"jsonrpc": "2.0", "id": "srv-1", "result": None}
     assert j(proto.acknowledge(deliver.ack, "no way", positive=False)[0]) == {
         "jsonrpc": "2.0", "id": "srv-1", "error": {"code": -32000, "message": "no way"}}
     assert j(proto.acknowledge(7, {"code": 5, "message": "m", "data": 1}, positive=False)[0])["error"] == {
         "code": 5, "message": "m", "data": 1}
 
 
-def test_unknown_and_late_replies_are_housekeeping():
+def test_a_request_with_id_null_is_a_request_not_a_notification():
+    proto = started()
+    [deliver] = proto.receive('{"jsonrpc": "2.0", "method": "confirm", "id": null}', 1)
+    assert deliver.ack == ServerRequest(None, 1)
+    assert j(proto.acknowledge(deliver.ack, 3)[0]) == {"jsonrpc": "2.0", "id": None, "result": 3}
+
+
+def test_answers_follow_json_rpc_2_0_the_library():
+    """No handler: -32601 "Method not found"; a handler that raised: code 0 and the exception's message
+    (json-rpc-2.0's defaults); a RemoteError raised by a handler: its own code, message and data."""
+    proto = started()
+    token = ServerRequest(4, 1)
+    assert j(proto.acknowledge(token, handled=False)[0]) == {
+        "jsonrpc": "2.0", "id": 4, "error": {"code": -32601, "message": "Method not found"}}
+    assert j(proto.acknowledge(token, error=ValueError("bad input"))[0]) == {
+        "jsonrpc": "2.0", "id": 4, "error": {"code": 0, "message": "bad input"}}
+    assert j(proto.acknowledge(token, error=KeyError())[0])["error"] == {"code": 0, "message": "KeyError"}
+    assert j(proto.acknowledge(token, error=RemoteError("nope", code=-32042, data={"why": 1}))[0])["error"] == {
+        "code": -32042, "message": "nope", "data": {"why": 1}}
+
+
+def test_a_request_from_an_earlier_connection_is_not_answered():
+    proto = started()
+    [deliver] = proto.receive('{"jsonrpc": "2.0", "method": "confirm", "id": 1}', 1)
+    proto.closed()
+    proto.start(2)
+    assert proto.acknowledge(deliver.ack, 1) == []
+
+
+@pytest.mark.parametrize("request_id", ["[1]", "{}", "true"])
+def test_a_request_with_an_id_of_the_wrong_type_is_malformed(request_id):
+    proto = started()
+    [action] = proto.receive(f'{{"jsonrpc": "2.0", "method": "m", "id": {request_id}}}', 1)
+    assert isinstance(action, Malformed) and "string, number or null" in action.error and action.topic == "m"
+
+
+def test_unknown_answered_and_abandoned_replies_are_reports():
     proto = started()
     [action] = proto.receive('{"jsonrpc": "2.0", "result": 1, "id": 99}', 1)
-    assert isinstance(action, Housekeeping) and "99" in action.what
+    assert isinstance(action, Report) and action.error == "UnknownReply" and "99" in action.message
     call_id, _ = proto.call("sleep", [10])
     assert proto.cancel_call(call_id) == []
-    assert isinstance(proto.receive(json.dumps({"jsonrpc": "2.0", "result": 10, "id": call_id}), 2)[0], Housekeeping)
+    assert isinstance(proto.receive(json.dumps({"jsonrpc": "2.0", "result": 10, "id": call_id}), 2)[0], Report)
+    answered, _ = proto.call("add", [1, 1])
+    proto.receive(json.dumps({"jsonrpc": "2.0", "result": 2, "id": answered}), 3)
+    assert isinstance(proto.receive(json.dumps({"jsonrpc": "2.0", "result": 2, "id": answered}), 3)[0], Report)
+
+
+def test_a_reply_with_both_result_and_error_fails_its_call():
+    proto = started()
+    call_id, _ = proto.call("add", [1, 1])
+    [reply] = proto.receive(json.dumps({"jsonrpc": "2.0", "id": call_id, "result": 2, "error": {"code": 1, "message": "x"}}), 1)
+    assert reply.id == call_id and "both result and error" in reply.error["message"]
 
 
 def test_ids_echoed_as_strings_still_match():
@@ -131,14 +178,15 @@ def test_null_id_error_is_delivered_with_its_error():
     assert action.data["code"] == -32700
 
 
-def test_reconnect_forgets_pending_calls_but_keeps_counting():
+def test_pending_calls_survive_a_reconnect_and_ids_keep_counting():
     proto = started()
     first, _ = proto.call("add", [1, 2])
     proto.closed()
-    assert proto.pending_calls() == []
     proto.start(5)
+    assert proto.pending_calls() == [first]  # the runtime cancels it if it was written on the lost connection
     second, _ = proto.call("add", [1, 2])
     assert second > first
+    assert proto.receive(json.dumps({"jsonrpc": "2.0", "result": 3, "id": first}), 6) == [Reply(first, value=3)]
 
 
 @pytest.mark.parametrize("body", [

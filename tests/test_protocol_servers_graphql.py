@@ -17,7 +17,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from nbsocket.core.protocols.base import Deliver, Housekeeping, Protocol, Ready, Refused, Reply, Send
-from nbsocket.core.protocols.graphql import GraphQLWS, GraphQLWSLegacy, refusal_reason
+from nbsocket.core.protocols.graphql import GraphQLWS, refusal_reason
+from nbsocket.core.protocols.graphql_legacy import GraphQLWSLegacy
 from tests.protocol_servers.graphql_server import GraphQLServer
 
 GOOD = {"token": "good"}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from nbsocket.core.protocols.base import Action, Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
+from nbsocket.core.protocols.base import Action, Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
 from nbsocket.core.protocols.stomp import STOMP
 
 from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
@@ -219,7 +219,23 @@ def test_reconnect_resubscribes(rabbitmq: RabbitMQ) -> None:
         second.close()
 
 
-def test_error_after_connect_is_delivered(session: Session) -> None:
-    session.send(session.stomp.subscribe("/no-such-kind/x")[2])
-    error = session.wait_for(lambda a: isinstance(a, Deliver))
-    assert error.topic is None and error.error
+def test_refusals_of_rabbitmq_are_pinned_on_the_frame_they_refuse(session: Session) -> None:
+    """RabbitMQ refuses an invalid destination with an ERROR without receipt-id and keeps the connection: the
+    refused SUBSCRIBE ends its subscription, the refused SEND's receipt fails, later frames are unaffected."""
+    good, _, messages = session.stomp.subscribe(f"/queue/nbs-{secrets.token_hex(4)}")
+    session.send(messages)
+    session.wait_for(lambda a: isinstance(a, Housekeeping) and good in a.what)  # its receipt
+    bad, _, messages = session.stomp.subscribe("/no-such-kind/x")
+    session.send(messages)
+    report = session.wait_for(lambda a: isinstance(a, Report))
+    assert f"subscription {bad} to /no-such-kind/x" in report.message and "Unknown destination" in report.message
+    assert list(session.stomp.subscriptions) == [good]
+    refused, messages = session.stomp.publish_with_receipt("/no-such-kind/y", "x")
+    session.send(messages)
+    later, messages = session.stomp.publish_with_receipt("/queue/fine", "y")
+    session.send(messages)
+    failed = session.wait_for(lambda a: isinstance(a, Reply) and a.id == refused)
+    assert failed.error["message"].startswith("Unknown destination; '/no-such-kind/y' is not a valid destination")
+    assert failed.error["data"]["message"] == "Unknown destination"
+    assert session.wait_for(lambda a: isinstance(a, Reply) and a.id == later).error is None
+    assert not [a for a in session.actions if isinstance(a, Deliver)]  # an ERROR is never a message for handlers

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
+from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
 from nbsocket.core.protocols.stomp import STOMP, StompAck
 from nbsocket.core.protocols.stomp_frames import StompFrame, decode_body, encode_frame, parse_frames
 from nbsocket.errors import InvalidOptionError, ProtocolError
@@ -176,18 +176,72 @@ def test_error_before_connected_is_refused_with_the_servers_reason():
     assert not stomp.ready
 
 
-def test_error_after_connected_is_delivered_with_its_message():
+def test_error_after_connected_is_a_report_not_a_handler_event():
     stomp = connected()
     (action,) = stomp.receive(frame("ERROR", {"message": "not_found"}, "no queue 'x'"), 1.0)
-    assert isinstance(action, Deliver)
-    assert action.topic is None and action.data == "no queue 'x'" and action.error == "not_found; no queue 'x'"
+    assert action == Report("StompError", "ERROR from the broker: not_found; no queue 'x'")
 
 
-def test_error_about_a_receipt_also_fails_that_receipt():
+def test_error_with_receipt_id_fails_that_receipt_with_the_brokers_message_and_headers():
     stomp = connected()
-    actions = stomp.receive(frame("ERROR", {"message": "access_refused", "receipt-id": "rcpt-1"}), 1.0)
-    assert actions[0] == Reply("rcpt-1", error={"message": "access_refused", "data": ""})
-    assert isinstance(actions[1], Deliver)
+    receipt_id, _ = stomp.publish_with_receipt("/queue/a", "x")
+    headers = {"message": "access_refused", "receipt-id": receipt_id}
+    reply, report = stomp.receive(frame("ERROR", headers), 1.0)
+    assert reply == Reply(receipt_id, error={"message": "access_refused", "code": None, "data": headers})
+    assert isinstance(report, Report) and "SEND to /queue/a" in report.message and "access_refused" in report.message
+
+
+RABBIT_UNKNOWN = "'/bogus/x' is not a valid destination.\nValid destination types are: /temp-queue, /exchange, /topic, /queue.\n"
+
+
+def test_error_without_receipt_id_refuses_the_oldest_awaited_frame_that_it_names():
+    """RabbitMQ's refusal of an invalid destination: no receipt-id, the destination quoted, the connection kept."""
+    stomp = connected()
+    refused, _ = stomp.publish_with_receipt("/bogus/x", "x")
+    later, _ = stomp.publish_with_receipt("/queue/ok", "y")
+    reply, report = stomp.receive(frame("ERROR", {"message": "Unknown destination"}, RABBIT_UNKNOWN), 1.0)
+    assert reply.id == refused and reply.error["message"].startswith("Unknown destination; '/bogus/x' is not")
+    assert isinstance(report, Report)
+    assert stomp.receive(frame("RECEIPT", {"receipt-id": later}), 1.1) == [Reply(later, value={"receipt-id": later})]
+
+
+def test_error_naming_another_destination_is_not_pinned_on_the_oldest_awaited_frame():
+    stomp = connected()
+    waiting, _ = stomp.publish_with_receipt("/queue/ok", "y")
+    (report,) = stomp.receive(frame("ERROR", {"message": "Unknown destination"}, RABBIT_UNKNOWN), 1.0)
+    assert isinstance(report, Report) and "/bogus/x" in report.message
+    assert stomp.receive(frame("RECEIPT", {"receipt-id": waiting}), 1.1) == [Reply(waiting, value={"receipt-id": waiting})]
+
+
+def test_refused_subscription_ends_and_is_never_sent_again():
+    stomp = connected()
+    good, _, (good_wire,) = stomp.subscribe("/queue/ok")
+    bad, _, (bad_wire,) = stomp.subscribe("/bogus/x")
+    good_receipt, bad_receipt = parse_one(good_wire).headers["receipt"], parse_one(bad_wire).headers["receipt"]
+    assert stomp.receive(frame("RECEIPT", {"receipt-id": good_receipt}), 1.0) == [
+        Housekeeping(f"receipt for SUBSCRIBE {good} (/queue/ok)")]
+    (report,) = stomp.receive(frame("ERROR", {"message": "Unknown destination"}, RABBIT_UNKNOWN), 1.1)
+    assert isinstance(report, Report) and f"subscription {bad} to /bogus/x" in report.message
+    assert stomp.subscriptions == {good: "/queue/ok"} and bad_receipt.startswith(bad)
+    stomp.closed()
+    stomp.start(2.0)
+    resent = [parse_one(a.payload).headers["destination"] for a in stomp.receive(CONNECTED.format("0,0"), 2.1)
+              if isinstance(a, Send)]
+    assert resent == ["/queue/ok"]
+
+
+def test_resubscriptions_are_awaited_before_sends_that_waited_in_the_outbox():
+    stomp = connected()
+    stomp.subscribe("/queue/ok")
+    stomp.closed()
+    stomp.start(1.0)
+    queued, _ = stomp.publish_with_receipt("/queue/other", "x")  # written after the re-SUBSCRIBE
+    stomp.receive(CONNECTED.format("0,0"), 1.1)
+    (report,) = stomp.receive(frame("ERROR", {"message": "Unknown destination"}, "'/queue/ok' is gone"), 1.2)
+    assert "subscription sub-1 to /queue/ok" in report.message and stomp.subscriptions == {}
+    stomp.cancel_call(queued)
+    (report,) = stomp.receive(frame("ERROR", {"message": "x"}), 1.3)
+    assert report.message == "ERROR from the broker: x"
 
 
 # --- heart-beats -------------------------------------------------------------------------------
@@ -254,7 +308,8 @@ def test_subscribe_and_unsubscribe_frames():
     assert topic == "/topic/prices"
     parsed = parse_one(wire)
     assert parsed.command == "SUBSCRIBE"
-    assert parsed.headers == {"x-priority": "1", "id": sub_id, "destination": "/topic/prices", "ack": "auto"}
+    assert parsed.headers == {"x-priority": "1", "id": sub_id, "destination": "/topic/prices", "ack": "auto",
+                              "receipt": f"{sub_id}@1"}
     assert stomp.subscriptions == {sub_id: "/topic/prices"}
     (wire,) = stomp.unsubscribe(sub_id)
     assert parse_one(wire) == StompFrame("UNSUBSCRIBE", {"id": sub_id})

@@ -50,8 +50,10 @@ def test_server_notifications_are_events_with_topic(server: JSONRPCServer) -> No
 def test_server_requests_are_answered_with_the_handler_value(server: JSONRPCServer) -> None:
     rpc = nbs.connect("ask", server.url, protocol="jsonrpc", handler=lambda event: {"seen": event.data})
     assert rpc.call("ask", {"method": "question", "params": [1]}) == {"seen": [1]}
-    plain = nbs.connect("ask2", server.url, protocol="jsonrpc")  # no handler: answered with null
-    assert plain.call("ask", {"method": "question"}) is None
+    plain = nbs.connect("ask2", server.url, protocol="jsonrpc")  # no handler: Method not found, as json-rpc-2.0 answers
+    with pytest.raises(nbs.RemoteError) as info:
+        plain.call("ask", {"method": "question"})
+    assert info.value.data == {"code": -32601, "message": "Method not found"}
 
 
 def test_timeout_then_late_reply_is_recorded_not_raised(server: JSONRPCServer) -> None:

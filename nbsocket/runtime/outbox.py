@@ -30,7 +30,9 @@ class Outbox:
 
     Any thread may ``put``; only the loop's writer takes. When the outbox is
     full, ``put`` may wait (``wait`` seconds) for the writer to make room, then
-    raises :class:`OutboxFullError`: nothing is ever dropped. While
+    raises :class:`OutboxFullError`: nothing is ever dropped. ``put_all`` queues
+    the messages of one verb (a Socket.IO binary event and its attachments)
+    all or nothing: when they do not all fit, none of them is queued. While
     ``priority`` is set (``on_open`` runs), puts go to the priority lane and
     are not bounded: room could only come after ``on_open`` returns.
     """
@@ -44,31 +46,47 @@ class Outbox:
         self._waiting = 0
         self.priority = False
 
-    def _full(self) -> bool:
-        return len(self._queue) + len(self._front) >= self.limit
+    def _fits(self, count: int) -> bool:
+        return len(self._queue) + len(self._front) + count <= self.limit
 
     def put(self, payload: str | bytes, state: str, wait: float | None = 0.0) -> Outgoing:
         """Queue ``payload``; if ``limit`` messages are waiting, wait up to ``wait`` seconds for room, then raise."""
-        item = Outgoing(payload, time.time_ns())
+        return self.put_all([payload], state, wait)[0]
+
+    def put_all(self, payloads: list[str | bytes], state: str, wait: float | None = 0.0) -> list[Outgoing]:
+        """Queue ``payloads`` in order, all or nothing: wait up to ``wait`` seconds for room for all of them, then raise
+        :class:`OutboxFullError` with none of them queued. Returns the queued items (the writer hands the same
+        objects to ``on_sent``)."""
+        now = time.time_ns()
+        items = [Outgoing(payload, now) for payload in payloads]
+        count = len(items)
+        if not count:
+            return items
         with self._room:
             if self.priority:  # on_open: written first, and never waits for room it alone could make
-                self._front.append(item)
-                return item
-            if self._full() and wait != 0:
+                self._front.extend(items)
+                return items
+            if count > self.limit:
+                raise OutboxFullError(
+                    f"cannot send on {self.name!r}: these {count} messages go together and the outbox holds at most "
+                    f"{self.limit}; none of them was queued. Raise outbox_size."
+                )
+            if not self._fits(count) and wait != 0:
                 self._waiting += 1
                 try:
-                    self._room.wait_for(lambda: not self._full(), wait)
+                    self._room.wait_for(lambda: self._fits(count), wait)
                 finally:
                     self._waiting -= 1
-            if self._full():
+            if not self._fits(count):
                 waited = f" after waiting {wait:g} s" if wait else ""
+                together = f" (these {count} messages go together: none of them was queued)" if count > 1 else ""
                 raise OutboxFullError(
-                    f"cannot send on {self.name!r}: {self.limit} messages are still waiting{waited} "
-                    f"(socket {state}; the server is not reading, or the socket is down). "
+                    f"cannot send on {self.name!r}: {len(self._queue) + len(self._front)} messages are still waiting{waited}"
+                    f"{together} (socket {state}; the server is not reading, or the socket is down). "
                     "Wait and retry, raise outbox_size or send_timeout, or call conn.clear_outbox()."
                 )
-            self._queue.append(item)
-        return item
+            self._queue.extend(items)
+        return items
 
     def take(self) -> Outgoing | None:
         """The next message to write, or ``None``."""
@@ -86,12 +104,12 @@ class Outbox:
         with self._room:
             self._queue.appendleft(item)
 
-    def discard(self, payload_ids: set[int]) -> int:
-        """Drop the waiting messages whose payload object's ``id`` is in ``payload_ids``; returns how many were dropped."""
+    def discard(self, item_ids: set[int]) -> int:
+        """Drop the waiting items whose ``id`` is in ``item_ids``; returns how many were dropped."""
         with self._room:
             n = len(self._queue) + len(self._front)
             for queue in (self._queue, self._front):
-                kept = [item for item in queue if id(item.payload) not in payload_ids]
+                kept = [item for item in queue if id(item) not in item_ids]
                 queue.clear()
                 queue.extend(kept)
             dropped = n - len(self._queue) - len(self._front)

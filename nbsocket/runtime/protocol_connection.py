@@ -21,6 +21,7 @@ from ..errors import WaitTimeoutError
 from .connection import Connection
 from .handlers import is_async_callable
 from .loop import LoopThread
+from .protocol_calls import HandlerOutcomes
 from .protocol_driver import ProtocolDriver
 
 if TYPE_CHECKING:
@@ -89,8 +90,9 @@ class ProtocolConnection(Connection):
 
     @property
     def topics(self) -> dict[str, int]:
-        """Messages received so far per topic."""
-        return dict(self._driver.topics)
+        """Messages received so far per topic, for the 1,000 most recently seen topics (``TOPICS_KEPT``): a feed whose
+        topics never repeat does not grow this without bound."""
+        return self._driver.topics.as_dict()
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -113,7 +115,7 @@ class ProtocolConnection(Connection):
     def on_message(self, fn: Callable[..., Any] | None = None, *, args: tuple[Any, ...] = (), key: str | None = None) -> Any:
         """Add a handler (see :meth:`Connection.on_message`); what it returns answers an event that asked for an ack."""
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
-            Connection.on_message(self, _keep_reply(func), args=args, key=key)
+            Connection.on_message(self, _keep_reply(func, self._driver.outcomes), args=args, key=key)
             return func
 
         return register if fn is None else register(fn)
@@ -203,8 +205,7 @@ class ProtocolConnection(Connection):
 
     def _start_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, concurrent.futures.Future[Any]]:
         driver = self._driver
-        bound = hasattr(driver.protocol, "pending_calls")
-        return self._verb(lambda: driver.start_call(lambda: driver.protocol.call(*args, **kwargs), bound))
+        return self._verb(lambda: driver.start_call(lambda: driver.protocol.call(*args, **kwargs)))
 
     def _give_up(self, call_id: Any) -> None:
         driver = self._driver
@@ -257,12 +258,18 @@ class ProtocolConnection(Connection):
         self._loop_thread.call_soon(answer)
 
 
-def _keep_reply(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` as a handler that keeps its return value on the event (``event.reply``) for the ack/answer."""
+def _keep_reply(fn: Callable[..., Any], outcomes: HandlerOutcomes) -> Callable[..., Any]:
+    """``fn`` as a handler that keeps its return value on the event (``event.reply``) for the ack/answer, and tells
+    ``outcomes`` that it ran and what it raised (the exception still reaches the dispatcher, which records it)."""
     if is_async_callable(fn):
         @functools.wraps(fn)
         async def keep_async(event: Any, *args: Any) -> Any:
-            value = await fn(event, *args)
+            outcomes.ran(event)
+            try:
+                value = await fn(event, *args)
+            except Exception as exc:
+                outcomes.raised(event, exc)
+                raise
             if value is not None:
                 event.reply = value
             return value
@@ -271,7 +278,12 @@ def _keep_reply(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def keep(event: Any, *args: Any) -> Any:
-        value = fn(event, *args)
+        outcomes.ran(event)
+        try:
+            value = fn(event, *args)
+        except Exception as exc:
+            outcomes.raised(event, exc)
+            raise
         if value is not None and not asyncio.iscoroutine(value):
             event.reply = value
         return value

@@ -11,10 +11,22 @@ the close; the driver carries out what the protocol answers:
 ``Refused``       ``connect`` raises ``ConnectError(kind="protocol")``; the socket is closed, not reopened
 ``Close``         closes the socket (1000 from the server's goodbye: no reconnect; otherwise as the policy says)
 ``Malformed``     a frame row (and event) with its error; never fatal
+``Report``        recorded in ``conn.errors`` (a reply to an unknown id, a broker ERROR)
 ``Housekeeping``  transcript only
 
 Nothing here waits for a handler: housekeeping is answered on the loop as the
 message is read. Timers come from ``next_deadline()``/``poll()``, one per socket.
+
+Calls across reconnects follow one rule for every protocol (kept with an
+:class:`~nbsocket.runtime.protocol_calls.OutgoingLedger`): a call not written
+yet waits in the outbox and is sent on the next connection; a call written on
+a connection that is then lost fails at once with ``SocketClosedError`` naming
+that connection; when the socket closes for good every call still waiting fails.
+Each abandoned call is reported to the protocol with ``cancel_call``.
+
+A message the server wants answered (a Socket.IO ack, a JSON-RPC request) is
+answered once its handlers ran, with ``protocol.acknowledge(token, value,
+error=<what a handler raised>, handled=<did any handler run>)``.
 """
 
 from __future__ import annotations
@@ -28,11 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.events import Request, WsEvent, utf8_size
 from ..core.flatten import PREFIX, message_fields
-from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Send
+from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
 from ..core.redact import scrub
 from ..core.state import CLOSED_FOR_GOOD
 from ..errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
 from .outbox import Outgoing
+from .protocol_calls import HandlerOutcomes, OutgoingLedger, QueuedVerb, RecentTopics, describe_connection
 from .transport import ConnectionClosed
 
 if TYPE_CHECKING:
@@ -59,16 +72,18 @@ class ProtocolDriver:
         self._first: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None  # why the current handshake failed (refused, closed, timed out)
         self._server_ended = False
-        self._calls: dict[Any, concurrent.futures.Future[Any]] = {}
-        self._bound: dict[int, str | bytes] = {}  # messages of one connection still in the outbox (dropped on reconnect)
+        self._ledger = OutgoingLedger()
+        self.outcomes = HandlerOutcomes()
+        self._opened_at: Any = None
         self._urgent: collections.deque[str | bytes] = collections.deque()
         self._flushing = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
         self.subscriptions: dict[Any, Any] = {}  # id -> Subscription, in the order made
-        self.topics: collections.Counter[str] = collections.Counter()
+        self.topics = RecentTopics()
         self.handshakes = 0
+        """How many connections opened; the current one's number."""
         self.info: dict[str, Any] = {}
         conn._session.recv_decode = False if protocol.read_undecoded else None
         conn.add_observer(self)
@@ -87,15 +102,15 @@ class ProtocolDriver:
         self._failure = None
 
     def opened(self, ws: Any, ready: asyncio.Event) -> None:
-        """A socket opened: drop the last connection's unsent protocol messages and start the handshake."""
+        """A socket opened: drop the last connection's unsent bound messages and start the handshake."""
         loop = asyncio.get_running_loop()
         self._ws, self._writer_ready, self._open_pending, self._server_ended = ws, ready, True, False
         self.handshakes += 1
-        if self._bound:
-            self.conn._outbox.discard(set(self._bound))
-            self._bound.clear()
+        self._opened_at = self.conn.stats.opened_at
+        bound = self._ledger.take_bound()
+        if bound:
+            self.conn._outbox.discard(bound)
         self._urgent.extend(self.protocol.start(loop.time()))
-        self._fail_forgotten_calls()
         if self.protocol.ready:
             self._on_ready({})
         elif self._first is not None and not self._first.done():
@@ -135,7 +150,7 @@ class ProtocolDriver:
         self._cancel_timers()
         was_ready = self.protocol.ready
         self.protocol.closed()
-        self._fail_forgotten_calls()
+        self._fail_lost_calls(code, reason)
         if not was_ready and self._failure is None:
             refusal = getattr(self.protocol, "refusal_reason", None)
             words = refusal(code, reason) if refusal is not None else None
@@ -162,10 +177,12 @@ class ProtocolDriver:
         elif kind is Ready:
             self._on_ready(action.info)
         elif kind is Refused:
-            self._fail_handshake(f"the server refused the {self.protocol.name} connection: {action.reason}")
+            self._fail_handshake(f"the server refused the {self.protocol.name} connection: {action.reason}", data=action.data)
             self._close(1000, "handshake refused")
         elif kind is Close:
             self._protocol_close(action.code, action.reason)
+        elif kind is Report:
+            self.conn._errors.record("protocol", action.error, action.message)
         elif kind is not Housekeeping:
             self.conn._errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
         return None
@@ -176,7 +193,7 @@ class ProtocolDriver:
         session.last_ts_ns = ts
         session.seq = seq = session.seq + 1
         if topic is not None:
-            self.topics[topic] += 1
+            self.topics.add(topic)
         frame = conn.frame
         if frame is not None:
             fields: dict[str, Any] = {TOPIC: topic}
@@ -193,11 +210,14 @@ class ProtocolDriver:
         return seq
 
     def _reply(self, reply: Reply) -> None:
-        future = self._calls.pop(reply.id, None)
-        if future is None:
+        call, unsent = self._ledger.pop_call(reply.id)
+        if call is None or call.future is None:
             self.conn._errors.record("protocol", "UnknownReply", f"a reply to id {reply.id!r}, which no call is waiting for "
                                      "(it timed out, or the server sent it twice); it was recorded, not raised")
             return
+        if unsent:
+            self.conn._outbox.discard(unsent)
+        future = call.future
         if reply.error is not None:
             error = reply.error
             _settle(future, exception=RemoteError(scrub(str(error.get("message") or error)), code=error.get("code"), data=error.get("data")))
@@ -206,6 +226,7 @@ class ProtocolDriver:
 
     def _on_ready(self, info: dict[str, Any]) -> None:
         self.info = dict(info)
+        self._ledger.sent_by_protocol(self.handshakes)
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
@@ -214,9 +235,9 @@ class ProtocolDriver:
             first.set_result(None)
         # the writer (and on_open) start once the handshake's own sends (re-subscriptions) are written: see _flush
 
-    def _fail_handshake(self, message: str, timeout: bool = False) -> None:
+    def _fail_handshake(self, message: str, timeout: bool = False, data: Any = None) -> None:
         error_type = ConnectTimeoutError if timeout else ConnectError
-        error = error_type(scrub(f"{self.conn.url}: {message}"), kind="timeout" if timeout else "protocol")
+        error = error_type(scrub(f"{self.conn.url}: {message}"), kind="timeout" if timeout else "protocol", data=data)
         self._failure = error
         self.conn._errors.record("connect", type(error).__name__, str(error))
         first = self._first
@@ -313,16 +334,18 @@ class ProtocolDriver:
 
     # --- verbs (called on the loop thread by ProtocolConnection) -------------------------------
 
-    def queue(self, messages: list[str | bytes], *, bound: bool) -> None:
-        """Put a verb's messages in the outbox in order; ``bound`` ones belong to this connection only."""
+    def queue(self, messages: list[str | bytes], *, bound: bool, call_id: Any = None,
+              future: concurrent.futures.Future[Any] | None = None) -> None:
+        """Put a verb's messages in the outbox, in order and all or nothing (``OutboxFullError``: none was queued).
+
+        ``bound`` ones belong to this connection only; ``future`` makes them a call's.
+        """
         conn = self.conn
         state = conn.state
         if conn.removed or state in CLOSED_FOR_GOOD:
             raise SocketClosedError(conn._closed_message(f"use the {self.protocol.name} protocol on"))
-        for message in messages:
-            conn._outbox.put(message, state)
-            if bound:
-                self._bound[id(message)] = message
+        items = conn._outbox.put_all(messages, state)
+        self._ledger.add(items, bound=bound, call_id=call_id, future=future)
         if messages:
             self._session.wake_writer(True, self._loop_thread.call_soon)
         self._arm_soon()
@@ -331,36 +354,64 @@ class ProtocolDriver:
         if self._ws is not None:
             self._arm()
 
-    def start_call(self, make: Callable[[], tuple[Any, list[str | bytes]]], bound: bool) -> tuple[Any, concurrent.futures.Future[Any]]:
-        """Start a call: its id and the future its ``Reply`` resolves."""
+    def start_call(self, make: Callable[[], tuple[Any, list[str | bytes]]]) -> tuple[Any, concurrent.futures.Future[Any]]:
+        """Start a call: its id and the future its ``Reply`` resolves (its messages are never bound to a connection)."""
         call_id, messages = make()
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._calls[call_id] = future
         try:
-            self.queue(messages, bound=bound)
+            self.queue(messages, bound=False, call_id=call_id, future=future)
         except BaseException:
-            self._calls.pop(call_id, None)
+            self._cancel_in_protocol(call_id)
             raise
         return call_id, future
 
     def cancel_call(self, call_id: Any) -> None:
-        """The caller of ``call_id`` gave up: forget it here and in the protocol (which may tell the server)."""
-        self._calls.pop(call_id, None)
-        cancel = getattr(self.protocol, "cancel_call", None)
-        if cancel is not None:
-            messages = cancel(call_id)
-            if messages and self.conn.state not in CLOSED_FOR_GOOD:
-                self.queue(messages, bound=True)
+        """The caller of ``call_id`` gave up: drop what of it is unsent, forget it here and in the protocol.
 
-    def _fail_forgotten_calls(self) -> None:
-        """After a close or reopen: fail the callers whose calls the protocol knows will never be answered."""
-        pending = getattr(self.protocol, "pending_calls", None)
-        if pending is None or not self._calls:
+        What the protocol returns (a GraphQL ``complete``) is sent only when the call reached the server.
+        """
+        call, unsent = self._ledger.pop_call(call_id)
+        if unsent:
+            self.conn._outbox.discard(unsent)
+        messages = self._cancel_in_protocol(call_id)
+        reached_server = call is not None and call.written_on is not None
+        if messages and reached_server and self._ws is not None and self.conn.state not in CLOSED_FOR_GOOD:
+            self.queue(messages, bound=True)
+
+    def _cancel_in_protocol(self, call_id: Any) -> list[str | bytes]:
+        try:
+            return list(self.protocol.cancel_call(call_id) or [])
+        except Exception as exc:
+            self.conn._errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.cancel_call: {exc}")
+            return []
+
+    def _fail_lost_calls(self, code: int | None, reason: str) -> None:
+        """The connection closed: calls written on it can never be answered; fail them and tell the protocol."""
+        lost, stale = self._ledger.lost_with(self.handshakes)
+        if stale:
+            self.conn._outbox.discard(stale)
+        if not lost:
             return
-        alive = set(pending())
-        for call_id in [c for c in self._calls if c not in alive]:
-            _settle(self._calls.pop(call_id), exception=SocketClosedError(
-                f"the connection of {self.name!r} was lost before call {call_id!r} was answered; call again"))
+        which = describe_connection(self.handshakes, self._opened_at)
+        closed = f"code {code}{' ' + repr(reason) if reason else ''}"
+        for call in lost:
+            self._abandon(call, f"the connection of {self.name!r} ({which}) was lost ({closed}) before {self.protocol.name} "
+                                f"call {call.call_id!r} was answered; it had been sent, so the server may have carried it out: "
+                                "call again if that is safe")
+
+    def _fail_all_calls(self, state: str) -> None:
+        """The socket closed for good: every call still waiting fails (none of the unsent ones will be sent)."""
+        calls, unsent = self._ledger.pop_all_calls()
+        if unsent:
+            self.conn._outbox.discard(unsent)
+        for call in calls:
+            sent = "it had been sent" if call.written_on is not None else "it was never sent"
+            self._abandon(call, f"{self.name!r} is {state}: {self.protocol.name} call {call.call_id!r} got no reply ({sent})")
+
+    def _abandon(self, call: QueuedVerb, message: str) -> None:
+        self._cancel_in_protocol(call.call_id)  # its messages are dropped: that connection is gone
+        if call.future is not None:
+            _settle(call.future, exception=SocketClosedError(scrub(message)))
 
     def is_active(self, sub_id: Any) -> bool:
         """True while subscription ``sub_id`` is active (not cancelled, completed or errored); any thread."""
@@ -375,19 +426,30 @@ class ProtocolDriver:
     # --- observer hooks (any thread) -------------------------------------------------------------
 
     def on_sent(self, item: Outgoing, ts_ns: int) -> None:
-        if self._bound:
-            self._bound.pop(id(item.payload), None)
+        """The writer wrote ``item`` (loop thread): note the connection it reached."""
+        self._ledger.written(item, self.handshakes)
+
+    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
+        """The socket closed for good: fail the calls still waiting (loop thread, or scheduled there)."""
+        if kind != "state" or info.get("state") not in CLOSED_FOR_GOOD:
+            return
+        state = info["state"]
+        if self._loop_thread.in_loop_thread():
+            self._fail_all_calls(state)
+        else:
+            self._loop_thread.call_soon(lambda: self._fail_all_calls(state))
 
     def on_handled(self, event: WsEvent) -> None:
-        """Every handler ran: answer a Socket.IO ack / JSON-RPC request with what they returned."""
+        """Every handler ran: answer a Socket.IO ack / JSON-RPC request with what they returned, or raised."""
         if event.ack_token is None or not self.protocol.handler_replies or event.connection is not self.conn:
             return
+        handled, error = self.outcomes.take(event)
         token, value = event.ack_token, event.reply
         event.ack_token = None  # answered once
 
         def answer() -> None:
             try:
-                self.queue(self.protocol.acknowledge(token, value), bound=True)
+                self.queue(self.protocol.acknowledge(token, value, error=error, handled=handled), bound=True)
             except Exception as exc:
                 self.conn._errors.record("acknowledge", type(exc).__name__, str(exc))
 

@@ -44,7 +44,8 @@ def _with_builtins() -> dict[str, type[Protocol]]:
     """The registry, with the built-ins loaded on first use (so ``import nbsocket`` does not import them)."""
     global _registry
     if "socketio" not in _registry:
-        from .graphql import GraphQLWS, GraphQLWSLegacy
+        from .graphql import GraphQLWS
+        from .graphql_legacy import GraphQLWSLegacy
         from .jsonrpc import JSONRPC
         from .socketio import SocketIO
         from .stomp import STOMP

@@ -15,6 +15,16 @@ passed) and carries out what it answers:
   ``publish``, ``acknowledge``): the messages that carry them out. A protocol
   implements the verbs that make sense for it; the others raise
   :class:`~nbsocket.errors.ProtocolError`.
+* ``cancel_call(call_id)`` when the runtime gives up on a call (below).
+
+Calls across reconnects follow one rule, kept by the runtime: a call whose
+messages were not written yet waits in the outbox and is sent on the next
+connection, once its handshake is done; a call written on a connection that is
+then lost fails at once (``SocketClosedError`` naming that connection), and so
+does a call whose caller gave up (timeout): both are reported with
+``cancel_call``. So a protocol keeps its pending calls across ``start()``
+(forgetting one is ``cancel_call``'s job) and keeps call ids unique for its
+whole life, so that a late reply is never taken for a newer call's.
 
 Outgoing messages are ``str`` (a text frame) or ``bytes`` (a binary frame).
 
@@ -28,6 +38,8 @@ Actions returned by ``receive``/``poll``:
 ``Refused``        the server refused the handshake: ``connect`` raises its reason
 ``Close``          the protocol wants the socket closed (heart-beat lost, fatal error)
 ``Malformed``      a message that could not be parsed: kept in the frame with its error
+``Report``         the server said something wrong that concerns no handler (a reply to an unknown
+                   id, a broker ERROR): recorded in ``conn.errors``
 ``Housekeeping``   a protocol message consumed here (ping, ack, receipt...): transcript only
 =================  ===============================================================
 """
@@ -50,6 +62,7 @@ __all__ = [
     "Ready",
     "Refused",
     "Reply",
+    "Report",
     "Send",
 ]
 
@@ -107,10 +120,16 @@ class Ready:
 
 @dataclasses.dataclass(frozen=True)
 class Refused:
-    """The server refused the handshake; ``reason`` is its own words."""
+    """The server refused the handshake; ``reason`` is its own words.
+
+    ``data`` is what the server sent along with the refusal, beyond its words
+    (Socket.IO ``connect_error`` data, a legacy GraphQL ``connection_error``
+    payload): ``connect`` raises ``ConnectError`` with it as ``data``.
+    """
 
     reason: str
     code: int | None = None
+    data: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,13 +149,27 @@ class Malformed:
 
 
 @dataclasses.dataclass(frozen=True)
+class Report:
+    """Something the server sent that went wrong but concerns no handler and no waiting caller.
+
+    A reply to an id no call is waiting for (never issued, already answered, or
+    its caller gave up), a broker ERROR about a frame: recorded in
+    ``conn.errors`` as ``error`` (a short name, e.g. ``"UnknownReply"``) and
+    ``message``; the message itself is in the transcript. Never raised.
+    """
+
+    error: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Housekeeping:
     """A protocol message consumed by the protocol itself; ``what`` names it for the transcript."""
 
     what: str
 
 
-Action = Send | Deliver | Reply | Ready | Refused | Close | Malformed | Housekeeping
+Action = Send | Deliver | Reply | Ready | Refused | Close | Malformed | Report | Housekeeping
 
 
 class Protocol:
@@ -161,7 +194,7 @@ class Protocol:
         if options:
             from ...errors import InvalidOptionError
 
-            raise InvalidOptionError(f"protocol {self.name or type(self).__name__!r} takes no option {sorted(options)[0]!r}")
+            raise InvalidOptionError(f"protocol {self.name or type(self).__name__!r} takes no option {min(options)!r}")
 
     # --- connection lifecycle ---------------------------------------------------
 
@@ -203,8 +236,25 @@ class Protocol:
         raise self._unsupported("emit")
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, list[Outgoing]]:
-        """A request expecting one reply: ``(id, messages)``; the reply comes back as ``Reply(id, ...)``."""
+        """A request expecting one reply: ``(id, messages)``; the reply comes back as ``Reply(id, ...)``.
+
+        The id must be new for the protocol's whole life (not only for this
+        connection): the messages may be written on a later connection, and a
+        late reply to an abandoned call must not match a newer one.
+        """
         raise self._unsupported("call")
+
+    def cancel_call(self, call_id: Any) -> list[Outgoing]:
+        """The runtime gave up on call ``call_id``: forget it; return messages that tell the server, if any.
+
+        Called when its caller stopped waiting (timeout, interrupt), when it was
+        written on a connection that was lost (its reply can never come), and
+        when the socket closed for good before it was sent. Messages returned
+        are sent only while a connection is open and the call had reached the
+        server; otherwise they are dropped. A late reply to a forgotten call is a
+        ``Report``, never a ``Reply`` to a newer call.
+        """
+        return []
 
     def notify(self, *args: Any, **kwargs: Any) -> list[Outgoing]:
         """A message that expects no reply."""
@@ -226,6 +276,21 @@ class Protocol:
         """Publish to a destination (STOMP SEND)."""
         raise self._unsupported("publish")
 
-    def acknowledge(self, token: Any, value: Any = None, *, positive: bool = True) -> list[Outgoing]:
-        """Answer a delivered message's ``ack`` token: Socket.IO sends ``value`` back; STOMP sends ACK (or NACK)."""
+    def acknowledge(
+        self, token: Any, value: Any = None, *, positive: bool = True, error: BaseException | None = None, handled: bool = True
+    ) -> list[Outgoing]:
+        """Answer a delivered message's ``ack`` token: the messages that carry the answer.
+
+        Two callers: the runtime, for protocols with ``handler_replies`` (a
+        Socket.IO event asking for an ack, a JSON-RPC request), once every
+        handler ran for the message; and the user (``event.ack()``/``nack()``,
+        ``conn.acknowledge``: STOMP ACK/NACK).
+
+        * ``value``: what the handlers returned (the last non-``None`` value), or the user's value;
+        * ``positive``: False for a negative answer the user asked for (STOMP NACK, a JSON-RPC error);
+        * ``error``: the exception a handler raised for this message (the first one), else ``None``;
+          answer with an error the protocol can express, never with a traceback;
+        * ``handled``: False when no handler ran for the message (none is registered), so
+          nobody had a chance to answer (JSON-RPC: "Method not found").
+        """
         raise self._unsupported("acknowledge")

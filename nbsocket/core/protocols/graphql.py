@@ -4,10 +4,11 @@
   protocol of the ``graphql-ws`` library (enisdenjo/graphql-ws ``PROTOCOL.md``):
   ``connection_init``/``connection_ack``, ``ping``/``pong``, ``subscribe``,
   ``next``, ``error``, ``complete``.
-* :class:`GraphQLWSLegacy` (``protocol="graphql-ws-legacy"``) speaks Apollo's
-  older ``subscriptions-transport-ws``, whose subprotocol is confusingly named
-  ``graphql-ws``: ``connection_init``/``connection_ack``/``connection_error``,
-  ``ka`` keep-alives, ``start``/``stop``, ``data``, ``error``, ``complete``.
+* :class:`~.graphql_legacy.GraphQLWSLegacy` (``protocol="graphql-ws-legacy"``, in
+  :mod:`.graphql_legacy`) speaks Apollo's older ``subscriptions-transport-ws``,
+  whose subprotocol is confusingly named ``graphql-ws``:
+  ``connection_init``/``connection_ack``/``connection_error``, ``ka`` keep-alives,
+  ``start``/``stop``, ``data``, ``error``, ``complete``.
 
 Both share one shape:
 
@@ -26,18 +27,28 @@ Both share one shape:
     server's ``complete`` resolves it with ``Reply(id, value=data)``, or
     ``Reply(id, error={"message", "code", "data": {"errors", "data"}})`` when the
     result had GraphQL errors or the server sent ``error``.
-    :meth:`GraphQLWS.cancel_call` forgets a call whose caller gave up.
+    :meth:`GraphQLWS.cancel_call` forgets a call the runtime gave up on.
 
-Operations started before the handshake is done return no messages: they are
+Subscriptions started before the handshake is done return no messages: they are
 sent (as ``Send`` actions, right after ``Ready``) once ``connection_ack`` arrives,
-because a server closes with 4401 on an operation sent before its ack. Calls
-that were sent on a connection that then closed are forgotten by ``closed``/``start``
-(the server will never answer them): after ``closed()`` the runtime fails every
-waiting caller whose id is no longer in :meth:`GraphQLWS.pending_calls` (calls
-not sent yet stay there and go out after the next ack). Messages a verb
-returned belong to the connection they were made on: a reconnect must drop the
-unsent ones from the outbox, since the protocol re-sends subscriptions itself
-(a second ``subscribe`` with the same id would make the server close with 4409).
+because a server closes with 4401 on an operation sent before its ack, and they
+are sent again after every later ack. Their messages belong to the connection
+they were made on: a reconnect drops the unsent ones from the outbox, since the
+protocol re-sends subscriptions itself (a second ``subscribe`` with the same id
+would make the server close with 4409). A call's message is always returned and
+waits in the outbox like any other (the runtime writes the outbox only once the
+handshake is done); calls stay pending across reconnects until they are answered
+or the runtime cancels them (it does for calls written on a lost connection).
+
+A ``next``, ``error`` or ``complete`` for an id no operation has (never used,
+already ended by the server, or a call whose caller gave up) is a
+``Report("UnknownReply")``; for a subscription the client itself ended it is
+``Housekeeping``, as the protocol allows messages in flight after a client's
+``complete``. Messages are checked as graphql-ws's ``validateMessage`` checks
+them (ids are non-empty strings; ``next`` payloads objects; ``error`` payloads
+non-empty lists of errors with a ``message``; ``ping``/``pong``/``connection_ack``
+payloads objects or null): anything else is ``Malformed``, where graphql-ws
+would close the socket with 4400.
 
 The server refuses a ``graphql-transport-ws`` connection by *closing the socket*
 with a 44xx code, which a sans-I/O object never sees: the runtime asks
@@ -47,14 +58,18 @@ with a 44xx code, which a sans-I/O object never sees: the runtime asks
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from typing import Any, ClassVar
 
 from ...errors import InvalidOptionError, ProtocolError
-from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
+from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Reply, Report, Send
 
-__all__ = ["CLOSE_CODES", "REFUSAL_CODES", "GraphQLWS", "GraphQLWSLegacy", "errors_text", "refusal_reason"]
+__all__ = ["CLOSE_CODES", "ENDED_KEPT", "REFUSAL_CODES", "GraphQLWS", "errors_text", "refusal_reason"]
+
+ENDED_KEPT = 1000
+"""How many ids of subscriptions the client ended are remembered, so their in-flight messages are not reported."""
 
 CLOSE_CODES: dict[int, str] = {
     4400: "bad request: the server could not understand a message (invalid message or payload)",
@@ -154,6 +169,7 @@ class GraphQLWS(Protocol):
         self.init_payload = init_payload
         self.keepalive = float(keepalive) if keepalive is not None else None
         self._operations: dict[str, _Operation] = {}  # insertion order = subscription order
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()  # subscriptions the client ended
         self._next_id = 1
         self._ready = False
         self._deadline: float | None = None
@@ -169,7 +185,7 @@ class GraphQLWS(Protocol):
         return self._ready
 
     def start(self, now: float) -> list[Outgoing]:
-        """A socket opened: forget calls sent on the old one, mark everything unsent, send ``connection_init``."""
+        """A socket opened: subscriptions are to be sent again after the ack; send ``connection_init``."""
         self._reset_connection()
         message: dict[str, Any] = {"type": "connection_init"}
         if self.init_payload is not None:
@@ -177,19 +193,16 @@ class GraphQLWS(Protocol):
         return [_dump(message)]
 
     def closed(self) -> None:
-        """The socket closed: calls in flight will never be answered; subscriptions are kept."""
+        """The socket closed: subscriptions and calls are kept (the runtime cancels the calls that were lost)."""
         self._reset_connection()
 
     def _reset_connection(self) -> None:
         self._ready = False
         self._deadline = None
         self._awaiting_pong = False
-        for op_id, op in list(self._operations.items()):
-            if op.is_call and op.sent:
-                del self._operations[op_id]
-            else:
-                op.sent = False
-                op.result = None
+        for op in self._operations.values():
+            op.sent = False
+            op.result = None
 
     def next_deadline(self) -> float | None:
         """When the next client ``ping`` is due (only with ``keepalive`` and once ready)."""
@@ -234,10 +247,15 @@ class GraphQLWS(Protocol):
 
     def unsubscribe(self, sub_id: Any) -> list[Outgoing]:
         """Stop subscription ``sub_id`` (``complete``/``stop`` when it was sent); unknown ids are a no-op."""
-        return self._forget(str(sub_id))
+        op_id = str(sub_id)
+        if op_id in self._operations and not self._operations[op_id].is_call:
+            self._ended[op_id] = None
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
+        return self._forget(op_id)
 
     def cancel_call(self, call_id: Any) -> list[Outgoing]:
-        """Forget call ``call_id`` (its caller gave up) and tell the server when it was sent."""
+        """Forget call ``call_id`` (the runtime gave up on it); ``complete``/``stop`` tells the server while connected."""
         return self._forget(str(call_id))
 
     def _add(self, query: Any, variables: Any, operation_name: Any, *, is_call: bool) -> tuple[str, list[Outgoing]]:
@@ -256,14 +274,14 @@ class GraphQLWS(Protocol):
         self._next_id += 1
         op = _Operation(payload, is_call)
         self._operations[op_id] = op
-        if not self._ready:
+        if not self._ready and not is_call:
             return op_id, []
         op.sent = True
         return op_id, [self._start_message(op_id, op)]
 
     def _forget(self, op_id: str) -> list[Outgoing]:
         op = self._operations.pop(op_id, None)
-        if op is None or not op.sent or not self._ready:
+        if op is None or not self._ready or not (op.sent or op.is_call):
             return []
         return [_dump({"id": op_id, "type": self._STOP})]
 
@@ -271,6 +289,8 @@ class GraphQLWS(Protocol):
         return _dump({"id": op_id, "type": self._START, "payload": op.payload})
 
     # --- receiving -----------------------------------------------------------------
+
+    _OPTIONAL_OBJECT_PAYLOAD: ClassVar[frozenset[str]] = frozenset({"connection_ack", "ping", "pong"})
 
     def receive(self, body: str | bytes, now: float) -> list[Action]:
         """One message from the server in, actions out; anything unreadable becomes ``Malformed``."""
@@ -281,6 +301,9 @@ class GraphQLWS(Protocol):
         handler = self._handlers().get(kind) if isinstance(kind, str) else None
         if handler is None:
             return [Malformed(f"{self.name}: unknown message type {kind!r}", topic=_topic_of(message))]
+        payload = message.get("payload")
+        if kind in self._OPTIONAL_OBJECT_PAYLOAD and payload is not None and not isinstance(payload, dict):
+            return [Malformed(f"{self.name}: {kind!r} payload must be an object or null, not {type(payload).__name__}")]
         return handler(message, now)
 
     def _handlers(self) -> dict[str, Any]:
@@ -302,8 +325,8 @@ class GraphQLWS(Protocol):
             self._deadline = now + self.keepalive
         payload = message.get("payload")
         actions: list[Action] = [Ready(info=payload if isinstance(payload, dict) else {})]
-        for op_id, op in self._operations.items():  # subscriptions and queued calls, in order
-            if not op.sent:
+        for op_id, op in self._operations.items():  # subscriptions, in order (calls wait in the outbox)
+            if not op.sent and not op.is_call:
                 op.sent = True
                 actions.append(Send(self._start_message(op_id, op)))
         return actions
@@ -320,20 +343,31 @@ class GraphQLWS(Protocol):
 
     def _operation_for(self, message: dict[str, Any]) -> tuple[str | None, _Operation | None]:
         op_id = message.get("id")
-        if not isinstance(op_id, (str, int)) or isinstance(op_id, bool):
+        if not isinstance(op_id, str) or not op_id:
             return None, None
-        return str(op_id), self._operations.get(str(op_id))
+        return op_id, self._operations.get(op_id)
+
+    def _no_id(self, message: dict[str, Any]) -> Malformed:
+        op_id = message.get("id")
+        why = "without an id" if op_id is None else f"whose id is not a non-empty string ({op_id!r})"
+        return Malformed(f"{self.name}: {message.get('type')!r} message {why}", topic=_topic_of(message))
+
+    def _unknown(self, kind: str, op_id: str) -> Action:
+        if op_id in self._ended:
+            return Housekeeping(f"{kind} {op_id} after the client ended that subscription (ignored)")
+        return Report("UnknownReply", f"{self.name}: {kind!r} for operation id {op_id!r}, which is not running (never "
+                      "started, already ended by the server, or a call whose caller gave up); recorded, not raised")
 
     def _on_result(self, message: dict[str, Any], now: float) -> list[Action]:
         op_id, op = self._operation_for(message)
         kind = message.get("type")
         if op_id is None:
-            return [Malformed(f"{self.name}: {kind!r} message without an id")]
+            return [self._no_id(message)]
         payload = message.get("payload")
         if not isinstance(payload, dict):
             return [Malformed(f"{self.name}: {kind!r} payload is not an object", topic=op_id)]
         if op is None:
-            return [Housekeeping(f"{kind} for unknown operation {op_id} (ignored)")]
+            return [self._unknown(str(kind), op_id)]
         if op.is_call:
             if op.result is None:
                 op.result = payload
@@ -346,21 +380,32 @@ class GraphQLWS(Protocol):
     def _on_error(self, message: dict[str, Any], now: float) -> list[Action]:
         op_id, op = self._operation_for(message)
         if op_id is None:
-            return [Malformed(f"{self.name}: 'error' message without an id")]
+            return [self._no_id(message)]
         payload = message.get("payload")
+        problem = self._error_payload_problem(payload)
+        if problem is not None:
+            return [Malformed(f"{self.name}: 'error' payload {problem}", topic=op_id)]
         if op is None:
-            return [Housekeeping(f"error for unknown operation {op_id} (ignored)")]
+            return [self._unknown("error", op_id)]
         del self._operations[op_id]  # an error ends the operation: no complete follows
         if op.is_call:
             return [Reply(op_id, error=_remote_error(payload))]
         return [Deliver(topic=op_id, data=None, error=errors_text(payload))]
 
+    def _error_payload_problem(self, payload: Any) -> str | None:
+        """Why an ``error`` payload is not a non-empty list of GraphQL errors (each with a ``message``), else ``None``."""
+        if not isinstance(payload, list) or not payload:
+            return "is not a non-empty list of GraphQL errors"
+        if not all(isinstance(item, dict) and "message" in item for item in payload):
+            return "holds an error without a 'message'"
+        return None
+
     def _on_complete(self, message: dict[str, Any], now: float) -> list[Action]:
         op_id, op = self._operation_for(message)
         if op_id is None:
-            return [Malformed(f"{self.name}: 'complete' message without an id")]
+            return [self._no_id(message)]
         if op is None:
-            return [Housekeeping(f"complete for unknown operation {op_id} (ignored)")]
+            return [self._unknown("complete", op_id)]
         del self._operations[op_id]
         if not op.is_call:
             return [Housekeeping(f"complete {op_id} (subscription ended by the server)")]
@@ -368,66 +413,6 @@ class GraphQLWS(Protocol):
         if result.get("errors"):
             return [Reply(op_id, error=_remote_error(result["errors"], result.get("data")))]
         return [Reply(op_id, value=result.get("data"))]
-
-
-class GraphQLWSLegacy(GraphQLWS):
-    """Apollo ``subscriptions-transport-ws`` client (``connect(..., protocol="graphql-ws-legacy")``).
-
-    Same verbs and actions as :class:`GraphQLWS`; on the wire ``start``/``stop``
-    and ``data``. ``connection_error`` becomes ``Refused``; the server's ``ka``
-    keep-alives are ``Housekeeping``. ``keepalive`` here is how long the server
-    may stay silent once it has sent a first ``ka`` before the socket is closed
-    (4499) so the runtime reconnects (Apollo's client ``timeout``).
-    """
-
-    name: ClassVar[str] = "graphql-ws-legacy"
-    subprotocols: ClassVar[tuple[str, ...]] = ("graphql-ws",)
-
-    _START: ClassVar[str] = "start"
-    _STOP: ClassVar[str] = "stop"
-
-    def _handlers(self) -> dict[str, Any]:
-        return {
-            "connection_ack": self._on_ack,
-            "connection_error": self._on_connection_error,
-            "ka": self._on_keepalive,
-            "data": self._on_result,
-            "error": self._on_error,
-            "complete": self._on_complete,
-        }
-
-    def _has_client_keepalive(self) -> bool:
-        return False  # the server sends ka; the deadline starts at the first one
-
-    def _on_keepalive(self, message: dict[str, Any], now: float) -> list[Action]:
-        if self.keepalive is not None:
-            self._deadline = now + self.keepalive
-        return [Housekeeping("ka")]
-
-    def _on_connection_error(self, message: dict[str, Any], now: float) -> list[Action]:
-        payload = message.get("payload")
-        if isinstance(payload, dict) and payload.get("message"):
-            reason = str(payload["message"])
-        elif isinstance(payload, dict) and payload:
-            reason = json.dumps(payload, default=str)
-        elif isinstance(payload, str) and payload:
-            reason = payload
-        else:
-            reason = "connection_error (the server refused connection_init)"
-        return [Refused(reason)]
-
-    def receive(self, body: str | bytes, now: float) -> list[Action]:
-        """As :meth:`GraphQLWS.receive`; any message also proves the server alive (resets the ``ka`` deadline)."""
-        if self._deadline is not None and self.keepalive is not None:
-            self._deadline = now + self.keepalive
-        return super().receive(body, now)
-
-    def poll(self, now: float) -> list[Action]:
-        """Close (4499) when the server's keep-alives stopped for longer than ``keepalive``."""
-        if self._deadline is None or self.keepalive is None or now < self._deadline:
-            return []
-        self._deadline = None
-        return [Close(4499, f"no keep-alive from the server within {self.keepalive:g}s")]
 
 
 def _dump(message: dict[str, Any]) -> str:
@@ -454,7 +439,7 @@ def _parse(body: str | bytes) -> tuple[dict[str, Any], str | None]:
 
 def _topic_of(message: dict[str, Any]) -> str | None:
     op_id = message.get("id")
-    return str(op_id) if isinstance(op_id, (str, int)) and not isinstance(op_id, bool) else None
+    return op_id if isinstance(op_id, str) and op_id else None
 
 
 def _extensions(payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 One JSON-RPC message (or batch, a JSON array) per WebSocket text message.
 There is no handshake: the protocol is ready as soon as the socket is open.
+The reference it is checked against is the Node library json-rpc-2.0
+(``JSONRPCServerAndClient``) and the JSON-RPC 2.0 specification.
 
 Out (verbs):
 
@@ -10,39 +12,71 @@ Out (verbs):
   ``Reply(id, error={"code", "message", "data"})``.
 * ``call_batch([(method, params), ...])`` -> ``(ids, [text])``: one batch request.
 * ``notify(method, params=None)`` -> ``[text]``: no id, no reply.
-* ``acknowledge(token, value, positive=True)`` -> ``[text]``: answers a request the
-  *server* sent (its id is the ``Deliver.ack`` token) with ``result=value``, or
-  with an error when ``positive`` is false.
-* ``cancel_call(id)`` forgets a call whose caller gave up (JSON-RPC has no
-  cancel message; a late answer then becomes ``Housekeeping``).
+* ``acknowledge(token, value, ...)`` -> ``[text]``: answers a request the *server*
+  sent (the ``Deliver.ack`` token, a :class:`ServerRequest`), as json-rpc-2.0's
+  server does: ``result=value``; a handler that raised ->
+  ``{"code": 0, "message": <the exception's message>}`` (json-rpc-2.0's default
+  error code; an :class:`~nbsocket.errors.RemoteError` raised by a handler gives
+  its own ``code``, ``message`` and ``data``, as a ``JSONRPCErrorException`` does
+  there); no handler -> ``-32601 "Method not found"``; ``positive=False`` -> an
+  error the user describes (``-32000`` unless a dict gives the code).
+* ``cancel_call(id)`` forgets a call the runtime gave up on (JSON-RPC has no
+  cancel message; a late answer then becomes a ``Report``).
 
-Calls pending when the socket closes are never answered: ``closed``/``start``
-forget them (``pending_calls()`` is then empty) and the runtime fails their
-callers. Ids keep counting across reconnects, so a late reply cannot be taken
-for a new call's.
+Pending calls are kept across reconnects: the runtime sends a call that was not
+written yet on the next connection and cancels (``cancel_call``) those written
+on a connection that was lost. Ids keep counting for the protocol's life, so a
+late reply cannot be taken for a new call's.
 
 In (actions from ``receive``):
 
-* a reply to a pending call -> ``Reply``; to an unknown id -> ``Housekeeping``
-  (recorded in the transcript, never raised);
-* a server notification (``method``, no ``id``) -> ``Deliver(topic=method, data=params)``;
-* a server request (``method`` and ``id``) -> ``Deliver(topic=method, data=params, ack=id)``;
+* a reply to a pending call -> ``Reply``; to an unknown, answered or abandoned id
+  -> ``Report("UnknownReply")`` (recorded in ``conn.errors``, never raised); a reply
+  with both ``result`` and ``error`` -> ``Reply`` with an error (json-rpc-2.0's
+  client rejects it too);
+* a server notification (``method`` and no ``id`` member) -> ``Deliver(topic=method, data=params)``;
+* a server request (``method`` and an ``id`` member, ``"id": null`` included) ->
+  ``Deliver(topic=method, data=params, ack=ServerRequest(id, ...))``;
 * an error reply with ``id: null`` (the server could not read a request) ->
   ``Deliver(topic=None, data=<error object>, error=<its text>)``;
 * a batch (JSON array) -> the actions of each member, in order;
 * invalid JSON or a message that is not JSON-RPC -> ``Malformed``.
+
+Where nbsocket is more lenient than json-rpc-2.0: a message without the
+``"jsonrpc"`` member is read as 2.0 (another version is refused), and a reply id
+echoed as ``"1"`` or ``1.0`` matches call ``1``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from ...errors import ProtocolError
-from .base import Action, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Reply
+from ...errors import ProtocolError, RemoteError
+from ..redact import scrub
+from .base import Action, Deliver, Malformed, Outgoing, Protocol, Reply, Report
 
-__all__ = ["JSONRPC", "error_text"]
+__all__ = ["HANDLER_ERROR_CODE", "JSONRPC", "METHOD_NOT_FOUND", "ServerRequest", "error_text"]
+
+HANDLER_ERROR_CODE = 0
+"""The error code answering a server request whose handler raised (json-rpc-2.0's ``DefaultErrorCode``)."""
+
+METHOD_NOT_FOUND = {"code": -32601, "message": "Method not found"}
+"""The error answering a server request no handler took (JSON-RPC 2.0; json-rpc-2.0's exact text)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerRequest:
+    """The ack token of a request the server sent: its ``id`` (any JSON-RPC id, ``None`` included).
+
+    ``connection`` numbers the connection it arrived on: an answer on a later
+    connection would reach a server session that never asked, so none is sent.
+    """
+
+    id: Any
+    connection: int
 
 
 def error_text(error: dict[str, Any]) -> str:
@@ -79,6 +113,22 @@ def _dump(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
 
 
+def _is_id(value: Any) -> bool:
+    """A valid JSON-RPC request id: a string, a number or null."""
+    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _handler_error(error: BaseException) -> dict[str, Any]:
+    """The error object answering a request whose handler raised ``error`` (json-rpc-2.0's mapping)."""
+    if isinstance(error, RemoteError):
+        code = error.code if isinstance(error.code, int) and not isinstance(error.code, bool) else HANDLER_ERROR_CODE
+        answer: dict[str, Any] = {"code": code, "message": scrub(str(error))}
+        if error.data is not None:
+            answer["data"] = error.data
+        return answer
+    return {"code": HANDLER_ERROR_CODE, "message": scrub(str(error)) or type(error).__name__}
+
+
 class JSONRPC(Protocol):
     """JSON-RPC 2.0 client that also takes notifications and requests from the server. No options."""
 
@@ -90,17 +140,14 @@ class JSONRPC(Protocol):
         super().__init__(**options)
         self._next_id = 1
         self._pending: set[int] = set()
+        self._connection = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
     def start(self, now: float) -> list[Outgoing]:
-        """No handshake; calls sent on an earlier socket will never be answered and are forgotten."""
-        self._pending.clear()
+        """No handshake. Pending calls are kept: the runtime cancels those that were lost with the last connection."""
+        self._connection += 1
         return []
-
-    def closed(self) -> None:
-        """The socket closed: pending calls will never be answered (the runtime fails their callers)."""
-        self._pending.clear()
 
     def pending_calls(self) -> list[int]:
         """Ids of the calls still waiting for their reply."""
@@ -154,21 +201,38 @@ class JSONRPC(Protocol):
         self._pending.discard(call_id)
         return []
 
-    def acknowledge(self, token: Any, value: Any = None, *, positive: bool = True) -> list[Outgoing]:
-        """Answer the server's request ``token`` (its id): ``result=value``, or an error when not ``positive``.
+    def acknowledge(
+        self, token: Any, value: Any = None, *, positive: bool = True, error: BaseException | None = None, handled: bool = True
+    ) -> list[Outgoing]:
+        """Answer the server's request ``token`` (a :class:`ServerRequest`, or a bare id).
 
-        For an error, ``value`` may be a dict with ``code``/``message``/``data``;
-        anything else becomes the message of a ``-32000`` error.
+        In order: no handler ran (``handled=False``) -> ``-32601 Method not found``;
+        a handler raised ``error`` -> ``{"code": 0, "message": str(error)}``, or a
+        :class:`RemoteError`'s own code, message and data (no traceback, secrets
+        masked); ``positive=False`` -> an error from ``value`` (a dict with
+        ``code``/``message``/``data``, else a ``-32000`` error whose message is
+        ``value``); otherwise ``result=value``. A token from an earlier connection
+        sends nothing.
         """
-        if positive:
-            return [_dump({"jsonrpc": "2.0", "id": token, "result": value})]
-        if isinstance(value, dict) and "message" in value:
-            error = {"code": value.get("code", -32000), "message": str(value["message"])}
-            if value.get("data") is not None:
-                error["data"] = value["data"]
+        if isinstance(token, ServerRequest):
+            if token.connection != self._connection:
+                return []
+            request_id = token.id
         else:
-            error = {"code": -32000, "message": str(value) if value is not None else "rejected by the client"}
-        return [_dump({"jsonrpc": "2.0", "id": token, "error": error})]
+            request_id = token
+        if not handled:
+            return [_dump({"jsonrpc": "2.0", "id": request_id, "error": dict(METHOD_NOT_FOUND)})]
+        if error is not None:
+            return [_dump({"jsonrpc": "2.0", "id": request_id, "error": _handler_error(error)})]
+        if positive:
+            return [_dump({"jsonrpc": "2.0", "id": request_id, "result": value})]
+        if isinstance(value, dict) and "message" in value:
+            answer = {"code": value.get("code", -32000), "message": str(value["message"])}
+            if value.get("data") is not None:
+                answer["data"] = value["data"]
+        else:
+            answer = {"code": -32000, "message": str(value) if value is not None else "rejected by the client"}
+        return [_dump({"jsonrpc": "2.0", "id": request_id, "error": answer})]
 
     # --- receiving -------------------------------------------------------------------
 
@@ -209,9 +273,13 @@ class JSONRPC(Protocol):
         if not isinstance(method, str):
             return [Malformed(f"jsonrpc: method is not a string ({method!r})")]
         params = message.get("params")
-        if "id" in message:
-            return [Deliver(topic=method, data=params, ack=message["id"])]
-        return [Deliver(topic=method, data=params)]
+        if "id" not in message:  # only a request without an id member is a notification
+            return [Deliver(topic=method, data=params)]
+        request_id = message["id"]
+        if not _is_id(request_id):
+            return [Malformed(f"jsonrpc: request id must be a string, number or null, not {type(request_id).__name__}",
+                              topic=method)]
+        return [Deliver(topic=method, data=params, ack=ServerRequest(request_id, self._connection))]
 
     def _reply(self, message: dict[str, Any]) -> list[Action]:
         if "id" not in message:
@@ -225,8 +293,13 @@ class JSONRPC(Protocol):
             return [Deliver(topic=None, data=normalised, error=f"server error: {error_text(normalised)}")]
         call_id = self._match(raw_id)
         if call_id is None:
-            return [Housekeeping(f"reply for unknown id {raw_id!r} (ignored)")]
+            what = "an error reply" if error is not None else "a reply"
+            return [Report("UnknownReply", f"jsonrpc: {what} to id {raw_id!r}, which no call is waiting for (never sent, "
+                           "already answered, or its caller gave up); recorded, not raised")]
         self._pending.discard(call_id)
+        if "result" in message and "error" in message:
+            return [Reply(call_id, error={"code": None, "message": "invalid JSON-RPC reply: it has both result and error",
+                                          "data": {"result": message["result"], "error": error}})]
         if error is not None:
             return [Reply(call_id, error=_normalise_error(error))]
         return [Reply(call_id, value=message.get("result"))]

@@ -15,16 +15,33 @@ Brokers may send frames with binary bodies in *text* WebSocket messages
 (RabbitMQ Web-STOMP does unless ``web_stomp.ws_frame = binary``), which are
 then not valid UTF-8: the runtime should read STOMP sockets undecoded
 (websockets' ``recv(decode=False)``) and pass the bytes to :meth:`STOMP.receive`.
+
+ERROR frames after CONNECTED are never handler events (they are about the
+connection or a frame we sent, not messages on a destination): each is a
+``Report("StompError")`` for ``conn.errors``, and the frame it refuses is found
+as follows. Every SUBSCRIBE asks for a receipt, so frames awaiting a receipt
+(SUBSCRIBEs and ``publish(..., receipt=True)``) are known in the order written.
+An ERROR with ``receipt-id`` is about that frame. RabbitMQ sends its refusals
+(an invalid destination) without ``receipt-id`` and keeps the connection open;
+since a broker handles a connection's frames in order, such an ERROR is about
+the oldest frame still awaiting its receipt, unless that frame had no receipt
+(then the oldest one is a later frame): so it is taken to be about the oldest
+one only when the ERROR names no destination in quotes or names that frame's
+(RabbitMQ quotes the one it refuses). A refused SEND's wait fails at once with
+``RemoteError`` (message: the broker's; ``data``: the ERROR's headers); a refused
+SUBSCRIBE ends its subscription (inactive, never re-sent).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
+import re
 from typing import Any, ClassVar
 
 from ...errors import InvalidOptionError, ProtocolError
-from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
+from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Report, Send
 from .stomp_frames import StompFrame, decode_body, encode_body, encode_frame, parse_frames
 
 __all__ = ["ACK_MODES", "HEARTBEAT_GRACE", "HEARTBEAT_LOST_CLOSE_CODE", "STOMP", "StompAck"]
@@ -62,6 +79,18 @@ class _Subscription:
     destination: str
     ack: str
     headers: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _AwaitingReceipt:
+    """A frame sent with a ``receipt`` header and not confirmed yet: what an ERROR may be about."""
+
+    destination: str
+    sub_id: str | None  # the subscription of a SUBSCRIBE; None for a SEND
+
+
+_QUOTED = re.compile(r"'([^'\n]+)'")
+"""A quoted name in an ERROR's text (RabbitMQ quotes the destination it refuses)."""
 
 
 def _heartbeat_option(value: Any) -> tuple[int, int]:
@@ -113,6 +142,7 @@ class STOMP(Protocol):
         self.login, self.passcode, self.host, self.ack = login, passcode, host, ack
         self.heartbeat = _heartbeat_option(heartbeat)
         self._subscriptions: dict[str, _Subscription] = {}  # insertion order = subscription order
+        self._awaiting: collections.OrderedDict[str, _AwaitingReceipt] = collections.OrderedDict()  # in the order written
         self._sub_ids = itertools.count(1)
         self._receipt_ids = itertools.count(1)
         self._connection = 0
@@ -131,6 +161,8 @@ class STOMP(Protocol):
         """The CONNECT frame (credentials, virtual host, heart-beats offered)."""
         self._connection += 1
         self._reset_connection(now)
+        for receipt_id in [rid for rid, what in self._awaiting.items() if what.sub_id is not None]:
+            del self._awaiting[receipt_id]  # subscriptions are sent again, with new receipts, after CONNECTED
         headers = {
             "accept-version": "1.2,1.1,1.0",
             "host": self.host,
@@ -173,19 +205,45 @@ class STOMP(Protocol):
         if frame.command == "MESSAGE":
             return [self._on_message(frame)]
         if frame.command == "RECEIPT":
-            return [Reply(headers.get("receipt-id"), value=headers)]
+            receipt_id = headers.get("receipt-id")
+            awaited = self._awaiting.pop(receipt_id, None) if receipt_id is not None else None
+            if awaited is not None and awaited.sub_id is not None:
+                return [Housekeeping(f"receipt for SUBSCRIBE {awaited.sub_id} ({awaited.destination})")]
+            return [Reply(receipt_id, value=headers)]
         if frame.command == "ERROR":
-            message = headers.get("message", "")
-            detail = frame.body.decode("utf-8", "replace").strip()
-            reason = "; ".join(part for part in (message, detail) if part) or "ERROR frame without a message"
-            if not self._ready:
-                return [Refused(reason)]
-            actions: list[Action] = []
-            if "receipt-id" in headers:
-                actions.append(Reply(headers["receipt-id"], error={"message": message or reason, "data": detail}))
-            actions.append(Deliver(None, detail or None, error=reason, headers=headers))
-            return actions
+            return self._on_error(frame)
         return [Malformed(f"unexpected STOMP command {frame.command!r} from the server")]
+
+    def _on_error(self, frame: StompFrame) -> list[Action]:
+        headers = frame.headers
+        message = headers.get("message", "")
+        detail = frame.body.decode("utf-8", "replace").strip()
+        reason = "; ".join(part for part in (message, detail) if part) or "ERROR frame without a message"
+        if not self._ready:
+            return [Refused(reason)]
+        receipt_id = headers.get("receipt-id")
+        if receipt_id is None:
+            receipt_id = self._refused_frame(f"{message}\n{detail}")
+        awaited = self._awaiting.pop(receipt_id, None) if receipt_id is not None else None
+        if awaited is not None and awaited.sub_id is not None:
+            refused = self._subscriptions.pop(awaited.sub_id, None) is not None
+            what = f"subscription {awaited.sub_id} to {awaited.destination}" + ("" if refused else " (already cancelled)")
+            return [Report("StompError", f"the broker refused {what}: {reason}")]
+        if receipt_id is None:
+            return [Report("StompError", f"ERROR from the broker: {reason}")]
+        where = f"SEND to {awaited.destination}" if awaited is not None else "the frame"
+        return [Reply(receipt_id, error={"message": reason, "code": None, "data": dict(headers)}),
+                Report("StompError", f"the broker refused {where} (receipt {receipt_id}): {reason}")]
+
+    def _refused_frame(self, text: str) -> str | None:
+        """The receipt id of the frame an ERROR without ``receipt-id`` refuses, when that can be told (module docstring)."""
+        if not self._awaiting:
+            return None
+        receipt_id, oldest = next(iter(self._awaiting.items()))
+        named = _QUOTED.findall(text)
+        if named and not any(name in oldest.destination for name in named):
+            return None
+        return receipt_id
 
     def _on_connected(self, headers: dict[str, str], now: float) -> list[Action]:
         self.version = headers.get("version", "1.0")
@@ -203,8 +261,11 @@ class STOMP(Protocol):
         self._expect_every = expect_ms / 1000 or None
         self._last_sent = self._last_received = now
         self._ready = True
-        # Resubscriptions go out before Ready, so they precede anything the runtime releases on Ready.
+        # Resubscriptions go out before Ready, so they precede anything the runtime releases on Ready
+        # (and their receipts are awaited before those of SENDs that waited in the outbox).
         actions: list[Action] = [Send(self._subscribe_frame(sub_id, sub)) for sub_id, sub in self._subscriptions.items()]
+        for receipt_id in reversed([rid for rid, what in self._awaiting.items() if what.sub_id is not None]):
+            self._awaiting.move_to_end(receipt_id, last=False)
         info = {
             "version": self.version,
             "server": headers.get("server"),
@@ -255,7 +316,11 @@ class STOMP(Protocol):
             return wire
 
     def _subscribe_frame(self, sub_id: str, sub: _Subscription) -> Outgoing:
-        return self._frame("SUBSCRIBE", {**sub.headers, "id": sub_id, "destination": sub.destination, "ack": sub.ack})
+        """A SUBSCRIBE that asks for a receipt (so a refusal can be told from an acceptance)."""
+        receipt_id = f"{sub_id}@{self._connection}"
+        self._awaiting[receipt_id] = _AwaitingReceipt(sub.destination, sub_id)
+        headers = {**sub.headers, "id": sub_id, "destination": sub.destination, "ack": sub.ack, "receipt": receipt_id}
+        return self._frame("SUBSCRIBE", headers)
 
     def subscribe(
         self, destination: str, ack: str | None = None, headers: dict[str, Any] | None = None
@@ -315,7 +380,14 @@ class STOMP(Protocol):
         The runtime waits for that reply to confirm the publish.
         """
         receipt_id = f"rcpt-{next(self._receipt_ids)}"
-        return receipt_id, self.publish(destination, body, headers, content_type, receipt=receipt_id)
+        messages = self.publish(destination, body, headers, content_type, receipt=receipt_id)
+        self._awaiting[receipt_id] = _AwaitingReceipt(destination, None)
+        return receipt_id, messages
+
+    def cancel_call(self, call_id: Any) -> list[Outgoing]:
+        """Forget the receipt ``call_id`` (the runtime gave up on it); STOMP has nothing to send for that."""
+        self._awaiting.pop(call_id, None)
+        return []
 
     def call(
         self, destination: str, body: Any = None, headers: dict[str, Any] | None = None, content_type: str | None = None
@@ -323,8 +395,11 @@ class STOMP(Protocol):
         """The protocol slot's request/reply verb: for STOMP, :meth:`publish_with_receipt`."""
         return self.publish_with_receipt(destination, body, headers, content_type)
 
-    def acknowledge(self, token: Any, value: Any = None, *, positive: bool = True) -> list[Outgoing]:
-        """ACK (or NACK with ``positive=False``) the message whose ``Deliver.ack`` was ``token``."""
+    def acknowledge(
+        self, token: Any, value: Any = None, *, positive: bool = True, error: BaseException | None = None, handled: bool = True
+    ) -> list[Outgoing]:
+        """ACK (or NACK with ``positive=False``) the message whose ``Deliver.ack`` was ``token`` (the user's call;
+        ``error`` and ``handled`` do not apply: STOMP acks are never sent on the handlers' behalf)."""
         if not isinstance(token, StompAck):
             raise ProtocolError(f"not a STOMP ack token: {token!r}")
         if token.connection != self._connection or not self._ready:

@@ -418,7 +418,7 @@ class _LoggedFrame:
     def __str__(self) -> str:
         try:
             return str(Frame(self.opcode, self.data))
-        except UnicodeDecodeError:  # (websockets 14 cannot show a text frame that is not UTF-8)
+        except UnicodeDecodeError:  # (websockets before 17 cannot show a text frame that is not UTF-8)
             return "TEXT " + str(Frame(_BINARY, self.data)).split(" ", 1)[1]
 
 

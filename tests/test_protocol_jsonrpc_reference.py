@@ -18,7 +18,8 @@ from .protocol_servers.node_servers import NodeServer, node_jsonrpc  # noqa: F40
 
 pytestmark = pytest.mark.timeout(60)
 
-QUICK = nbs.ReconnectPolicy(initial=0.5, maximum=1.0)
+AFTER_A_SECOND = nbs.ReconnectPolicy(initial=1.0, maximum=2.0, jitter=0.0)
+"""Reconnect a second after a drop: a test calls while the socket is down."""
 
 
 def answering(event: nbs.WsEvent) -> Any:
@@ -92,7 +93,7 @@ def test_a_late_reply_is_recorded_in_conn_errors(node_jsonrpc: NodeServer) -> No
 
 
 def test_a_call_made_while_reconnecting_is_sent_on_the_new_connection(node_jsonrpc: NodeServer) -> None:
-    rpc = nbs.connect("again", node_jsonrpc.url, protocol="jsonrpc", reconnect=QUICK)
+    rpc = nbs.connect("again", node_jsonrpc.url, protocol="jsonrpc", reconnect=AFTER_A_SECOND)
     with pytest.raises(nbs.SocketClosedError):
         rpc.call("drop_after", {"ms": 0}, timeout=30)
     eventually(lambda: rpc.state == "reconnecting", timeout=10)
@@ -101,7 +102,7 @@ def test_a_call_made_while_reconnecting_is_sent_on_the_new_connection(node_jsonr
 
 
 def test_a_call_written_on_a_lost_connection_fails_at_once_naming_it(node_jsonrpc: NodeServer) -> None:
-    rpc = nbs.connect("lost", node_jsonrpc.url, protocol="jsonrpc", reconnect=QUICK)
+    rpc = nbs.connect("lost", node_jsonrpc.url, protocol="jsonrpc", reconnect=AFTER_A_SECOND)
     with pytest.raises(nbs.SocketClosedError) as lost:
         rpc.call("drop_after", {"ms": 50}, timeout=30)  # not a WaitTimeoutError: it fails when the connection does
     text = str(lost.value)

@@ -123,3 +123,14 @@ def test_conn_topics_keeps_the_most_recent_thousand(node_jsonrpc: NodeServer) ->
     assert len(topics) == 1000 and "m1500" in topics and "m500" not in topics and "m501" in topics
     assert set(topics.values()) == {1}
     assert rpc.status()["topics"].count("(1)") == 5
+
+
+def test_an_async_handler_that_raises_is_answered_with_an_error(node_jsonrpc: NodeServer) -> None:
+    async def answer(event: nbs.WsEvent) -> Any:
+        if event.topic == "explode":
+            raise RuntimeError("async trouble")
+        return "fine"
+
+    rpc = nbs.connect("async", node_jsonrpc.url, protocol="jsonrpc", handler=answer)
+    assert rpc.call("ask", {"method": "explode"}, timeout=15)["response"]["error"] == {"code": 0, "message": "async trouble"}
+    assert rpc.call("ask", {"method": "other"}, timeout=15)["response"]["result"] == "fine"

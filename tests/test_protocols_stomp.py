@@ -97,3 +97,31 @@ def test_reconnect_resubscribes_before_queued_messages(rabbitmq: RabbitMQ) -> No
     eventually(lambda: mq.stats.reconnects >= 1 and mq.state == "open", timeout=15)
     (event,) = waiter.future.result(10)
     assert event.topic == destination and event.data == "queued while down" and sub.active
+
+
+def test_broker_refusals_fail_at_once_reach_conn_errors_and_end_the_subscription(rabbitmq: RabbitMQ) -> None:
+    """RabbitMQ refuses an invalid destination with an ERROR that has no receipt-id and keeps the connection."""
+    got: list[nbs.WsEvent] = []
+    mq = connect("refusals", rabbitmq, handler=got.append, reconnect=nbs.ReconnectPolicy(initial=0.2, maximum=0.5))
+    with pytest.raises(nbs.RemoteError) as refused:  # at once, not a WaitTimeoutError after 30 s
+        mq.publish("/no-such-kind/x", {"p": 1}, receipt=True, timeout=30)
+    assert str(refused.value).startswith("Unknown destination; '/no-such-kind/x' is not a valid destination")
+    assert refused.value.data["message"] == "Unknown destination"
+    destination = queue_name()
+    good = mq.subscribe(destination)
+    bad = mq.subscribe("/no-such-kind/y")
+    eventually(lambda: not bad.active, timeout=10)
+    assert good.active and mq.subscriptions == [good]
+    stomp_errors = [e for e in mq.errors if e.error == "StompError"]
+    assert len(stomp_errors) == 2 and f"subscription {bad.id} to /no-such-kind/y" in stomp_errors[1].message
+    mq.publish(destination, "still fine", receipt=True)
+    assert mq.expect({"topic": destination}, timeout=10).data == "still fine"
+    eventually(lambda: len(got) == 1, timeout=10)
+    assert [e.topic for e in got] == [destination]  # no handler event with topic None for the ERRORs
+    mq._abort()
+    eventually(lambda: mq.stats.reconnects >= 1 and mq.state == "open", timeout=15)
+    mq.publish(destination, "after the reconnect", receipt=True)
+    assert mq.expect(lambda e: e.topic == destination and e.data == "after the reconnect", timeout=10)
+    bodies = mq.transcript()["body"].astype(str)
+    assert bodies.str.contains("destination:/no-such-kind/y").sum() == 1  # the refused SUBSCRIBE was never sent again
+    assert len([e for e in mq.errors if e.error == "StompError"]) == 2

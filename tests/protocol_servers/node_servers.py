@@ -1,5 +1,9 @@
 """The reference Node implementations of JSON-RPC and GraphQL over WebSocket, as pytest fixtures.
 
+``node_oracle`` (one per test module) is ``node/oracle.js``: the libraries' own message checks (graphql-ws's
+``parseMessage``, json-rpc-2.0's ``isJSONRPCRequest``/``isJSONRPCResponse``), asked line by line by the
+property tests (:class:`NodeOracle`).
+
 ``node_jsonrpc`` runs ``node/jsonrpc_server.js`` (json-rpc-2.0's ``JSONRPCServerAndClient`` over ``ws``) and
 ``node_graphql`` runs ``node/graphql_server.js`` (graphql-ws's ``useServer`` over ``ws``), each as
 :class:`NodeServer`: ``node <script> --port 0`` in its own process group, on a free 127.0.0.1 port the
@@ -10,6 +14,7 @@ skip) and say to run ``npm ci --prefix tests/protocol_servers/node``.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import shutil
@@ -25,7 +30,7 @@ import pytest
 
 from nbsocket.runtime.manager import default_manager
 
-__all__ = ["INSTALL_HINT", "NODE_PACKAGE", "NodeServer", "node_graphql", "node_jsonrpc"]
+__all__ = ["INSTALL_HINT", "NODE_PACKAGE", "NodeOracle", "NodeServer", "node_graphql", "node_jsonrpc", "node_oracle"]
 
 NODE_PACKAGE = Path(__file__).resolve().parent / "node"
 """The npm package holding the reference servers (its node_modules is installed by ``npm ci``)."""
@@ -106,6 +111,51 @@ class NodeServer:
         self._stderr.close()
 
 
+class NodeOracle:
+    """``node oracle.js``: asks the reference libraries whether a message is valid (one JSON line each way)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> NodeOracle:
+        self._process = subprocess.Popen(["node", "oracle.js"], cwd=NODE_PACKAGE, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The answer to ``{"graphql": text}`` or ``{"jsonrpc": text}`` (see ``oracle.js``)."""
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(request).encode() + b"\n")
+        process.stdin.flush()
+        line = _read_line(process.stdout, START_TIMEOUT)
+        if not line:
+            raise RuntimeError(f"node oracle.js gave no answer to {request!r}")
+        return json.loads(line)
+
+    def graphql(self, text: str) -> dict[str, Any]:
+        """graphql-ws's verdict on one message: ``{"valid": True, "type": ...}`` or ``{"valid": False, "reason": ...}``."""
+        return self.ask({"graphql": text})
+
+    def jsonrpc(self, text: str) -> dict[str, Any]:
+        """json-rpc-2.0's classification of one message: ``{"request": bool, "response": bool}`` (or ``batch``/``json``)."""
+        return self.ask({"jsonrpc": text})
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _read_line(stream: Any, timeout: float) -> str:
     """One line from a pipe, or what came before ``timeout`` seconds passed."""
     deadline = time.monotonic() + timeout
@@ -162,3 +212,16 @@ def node_jsonrpc() -> Iterator[NodeServer]:
 def node_graphql() -> Iterator[NodeServer]:
     """graphql-ws 6.4.2's ``useServer`` over ``ws`` (``node/graphql_server.js``) for one test; token ``"good"``."""
     yield from _running("graphql_server.js", "graphql-ws")
+
+
+@pytest.fixture(scope="module")
+def node_oracle() -> Iterator[NodeOracle]:
+    """graphql-ws's and json-rpc-2.0's own message checks (``node/oracle.js``), for a test module."""
+    problem = NodeServer("oracle.js", needs="graphql-ws").missing() or NodeServer("oracle.js", needs="json-rpc-2.0").missing()
+    if problem is not None:
+        pytest.fail(f"the reference libraries cannot run: {problem}", pytrace=False)
+    oracle = NodeOracle().start()
+    try:
+        yield oracle
+    finally:
+        oracle.stop()

@@ -63,7 +63,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar
 
-from ...errors import InvalidOptionError, ProtocolError
+from ...errors import EncodeError, InvalidOptionError, ProtocolError
 from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Reply, Report, Send
 
 __all__ = ["CLOSE_CODES", "ENDED_KEPT", "REFUSAL_CODES", "GraphQLWS", "errors_text", "refusal_reason"]
@@ -270,6 +270,7 @@ class GraphQLWS(Protocol):
             payload["variables"] = variables
         if operation_name is not None:
             payload["operationName"] = operation_name
+        _dump(payload)  # refuse what cannot be sent now, not when a later ack sends it
         op_id = str(self._next_id)
         self._next_id += 1
         op = _Operation(payload, is_call)
@@ -416,7 +417,10 @@ class GraphQLWS(Protocol):
 
 
 def _dump(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), default=str)
+    try:
+        return json.dumps(message, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError as exc:  # NaN or infinity in variables (JSON has neither), or a cycle
+        raise EncodeError(f"graphql: cannot encode the message as JSON: {exc}") from None
 
 
 def _parse(body: str | bytes) -> tuple[dict[str, Any], str | None]:

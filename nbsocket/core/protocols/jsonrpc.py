@@ -54,7 +54,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from ...errors import ProtocolError, RemoteError
+from ...errors import EncodeError, ProtocolError, RemoteError
 from ..redact import scrub
 from .base import Action, Deliver, Malformed, Outgoing, Protocol, Reply, Report
 
@@ -110,7 +110,15 @@ def _check_method(method: Any) -> str:
 
 
 def _dump(message: Any) -> str:
-    return json.dumps(message, separators=(",", ":"), default=str)
+    try:
+        return json.dumps(message, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError as exc:  # NaN or infinity (JSON has neither: a server would answer a parse error), or a cycle
+        raise EncodeError(f"jsonrpc: cannot encode the message as JSON: {exc}") from None
+
+
+def _topic(message: dict[str, Any]) -> str | None:
+    method = message.get("method")
+    return method if isinstance(method, str) else None
 
 
 def _is_id(value: Any) -> bool:
@@ -172,9 +180,9 @@ class JSONRPC(Protocol):
     def call(self, method: str, params: Any = None) -> tuple[int, list[Outgoing]]:
         """Call ``method``: ``(id, [text])``; the answer is ``Reply(id, ...)``."""
         request_id = self._new_id()
-        message = self._request(method, params, request_id)
+        text = _dump(self._request(method, params, request_id))
         self._pending.add(request_id)
-        return request_id, [_dump(message)]
+        return request_id, [text]
 
     def call_batch(self, calls: Iterable[tuple[str, Any] | list[Any]]) -> tuple[list[int], list[Outgoing]]:
         """Several calls in one batch request: ``(ids, [text])``; each answer is its own ``Reply``."""
@@ -189,8 +197,9 @@ class JSONRPC(Protocol):
             request_id = self._new_id()
             messages.append(self._request(method, params, request_id))
             ids.append(request_id)
+        text = _dump(messages)
         self._pending.update(ids)
-        return ids, [_dump(messages)]
+        return ids, [text]
 
     def notify(self, method: str, params: Any = None) -> list[Outgoing]:
         """A notification: no id, no reply."""
@@ -262,9 +271,15 @@ class JSONRPC(Protocol):
         version = message.get("jsonrpc", "2.0")  # lenient about a missing member, strict about another version
         if version != "2.0":
             return [Malformed(f"jsonrpc: not a JSON-RPC 2.0 message (jsonrpc={version!r})")]
+        is_reply = "result" in message or "error" in message
+        if is_reply and "id" in message:  # a reply even with a method member, as json-rpc-2.0 reads it
+            return self._reply(message)
         if "method" in message:
+            if is_reply:  # json-rpc-2.0 reads it as neither a request nor a reply
+                return [Malformed("jsonrpc: both a request (method) and a reply (result/error), without an id",
+                                  topic=_topic(message))]
             return self._incoming_request(message)
-        if "result" in message or "error" in message:
+        if is_reply:
             return self._reply(message)
         return [Malformed("jsonrpc: neither a request (method) nor a reply (result/error)")]
 

@@ -137,6 +137,9 @@ class STOMP(Protocol):
                 raise InvalidOptionError(f"STOMP {option} must be a str or None, not {type(value).__name__}")
         if not isinstance(host, str) or not host:
             raise InvalidOptionError(f"STOMP host must be a non-empty str (the virtual host), not {host!r}")
+        for option, value in (("login", login), ("passcode", passcode), ("host", host)):
+            if value is not None and any(c in value for c in "\r\n\x00"):  # CONNECT headers are never escaped
+                raise InvalidOptionError(f"STOMP {option} cannot hold a line break or NUL (the CONNECT frame has no escapes)")
         if ack not in ACK_MODES:
             raise InvalidOptionError(f"STOMP ack must be one of {', '.join(ACK_MODES)}, not {ack!r}")
         self.login, self.passcode, self.host, self.ack = login, passcode, host, ack

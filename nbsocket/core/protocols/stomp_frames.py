@@ -83,13 +83,21 @@ def _unescape(text: str, version: str) -> str:
 
 
 def encode_frame(command: str, headers: dict[str, Any] | None = None, body: bytes = b"", *, version: str = "1.2") -> bytes:
-    """The wire bytes of one frame; ``content-length`` is added when there is a body."""
+    """The wire bytes of one frame; ``content-length`` is added when there is a body.
+
+    :class:`~nbsocket.errors.ProtocolError` for a header no STOMP parser could read back: one holding NUL
+    (which ends a frame), or a line break in the never-escaped CONNECT/CONNECTED headers.
+    """
     escape = command not in _UNESCAPED_COMMANDS
     lines = [command]
     for key, value in (headers or {}).items():
         if value is None:
             continue
         key, value = str(key), str(value)
+        if "\x00" in key or "\x00" in value:  # no escape exists for it, and NUL ends a frame
+            raise ProtocolError(f"a STOMP header cannot hold a NUL character: {key!r}")
+        if not escape and ("\n" in key + value or ":" in key):  # CONNECT/CONNECTED headers are never escaped
+            raise ProtocolError(f"a {command} header cannot hold a line break (or a ':' in its name): {key!r}")
         lines.append(f"{_escape(key, version)}:{_escape(value, version)}" if escape else f"{key}:{value}")
     if body and "content-length" not in (headers or {}):
         lines.append(f"content-length:{len(body)}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
+from nbsocket.core.protocols.base import Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
 from nbsocket.core.protocols.socketio import AckToken, SocketIO
 from nbsocket.errors import EncodeError, InvalidOptionError, InvalidURLError, ProtocolError
 
@@ -229,11 +229,14 @@ def test_emit_refuses_bad_input():
 
 def test_acks_from_the_server_become_replies():
     prot = opened()
-    ack_id, _ = prot.call("echo", 1)
-    assert prot.receive(f"43{ack_id}[1]", 0) == [Reply(ack_id, value=1)]
-    assert prot.receive(f"43{ack_id}[1,2]", 0) == [Reply(ack_id, value=[1, 2])]
-    assert prot.receive(f"43{ack_id}[]", 0) == [Reply(ack_id, value=None)]
-    assert prot.receive("43999[[1,2]]", 0) == [Reply(999, value=[1, 2])]  # unknown ids: the runtime records them
+    one, two, three = (prot.call("echo", n)[0] for n in range(3))
+    assert prot.receive(f"43{one}[1]", 0) == [Reply(one, value=1)]
+    assert prot.receive(f"43{two}[1,2]", 0) == [Reply(two, value=[1, 2])]
+    assert prot.receive(f"43{three}[]", 0) == [Reply(three, value=None)]
+    # an id no call waits for (answered already, or never made) is reported: the runtime records it in conn.errors
+    for again in (f"43{one}[1]", "43999[[1,2]]"):
+        [report] = prot.receive(again, 0)
+        assert isinstance(report, Report) and report.error == "UnknownReply"
 
 
 # --- binary --------------------------------------------------------------------------
@@ -269,8 +272,9 @@ def test_binary_event_is_held_until_its_attachments_arrived():
 
 def test_binary_ack_and_binary_event_with_ack_id():
     prot = opened(namespace="/admin")
-    prot.receive('461-/admin,4[{"_placeholder":true,"num":0}]', 0)
-    assert prot.receive(b"\x01\x02", 0) == [Reply(4, value=b"\x01\x02")]
+    ack_id, _ = prot.call("bin")
+    prot.receive(f'461-/admin,{ack_id}[{{"_placeholder":true,"num":0}}]', 0)
+    assert prot.receive(b"\x01\x02", 0) == [Reply(ack_id, value=b"\x01\x02")]
     prot.receive('451-/admin,9["blob",{"_placeholder":true,"num":0}]', 0)
     [event] = prot.receive(b"\x00", 0)
     assert event.data == b"\x00" and event.ack.id == 9

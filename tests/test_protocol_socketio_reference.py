@@ -7,6 +7,9 @@ middleware refuses with ``err.data``. What the server saw comes from its ``/stat
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import threading
 from typing import Any
 
 import pytest
@@ -20,6 +23,14 @@ pytestmark = pytest.mark.timeout(60)
 
 QUICK = nbs.ReconnectPolicy(initial=0.05, maximum=0.2)
 """Reconnect almost at once (the server keeps a lost session for two minutes)."""
+ONE_SECOND = nbs.ReconnectPolicy(initial=1.0, maximum=1.0, jitter=0.0)
+"""Stay down for a second: long enough to act while the socket is reconnecting."""
+SLOW = nbs.ReconnectPolicy(initial=30.0, maximum=30.0)
+
+
+def _b64(data: bytes) -> dict[str, str]:
+    """How the server's /state shows bytes it received."""
+    return {"$bytes": base64.b64encode(data).decode()}
 
 
 def _numbers(events: list[nbs.WsEvent]) -> list[Any]:
@@ -86,3 +97,108 @@ def test_recovery_keeps_the_auth_and_recovers_again(node_socketio: NodeSocketIOS
     assert [c["auth"].get("token") for c in connections] == ["good"] * 3
     # no event arrived on /private before the drops, so there was no offset to recover from
     assert [c["recovered"] for c in connections] == [False, False, False]
+
+
+# --- acks the server asks for ------------------------------------------------------------------------
+
+
+def _question_acks(server: NodeSocketIOServer) -> list[dict[str, Any]]:
+    return eventually(lambda: server.state()["acks"], timeout=10, what="the server's emitWithAck to settle")
+
+
+def test_a_handler_that_raises_sends_no_ack(node_socketio: NodeSocketIOServer) -> None:
+    def refuse(event: nbs.WsEvent) -> str:
+        raise ValueError("no answer today")
+
+    sio = nbs.connect("raises", node_socketio.url, protocol="socketio", handler=refuse)
+    sio.emit("ask", "why", 500)  # the server waits 500 ms for the ack
+    [ack] = _question_acks(node_socketio)
+    assert ack == {"event": "question", "ok": False, "error": "operation has timed out"}
+    sent = sio.transcript()
+    assert not [body for body in sent["body"].dropna().astype(str) if body.startswith("43")]
+    assert any("no answer today" in str(error) for error in sio.errors)
+
+
+def test_an_event_nobody_handles_gets_no_ack(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("nobody", node_socketio.url, protocol="socketio")
+    sio.emit("ask", "why", 500)
+    [ack] = _question_acks(node_socketio)
+    assert ack == {"event": "question", "ok": False, "error": "operation has timed out"}
+    assert sio.state == "open"
+
+
+def test_a_handler_acks_with_bytes(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("bytes", node_socketio.url, protocol="socketio", handler=lambda event: b"\x07\x00")
+    sio.emit("ask", "why")
+    assert _question_acks(node_socketio) == [{"event": "question", "ok": True, "value": _b64(b"\x07\x00")}]
+
+
+# --- calls across a lost connection ----------------------------------------------------------------------
+
+
+def test_a_call_written_on_a_lost_connection_fails_at_once(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("lost", node_socketio.url, protocol="socketio", reconnect=SLOW)
+    outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            outcome.set_result(sio.call("drop", timeout=None))  # the server drops the transport instead of acking
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    threading.Thread(target=call, daemon=True).start()
+    with pytest.raises(nbs.SocketClosedError, match="it had been sent"):
+        outcome.result(30)  # a guard against hanging: it used to wait forever
+
+
+def test_a_call_made_while_down_is_sent_after_the_reconnect(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("queued", node_socketio.url, protocol="socketio", reconnect=ONE_SECOND)
+    assert sio.call("echo", "before") == "before"
+    sio.emit("drop")
+    eventually(lambda: sio.state == "reconnecting", timeout=10, what="the drop")
+    assert sio.call("echo", "queued", timeout=20) == "queued"  # its ack id still resolves on the new connection
+    assert sio.stats.reconnects == 1
+    assert node_socketio.received("echo") == [["before"], ["queued"]]
+    assert sio.call("echo", "after") == "after"
+
+
+# --- connect_error data ---------------------------------------------------------------------------------------
+
+
+def test_a_refusal_carries_err_data(node_socketio: NodeSocketIOServer) -> None:
+    with pytest.raises(nbs.ConnectError) as refused:
+        nbs.connect("private", node_socketio.url, protocol="socketio", namespace="/private", auth={"token": "wrong"})
+    assert refused.value.kind == "protocol" and "not authorized" in str(refused.value)
+    assert refused.value.data == {"code": 4031, "hint": "send auth {token}"}
+    assert "private" not in nbs.connections()["name"].tolist()
+
+
+# --- binary attachments ---------------------------------------------------------------------------------------------
+
+
+def test_binary_both_ways(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("bin", node_socketio.url, protocol="socketio")
+    waiter = sio.waiter(1, match=lambda event: event.topic == "bin_echo")
+    args = [b"\x00\xff", {"nested": b"\x01", "text": "t"}, [b"a", "b", {"deep": [b""]}]]
+    assert sio.call("bin_echo", *args) == args  # a BINARY_ACK with three placeholders
+    (event,) = waiter.future.result(10)
+    assert event.data == args and event.headers["offset"]  # a BINARY_EVENT, with the recovery offset taken out
+    assert node_socketio.received("bin_echo") == [
+        [_b64(b"\x00\xff"), {"nested": _b64(b"\x01"), "text": "t"}, [_b64(b"a"), "b", {"deep": [_b64(b"")]}]]
+    ]
+    assert not node_socketio.state()["errors"]
+
+
+def test_an_emit_that_does_not_fit_the_outbox_leaves_nothing_behind(node_socketio: NodeSocketIOServer) -> None:
+    sio = nbs.connect("full", node_socketio.url, protocol="socketio", reconnect=ONE_SECOND, outbox_size=3)
+    sio.emit("drop")
+    eventually(lambda: sio.state == "reconnecting", timeout=10, what="the drop")
+    with pytest.raises(nbs.OutboxFullError):
+        sio.emit("record", b"1", b"2", b"3")  # the header and three attachments: four messages, room for three
+    sio.emit("record", b"after", "intact")
+    eventually(lambda: node_socketio.received("record"), timeout=20, what="the emit after the reconnect")
+    assert node_socketio.received("record") == [[_b64(b"after"), "intact"]]
+    assert sio.call("echo", "still up") == "still up"
+    state = node_socketio.state()
+    assert not state["errors"] and [d["reason"] for d in state["disconnects"]] == ["transport close"]
+    assert sio.stats.reconnects == 1 and sio.state == "open"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nbsocket.core.protocols.base import Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Send
+from nbsocket.core.protocols.base import Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
 from nbsocket.core.protocols.socketio import SocketIO
 from nbsocket.core.protocols.socketio_packets import MAX_ACK_ID, MAX_ATTACHMENTS
 
@@ -83,8 +83,10 @@ def test_bad_packets_are_malformed_with_a_precise_reason(body: str, reason: str)
 
 def test_ascii_digits_within_bounds_are_read() -> None:
     prot = opened()
-    assert prot.receive(f"43{MAX_ACK_ID}[1]", 0.0) == [Reply(MAX_ACK_ID, value=1)]
-    assert prot.receive("430007[1]", 0.0) == [Reply(7, value=1)]  # leading zeros, as Number("0007")
+    [report] = prot.receive(f"43{MAX_ACK_ID}[1]", 0.0)  # read, and reported: no call has that id
+    assert isinstance(report, Report) and f"ack {MAX_ACK_ID} on /:" in report.message
+    ack_id, _ = prot.call("echo")
+    assert prot.receive(f"4300{ack_id}[1]", 0.0) == [Reply(ack_id, value=1)]  # leading zeros, as Number("001")
     [header] = prot.receive('4500002-["e",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]', 0.0)
     assert isinstance(header, Housekeeping)
     prot.receive(b"a", 0.0)
@@ -239,3 +241,32 @@ def test_cancel_call_sends_nothing() -> None:
     call_id, _ = prot.call("slow")
     assert prot.cancel_call(call_id) == []
     assert prot.receive('42["ok"]', 0.0)[0].topic == "ok"
+
+
+def test_a_call_given_up_is_forgotten_and_its_late_ack_reported() -> None:
+    prot = opened()
+    call_id, _ = prot.call("slow")
+    kept, _ = prot.call("kept")
+    assert prot.pending_calls() == [call_id, kept]
+    reconnect(prot)  # a reconnect forgets no call: the runtime decides which were lost
+    assert prot.pending_calls() == [call_id, kept]
+    assert prot.cancel_call(call_id) == []  # Socket.IO has no message that cancels a call
+    assert prot.pending_calls() == [kept]
+    [late] = prot.receive(f"43{call_id}[1]", 1.0)
+    assert isinstance(late, Report) and late.error == "UnknownReply" and f"ack {call_id} " in late.message
+    assert prot.receive(f"43{kept}[1]", 1.0) == [Reply(kept, value=1)]
+
+
+# --- 5. connect_error data ---------------------------------------------------------------------------
+
+
+def test_connect_error_data_is_kept_as_err_data() -> None:
+    prot = SocketIO(namespace="/admin")
+    prot.start(0.0)
+    prot.receive(OPEN, 0.0)
+    [refused] = prot.receive('44/admin,{"message":"not authorized","data":{"code":4031,"hint":["token"]}}', 0.0)
+    assert refused == Refused("socket.io connect_error on /admin: not authorized", data={"code": 4031, "hint": ["token"]})
+    [plain] = prot.receive('44/admin,{"message":"no data"}', 0.0)
+    assert plain.data is None
+    [legacy] = prot.receive('44/admin,"a string payload"', 0.0)  # Socket.IO v4 servers speaking to v2 clients
+    assert legacy.data is None and legacy.reason.endswith("a string payload")

@@ -6,7 +6,8 @@ python-socketio. What it does, message by message:
 
 * Engine.IO ``0{sid,pingInterval,pingTimeout,maxPayload}`` (open) -> ``Send`` the Socket.IO CONNECT
   for our namespace (``40``, ``40/ns,`` and the ``auth`` JSON when given).
-  ``40{"sid":..}`` for our namespace -> ``Ready``; ``44{"message":..}`` (connect_error) -> ``Refused``.
+  ``40{"sid":..}`` for our namespace -> ``Ready``; ``44{"message":..,"data":..}`` (connect_error) ->
+  ``Refused(reason, data=...)`` (the reference client's ``err.message`` and ``err.data``).
 * Engine.IO ping ``2`` -> ``Send("3")`` + ``Housekeeping("ping")``. Any message from the server resets
   the keep-alive clock; when nothing was heard for ``pingInterval + pingTimeout`` ``poll`` answers
   ``Close(1001, ...)`` (see ``next_deadline``).
@@ -17,7 +18,8 @@ python-socketio. What it does, message by message:
   headers={"namespace": ns})``; ``data`` is the single argument, the list of them, or ``None``.
   ``ack`` is an :class:`AckToken` when the server asked for an ack, for :meth:`SocketIO.acknowledge`.
   A numeric event name (which the reference parser accepts) becomes its decimal string.
-* ACK ``43<id>[values]`` -> ``Reply(id, value)`` (single value, list of values, or ``None``).
+* ACK ``43<id>[values]`` -> ``Reply(id, value)`` (single value, list of values, or ``None``) for a pending call;
+  ``Report("UnknownReply")`` for an id no call waits for (never made, answered, or given up).
 * BINARY_EVENT ``45<n>-`` / BINARY_ACK ``46<n>-`` are held until their ``n`` binary frames arrived;
   ``{"_placeholder": true, "num": k}`` becomes the k-th frame's ``bytes``, then Deliver/Reply as above.
 * Packets for other namespaces than ours are ignored (``Housekeeping``, after their attachments): this
@@ -39,8 +41,10 @@ is taken for the offset (as the reference client does); it is in ``event.headers
 
 Acks the server asked for are answered with what the handlers returned; no ack at all when a handler
 raised or no handler ran, as socket.io-client sends none when the listener throws or is missing.
-Calls keep their ack id for the protocol's life and stay pending across reconnects (the runtime sends an
-unwritten call on the next connection and cancels one written on a lost connection).
+Calls keep their ack id for the protocol's life (ids count up and are never reused) and stay pending across
+reconnects: the runtime sends an unwritten call on the next connection, and cancels (``cancel_call``) one
+written on a lost connection, as socket.io-client drops the ack callbacks of packets already sent when the
+connection closes and keeps those still in its send buffer.
 
 Framing (:mod:`.socketio_packets`) is written here rather than borrowed from python-socketio's
 ``socketio.packet.Packet``: it is short, it keeps the runtime free of a python-socketio/python-engineio
@@ -58,7 +62,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import InvalidOptionError, InvalidURLError, ProtocolError
-from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Send
+from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Refused, Reply, Report, Send
 from .socketio_packets import (
     ACK,
     BINARY_ACK,
@@ -129,6 +133,7 @@ class SocketIO(Protocol):
             raise InvalidOptionError(f"socketio path must be a non-empty URL path such as '/socket.io/', not {path!r}")
         self.path = "/" + path.strip("/") + "/"
         self._ack_ids = itertools.count(1)  # kept across reconnects so a stale ack never matches a new call
+        self._pending: set[int] = set()  # ack ids of calls waiting for their ack, across reconnects
         self._connection = 0
         self._pid: str | None = None  # connection state recovery: the session id the server gave us (a secret)
         self._last_offset: str | None = None  # ... and the offset of the last event it sent
@@ -288,6 +293,10 @@ class SocketIO(Protocol):
         if kind in (EVENT, BINARY_EVENT):
             return [self._event(packet)]
         if kind in (ACK, BINARY_ACK):
+            if packet.id not in self._pending:
+                return [Report("UnknownReply", f"socket.io ack {packet.id} on {self.namespace}: no call is waiting for it "
+                                               "(never made, already answered, or given up); it was recorded, not raised")]
+            self._pending.discard(packet.id)
             return [Reply(packet.id, value=unpack_args(data))]
         if kind == CONNECT:
             return [self._connected(data)]
@@ -325,12 +334,14 @@ class SocketIO(Protocol):
         return Ready(info)
 
     def _refused(self, data: Any) -> Refused:
-        """connect_error: the reason is ``message`` (or the string)."""
+        """connect_error: the reason is ``message`` (or the string), ``data`` what the server attached (``err.data``)."""
+        extra = None
         if isinstance(data, dict):
             reason = str(data["message"]) if "message" in data else dumps(data)
+            extra = data.get("data")
         else:
             reason = str(data) if data is not None else "connection refused"
-        return Refused(f"socket.io connect_error on {self.namespace}: {reason}")
+        return Refused(f"socket.io connect_error on {self.namespace}: {reason}", data=extra)
 
     # --- verbs --------------------------------------------------------------------
 
@@ -347,10 +358,17 @@ class SocketIO(Protocol):
     def call(self, event: str, *args: Any) -> tuple[int, list[Outgoing]]:
         """Emit ``event`` asking for an ack: ``(ack_id, messages)``; the ack arrives as ``Reply(ack_id, ...)``."""
         ack_id = next(self._ack_ids)
-        return ack_id, self.emit(event, *args, ack_id=ack_id)
+        messages = self.emit(event, *args, ack_id=ack_id)
+        self._pending.add(ack_id)
+        return ack_id, messages
+
+    def pending_calls(self) -> list[int]:
+        """Ack ids of the calls still waiting for their ack."""
+        return sorted(self._pending)
 
     def cancel_call(self, call_id: Any) -> list[Outgoing]:
-        """The runtime gave up on call ``call_id``. Socket.IO has no message for that, and nothing is kept per call."""
+        """Forget call ``call_id`` (a late ack becomes a ``Report``); Socket.IO has no message that cancels one."""
+        self._pending.discard(call_id)
         return []
 
     def acknowledge(

@@ -20,9 +20,10 @@ passed) and carries out what it answers:
 Calls across reconnects follow one rule, kept by the runtime: a call whose
 messages were not written yet waits in the outbox and is sent on the next
 connection, once its handshake is done; a call written on a connection that is
-then lost fails at once (``SocketClosedError`` naming that connection), and so
-does a call whose caller gave up (timeout): both are reported with
-``cancel_call``. So a protocol keeps its pending calls across ``start()``
+then lost fails at once (``SocketClosedError`` naming that connection). The
+runtime reports every call it abandons with ``cancel_call``: lost with its
+connection, given up by its caller (timeout), or still waiting when the socket
+closes for good. So a protocol keeps its pending calls across ``start()``
 (forgetting one is ``cancel_call``'s job) and keeps call ids unique for its
 whole life, so that a late reply is never taken for a newer call's.
 

@@ -3,7 +3,7 @@
 //   node socketio_server.js [--port N] [--ping-interval MS] [--ping-timeout MS]
 //
 // Listens on 127.0.0.1 (port 0: a free one) and prints one line `listening <port>` once it accepts
-// connections. connectionStateRecovery is on (as in the socket.io docs), so every event the server
+// connections. Pings every second and waits two for the pong (the tests see several heart-beats). connectionStateRecovery is on (as in the socket.io docs), so every event the server
 // emits without an ack carries its offset as an extra last argument, and a client that reconnects with
 // the `pid` and `offset` it was given gets the events it missed.
 //
@@ -59,8 +59,8 @@ const httpServer = http.createServer((req, res) => {
 });
 
 const io = new Server(httpServer, {
-  pingInterval: option("--ping-interval", 25000),
-  pingTimeout: option("--ping-timeout", 20000),
+  pingInterval: option("--ping-interval", 1000),
+  pingTimeout: option("--ping-timeout", 2000),
   connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true },
 });
 

@@ -59,7 +59,7 @@ def test_the_offset_never_reaches_the_data(node_socketio: NodeSocketIOServer) ->
     assert "data" not in frame.columns  # a list [{"n": 1}, "<offset>"] would have landed in data
 
 
-def test_server_acks_and_volatile_events_carry_no_offset(node_socketio: NodeSocketIOServer) -> None:
+def test_events_asking_for_an_ack_carry_no_offset(node_socketio: NodeSocketIOServer) -> None:
     sio = nbs.connect("noffset", node_socketio.url, protocol="socketio", handler=lambda event: "answer")
     sio.emit("ask", "why")
     question = sio.expect({"topic": "question"}, timeout=5)

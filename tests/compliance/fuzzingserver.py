@@ -17,6 +17,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "CONFIG",
@@ -123,7 +127,7 @@ class FuzzingServer:
         except OSError:
             return ""
 
-    def start(self) -> FuzzingServer:
+    def start(self) -> Self:
         self.report_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # the free port may be taken between the probe and wstest's listen
             self.port = _free_port()
@@ -173,7 +177,7 @@ class FuzzingServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> FuzzingServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

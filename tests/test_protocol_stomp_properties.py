@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import pytest
+import stomp.utils as stomp_utils  # stomp.py, a test dependency: the reference STOMP frame parser
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +27,6 @@ from nbsocket.errors import ProtocolError
 
 from .protocol_strategies import PROPERTY, json_values, never_raises
 
-stomp_utils = pytest.importorskip("stomp.utils", reason="stomp.py is a test dependency (pip install -e '.[test]')")
 
 CONNECTED = "CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00"
 

@@ -27,7 +27,6 @@ from nbsocket.errors import ProtocolError
 
 from .protocol_strategies import PROPERTY, json_values, never_raises
 
-
 CONNECTED = "CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00"
 
 header_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)

@@ -30,9 +30,9 @@ __all__ = ["ACTION_TYPES", "EXAMPLES", "PROPERTY", "json_objects", "json_values"
 EXAMPLES = int(os.environ.get("NBSOCKET_FUZZ_EXAMPLES", "100"))
 """Examples per property (100 in the suite)."""
 
-PROPERTY = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+PROPERTY = settings(max_examples=EXAMPLES, derandomize=not os.environ.get("NBSOCKET_FUZZ_RANDOM"), deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-"""The settings of every protocol property test."""
+"""The settings of every protocol property test: a fixed, derandomized set unless ``NBSOCKET_FUZZ_RANDOM`` is set."""
 
 ACTION_TYPES = (Send, Deliver, Reply, Ready, Refused, Close, Malformed, Report, Housekeeping)
 

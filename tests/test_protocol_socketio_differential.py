@@ -11,7 +11,7 @@ lenience and checks that nbsocket's ``Malformed`` gives the matching reason (``L
 accepts what python-socketio refuses, the test names that too (``STRICTER_IN_PYTHON_SOCKETIO``).
 
 ``NBSOCKET_FUZZ_EXAMPLES`` sets how many examples each test runs (the suite runs a fixed, derandomized
-set; ``python benchmarks/fuzz_socketio.py`` runs many more, drawn afresh each time).
+set; ``python benchmarks/fuzz.py socketio`` runs many more, drawn afresh each time).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ rule out: ``websockets``' ``recv()`` refuses a message of more than 4,096 fragme
 does not limit and Autobahn's 9.3/9.4 cases exceed; nbsocket joins any number of fragments within
 ``max_size`` (see ``test_more_fragments_than_websockets_takes``). The streams here stay under that count.
 
-``NBSOCKET_FUZZ_EXAMPLES`` sets how many streams run (the suite runs a fixed, derandomized set;
-``python benchmarks/fuzz.py`` runs many more).
+``NBSOCKET_FUZZ_EXAMPLES`` sets how many streams run and ``NBSOCKET_FUZZ_RANDOM=1`` draws new ones (the suite
+runs a fixed, derandomized set; ``python benchmarks/fuzz.py wire`` runs many more).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from .wire_streams import (
 )
 
 EXAMPLES = int(os.environ.get("NBSOCKET_FUZZ_EXAMPLES", "120"))
+DERANDOMIZE = not os.environ.get("NBSOCKET_FUZZ_RANDOM")  # the suite runs a fixed set; a fuzz run draws new streams
 TEXT, BINARY, CONT, CLOSE, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE, Opcode.PING, Opcode.PONG
 
 BAD_UTF8 = [
@@ -190,7 +191,7 @@ def scripts(draw: st.DrawFn) -> Script:
     return Script(tuple(split_at(draw, stream, 6)), truncated=truncated, deflate=deflate)
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES, derandomize=DERANDOMIZE, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(script=scripts(), max_size=st.sampled_from([2**20, 2**20, None, 100]))
 def test_the_wire_delivers_and_closes_as_websockets_does_on_any_stream(server: StreamServer, quiet_frame_log: None,
@@ -316,7 +317,7 @@ async def websockets_only_outcome(url: str, max_size: int | None) -> Outcome:
     return outcome_of(ws.protocol, messages)
 
 
-@settings(max_examples=max(20, EXAMPLES // 4), derandomize=True, deadline=None, database=None,
+@settings(max_examples=max(20, EXAMPLES // 4), derandomize=DERANDOMIZE, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(script=scripts())
 def test_without_the_short_path_the_wire_still_delivers_what_websockets_does(server: StreamServer, quiet_frame_log: None,

@@ -1,8 +1,8 @@
 """Hypothesis settings and strategies shared by the protocol property tests (JSON-RPC, GraphQL, STOMP).
 
 The suite runs a fixed, derandomized set of examples (``PROPERTY``), so a run is repeatable and takes
-seconds; ``NBSOCKET_FUZZ_EXAMPLES=5000 python -m pytest tests/test_protocol_*_properties.py`` runs a longer,
-still derandomized, search (the same variable sets the transport's fuzzing).
+seconds; ``NBSOCKET_FUZZ_EXAMPLES`` sets more examples and ``NBSOCKET_FUZZ_RANDOM=1`` draws new ones
+(``python benchmarks/fuzz.py jsonrpc graphql stomp`` does both).
 """
 
 from __future__ import annotations

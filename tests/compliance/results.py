@@ -132,9 +132,12 @@ class Comparison:
     not_in_table: list[CaseResult] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
 
-    def describe(self) -> str:
+    def describe(self, worse: bool = True, better: bool = True) -> str:
+        """The cases worse than the table (``worse``), better (``better``), and those missing on either side."""
         lines = []
-        for title, entries in (("WORSE than expected", self.worse), ("better than expected (update expected.json)", self.better)):
+        groups = (("WORSE than expected", self.worse if worse else []),
+                  ("better than expected (update expected.json)", self.better if better else []))
+        for title, entries in groups:
             if entries:
                 lines.append(f"{len(entries)} case(s) {title}:")
                 for result, (behavior, close) in entries:

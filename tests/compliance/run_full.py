@@ -1,10 +1,10 @@
 """The whole Autobahn|Testsuite client suite through nbsocket and through bare websockets, side by side.
 
-    python tests/compliance/run_full.py [--cases "9.*,12.1.*"] [--clients nbsocket,websockets] [--write-expected]
+    python tests/compliance/run_full.py [--cases "9.*,12.1.*" | --cases ci] [--clients nbsocket,websockets] [--write-expected]
 
 Starts wstest's fuzzing server on 127.0.0.1 (see ``fuzzingserver.py`` for where wstest comes from),
 runs every selected case (all of them by default, sections 9, 12 and 13 included: about ten
-minutes) with each client in turn, and prints, per section, how many cases got each verdict for
+minutes; ``--cases ci`` runs the cases of ``fuzzingserver.json``, as CI does) with each client in turn, and prints, per section, how many cases got each verdict for
 both, then every case that is not OK with the report's reason, and how nbsocket's results compare
 with ``expected.json``. ``--write-expected`` rewrites that table from this run's nbsocket results
 (the cases run; the rest of the table is kept). The reports stay in ``tests/compliance/reports/full/``
@@ -14,6 +14,7 @@ with ``expected.json``. ``--write-expected`` rewrites that table from this run's
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import time
@@ -23,9 +24,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import websockets
+
 import nbsocket as nbs
 from tests.compliance.clients import run_nbsocket_cases, run_websockets_cases
-from tests.compliance.fuzzingserver import FuzzingServer, find_wstest
+from tests.compliance.fuzzingserver import FuzzingServer, find_wstest, load_config
 from tests.compliance.results import (
     EXPECTED,
     CaseResult,
@@ -83,14 +86,17 @@ def print_not_ok(agent: str, cases: dict[str, CaseResult]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="*", help="comma-separated Autobahn case patterns (default: all)")
+    parser.add_argument("--cases", default="*", help="comma-separated Autobahn case patterns (default: all); 'ci': CI's")
     parser.add_argument("--exclude", default="", help="comma-separated case patterns to leave out")
     parser.add_argument("--clients", default="nbsocket,websockets")
     parser.add_argument("--write-expected", action="store_true", help="rewrite expected.json from nbsocket's results")
+    parser.add_argument("--verbose", action="store_true", help="show nbsocket's warnings (each close it did not expect)")
     args = parser.parse_args(argv)
+    logging.getLogger("nbsocket").setLevel(logging.WARNING if args.verbose else logging.ERROR)
     agents = [agent for agent in args.clients.split(",") if agent]
     shutil.rmtree(REPORTS, ignore_errors=True)
-    server = FuzzingServer(find_wstest(), REPORTS, cases=args.cases.split(","), exclude=[p for p in args.exclude.split(",") if p])
+    cases = load_config()["cases"] if args.cases == "ci" else args.cases.split(",")
+    server = FuzzingServer(find_wstest(), REPORTS, cases=cases, exclude=[p for p in args.exclude.split(",") if p])
     seconds = {}
     with server:
         print(f"fuzzing server on {server.url}, reports in {server.clients_dir}")
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             table = {case: CaseResult(case, behavior, close) for case, (behavior, close) in
                      (load_expected().items() if EXPECTED.is_file() else [])}
             table.update(results["nbsocket"])
-            save_expected(table)
+            save_expected(table, note=f"Recorded {time.strftime('%Y-%m-%d')} with websockets {websockets.__version__}.")
             print(f"wrote {EXPECTED.name}: {len(table)} cases")
     return 0
 

@@ -48,11 +48,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_PYTHON_VERSION_WARNING=1
 rm -rf "$target"
 # virtualenv 20.15.1 is the last that runs on Python 2.7; it goes into a folder of its own, so the
 # Python 2.7 installation is left as it was.
-"$python2" -m pip install -q --target "$target/bootstrap" 'virtualenv==20.15.1'
+"$python2" -m pip install -qq --target "$target/bootstrap" 'virtualenv==20.15.1'
 PYTHONPATH="$target/bootstrap" VIRTUALENV_OVERRIDE_APP_DATA="$target/app-data" \
     "$python2" -m virtualenv -q --no-periodic-update "$target/py2"
 py2="$target/py2/bin/python"
-"$py2" -m pip install -q 'setuptools==44.0.0' 'wheel==0.36.2' 'incremental==16.10.1'
-"$py2" -m pip install -q --no-build-isolation -r "$here/wstest-requirements.txt"
+"$py2" -m pip install -qq 'setuptools==44.0.0' 'wheel==0.36.2' 'incremental==16.10.1'
+"$py2" -m pip install -qq --no-build-isolation -r "$here/wstest-requirements.txt"
 "$target/py2/bin/wstest" --autobahnversion
 echo "wstest: $target/py2/bin/wstest"

@@ -5,7 +5,7 @@
 #
 #   bash tests/compliance/install_wstest.sh [PYTHON2.7]
 #
-# Without an argument, Python 2.7 is $PYTHON2, else pyenv's 2.7.18 (or any 2.7), else python2.7 on PATH.
+# Without an argument, Python 2.7 is $PYTHON2, else pyenv's 2.7.18 (or any 2.7, pyenv on PATH or not), else python2.7 on PATH.
 # A C compiler is needed (wsaccel, ujson and Twisted build from source); cryptography comes as a wheel.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +25,12 @@ find_python2() {
             fi
         done
     fi
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7*/bin/python; do  # pyenv's, when pyenv is not on PATH
+        if [ -x "$candidate" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
     for candidate in python2.7 python2; do
         if command -v "$candidate" >/dev/null 2>&1; then
             command -v "$candidate"

@@ -65,9 +65,9 @@ from .errors import (
 )
 from .explore.replay import BurstReport
 from .runtime.connection import Connection, ErrorRecord
-from .runtime.lockable import Lockable
-from .runtime.protocol_connection import ProtocolConnection, Subscription
-from .runtime.requests import Reply
+from .runtime.dispatch.lockable import Lockable
+from .runtime.observe.requests import Reply
+from .runtime.protocols.connection import ProtocolConnection, Subscription
 
 __version__ = "0.1.0"
 

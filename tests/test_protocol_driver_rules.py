@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 
 import nbsocket as nbs
 from nbsocket.core.protocols.base import Action, Deliver, Protocol, Ready, Refused
-from nbsocket.runtime.protocol_calls import TOPICS_KEPT, RecentTopics
+from nbsocket.runtime.protocols.calls import TOPICS_KEPT, RecentTopics
 from tests.servers import WsServer, eventually
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,7 +14,7 @@ from nbsocket.core import redact
 from nbsocket.core.backoff import Backoff, ReconnectPolicy
 from nbsocket.core.codecs import get_codec
 from nbsocket.core.urls import validate_url
-from nbsocket.runtime.lockable import Lockable
+from nbsocket.runtime.dispatch.lockable import Lockable
 
 
 @pytest.mark.parametrize(

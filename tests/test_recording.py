@@ -20,8 +20,8 @@ import nbsocket as nbs
 from nbsocket.core.flatten import flatten
 from nbsocket.core.frame import LiveFrame
 from nbsocket.errors import InvalidOptionError
-from nbsocket.runtime.recording import JsonlRecorder, open_recorder
-from nbsocket.runtime.recording.parquet import SCHEMA_FILE, ParquetRecorder
+from nbsocket.runtime.observe.recording import JsonlRecorder, open_recorder
+from nbsocket.runtime.observe.recording.parquet import SCHEMA_FILE, ParquetRecorder
 
 from .servers import eventually
 

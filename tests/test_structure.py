@@ -411,7 +411,7 @@ def test_import_nbsocket_stays_light() -> None:
         "ipywidgets", "IPython", "ipykernel", "traitlets", "pyarrow", "websockets.server", "websockets.asyncio.server",
         "nbsocket.core.protocols.socketio", "nbsocket.core.protocols.graphql", "nbsocket.core.protocols.jsonrpc",
         "nbsocket.core.protocols.stomp", "nbsocket.widgets", "nbsocket.magics", "nbsocket.demo",
-        "nbsocket.runtime.recording.parquet",
+        "nbsocket.runtime.observe.recording.parquet",
     )
     loaded = [m for m in added if m.startswith(heavy)]
     assert "nbsocket" in added
@@ -436,7 +436,7 @@ def test_no_bare_builtin_errors_raised_where_users_can_reach_them() -> None:
     """``raise ValueError(...)`` and friends only where the error is caught inside nbsocket (listed here)."""
     caught_inside = {
         "nbsocket/core/codecs.py": {"TypeError"},  # json.dumps' default hook; becomes EncodeError
-        "nbsocket/runtime/workers.py": {"RuntimeError"},  # Executor's "shut down" signal; the lane then runs the work inline
+        "nbsocket/runtime/dispatch/workers.py": {"RuntimeError"},  # Executor's "shut down" signal; the lane then runs the work inline
     }
     problems = []
     for module in modules().values():

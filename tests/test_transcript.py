@@ -10,7 +10,7 @@ import pytest
 
 import nbsocket as nbs
 from nbsocket.core.transcript import COLUMNS
-from nbsocket.runtime.transcript import TranscriptRecorder
+from nbsocket.runtime.observe.transcript import TranscriptRecorder
 
 from .misbehaving import url_of
 from .servers import eventually

@@ -2,7 +2,7 @@
 
 An event acts on its socket through :class:`SocketVerbs`, the few verbs a
 handler may call; the runtime's ``Connection`` provides them. The shared
-``lockable`` mapping is the runtime's :class:`~nbsocket.runtime.lockable.Lockable`.
+``lockable`` mapping is the runtime's :class:`~nbsocket.runtime.dispatch.lockable.Lockable`.
 """
 
 from __future__ import annotations

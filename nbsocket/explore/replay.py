@@ -2,7 +2,7 @@
 
 Both pace their sends on the caller's side (the cell blocks, with a progress
 bar, and Ctrl-C stops it) with the runtime's pacing engine
-(:mod:`nbsocket.runtime.pacing`): :func:`replay` and :func:`burst` drive it
+(:mod:`nbsocket.runtime.outbound.pacing`): :func:`replay` and :func:`burst` drive it
 with ``time.sleep``, their ``_async`` twins with ``asyncio.sleep``.
 """
 
@@ -22,9 +22,9 @@ from ..core.transcript import RECEIVED, SENT, Entry, frame_from_entries
 from ..errors import InvalidOptionError
 from ..runtime.connection import Connection
 from ..runtime.manager import Manager, default_manager
-from ..runtime.pacing import POLL_SECONDS, Burst, BurstReport, Sending, paced, run_async, run_sync
+from ..runtime.observe.transcript import TranscriptRecorder, write_transcript_file
+from ..runtime.outbound.pacing import POLL_SECONDS, Burst, BurstReport, Sending, paced, run_async, run_sync
 from ..runtime.progress import ProgressBar
-from ..runtime.transcript import TranscriptRecorder, write_transcript_file
 from .transcripts import as_entries
 
 __all__ = ["BurstReport", "burst", "burst_async", "replay", "replay_async", "replay_schedule"]

@@ -28,22 +28,22 @@ from ..core.options import ConnectOptions
 from ..core.state import STATES, ErrorRecord, Stats, ns_to_datetime
 from ..core.transcript import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
 from ..errors import SocketClosedError
-from .dispatch import Dispatcher
-from .errorlog import ErrorLog
-from .handlers import CallbackSlot, Handler, HandlerList
-from .latency import Latency
-from .lockable import Lockable
+from .dispatch.dispatcher import Dispatcher
+from .dispatch.handlers import CallbackSlot, Handler, HandlerList
+from .dispatch.lockable import Lockable
 from .loop import LoopThread
-from .observers import Observers
-from .outbox import Outbox
-from .pacing import Burst, BurstReport, run_sync
-from .recording import Recorder, open_recorder
-from .requests import Reply, Requests
-from .sender import DEFAULT_TIMEOUT, Sender
+from .observe.errorlog import ErrorLog
+from .observe.latency import Latency
+from .observe.observers import Observers
+from .observe.recording import Recorder, open_recorder
+from .observe.requests import Reply, Requests
+from .observe.transcript import Transcript
+from .observe.waits import MessageWaiter, Waits
+from .outbound.outbox import Outbox
+from .outbound.pacing import Burst, BurstReport, run_sync
+from .outbound.sender import DEFAULT_TIMEOUT, Sender
 from .session import Session
 from .status import status_row
-from .transcript import Transcript
-from .waits import MessageWaiter, Waits
 
 log = logging.getLogger("nbsocket")
 
@@ -227,7 +227,7 @@ class Connection:
         return self._handlers.remove(fn_or_key)
 
     def add_observer(self, observer: Any) -> None:
-        """Attach an internal observer (see :mod:`nbsocket.runtime.observers` for the hooks it may have)."""
+        """Attach an internal observer (see :mod:`nbsocket.runtime.observe.observers` for the hooks it may have)."""
         self._observers.add(observer)
 
     def remove_observer(self, observer: Any) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..errors import LoopThreadError
-from .workers import WorkerPool
+from .dispatch.workers import WorkerPool
 
 __all__ = ["LoopThread", "handler_scope", "in_handler", "run_blocking"]
 

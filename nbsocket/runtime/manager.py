@@ -20,10 +20,10 @@ from ..core.state import CLOSED_FOR_GOOD
 from ..core.urls import validate_url
 from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .connection import Connection
-from .transport import check_supported
-from .lockable import Lockable
+from .dispatch.lockable import Lockable
 from .loop import LoopThread
-from .protocol_connection import ProtocolConnection
+from .protocols.connection import ProtocolConnection
+from .transport import check_supported
 
 __all__ = ["PRIMARY", "STATUS_COLUMNS", "TICK_SECONDS", "Manager", "default_manager", "validate_name"]
 

@@ -27,15 +27,15 @@ from ..core.options import ConnectOptions
 from ..core.redact import redact_url
 from ..core.state import CLOSED_FOR_GOOD, Stats, utc_now
 from ..errors import ConnectError
-from .dispatch import BACKLOG_HIGH, Dispatcher, Kind
-from .errorlog import ErrorLog
-from .handlers import HandlerList
+from .dispatch.dispatcher import BACKLOG_HIGH, Dispatcher, Kind
+from .dispatch.handlers import HandlerList
 from .loop import run_blocking
-from .observers import Observers
-from .outbox import Outbox
-from .recording.base import Recorder
+from .observe.errorlog import ErrorLog
+from .observe.observers import Observers
+from .observe.recording.base import Recorder
+from .outbound.outbox import Outbox
+from .outbound.writer import Writer
 from .transport import BatchingConnection, abort_connection, close_info, open_connection, retryable, translate, websockets_kwargs
-from .writer import Writer
 
 __all__ = ["Session"]
 

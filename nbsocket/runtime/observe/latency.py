@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import SocketClosedError, WaitTimeoutError
-from .loop import LoopThread
+from ...errors import SocketClosedError, WaitTimeoutError
+from ..loop import LoopThread
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..session import Session
 
 __all__ = ["MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency"]
 

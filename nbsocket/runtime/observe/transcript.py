@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.state import Stats
-from ..core.transcript import (
+from ...core.state import Stats
+from ...core.transcript import (
     BINARY,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
@@ -36,8 +36,8 @@ from ..core.transcript import (
     jsonl_lines,
     new_entry,
 )
-from ..errors import InvalidOptionError
-from .outbox import Outgoing
+from ...errors import InvalidOptionError
+from ..outbound.outbox import Outgoing
 
 __all__ = ["Transcript", "TranscriptRecorder", "write_transcript_file"]
 

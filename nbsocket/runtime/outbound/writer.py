@@ -15,11 +15,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..core.state import Stats
-from .errorlog import ErrorLog
-from .observers import Observers
+from ...core.state import Stats
+from ..observe.errorlog import ErrorLog
+from ..observe.observers import Observers
+from ..transport import ConnectionClosed
 from .outbox import Outbox, Outgoing
-from .transport import ConnectionClosed
 
 __all__ = ["WRITE_SLICE", "WRITE_SLICE_BYTES", "Writer"]
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core.redact import scrub
-from ..core.state import ErrorRecord, Stats, utc_now
+from ...core.redact import scrub
+from ...core.state import ErrorRecord, Stats, utc_now
 
 __all__ = ["MAX_ERROR_RECORDS", "WARN_EVERY", "ErrorLog"]
 

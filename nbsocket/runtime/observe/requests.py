@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..core.codecs import Codec
-from ..core.events import Request, WsEvent
-from ..core.match import Match, Matcher, compile_match
-from ..core.redact import scrub
-from ..core.state import CLOSED_FOR_GOOD
-from ..core.transcript import RECEIVED, Entry
-from ..errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
-from .loop import LoopThread
-from .outbox import Outgoing
+from ...core.codecs import Codec
+from ...core.events import Request, WsEvent
+from ...core.match import Match, Matcher, compile_match
+from ...core.redact import scrub
+from ...core.state import CLOSED_FOR_GOOD
+from ...core.transcript import RECEIVED, Entry
+from ...errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
+from ..loop import LoopThread
+from ..outbound.outbox import Outgoing
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from ..connection import Connection
     from .latency import Latency
     from .transcript import Transcript
 

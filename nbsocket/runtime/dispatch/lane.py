@@ -2,7 +2,7 @@
 
 Handing a batch to a thread pool with ``run_in_executor`` costs a wake-up of
 the loop for every batch, which dominates at low message rates. A lane only
-hands work to the pool (:meth:`~nbsocket.runtime.workers.WorkerPool.run_soon`,
+hands work to the pool (:meth:`~nbsocket.runtime.dispatch.workers.WorkerPool.run_soon`,
 no future) when it goes from idle to busy, and the loop hears back only when
 it asked to (``wait_idle``).
 """

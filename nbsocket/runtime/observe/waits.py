@@ -7,15 +7,15 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.events import WsEvent
-from ..errors import InvalidOptionError, LoopThreadError, WaitTimeoutError
-from .loop import LoopThread, in_handler_of
+from ...core.events import WsEvent
+from ...errors import InvalidOptionError, LoopThreadError, WaitTimeoutError
+from ..loop import LoopThread, in_handler_of
 from .observers import Observers
 
 if TYPE_CHECKING:
-    from .dispatch import Dispatcher
-    from .handlers import HandlerList
-    from .session import Session
+    from ..dispatch.dispatcher import Dispatcher
+    from ..dispatch.handlers import HandlerList
+    from ..session import Session
 
 __all__ = ["MessageWaiter", "Waits"]
 

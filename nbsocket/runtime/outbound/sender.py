@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..core.state import CLOSED_FOR_GOOD
-from ..errors import OutboxFullError, SocketClosedError
-from .loop import LoopThread
+from ...core.state import CLOSED_FOR_GOOD
+from ...errors import OutboxFullError, SocketClosedError
+from ..loop import LoopThread
 from .outbox import Outbox
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..session import Session
 
 __all__ = ["DEFAULT_TIMEOUT", "Sender"]
 

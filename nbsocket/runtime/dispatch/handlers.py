@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidOptionError
+from ...errors import InvalidOptionError
 
 __all__ = ["CallbackSlot", "Handler", "HandlerList", "describe", "is_async_callable"]
 

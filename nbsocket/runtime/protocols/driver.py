@@ -18,7 +18,7 @@ Nothing here waits for a handler: housekeeping is answered on the loop as the
 message is read. Timers come from ``next_deadline()``/``poll()``, one per socket.
 
 Calls across reconnects follow one rule for every protocol (kept with an
-:class:`~nbsocket.runtime.protocol_calls.OutgoingLedger`): a call not written
+:class:`~nbsocket.runtime.protocols.calls.OutgoingLedger`): a call not written
 yet waits in the outbox and is sent on the next connection; a call written on
 a connection that is then lost fails at once with ``SocketClosedError`` naming
 that connection; when the socket closes for good every call still waiting fails.
@@ -38,18 +38,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.events import Request, WsEvent, utf8_size
-from ..core.flatten import PREFIX, message_fields
-from ..core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
-from ..core.redact import scrub
-from ..core.state import CLOSED_FOR_GOOD
-from ..errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
-from .outbox import Outgoing
-from .protocol_calls import HandlerOutcomes, OutgoingLedger, QueuedVerb, RecentTopics, describe_connection
-from .transport import ConnectionClosed
+from ...core.events import Request, WsEvent, utf8_size
+from ...core.flatten import PREFIX, message_fields
+from ...core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
+from ...core.redact import scrub
+from ...core.state import CLOSED_FOR_GOOD
+from ...errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
+from ..outbound.outbox import Outgoing
+from ..transport import ConnectionClosed
+from .calls import HandlerOutcomes, OutgoingLedger, QueuedVerb, RecentTopics, describe_connection
 
 if TYPE_CHECKING:
-    from .protocol_connection import ProtocolConnection
+    from .connection import ProtocolConnection
 
 __all__ = ["TOPIC", "ProtocolDriver"]
 

@@ -1,6 +1,6 @@
 """What every recorder shares: a writer thread per recording, path claims, flushing at exit.
 
-A recorder is a sink of a live frame (see :mod:`nbsocket.runtime.recording`):
+A recorder is a sink of a live frame (see :mod:`nbsocket.runtime.observe.recording`):
 it gets every chunk of rows before the ``max_rows`` cap can drop any, and its
 own thread writes them, so the loop never waits for the disk. The formats are
 :mod:`.jsonl` and :mod:`.parquet`.
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...errors import InvalidOptionError
+from ....errors import InvalidOptionError
 
 if TYPE_CHECKING:
-    from ...core.frame import LiveFrame
+    from ....core.frame import LiveFrame
 
 __all__ = ["Recorder"]
 

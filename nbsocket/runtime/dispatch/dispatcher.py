@@ -18,13 +18,13 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core.events import WsEvent
-from .errorlog import ErrorLog
+from ...core.events import WsEvent
+from ..loop import LoopThread, handler_scope, run_blocking
+from ..observe.errorlog import ErrorLog
+from ..observe.observers import Observers
+from ..outbound.outbox import Outbox
 from .handlers import Handler, HandlerList, describe, is_async_callable
 from .lane import SerialLane
-from .loop import LoopThread, handler_scope, run_blocking
-from .observers import Observers
-from .outbox import Outbox
 from .workers import note_running
 
 log = logging.getLogger("nbsocket")
@@ -53,7 +53,7 @@ class Dispatcher:
     """The ordered queue of work for one socket's handlers and callbacks.
 
     While every handler and callback is synchronous, items go to a
-    :class:`~nbsocket.runtime.lane.SerialLane` (worker threads, no loop round trip);
+    :class:`~nbsocket.runtime.dispatch.lane.SerialLane` (worker threads, no loop round trip);
     otherwise to an asyncio queue whose task awaits async handlers on the loop.
     An item only goes to the lane when the asyncio queue is empty, and the task
     waits for the lane to be idle before it runs anything, so order is kept.

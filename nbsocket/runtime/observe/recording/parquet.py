@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...errors import InvalidOptionError
+from ....errors import InvalidOptionError
 from .base import Recorder
 from .jsonl import text_value
 

@@ -1,7 +1,7 @@
 """What a protocol socket keeps about its calls and answers: which connection each message was written on, what
 its handlers did with the server's requests, and the recent topics.
 
-The :class:`~nbsocket.runtime.protocol_driver.ProtocolDriver` keeps one
+The :class:`~nbsocket.runtime.protocols.driver.ProtocolDriver` keeps one
 :class:`OutgoingLedger`. It is what makes the rule for calls across reconnects
 one rule for every protocol:
 
@@ -28,8 +28,8 @@ import concurrent.futures
 import datetime as _dt
 from typing import Any
 
-from ..core.events import WsEvent
-from .outbox import Outgoing
+from ...core.events import WsEvent
+from ..outbound.outbox import Outgoing
 
 __all__ = ["TOPICS_KEPT", "HandlerOutcomes", "OutgoingLedger", "QueuedVerb", "RecentTopics", "describe_connection"]
 
@@ -188,7 +188,7 @@ class RecentTopics:
 class HandlerOutcomes:
     """What the handlers did with each message that wants an answer: did one run, what did the first failure raise.
 
-    The handler wrapper of :class:`~nbsocket.runtime.protocol_connection.ProtocolConnection` notes it (any thread,
+    The handler wrapper of :class:`~nbsocket.runtime.protocols.connection.ProtocolConnection` notes it (any thread,
     one event's handlers run one after the other); ``on_handled`` takes it once they all ran.
     """
 

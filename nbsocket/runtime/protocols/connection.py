@@ -2,7 +2,7 @@
 ``subscribe``, ``publish`` and :class:`Subscription` to a :class:`~nbsocket.runtime.connection.Connection`.
 
 ``nbs.connect(..., protocol="socketio" | "graphql-ws" | "graphql-ws-legacy" | "jsonrpc" | "stomp")`` returns one.
-The protocol object lives on nbsocket's loop thread (see :mod:`nbsocket.runtime.protocol_driver`); every verb
+The protocol object lives on nbsocket's loop thread (see :mod:`nbsocket.runtime.protocols.driver`); every verb
 here runs its protocol method there and queues the messages it returns, so ids are generated, never typed.
 """
 
@@ -15,20 +15,20 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.protocols import make_protocol
-from ..core.redact import scrub
-from ..errors import WaitTimeoutError
-from .connection import Connection
-from .handlers import is_async_callable
-from .loop import LoopThread
-from .protocol_calls import HandlerOutcomes
-from .protocol_driver import ProtocolDriver
+from ...core.protocols import make_protocol
+from ...core.redact import scrub
+from ...errors import WaitTimeoutError
+from ..connection import Connection
+from ..dispatch.handlers import is_async_callable
+from ..loop import LoopThread
+from .calls import HandlerOutcomes
+from .driver import ProtocolDriver
 
 if TYPE_CHECKING:
-    from ..core.events import WsEvent
-    from ..core.options import ConnectOptions
-    from .lockable import Lockable
-    from .manager import Manager
+    from ...core.events import WsEvent
+    from ...core.options import ConnectOptions
+    from ..dispatch.lockable import Lockable
+    from ..manager import Manager
 
 __all__ = ["ProtocolConnection", "Subscription"]
 

@@ -17,12 +17,12 @@ import time
 from collections.abc import Generator, Iterable, Sized
 from typing import TYPE_CHECKING, Any
 
-from ..core.state import CLOSED_FOR_GOOD
-from ..errors import InvalidOptionError, OutboxFullError, SendError
-from .progress import ProgressBar
+from ...core.state import CLOSED_FOR_GOOD
+from ...errors import InvalidOptionError, OutboxFullError, SendError
+from ..progress import ProgressBar
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from ..connection import Connection
 
 __all__ = ["POLL_SECONDS", "Burst", "BurstReport", "Sending", "burst_plan", "paced", "run_async", "run_sync"]
 

@@ -14,12 +14,12 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import InvalidOptionError
+from ....errors import InvalidOptionError
 from .base import Recorder
 from .jsonl import JsonlRecorder
 
 if TYPE_CHECKING:
-    from ...core.frame import LiveFrame
+    from ....core.frame import LiveFrame
 
 __all__ = ["JsonlRecorder", "Recorder", "open_recorder"]
 

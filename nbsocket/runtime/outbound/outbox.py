@@ -7,8 +7,8 @@ import threading
 import time
 from typing import NamedTuple
 
-from ..core.events import utf8_size
-from ..errors import OutboxFullError
+from ...core.events import utf8_size
+from ...errors import OutboxFullError
 
 __all__ = ["Outbox", "Outgoing"]
 

@@ -10,8 +10,8 @@ import pytest
 import trustme
 
 import nbsocket as nbs
-from nbsocket.runtime.transport import PROXIES
 from nbsocket.runtime.manager import default_manager
+from nbsocket.runtime.transport import PROXIES
 
 from .servers import ConnectProxy, SilentTcpServer, WsServer, eventually
 

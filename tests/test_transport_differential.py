@@ -34,8 +34,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 
-from nbsocket.runtime.transport import BatchingConnection, open_connection
-from nbsocket.runtime.transport import wire
+from nbsocket.runtime.transport import BatchingConnection, open_connection, wire
 
 from .wire_streams import (
     Outcome,

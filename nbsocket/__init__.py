@@ -64,10 +64,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .explore.replay import BurstReport
-from .runtime.connection import Connection, ErrorRecord
-from .runtime.dispatch.lockable import Lockable
-from .runtime.observe.requests import Reply
-from .runtime.protocols.connection import ProtocolConnection, Subscription
+from .runtime import Connection, ErrorRecord, Lockable, ProtocolConnection, Reply, Subscription
 
 __version__ = "0.1.0"
 

@@ -8,10 +8,9 @@ from typing import Any
 import pandas as pd
 
 from .errors import NbSocketError
-from .explore.replay import burst, burst_async, replay, replay_async
-from .explore.transcripts import compare, load_transcript
-from .runtime.connection import Connection
-from .runtime.manager import default_manager
+from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (the nbs.* verbs, re-exported by the package)
+from .explore.transcripts import compare, load_transcript  # noqa: F401
+from .runtime import Connection, registry
 
 __all__ = [
     "connect",
@@ -87,7 +86,7 @@ def connect(
     and nothing stays registered.
     """
     try:
-        return default_manager.connect(
+        return registry().connect(
             name, url, handler, content_type=content_type, headers=headers, subprotocols=subprotocols,
             args=args, on_open=on_open, on_close=on_close, on_error=on_error, replace=replace, **options,
         )
@@ -101,7 +100,7 @@ def send(name: str, message: Any) -> None:
     See :meth:`Connection.send` for the outbox and its limits.
     """
     try:
-        default_manager.send(name, message)
+        registry().send(name, message)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
@@ -109,7 +108,7 @@ def send(name: str, message: Any) -> None:
 def disconnect(name: str, code: int = 1000, reason: str = "") -> None:
     """Close socket ``name`` and keep its registration, so it can be reset later."""
     try:
-        default_manager.disconnect(name, code, reason)
+        registry().disconnect(name, code, reason)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
@@ -117,7 +116,7 @@ def disconnect(name: str, code: int = 1000, reason: str = "") -> None:
 def reset(name: str, url: str | None = None) -> None:
     """Reconnect socket ``name``, to a new ``url`` if given, keeping its handlers and options."""
     try:
-        default_manager.reset(name, url)
+        registry().reset(name, url)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
@@ -125,14 +124,14 @@ def reset(name: str, url: str | None = None) -> None:
 def remove(name: str) -> None:
     """Disconnect socket ``name`` and forget it."""
     try:
-        default_manager.remove(name)
+        registry().remove(name)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
 
 def test(name: str) -> bool:
     """True if socket ``name`` exists and is open right now."""
-    return default_manager.test(name)
+    return registry().test(name)
 
 
 test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
@@ -141,20 +140,20 @@ test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 def get(name: str) -> Connection:
     """The :class:`Connection` registered as ``name``."""
     try:
-        return default_manager.get(name)
+        return registry().get(name)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
 
 def connections() -> pd.DataFrame:
     """Status of every socket: one row each, with redacted URLs."""
-    return default_manager.connections()
+    return registry().connections()
 
 
 def frame(name: str | None = None) -> pd.DataFrame:
     """Snapshot of socket ``name``'s live frame (all sockets when ``name`` is omitted)."""
     try:
-        return default_manager.frame(name)
+        return registry().frame(name)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
@@ -162,14 +161,14 @@ def frame(name: str | None = None) -> pd.DataFrame:
 def wait(name: str, count: int = 1, timeout: float | None = 30.0) -> list[Any]:
     """Block until ``count`` more messages arrive on socket ``name``; returns their events."""
     try:
-        return default_manager.get(name).wait(count, timeout)
+        return registry().get(name).wait(count, timeout)
     except NbSocketError as exc:
         raise public_error(exc) from None
 
 
 def shutdown(timeout: float = 2.0) -> None:
     """Close every socket (code 1001) and stop the background loop thread."""
-    default_manager.shutdown(timeout)
+    registry().shutdown(timeout)
 
 
 def panel(name: str, **kwargs: Any) -> Any:

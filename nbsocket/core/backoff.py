@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from ..errors import InvalidOptionError
+from ..errors import HandshakeStatusError, InvalidOptionError, InvalidURLError, NbSocketError
 
 __all__ = ["NOT_RETRIED_CLOSE_CODES", "NOT_RETRIED_HTTP_STATUSES", "Backoff", "ReconnectPolicy"]
 
@@ -67,6 +67,15 @@ class ReconnectPolicy:
         if status is None or status == 429 or status >= 500:
             return True
         return status not in NOT_RETRIED_HTTP_STATUSES and not 400 <= status < 500
+
+    def retries_failure(self, error: NbSocketError) -> bool:
+        """True if a reconnect attempt that failed with ``error`` is worth trying again later (not a bad URL, a refused
+        handshake status or a TLS failure)."""
+        if isinstance(error, InvalidURLError):
+            return False
+        if isinstance(error, HandshakeStatusError):
+            return self.retries_status(error.status)
+        return getattr(error, "kind", None) != "tls"
 
 
 class Backoff:

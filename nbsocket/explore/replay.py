@@ -20,11 +20,21 @@ import pandas as pd
 from ..core.state import CLOSED_FOR_GOOD
 from ..core.transcript import RECEIVED, SENT, Entry, frame_from_entries
 from ..errors import InvalidOptionError
-from ..runtime.connection import Connection
-from ..runtime.manager import Manager, default_manager
-from ..runtime.observe.transcript import TranscriptRecorder, write_transcript_file
-from ..runtime.outbound.pacing import POLL_SECONDS, Burst, BurstReport, Sending, paced, run_async, run_sync
-from ..runtime.progress import ProgressBar
+from ..runtime import (
+    POLL_SECONDS,
+    Burst,
+    BurstReport,
+    Connection,
+    Manager,
+    ProgressBar,
+    Sending,
+    TranscriptRecorder,
+    paced,
+    registry,
+    run_async,
+    run_sync,
+    write_transcript_file,
+)
 from .transcripts import as_entries
 
 __all__ = ["BurstReport", "burst", "burst_async", "replay", "replay_async", "replay_schedule"]
@@ -53,7 +63,7 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
     ``timeout`` seconds; Ctrl-C stops it too. A progress bar shows in a
     notebook (``progress=False`` hides it).
     """
-    manager = manager or default_manager
+    manager = manager or registry()
     manager.loop_thread.refuse_blocking("burst", "nbs")
     run = Burst(_resolve(name, manager), messages, rate, count, timeout, settle, progress)
     run_sync(run.steps())
@@ -63,7 +73,7 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
 async def burst_async(name: str | Connection, messages: Iterable[Any], rate: float | None = None, *, count: int | None = None,
                       timeout: float = 60.0, settle: float = 0.2, progress: bool | None = None, manager: Manager | None = None) -> BurstReport:
     """Like :func:`burst`, for ``await`` (the kernel stays free while it sends)."""
-    run = Burst(_resolve(name, manager or default_manager), messages, rate, count, timeout, settle, progress)
+    run = Burst(_resolve(name, manager or registry()), messages, rate, count, timeout, settle, progress)
     await run_async(run.steps())
     return run.report()
 
@@ -198,7 +208,7 @@ def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, set
     run's duration plus 30 s). Compare two runs with :func:`nbsocket.core.compare`;
     ``save=path`` writes the new run as JSON Lines too.
     """
-    manager = manager or default_manager
+    manager = manager or registry()
     manager.loop_thread.refuse_blocking("replay", "nbs")
     run = _Replay(transcript, target, speed, settle, timeout, progress, name, keep, manager, connect_options)
     run.connect()
@@ -213,7 +223,7 @@ async def replay_async(transcript: Any, target: str | Connection, speed: float =
                        timeout: float | None = None, progress: bool | None = None, name: str | None = None, keep: bool = False,
                        save: str | os.PathLike[str] | None = None, manager: Manager | None = None, **connect_options: Any) -> pd.DataFrame:
     """Like :func:`replay`, for ``await`` (to a URL, the temporary socket is opened and closed on a worker thread)."""
-    run = _Replay(transcript, target, speed, settle, timeout, progress, name, keep, manager or default_manager, connect_options)
+    run = _Replay(transcript, target, speed, settle, timeout, progress, name, keep, manager or registry(), connect_options)
     loop = asyncio.get_running_loop()
     opens_socket = isinstance(target, str) and "://" in target
     if opens_socket:  # connecting and removing block: keep them off this loop

@@ -16,7 +16,7 @@ import pandas as pd
 from ..core import transcript as core
 from ..core.compare import compare as compare_entries
 from ..core.transcript import Entry, frame_from_entries
-from ..runtime.observe.transcript import write_transcript_file
+from ..runtime import write_transcript_file
 
 __all__ = ["as_entries", "compare", "load_transcript", "read_transcript_file", "write_transcript_file"]
 

@@ -25,8 +25,7 @@ from .. import api
 from ..core.hints import in_magic_words
 from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
-from ..runtime.manager import default_manager
-from ..runtime.progress import ProgressBar, frontend_present
+from ..runtime import ProgressBar, frontend_present, registry
 from .args import expand, flag_spec, flagged_options, lookup_callable, optional_number, parse_headers, send_value, split_send_line
 from .config import CONFIG_OPTIONS, NbSocket
 from .handler import compile_handler, has_body
@@ -274,7 +273,7 @@ class NbSocketMagics(Magics):
         if args.all and args.name:
             raise UsageError(f"%{magic}: give a socket name or --all, not both")
         if args.all:
-            return default_manager.names()
+            return registry().names()
         if not args.name:
             raise UsageError(f"%{magic} needs a socket name (or --all)")
         api.get(args.name)
@@ -449,7 +448,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Close every socket, stop the loop thread, and take the magics away again."""
     try:
         uninstall_magic_suggestions(ipython)
-        default_manager.shutdown()
+        registry().shutdown()
     finally:
         for magics in (ipython.magics_manager.registry.pop(ProtocolMagics.__name__, None),
                        ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)):

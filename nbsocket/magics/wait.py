@@ -12,8 +12,7 @@ from ..core.events import WsEvent
 from ..core.flatten import message_fields
 from ..core.state import CLOSED_FOR_GOOD
 from ..errors import SocketClosedError, WaitTimeoutError
-from ..runtime.connection import Connection
-from ..runtime.progress import ProgressBar
+from ..runtime import Connection, ProgressBar
 
 __all__ = ["POLL_SECONDS", "events_frame", "wait_for_messages"]
 

@@ -42,8 +42,10 @@ from .observe.waits import MessageWaiter, Waits
 from .outbound.outbox import Outbox
 from .outbound.pacing import Burst, BurstReport, run_sync
 from .outbound.sender import DEFAULT_TIMEOUT, Sender
+from .parts import SocketParts
+from .receivers import PlainReceiver, Receiver
 from .session import Session
-from .status import status_row
+from .transport import Transport
 
 log = logging.getLogger("nbsocket")
 
@@ -70,6 +72,7 @@ class Connection:
 
     def __init__(
         self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
+        transport: Transport,
     ) -> None:
         self.name = name
         self.options = options
@@ -97,11 +100,13 @@ class Connection:
             else None
         )
         self._dispatcher = Dispatcher(name, self, self._handlers, self._outbox, self._observers, self._errors, loop_thread)
-        self._session = Session(
-            name, url, options, verbs=self, lockable=lockable, codec=self._codec, stats=self.stats, outbox=self._outbox,
-            observers=self._observers, dispatcher=self._dispatcher, errors=self._errors, handlers=self._handlers,
-            frame=self.frame, recorder=self.recorder,
+        self._parts = SocketParts(
+            name=name, options=options, loop_thread=loop_thread, stats=self.stats, codec=self._codec, lockable=lockable,
+            handlers=self._handlers, outbox=self._outbox, observers=self._observers, errors=self._errors,
+            dispatcher=self._dispatcher, frame=self.frame, recorder=self.recorder,
         )
+        self._session = Session(url, self._parts, transport)
+        self._session.use(self._receiver())
         self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, lambda: self._removed)
         self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon)
         self._latency = Latency(self._session, loop_thread)
@@ -109,6 +114,10 @@ class Connection:
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
         self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread,
                                   lambda: self._session.open_seq)
+
+    def _receiver(self) -> Receiver:
+        """What this socket's messages go to: the plain receiver (a protocol socket gives its protocol's driver)."""
+        return PlainReceiver(self._parts, self._session, self)
 
     on_open = CallbackSlot("on_open(conn), after every open; what it sends goes out first")
     on_close = CallbackSlot("on_close(conn, code, reason), after every close")
@@ -201,8 +210,30 @@ class Connection:
         return ns_to_datetime(self._session.last_ts_ns)
 
     def status(self) -> dict[str, Any]:
-        """This socket's row of :func:`nbsocket.connections` (no secrets)."""
-        return status_row(self)
+        """This socket's row of :func:`nbsocket.connections`: name, redacted URL, state, counters, last error,
+        latency, times (no secrets)."""
+        stats = self.stats
+        last = self.last_error
+        return {
+            "name": self.name,
+            "url": self.url,
+            "state": self.state,
+            "content_type": self.content_type,
+            "messages_in": stats.messages_in,
+            "messages_out": stats.messages_out,
+            "bytes_in": stats.bytes_in,
+            "bytes_out": stats.bytes_out,
+            "queued": self.queued,
+            "reconnects": stats.reconnects,
+            "errors": stats.errors,
+            "parse_errors": stats.parse_errors,
+            "last_error": str(last) if last else None,
+            "latency": self.last_latency,
+            "opened_at": stats.opened_at,
+            "last_message_at": self.last_message_at,
+            "rows": len(self.frame) if self.frame is not None else None,
+            "handlers": len(self.handlers),
+        }
 
     def __repr__(self) -> str:
         s = self.stats
@@ -259,7 +290,8 @@ class Connection:
         """
         self._sender.send(self.encode(message), timeout)
 
-    def _closed_message(self, verb: str) -> str:
+    def closed_message(self, verb: str) -> str:
+        """Why ``verb`` cannot be done on this socket now that it is closed for good (for errors)."""
         return self._sender.closed_message(verb)
 
     def clear_outbox(self) -> int:
@@ -310,7 +342,7 @@ class Connection:
 
     def _check_reset(self, url: str | None) -> str | None:
         if self._removed:
-            raise SocketClosedError(self._closed_message("reset"))
+            raise SocketClosedError(self.closed_message("reset"))
         return self._manager.validate_url_for(self, url) if url is not None else None
 
     @property

@@ -23,9 +23,9 @@ from .connection import Connection
 from .dispatch.lockable import Lockable
 from .loop import LoopThread
 from .protocols.connection import ProtocolConnection
-from .transport import check_supported
+from .transport import Transport, WebsocketsTransport
 
-__all__ = ["PRIMARY", "STATUS_COLUMNS", "TICK_SECONDS", "Manager", "default_manager", "validate_name"]
+__all__ = ["PRIMARY", "STATUS_COLUMNS", "TICK_SECONDS", "Manager", "default_manager", "registry", "validate_name"]
 
 
 log = logging.getLogger("nbsocket")
@@ -56,7 +56,9 @@ def validate_name(name: object) -> str:
 class Manager:
     """Owns the loop thread and every named :class:`Connection`; all front ends go through it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, transport: Transport | None = None) -> None:
+        self.transport: Transport = transport if transport is not None else WebsocketsTransport()
+        """How this registry's sockets open (a :class:`~nbsocket.runtime.transport.ScriptedTransport` in runtime tests)."""
         self._loop_thread = LoopThread()
         self._connections: dict[str, Connection] = {}
         self._lock = threading.RLock()
@@ -109,7 +111,7 @@ class Manager:
         validate_name(name)
         url = validate_url(url)
         opts = build_options(url, **options)
-        check_supported(opts)
+        self.transport.check_supported(opts)
         for cb_name, cb in (("handler", handler), ("on_open", on_open), ("on_close", on_close), ("on_error", on_error)):
             if cb is not None and not callable(cb):
                 raise InvalidOptionError(f"{cb_name} must be callable, not {type(cb).__name__}")
@@ -129,7 +131,7 @@ class Manager:
         if existing is not None:
             self.remove(name)
         kind = ProtocolConnection if opts.protocol is not None else Connection
-        conn = kind(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread)
+        conn = kind(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread, transport=self.transport)
         self._configure(conn, handler, args, on_open, on_close, on_error)
         with self._lock:
             if name in self._connections:
@@ -324,3 +326,8 @@ async def _close_all(conns: list[Connection], timeout: float) -> None:
 
 default_manager = Manager()
 """The manager behind the module-level API."""
+
+
+def registry() -> Manager:
+    """The process-wide registry of named sockets: the one ``nbs.connect``, the magics and the widgets use."""
+    return default_manager

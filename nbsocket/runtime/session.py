@@ -1,117 +1,72 @@
 """The loop side of one socket: open, read, write, reconnect and stop.
 
-A :class:`Session` is the only owner of the socket's ``websockets``
-connection, its state, its real (unredacted) URL and its last close code.
-Everything here runs on nbsocket's loop thread, except the read-only
-properties.
+A :class:`Session` is the only owner of the socket's connection (a :class:`~nbsocket.runtime.transport.Wire`
+its :class:`~nbsocket.runtime.transport.Transport` opened), its state, its real (unredacted) URL and its last
+close code. What the connection's messages mean is its :class:`~nbsocket.runtime.receivers.Receiver`'s
+business (plain or protocol); the session opens, hands each read to it, backs off and reconnects. Everything
+here runs on nbsocket's loop thread, except the read-only properties.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..core.backoff import Backoff, ReconnectPolicy
+from ..core.backoff import Backoff
 from ..core.closes import NORMAL_CLOSES
-from ..core.codecs import Codec
-from ..core.events import Request, SocketVerbs, WsEvent
-from ..core.frame import LiveFrame
-from ..core.inbound import decode_batch
-from ..core.options import ConnectOptions
 from ..core.redact import redact_url
-from ..core.state import CLOSED_FOR_GOOD, Stats, utc_now
-from ..errors import ConnectError
-from .dispatch.dispatcher import BACKLOG_HIGH, Dispatcher, Kind
-from .dispatch.handlers import HandlerList
+from ..core.state import CLOSED_FOR_GOOD, utc_now
+from ..errors import ConnectError, InvalidURLError
+from .dispatch.dispatcher import BACKLOG_HIGH
 from .loop import run_blocking
-from .observe.errorlog import ErrorLog
-from .observe.observers import Observers
-from .observe.recording.base import Recorder
-from .outbound.outbox import Outbox
 from .outbound.writer import Writer
-from .transport import BatchingConnection, abort_connection, close_info, open_connection, retryable, translate, websockets_kwargs
+from .parts import SocketParts
+from .receivers import Receiver
+from .transport import Batch, Transport, Wire
 
 __all__ = ["Session"]
 
 log = logging.getLogger("nbsocket")
 
-OPEN_SETTLE = 0.1
-"""The longest ``connect`` waits after the handshake (and ``on_open``) for the ping that shows the server keeps the connection."""
-SILENT_PEER_SETTLE = 0.005
-"""What ``connect`` waits instead, for a close sent right after the handshake, at a server that did not answer that ping."""
-_silent_peers: set[str] = set()  # host:port of servers that did not answer the settling ping (they may never answer one)
-
-def _answered(peer: str, pong: asyncio.Future[float]) -> None:
-    """A silent peer answered a ping after all: wait for its pong again next time."""
-    if not pong.cancelled() and pong.exception() is None:
-        _silent_peers.discard(peer)
-
 
 class Session:
     """Connects, reads and writes one named socket, and reconnects it as its policy says.
 
-    ``verbs`` is the connection events act on; the other parts are the
-    connection's (counters, outbox, observers, dispatcher, error log,
-    handlers, live frame, recorder), shared with it.
+    ``parts`` are the socket's (counters, outbox, observers, dispatcher, error
+    log, handlers, live frame, recorder), shared with its connection; the
+    connection gives the session its receiver with :meth:`use` before it opens.
     """
 
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        options: ConnectOptions,
-        *,
-        verbs: SocketVerbs,
-        lockable: Any,
-        codec: Codec,
-        stats: Stats,
-        outbox: Outbox,
-        observers: Observers,
-        dispatcher: Dispatcher,
-        errors: ErrorLog,
-        handlers: HandlerList,
-        frame: LiveFrame | None,
-        recorder: Recorder | None,
-    ) -> None:
-        self.name = name
+    def __init__(self, url: str, parts: SocketParts, transport: Transport) -> None:
+        self.name = parts.name
         self._url = url
         self.url = redact_url(url)
-        self.options = options
-        self._verbs = verbs
-        self._lockable = lockable
-        self._codec = codec
-        self.content_type = options.content_type
-        self._stats = stats
-        self._outbox = outbox
-        self._observers = observers
-        self._dispatcher = dispatcher
-        self._errors = errors
-        self._handlers = handlers
-        self._frame = frame
-        self._recorder = recorder
+        self.options = parts.options
+        self._parts = parts
+        self._transport = transport
+        self._receiver: Receiver | None = None
         self.state = "connecting"
         self.seq = 0
         self.last_ts_ns = 0
-        self.ws: Any = None
+        self.ws: Wire | None = None
         self.closed_code: int | None = None
         self.closed_reason = ""
         self._supervisor: asyncio.Task[None] | None = None
-        self._writer = Writer(outbox, stats, observers, errors)
+        self._writer = Writer(parts.outbox, parts.stats, parts.observers, parts.errors)
         self._reading_paused = False
-        self._first: asyncio.Future[None] | None = None
         self.on_pong: Callable[[], None] | None = None
         """Called when a keepalive pong arrives (the connection keeps its latency history with it)."""
         self.open_seq = 0
         """``seq`` when the current connection opened (a default ``expect`` looks back to there)."""
         self._want_open = True
-        self.recv_decode: bool | None = None  # protocol hook: False hands text messages over undecoded, as bytes (STOMP)
-        self.driver: Any = None  # protocol hook: a ProtocolDriver on protocol sockets (runtime/protocol_driver.py)
+
+    def use(self, receiver: Receiver) -> None:
+        """Hand every connection's messages to ``receiver`` (set once, before the first open)."""
+        self._receiver = receiver
 
     # --- what the connection reads (any thread) -------------------------------------
 
@@ -139,14 +94,13 @@ class Session:
     def last_latency(self) -> float | None:
         """Round trip of the last keepalive ping in seconds, or ``None``."""
         ws = self.ws
-        latency = getattr(ws, "latency", 0.0) if ws is not None else 0.0
-        return latency or None
+        return (ws.latency or None) if ws is not None else None
 
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol the server chose, if any."""
         ws = self.ws
-        return getattr(ws, "subprotocol", None) if ws is not None else None
+        return ws.subprotocol if ws is not None else None
 
     def wake_writer(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], Any]], None]) -> None:
         """Wake an idle writer after a message was queued (a busy one takes it without being woken)."""
@@ -154,7 +108,8 @@ class Session:
 
     def notify(self, kind: str, info: dict[str, Any]) -> None:
         """Tell the observers about a lifecycle change."""
-        self._observers.call(self._observers.on_lifecycle, kind, info)
+        observers = self._parts.observers
+        observers.call(observers.on_lifecycle, kind, info)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -166,7 +121,7 @@ class Session:
     async def open_first(self) -> None:
         """Start the supervisor and wait for the first open (raises the first failure)."""
         loop = asyncio.get_running_loop()
-        self._dispatcher.start()
+        self._parts.dispatcher.start()
         self._want_open = True
         first: asyncio.Future[None] = loop.create_future()
         first.add_done_callback(_retrieve)  # nobody may be waiting any more (Ctrl-C): never an unretrieved-exception log
@@ -180,44 +135,37 @@ class Session:
     async def _supervise(self, first: asyncio.Future[None]) -> None:
         policy = self.options.reconnect
         backoff = Backoff(policy) if policy is not None else None
+        errors = self._parts.errors
         opened_once = False
         try:
             while self._want_open:
                 self._set_state("reconnecting" if opened_once else "connecting")
                 try:
-                    ws = await self._open_socket()
+                    wire = await self._open_socket()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    error = translate(exc, self.url, self.options.open_timeout)
+                    error = exc if isinstance(exc, (ConnectError, InvalidURLError)) else ConnectError(
+                        f"cannot connect to {self.url}: {type(exc).__name__}: {exc}", kind="network")
                     if not opened_once:
-                        self._errors.record("connect", type(error).__name__, str(error))
+                        errors.record("connect", type(error).__name__, str(error))
                         self._set_state("failed")
                         if not first.done():
                             first.set_exception(error)
                         return
                     self._connection_error("reconnect", error)
-                    if backoff is None or policy is None or not retryable(error, policy.retries_status) or backoff.exhausted:
+                    if backoff is None or policy is None or not policy.retries_failure(error) or backoff.exhausted:
                         self._set_state("failed")
                         return
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 if opened_once:
-                    self._stats.reconnects += 1
+                    self._parts.stats.reconnects += 1
                 started = time.monotonic()
-                code, reason = await self._run(ws, first)
-                if not first.done():  # closed before it settled: the server refused the connection
-                    if self.driver is None and self._refused_at_open(code):
-                        error = ConnectError(
-                            f"{self.url} accepted the connection and closed it at once with code {code} {reason!r}",
-                            kind="closed", code=code, reason=reason,
-                        )
-                        self._errors.record("connect", type(error).__name__, str(error))
-                        self._set_state("failed")
-                        first.set_exception(error)
-                        return
-                    if self.driver is None:
-                        first.set_result(None)
+                code, reason, refused = await self._run(wire, first)
+                if refused:  # the server refused the connection: connect raises why
+                    self._set_state("failed")
+                    return
                 opened_once = True
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
@@ -228,12 +176,12 @@ class Session:
                     self._set_state("closed" if code in NORMAL_CLOSES else "failed")
                     return
                 if not policy.retries_close(code):
-                    self._errors.record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
-                                        "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
+                    errors.record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
+                                  "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
                     self._set_state("failed")
                     return
                 if backoff.exhausted:
-                    self._errors.record("reconnect", "GaveUp", f"gave up after {backoff.attempt} attempts")
+                    errors.record("reconnect", "GaveUp", f"gave up after {backoff.attempt} attempts")
                     self._set_state("failed")
                     return
                 self._set_state("reconnecting")
@@ -242,104 +190,62 @@ class Session:
             if not first.done():
                 first.set_exception(ConnectError(f"connecting {self.url} was stopped", kind="network"))
 
-    async def _open_socket(self) -> BatchingConnection:
-        kwargs = websockets_kwargs(self._url, self.options)
-        url = self._url
-        if self.driver is not None:  # protocol hook: the protocol's URL (Socket.IO path) and subprotocols
-            url = self.driver.prepare_open(url, kwargs)
-        return await open_connection(url, kwargs, decode_text=self.recv_decode is not False)
+    @property
+    def receiver(self) -> Receiver:
+        """What this socket's messages go to (given by :meth:`use` before the first open)."""
+        receiver = self._receiver
+        assert receiver is not None, f"session {self.name!r} was opened before it was given a receiver"
+        return receiver
+
+    async def _open_socket(self) -> Wire:
+        receiver = self.receiver
+        url, subprotocols = receiver.prepare_open(self._url, self.options)  # a protocol's path and subprotocols
+        return await self._transport.open(url, self.options, subprotocols=subprotocols, decode_text=receiver.decode_text)
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
-        self._errors.connection_error(where, exc)
-        self._dispatcher.push_error(exc)
+        self._parts.errors.connection_error(where, exc)
+        self._parts.dispatcher.push_error(exc)
 
-    def _refused_at_open(self, code: int | None) -> bool:
-        """Is ``code``, received right after the handshake, a refusal (not retried: 1008, 4000-4999)?"""
-        if code is None or code in NORMAL_CLOSES:
-            return False
-        return not (self.options.reconnect or ReconnectPolicy()).retries_close(code)
+    async def _run(self, wire: Wire, first: asyncio.Future[None]) -> tuple[int, str, bool]:
+        """Serve one open connection until it closes: its close code and reason, and whether it refused the first open.
 
-    async def _settle_open(self, ws: Any, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
-        """Resolve ``first`` once ``on_open`` ran, what it sent was written, and the server answered a ping.
-
-        The server handles our frames in order: if it meant to refuse the
-        connection at once (or on the auth ``on_open`` sent), its close comes
-        before the pong, and ``connect`` raises it. The wait is one round trip,
-        at most :data:`OPEN_SETTLE`. A server that let that time pass without a
-        pong is remembered (by host and port) and waited for only
-        :data:`SILENT_PEER_SETTLE` next time, until it answers a ping.
+        Messages arrive in batches through :meth:`_receive_batch`, called by the
+        wire once per read; this coroutine starts the writer and waits for the
+        end. The receiver settles ``first`` (what ``connect`` waits for): at the
+        first message or once the open held (plain), or once the protocol's
+        handshake is done.
         """
-        await ready.wait()
-        deadline = asyncio.get_running_loop().time() + OPEN_SETTLE
-        while len(self._outbox) and asyncio.get_running_loop().time() < deadline:  # on_open's sends go out first
-            await asyncio.sleep(0.001)
-        peer = urlsplit(self._url).netloc
-        if not first.done() and ws.is_open:
-            try:
-                pong = await ws.ping()
-                if peer in _silent_peers:  # no wait: a loop of connects would wait OPEN_SETTLE for each
-                    pong.add_done_callback(functools.partial(_answered, peer))
-                    await asyncio.sleep(SILENT_PEER_SETTLE)
-                else:
-                    await asyncio.wait_for(asyncio.shield(pong), max(0.0, deadline - asyncio.get_running_loop().time()))
-            except asyncio.TimeoutError:
-                _silent_peers.add(peer)
-            except Exception:  # the connection is closing: judged below
-                pass
-        if not first.done() and ws.is_open:
-            first.set_result(None)
-
-    async def _run(self, ws: Any, first: asyncio.Future[None]) -> tuple[int | None, str]:
-        """Serve one open connection until it closes; returns its close code and reason.
-
-        Messages arrive in batches through :meth:`_receive_batch`, called by
-        the wire (:class:`~nbsocket.runtime.transport.BatchingConnection`) once per
-        read; this coroutine starts the writer and waits for the end. ``first``
-        (what ``connect`` waits for) is resolved at the first message, or once
-        the connection has stayed open briefly after ``on_open`` (for protocol
-        sockets: once the protocol's handshake is done).
-        """
-        self.ws = ws
+        receiver = self.receiver
+        self.ws = wire
         self.open_seq = self.seq  # a default expect looks back to here
-        self._first = first
-        self._stats.opened_at = utc_now()
+        self._parts.stats.opened_at = utc_now()
         self._set_state("open")
-        self.notify("open", {"url": self.url, "subprotocol": getattr(ws, "subprotocol", None)})
+        self.notify("open", {"url": self.url, "subprotocol": wire.subprotocol})
         ready = asyncio.Event()
         loop = asyncio.get_running_loop()
-        settler = None
-        if self.driver is None:
-            self._dispatcher.push_open(ready)
-            if not first.done():
-                settler = loop.create_task(self._settle_open(ws, ready, first), name=f"nbsocket-settle-{self.name}")
-        else:  # protocol hook: start the handshake; connect returns, and on_open and the writer start, once it is done
-            if not first.done():
-                self.driver.resolve_when_ready(first)
-            self.driver.opened(ws, ready)
-        writer = loop.create_task(self._writer.run(ws, ready), name=f"nbsocket-writer-{self.name}")
+        receiver.opened(wire, ready, first)
+        writer = loop.create_task(self._writer.run(wire, ready), name=f"nbsocket-writer-{self.name}")
         try:
-            ws.on_pong = self.on_pong
-            ws.attach(lambda batch: self._receive_batch(ws, batch))
-            await ws.wait_closed()
+            wire.on_pong = self.on_pong
+            wire.attach(lambda batch: self._receive_batch(wire, batch))
+            await wire.wait_closed()
         finally:
-            for task in (writer, settler):
-                if task is None:
-                    continue
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
-            if not ws.is_closed:
-                await abort_connection(ws)
+            writer.cancel()
+            try:
+                await writer
+            except (asyncio.CancelledError, Exception):
+                pass
+            if not wire.is_closed:
+                await wire.abort()
             self.ws = None
-        code, reason, by_us = close_info(ws)
+        code, reason, by_us = wire.close_info()
         self.closed_code, self.closed_reason = code, reason
-        if self.driver is not None and self.driver.closed(code, reason):  # protocol hook: a refused handshake ends it
+        settled_before = first.done()
+        if receiver.closed(wire.close_info(), first):  # a refused handshake, a server that said goodbye
             self._want_open = False
-        refused = self.driver is None and not first.done() and self._refused_at_open(code)  # connect raises it instead
+        refused = not settled_before and first.done() and not first.cancelled() and first.exception() is not None
         if code not in NORMAL_CLOSES and self._want_open and not refused:
-            cause = getattr(ws, "connection_exc", None)
+            cause = wire.failure
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             who = "closed by nbsocket" if by_us else "connection lost"
             hint = ""
@@ -350,85 +256,41 @@ class Session:
                 hint = "; the server refused a message nbsocket sent as too big for it: send smaller messages"
             self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}{hint}"))
         self.notify("close", {"code": code, "reason": reason})
-        self._dispatcher.push_close(code, reason)
-        return code, reason
+        self._parts.dispatcher.push_close(code, reason)
+        return code, reason, refused
 
-    def _receive_batch(self, ws: Any, bodies: list[str | bytes]) -> None:
+    def _receive_batch(self, wire: Wire, batch: Batch) -> None:
         """The messages one read completed, in order (loop thread, called by the wire)."""
-        first = self._first
-        if first is not None and self.driver is None and not first.done():
-            first.set_result(None)  # a message arrived: the server did not refuse the connection
         try:
-            self._receive(bodies)
+            self.receiver.receive(batch)
         except Exception as exc:  # a bug of ours must not end the session
-            self._errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
-        if self._dispatcher.backlog > BACKLOG_HIGH and not self._reading_paused:
-            self._pause_reading(ws)
+            self._parts.errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
+        if self._parts.dispatcher.backlog > BACKLOG_HIGH and not self._reading_paused:
+            self._pause_reading(wire)
 
-    def _receive(self, bodies: list[str | bytes]) -> None:
-        driver = self.driver
-        if driver is not None:  # protocol hook: the protocol decides what each message is
-            for body in bodies:
-                driver.receive(body)
-            return
-        ts = self.last_ts_ns = time.time_ns()
-        first = self.seq + 1
-        self.seq += len(bodies)
-        datas, errors = decode_batch(bodies, self._codec.decode, self._stats)
-        frame = self._frame
-        if frame is not None:
-            frame.append_messages(ts, first, datas, errors, bodies)
-        handlers, observers = self._handlers, self._observers
-        if observers.on_frames:
-            observers.call(observers.on_frames, ts, first, bodies, errors)
-        if not (handlers or observers.on_received or observers.on_handled):
-            return
-        name, content_type, url, lockable, verbs = self.name, self.content_type, self.url, self._lockable, self._verbs
-        events = [
-            WsEvent(name, datas[i], Request(body, body.__class__ is not str, content_type, url), first + i, ts, lockable, errors[i], verbs)
-            for i, body in enumerate(bodies)
-        ]
-        self.hand_over(events)
-
-    def hand_over(self, events: list[WsEvent]) -> None:
-        """Received events, in order, to the observers and then the handlers (loop thread; protocol messages too)."""
-        observers = self._observers
-        if observers.on_received:
-            for event in events:
-                observers.call(observers.on_received, event)
-        if self._handlers:
-            self._dispatcher.push(Kind.MESSAGES, events)  # the dispatcher notes each handled once the handlers ran
-        else:
-            for event in events:
-                self._dispatcher.note_handled(event)
-
-    def _pause_reading(self, ws: Any) -> None:
+    def _pause_reading(self, wire: Wire) -> None:
         """Too many messages wait for the handlers: stop reading (TCP backpressure) until they catch up."""
-        transport = getattr(ws, "transport", None)
-        if transport is None:
-            return
         self._reading_paused = True
-        transport.pause_reading()
+        wire.pause_reading()
 
         async def resume() -> None:
             try:
-                await self._dispatcher.wait_drained()
+                await self._parts.dispatcher.wait_drained()
             finally:
                 self._reading_paused = False
-                if not transport.is_closing():
-                    transport.resume_reading()
+                wire.resume_reading()
 
         asyncio.get_running_loop().create_task(resume(), name=f"nbsocket-backpressure-{self.name}")
 
     async def stop(self, code: int = 1000, reason: str = "", *, final: bool = True) -> None:
         """Close the current connection (if any) and end the supervisor."""
         self._want_open = False
-        ws, supervisor = self.ws, self._supervisor
-        if ws is not None:
+        wire, supervisor = self.ws, self._supervisor
+        if wire is not None:
             try:
-                await asyncio.wait_for(ws.close(code, reason), (self.options.close_timeout or 5.0) + 1.0)
+                await asyncio.wait_for(wire.close(code, reason), (self.options.close_timeout or 5.0) + 1.0)
             except (asyncio.TimeoutError, Exception):
-                await abort_connection(ws)
+                await wire.abort()
         if supervisor is not None and not supervisor.done() and supervisor is not asyncio.current_task():
             await asyncio.wait({supervisor}, timeout=1.0)  # let it finish the session (on_close) on its own
             if not supervisor.done():
@@ -439,10 +301,11 @@ class Session:
                     pass
         if final and self.state not in CLOSED_FOR_GOOD:
             self._set_state("closed")
-            if ws is None and self.closed_code is None:
+            if wire is None and self.closed_code is None:
                 self.closed_code, self.closed_reason = code, reason
-        if self._recorder is not None:  # final flush: every row received so far goes to disk
-            await run_blocking(None, self._recorder.close)
+        recorder = self._parts.recorder
+        if recorder is not None:  # final flush: every row received so far goes to disk
+            await run_blocking(None, recorder.close)
 
     async def reset(self, url: str | None) -> None:
         """Reconnect, to ``url`` if given (already validated); if that fails, the socket keeps the URL it had."""
@@ -451,7 +314,7 @@ class Session:
         if url is not None:
             self._url = url
             self.url = redact_url(url)
-        self._stats.resets += 1
+        self._parts.stats.resets += 1
         self.notify("reset", {"url": self.url})
         try:
             await self.open_first()
@@ -463,13 +326,13 @@ class Session:
     async def shutdown(self, code: int = 1001, reason: str = "going away") -> None:
         """Stop for good and stop the dispatcher (remove, shutdown)."""
         await self.stop(code, reason)
-        await self._dispatcher.stop()
+        await self._parts.dispatcher.stop()
 
     def abort_transport(self) -> None:
-        """Drop the TCP connection at once, if there is one (the last resort of a shutdown)."""
-        ws = self.ws
-        if ws is not None and getattr(ws, "transport", None) is not None:
-            ws.transport.abort()
+        """Drop the connection at once, if there is one (the last resort of a shutdown)."""
+        wire = self.ws
+        if wire is not None:
+            wire.drop()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -24,7 +24,7 @@ from .render import feedback_html
 from .throttle import refresher as default_refresher
 
 if TYPE_CHECKING:
-    from ..runtime.connection import Connection
+    from ..runtime import Connection
 
 __all__ = ["MODES", "InvalidMessageError", "SocketControls", "describe_payload", "parse_message"]
 

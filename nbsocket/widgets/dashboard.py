@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..runtime.manager import default_manager
+from ..runtime import registry
 from .controls import SocketControls
 from .live import LiveView, descendants
 from .panel import COUNTERS_EVERY, MAX_RATE_HZ
@@ -57,7 +57,7 @@ class Dashboard(LiveView, widgets.VBox):
     """All sockets of a manager, one row each, updating as sockets come and go."""
 
     def __init__(self, *, manager: Any = None, max_rate_hz: float = 1.0, refresher: Any = None) -> None:
-        self.manager = manager if manager is not None else default_manager
+        self.manager = manager if manager is not None else registry()
         self.max_rate_hz = min(float(max_rate_hz), MAX_RATE_HZ)
         self._row_refresher = refresher
         self.rows: dict[str, SocketRow] = {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..runtime.manager import default_manager
+from ..runtime import registry
 from .chart import AUTO, ChartBuffer, svg_as_img
 from .controls import SocketControls
 from .feed import SocketFeed
@@ -47,7 +47,7 @@ class SocketPanel(LiveView, widgets.VBox):
         max_rate_hz: float = 2.0,
         refresher: Any = None,
     ) -> None:
-        self.manager = manager if manager is not None else default_manager
+        self.manager = manager if manager is not None else registry()
         conn = self.manager.get(name)
         self.name = name
         self.max_rate_hz = min(float(max_rate_hz), MAX_RATE_HZ)

@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InvalidOptionError
-from ..runtime.manager import default_manager
+from ..runtime import registry
 from .chart import AUTO, ChartBuffer, svg_as_img
 from .feed import SocketFeed
 from .live import LiveView
@@ -37,7 +37,7 @@ class LiveChart(LiveView, widgets.VBox):
         max_rate_hz: float = 2.0,
         refresher: Any = None,
     ) -> None:
-        self.manager = manager if manager is not None else default_manager
+        self.manager = manager if manager is not None else registry()
         conn = self.manager.get(name)
         if conn.frame is None:
             raise InvalidOptionError(f"socket {name!r} has no live frame to chart (it was connected with frame=False)")

@@ -1,6 +1,6 @@
 """A connection's internal observers (waiters, transcripts, recorders), with each kind of hook gathered once.
 
-An observer may have any of ``on_frames(ts_ns, first_seq, bodies, errors)`` (the messages
+An observer may have any of ``on_batch(ts_ns, first_seq, bodies, errors)`` (the messages
 of one read at once, without building events; it replaces ``on_received``),
 ``on_received(event)``, ``on_handled(event)`` (after the handlers ran),
 ``on_sent(item, ts_ns)`` and ``on_lifecycle(kind, info)``. The hook tuples are
@@ -27,7 +27,7 @@ class Observers:
         self.name = name
         self._lock = threading.Lock()
         self.all: tuple[Any, ...] = ()
-        self.on_frames: tuple[Callable[..., Any], ...] = ()
+        self.on_batch: tuple[Callable[..., Any], ...] = ()
         self.on_received: tuple[Callable[..., Any], ...] = ()
         self.on_handled: tuple[Callable[..., Any], ...] = ()
         self.on_sent: tuple[Callable[..., Any], ...] = ()
@@ -52,8 +52,8 @@ class Observers:
 
         # on_handled first: a waiter must be listening before it can be reached by a message
         self.on_handled = hooks("on_handled")
-        self.on_frames = hooks("on_frames")
-        self.on_received = hooks("on_received", "on_frames")
+        self.on_batch = hooks("on_batch")
+        self.on_received = hooks("on_received", "on_batch")
         self.on_sent = hooks("on_sent")
         self.on_lifecycle = hooks("on_lifecycle")
         self.all = observers

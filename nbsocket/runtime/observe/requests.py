@@ -13,7 +13,7 @@ import collections
 import concurrent.futures
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from ...core.codecs import Codec
 from ...core.events import Request, WsEvent
@@ -24,11 +24,9 @@ from ...core.transcript import RECEIVED, Entry
 from ...errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
 from ..loop import LoopThread
 from ..outbound.outbox import Outgoing
-
-if TYPE_CHECKING:
-    from ..connection import Connection
-    from .latency import Latency
-    from .transcript import Transcript
+from ..parts import SocketView
+from .latency import Latency
+from .transcript import Transcript
 
 __all__ = ["Reply", "ReplyWaiter", "Requests"]
 
@@ -69,7 +67,7 @@ class ReplyWaiter:
     written can be noted; the socket closing for good fails the wait at once.
     """
 
-    def __init__(self, conn: Connection, matcher: Matcher, payload: str | bytes | None = None,
+    def __init__(self, conn: SocketView, matcher: Matcher, payload: str | bytes | None = None,
                  recent: Callable[[int], list[WsEvent]] = lambda n: []) -> None:
         self.conn = conn
         self._recent = recent
@@ -151,7 +149,7 @@ class Requests:
     keeps each request's round trip.
     """
 
-    def __init__(self, conn: Connection, codec: Codec, lockable: Any, transcript: Transcript, latency: Latency,
+    def __init__(self, conn: SocketView, codec: Codec, lockable: Any, transcript: Transcript, latency: Latency,
                  loop_thread: LoopThread, open_seq: Callable[[], int]) -> None:
         self._conn = conn
         self._codec = codec

@@ -177,7 +177,7 @@ class TranscriptRecorder:
 
     # --- observer hooks (loop thread, except errors raised by handlers) ------------
 
-    def on_frames(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
+    def on_batch(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
         """The messages of one read (``first_seq`` is ``None`` for protocol housekeeping, which has no number)."""
         entries = self._entries
         entries.add_received(ts_ns, first_seq, bodies, errors)

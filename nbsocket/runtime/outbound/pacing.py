@@ -15,14 +15,12 @@ import itertools
 import threading
 import time
 from collections.abc import Generator, Iterable, Sized
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...core.state import CLOSED_FOR_GOOD
 from ...errors import InvalidOptionError, OutboxFullError, SendError
+from ..parts import SocketView
 from ..progress import ProgressBar
-
-if TYPE_CHECKING:
-    from ..connection import Connection
 
 __all__ = ["POLL_SECONDS", "Burst", "BurstReport", "Sending", "burst_plan", "paced", "run_async", "run_sync"]
 
@@ -47,7 +45,7 @@ class Sending:
             self.errors.append(message)
 
 
-def paced(conn: Connection, schedule: Iterable[tuple[float, Any]], sending: Sending, deadline: float,
+def paced(conn: SocketView, schedule: Iterable[tuple[float, Any]], sending: Sending, deadline: float,
            progress: ProgressBar, before_send: Any = None) -> Generator[float, None, None]:
     """Send each ``(offset_seconds, message)`` at its offset from now; yields the pauses to take."""
     start = sending.started = time.monotonic()
@@ -179,7 +177,7 @@ def burst_plan(messages: Any, rate: float | None, count: int | None) -> tuple[It
 class Burst:
     """One burst in progress: its plan, counts and progress bar; ``steps()`` drives it, ``report()`` sums it up."""
 
-    def __init__(self, conn: Connection, messages: Any, rate: float | None, count: int | None, timeout: float,
+    def __init__(self, conn: SocketView, messages: Any, rate: float | None, count: int | None, timeout: float,
                  settle: float, progress: bool | None) -> None:
         self.conn = conn
         self.schedule, total = burst_plan(messages, rate, count)

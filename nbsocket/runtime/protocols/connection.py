@@ -13,22 +13,20 @@ import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ...core.events import WsEvent
+from ...core.options import ConnectOptions
 from ...core.protocols import make_protocol
 from ...core.redact import scrub
 from ...errors import WaitTimeoutError
-from ..connection import Connection
+from ..connection import Connection, Registry
 from ..dispatch.handlers import is_async_callable
+from ..dispatch.lockable import Lockable
 from ..loop import LoopThread
+from ..transport import Transport
 from .calls import HandlerOutcomes
 from .driver import ProtocolDriver
-
-if TYPE_CHECKING:
-    from ...core.events import WsEvent
-    from ...core.options import ConnectOptions
-    from ..dispatch.lockable import Lockable
-    from ..manager import Manager
 
 __all__ = ["ProtocolConnection", "Subscription"]
 
@@ -73,13 +71,20 @@ class ProtocolConnection(Connection):
     raise :class:`~nbsocket.errors.ProtocolError`).
     """
 
-    def __init__(self, manager: Manager, name: str, url: str, options: ConnectOptions, *, lockable: Lockable,
-                 loop_thread: LoopThread) -> None:
-        super().__init__(manager, name, url, options, lockable=lockable, loop_thread=loop_thread)
-        assert options.protocol is not None
-        self._driver = ProtocolDriver(self, make_protocol(options.protocol, dict(options.protocol_options)))
-        self._session.driver = self._driver
+    _driver: ProtocolDriver
+
+    def __init__(self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable,
+                 loop_thread: LoopThread, transport: Transport) -> None:
+        super().__init__(manager, name, url, options, lockable=lockable, loop_thread=loop_thread, transport=transport)
         self._verb_lock = threading.Lock()
+
+    def _receiver(self) -> ProtocolDriver:
+        """The protocol's driver receives this socket's messages (called once, while the connection is built)."""
+        options = self.options
+        assert options.protocol is not None
+        self._driver = ProtocolDriver(self._parts, self._session, self,
+                                      make_protocol(options.protocol, dict(options.protocol_options)))
+        return self._driver
 
     # --- what it is ------------------------------------------------------------------------
 

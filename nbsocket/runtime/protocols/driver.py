@@ -36,20 +36,20 @@ import collections
 import concurrent.futures
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...core.events import Request, WsEvent, utf8_size
 from ...core.flatten import PREFIX, message_fields
+from ...core.options import ConnectOptions
 from ...core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
 from ...core.redact import scrub
 from ...core.state import CLOSED_FOR_GOOD
 from ...errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
 from ..outbound.outbox import Outgoing
-from ..transport import ConnectionClosed
+from ..parts import SessionPort, SocketParts, SocketView
+from ..receivers import hand_over
+from ..transport import Batch, CloseInfo, ConnectionClosed, Wire
 from .calls import HandlerOutcomes, OutgoingLedger, QueuedVerb, RecentTopics, describe_connection
-
-if TYPE_CHECKING:
-    from .connection import ProtocolConnection
 
 __all__ = ["TOPIC", "ProtocolDriver"]
 
@@ -58,14 +58,19 @@ TOPIC = "topic"
 
 
 class ProtocolDriver:
-    """Owns ``protocol`` for connection ``conn`` and carries out its actions (loop thread, except where noted)."""
+    """Owns ``protocol`` for one socket and carries out its actions (loop thread, except where noted).
 
-    def __init__(self, conn: ProtocolConnection, protocol: Protocol) -> None:
-        self.conn = conn
+    It is the socket's :class:`~nbsocket.runtime.receivers.Receiver`. ``parts`` are the socket's parts,
+    ``session`` its numbering and writer, and ``view`` its public face (what events act on).
+    """
+
+    def __init__(self, parts: SocketParts, session: SessionPort, view: SocketView, protocol: Protocol) -> None:
+        self._parts = parts
+        self._view = view
         self.protocol = protocol
-        self.name = conn.name
-        self._session = conn._session
-        self._loop_thread = conn._loop_thread
+        self.name = parts.name
+        self._session = session
+        self._loop_thread = parts.loop_thread
         self._ws: Any = None
         self._writer_ready: asyncio.Event | None = None
         self._open_pending = False
@@ -85,45 +90,50 @@ class ProtocolDriver:
         self.handshakes = 0
         """How many connections opened; the current one's number."""
         self.info: dict[str, Any] = {}
-        conn._session.recv_decode = False if protocol.read_undecoded else None
-        conn.add_observer(self)
+        parts.observers.add(self)
 
     # --- session hooks ---------------------------------------------------------------
 
-    def prepare_open(self, url: str, kwargs: dict[str, Any]) -> str:
+    @property
+    def decode_text(self) -> bool:
+        """False for protocols whose text frames may carry binary bodies (STOMP): they reach :meth:`receive` as bytes."""
+        return not self.protocol.read_undecoded
+
+    def prepare_open(self, url: str, options: ConnectOptions) -> tuple[str, list[str] | None]:
         """The URL to open (the protocol's path and query) and its subprotocols, unless the user gave some."""
-        if self.protocol.subprotocols and not kwargs.get("subprotocols"):
-            kwargs["subprotocols"] = list(self.protocol.subprotocols)
-        return self.protocol.prepare_url(url)
+        subprotocols = list(self.protocol.subprotocols) if self.protocol.subprotocols and not options.subprotocols else None
+        return self.protocol.prepare_url(url), subprotocols
 
-    def resolve_when_ready(self, first: asyncio.Future[None]) -> None:
-        """``connect`` waits on ``first``: resolve it at ``Ready``, fail it at ``Refused`` or a close before it."""
-        self._first = first
-        self._failure = None
-
-    def opened(self, ws: Any, ready: asyncio.Event) -> None:
-        """A socket opened: drop the last connection's unsent bound messages and start the handshake."""
+    def opened(self, wire: Wire, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
+        """A socket opened: drop the last connection's unsent bound messages and start the handshake. ``connect``
+        waits on ``first``: it resolves at ``Ready`` and fails at ``Refused`` or a close before it."""
+        if not first.done():
+            self._first = first
+            self._failure = None
         loop = asyncio.get_running_loop()
-        self._ws, self._writer_ready, self._open_pending, self._server_ended = ws, ready, True, False
+        self._ws, self._writer_ready, self._open_pending, self._server_ended = wire, ready, True, False
         self.handshakes += 1
-        self._opened_at = self.conn.stats.opened_at
+        self._opened_at = self._parts.stats.opened_at
         bound = self._ledger.take_bound()
         if bound:
-            self.conn._outbox.discard(bound)
+            self._parts.outbox.discard(bound)
         self._urgent.extend(self.protocol.start(loop.time()))
         if self.protocol.ready:
             self._on_ready({})
         elif self._first is not None and not self._first.done():
-            timeout = self.conn.options.open_timeout or 60.0
+            timeout = self._parts.options.open_timeout or 60.0
             self._handshake_timer = loop.call_later(timeout, self._handshake_timed_out, timeout)
         self._kick()
         self._arm()
 
-    def receive(self, body: str | bytes) -> None:
-        """One received message: the protocol's actions, carried out in order."""
-        conn = self.conn
+    def receive(self, batch: Batch) -> None:
+        """One read's messages: each one's protocol actions, carried out in order."""
+        for body in batch:
+            self._receive_one(body)
+
+    def _receive_one(self, body: str | bytes) -> None:
         ts = time.time_ns()
-        stats = conn.stats
+        stats = self._parts.stats
         stats.messages_in += 1
         stats.bytes_in += utf8_size(body)
         try:
@@ -135,15 +145,16 @@ class ProtocolDriver:
             seq = self._carry_out(action, body, ts)
             if first_seq is None:
                 first_seq = seq
-        observers = conn._observers
-        if observers.on_frames:  # the transcript: every message, housekeeping included (seq None)
+        observers = self._parts.observers
+        if observers.on_batch:  # the transcript: every message, housekeeping included (seq None)
             shown = _text_if_utf8(body) if self.protocol.read_undecoded else body
-            observers.call(observers.on_frames, ts, first_seq, [shown], [None])
+            observers.call(observers.on_batch, ts, first_seq, [shown], [None])
         self._kick()
         self._arm()
 
-    def closed(self, code: int | None, reason: str) -> bool:
+    def closed(self, info: CloseInfo, first: asyncio.Future[None]) -> bool:
         """The socket closed; True when it must not be reopened (refused handshake, server said goodbye)."""
+        code, reason = info.code, info.reason
         self._ws = None
         self._open_pending = False
         self._urgent.clear()
@@ -170,7 +181,7 @@ class ProtocolDriver:
         elif kind is Deliver:
             return self._deliver(body, ts, action.topic, action.data, action.error, action.ack, action.headers)
         elif kind is Malformed:
-            self.conn.stats.parse_errors += 1
+            self._parts.stats.parse_errors += 1
             return self._deliver(body, ts, action.topic, None, action.error, None, None, malformed=True)
         elif kind is Reply:
             self._reply(action)
@@ -182,19 +193,19 @@ class ProtocolDriver:
         elif kind is Close:
             self._protocol_close(action.code, action.reason)
         elif kind is Report:
-            self.conn._errors.record("protocol", action.error, action.message)
+            self._parts.errors.record("protocol", action.error, action.message)
         elif kind is not Housekeeping:
-            self.conn._errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
+            self._parts.errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
         return None
 
     def _deliver(self, body: str | bytes, ts: int, topic: str | None, data: Any, error: str | None, ack: Any,
                  headers: dict[str, Any] | None, malformed: bool = False) -> int:
-        conn, session = self.conn, self._session
+        parts, session, view = self._parts, self._session, self._view
         session.last_ts_ns = ts
         session.seq = seq = session.seq + 1
         if topic is not None:
             self.topics.add(topic)
-        frame = conn.frame
+        frame = parts.frame
         if frame is not None:
             fields: dict[str, Any] = {TOPIC: topic}
             payload = message_fields(body if malformed else data, None, body)
@@ -204,19 +215,19 @@ class ProtocolDriver:
                 fields["error"] = error
             frame.append(ts, seq, fields)
         is_binary = not isinstance(body, str)
-        event = WsEvent(self.name, data, Request(body, is_binary, conn.content_type, conn.url), seq, ts, conn.lockable, error,
-                        conn, topic=topic, ack_token=ack, headers=headers)
-        session.hand_over([event])
+        event = WsEvent(self.name, data, Request(body, is_binary, parts.options.content_type, session.url), seq, ts, parts.lockable,
+                        error, view, topic=topic, ack_token=ack, headers=headers)
+        hand_over(parts, [event])
         return seq
 
     def _reply(self, reply: Reply) -> None:
         call, unsent = self._ledger.pop_call(reply.id)
         if call is None or call.future is None:
-            self.conn._errors.record("protocol", "UnknownReply", f"a reply to id {reply.id!r}, which no call is waiting for "
+            self._parts.errors.record("protocol", "UnknownReply", f"a reply to id {reply.id!r}, which no call is waiting for "
                                      "(it timed out, or the server sent it twice); it was recorded, not raised")
             return
         if unsent:
-            self.conn._outbox.discard(unsent)
+            self._parts.outbox.discard(unsent)
         future = call.future
         if reply.error is not None:
             error = reply.error
@@ -237,9 +248,9 @@ class ProtocolDriver:
 
     def _fail_handshake(self, message: str, timeout: bool = False, data: Any = None) -> None:
         error_type = ConnectTimeoutError if timeout else ConnectError
-        error = error_type(scrub(f"{self.conn.url}: {message}"), kind="timeout" if timeout else "protocol", data=data)
+        error = error_type(scrub(f"{self._session.url}: {message}"), kind="timeout" if timeout else "protocol", data=data)
         self._failure = error
-        self.conn._errors.record("connect", type(error).__name__, str(error))
+        self._parts.errors.record("connect", type(error).__name__, str(error))
         first = self._first
         if first is not None and not first.done():
             first.set_exception(error)
@@ -270,7 +281,7 @@ class ProtocolDriver:
             asyncio.get_running_loop().create_task(self._flush(), name=f"nbsocket-protocol-{self.name}")
 
     async def _flush(self) -> None:
-        conn = self.conn
+        parts = self._parts
         try:
             while self._urgent:
                 payload = self._urgent.popleft()
@@ -284,17 +295,17 @@ class ProtocolDriver:
                     self._urgent.clear()
                     return
                 except Exception as exc:
-                    conn._errors.record("send", type(exc).__name__, str(exc))
+                    parts.errors.record("send", type(exc).__name__, str(exc))
                     continue
-                conn.stats.messages_out += 1
-                conn.stats.bytes_out += utf8_size(payload)
-                observers = conn._observers
+                parts.stats.messages_out += 1
+                parts.stats.bytes_out += utf8_size(payload)
+                observers = parts.observers
                 if observers.on_sent:  # handshake frames may hold secrets (passcode, auth, init_payload)
                     shown = scrub(payload) if isinstance(payload, str) else payload
                     observers.call(observers.on_sent, Outgoing(shown, time.time_ns()), time.time_ns())
             if self._open_pending and self.protocol.ready and self._ws is not None and self._writer_ready is not None:
                 self._open_pending = False
-                conn._dispatcher.push_open(self._writer_ready)
+                parts.dispatcher.push_open(self._writer_ready)
         finally:
             self._flushing = False
         self._kick()
@@ -318,7 +329,7 @@ class ProtocolDriver:
         try:
             actions = self.protocol.poll(loop.time())
         except Exception as exc:
-            self.conn._errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.poll: {exc}")
+            self._parts.errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.poll: {exc}")
             actions = []
         for action in actions:
             self._carry_out(action, "", time.time_ns())
@@ -340,11 +351,11 @@ class ProtocolDriver:
 
         ``bound`` ones belong to this connection only; ``future`` makes them a call's.
         """
-        conn = self.conn
-        state = conn.state
-        if conn.removed or state in CLOSED_FOR_GOOD:
-            raise SocketClosedError(conn._closed_message(f"use the {self.protocol.name} protocol on"))
-        items = conn._outbox.put_all(messages, state)
+        view = self._view
+        state = view.state
+        if view.removed or state in CLOSED_FOR_GOOD:
+            raise SocketClosedError(view.closed_message(f"use the {self.protocol.name} protocol on"))
+        items = self._parts.outbox.put_all(messages, state)
         self._ledger.add(items, bound=bound, call_id=call_id, future=future)
         if messages:
             self._session.wake_writer(True, self._loop_thread.call_soon)
@@ -372,24 +383,24 @@ class ProtocolDriver:
         """
         call, unsent = self._ledger.pop_call(call_id)
         if unsent:
-            self.conn._outbox.discard(unsent)
+            self._parts.outbox.discard(unsent)
         messages = self._cancel_in_protocol(call_id)
         reached_server = call is not None and call.written_on is not None
-        if messages and reached_server and self._ws is not None and self.conn.state not in CLOSED_FOR_GOOD:
+        if messages and reached_server and self._ws is not None and self._view.state not in CLOSED_FOR_GOOD:
             self.queue(messages, bound=True)
 
     def _cancel_in_protocol(self, call_id: Any) -> list[str | bytes]:
         try:
             return list(self.protocol.cancel_call(call_id) or [])
         except Exception as exc:
-            self.conn._errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.cancel_call: {exc}")
+            self._parts.errors.record("protocol", type(exc).__name__, f"{type(self.protocol).__name__}.cancel_call: {exc}")
             return []
 
     def _fail_lost_calls(self, code: int | None, reason: str) -> None:
         """The connection closed: calls written on it can never be answered; fail them and tell the protocol."""
         lost, stale = self._ledger.lost_with(self.handshakes)
         if stale:
-            self.conn._outbox.discard(stale)
+            self._parts.outbox.discard(stale)
         if not lost:
             return
         which = describe_connection(self.handshakes, self._opened_at)
@@ -403,7 +414,7 @@ class ProtocolDriver:
         """The socket closed for good: every call still waiting fails (none of the unsent ones will be sent)."""
         calls, unsent = self._ledger.pop_all_calls()
         if unsent:
-            self.conn._outbox.discard(unsent)
+            self._parts.outbox.discard(unsent)
         for call in calls:
             sent = "it had been sent" if call.written_on is not None else "it was never sent"
             self._abandon(call, f"{self.name!r} is {state}: {self.protocol.name} call {call.call_id!r} got no reply ({sent})")
@@ -441,7 +452,7 @@ class ProtocolDriver:
 
     def on_handled(self, event: WsEvent) -> None:
         """Every handler ran: answer a Socket.IO ack / JSON-RPC request with what they returned, or raised."""
-        if event.ack_token is None or not self.protocol.handler_replies or event.connection is not self.conn:
+        if event.ack_token is None or not self.protocol.handler_replies or event.connection is not self._view:
             return
         handled, error = self.outcomes.take(event)
         token, value = event.ack_token, event.reply
@@ -451,7 +462,7 @@ class ProtocolDriver:
             try:
                 self.queue(self.protocol.acknowledge(token, value, error=error, handled=handled), bound=True)
             except Exception as exc:
-                self.conn._errors.record("acknowledge", type(exc).__name__, str(exc))
+                self._parts.errors.record("acknowledge", type(exc).__name__, str(exc))
 
         self._loop_thread.call_soon(answer)
 

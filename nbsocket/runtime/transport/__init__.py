@@ -1,18 +1,14 @@
-"""The transport: the one door to ``websockets``.
+"""The transport: how a session opens its socket, and the one door to ``websockets``.
 
-Everything nbsocket takes from ``websockets`` passes through this package, and
-no other module imports it. ``handshake`` turns a socket's options into an open
-connection, ``wire`` is that connection (a ``websockets`` client connection
-that cuts whole frames itself and hands each read's messages over as a
-batch), ``failures`` turns what opening raises into nbsocket's errors, and
-``closing`` reads how a connection ended and aborts one. The rest of the
-runtime holds a :class:`BatchingConnection` and uses its documented verbs
-(``send``, ``ping``, ``close``, ``wait_closed``, ``latency``, ``subprotocol``)
-and the few the wire adds (``attach``, ``is_open``, ``is_closed``, ``on_pong``).
+A session opens every connection through a :class:`Transport` and holds the :class:`Wire` it returns
+(``interface``). :class:`WebsocketsTransport` (``handshake``) is the real one: the wire is a ``websockets``
+client connection that cuts whole frames itself and hands each read's messages over as a batch (``wire``),
+and what opening raises becomes an nbsocket error (``failures``). :class:`ScriptedTransport` (``scripted``)
+plays a server written as a coroutine, in memory: the test seam for what the runtime does on its own.
 
-The ``websockets`` versions this is proven with are the ones ``pyproject.toml``
-admits; with any other, the wire logs once that it receives through
-``websockets``' own parser only, and works as before, only slower.
+Everything nbsocket takes from ``websockets`` passes through this package; no other module imports it.
+The ``websockets`` versions this is proven with are the ones ``pyproject.toml`` admits; with any other, the
+wire logs once that it receives through ``websockets``' own parser only, and works as before, only slower.
 """
 
 from __future__ import annotations
@@ -20,10 +16,10 @@ from __future__ import annotations
 from websockets.exceptions import ConnectionClosed
 from websockets.version import version as websockets_version
 
-from .closing import abort_connection, close_info
-from .failures import retryable, translate
-from .handshake import PROXIES, check_supported, open_connection, websockets_kwargs
-from .wire import MAX_BATCH, READ_SIZE, Batch, BatchingConnection, RawTextConnection, Sink
+from .handshake import PROXIES, WebsocketsTransport, check_supported, open_connection, websockets_kwargs
+from .interface import Batch, CloseInfo, Sink, Transport, Wire
+from .scripted import ScriptedPeer, ScriptedTransport, ScriptedWire, ServerScript
+from .wire import MAX_BATCH, READ_SIZE, BatchingConnection, RawTextConnection
 
 __all__ = [
     "MAX_BATCH",
@@ -31,15 +27,19 @@ __all__ = [
     "READ_SIZE",
     "Batch",
     "BatchingConnection",
+    "CloseInfo",
     "ConnectionClosed",
     "RawTextConnection",
+    "ScriptedPeer",
+    "ScriptedTransport",
+    "ScriptedWire",
+    "ServerScript",
     "Sink",
-    "abort_connection",
+    "Transport",
+    "WebsocketsTransport",
+    "Wire",
     "check_supported",
-    "close_info",
     "open_connection",
-    "retryable",
-    "translate",
     "websockets_kwargs",
     "websockets_version",
 ]

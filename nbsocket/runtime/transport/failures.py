@@ -22,7 +22,7 @@ except ImportError:  # websockets 14 has no proxy support
 from ...core.redact import scrub
 from ...errors import ConnectError, ConnectTimeoutError, HandshakeStatusError, InvalidURLError, TLSError
 
-__all__ = ["retryable", "translate"]
+__all__ = ["translate"]
 
 
 _TLS_HINT = (
@@ -93,12 +93,3 @@ def _explain(exc: BaseException, shown_url: str, open_timeout: float | None) -> 
     if isinstance(exc, OSError):
         return ConnectError(scrub(f"{where}: network error ({exc.strerror or exc})"), kind="network")
     return ConnectError(scrub(f"{where}: {type(exc).__name__}: {exc}"), kind="network")
-
-
-def retryable(error: ConnectError | InvalidURLError, status_retry) -> bool:
-    """True if a failed reconnect attempt is worth trying again later."""
-    if isinstance(error, InvalidURLError):
-        return False
-    if isinstance(error, HandshakeStatusError):
-        return status_retry(error.status)
-    return error.kind != "tls"

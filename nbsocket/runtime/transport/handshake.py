@@ -1,4 +1,9 @@
-"""Opening a WebSocket: a socket's options as ``websockets.asyncio.client.connect`` takes them, and the open itself."""
+"""Opening a WebSocket with ``websockets``: :class:`WebsocketsTransport`, the runtime's real transport.
+
+A socket's options become the keywords of ``websockets.asyncio.client.connect``; the connection it opens is
+the wire (:class:`~nbsocket.runtime.transport.wire.BatchingConnection`); what opening raises becomes the
+nbsocket error that says why (:mod:`~nbsocket.runtime.transport.failures`).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ from websockets.asyncio.client import connect as websockets_connect
 from websockets.version import version as websockets_version
 
 from ...core.options import DEFAULT, ConnectOptions
+from ...core.redact import redact_url
 from ...errors import InvalidOptionError
+from .failures import translate
 from .wire import BatchingConnection, RawTextConnection
 
-__all__ = ["PROXIES", "check_supported", "insecure_context", "open_connection", "websockets_kwargs"]
+__all__ = ["PROXIES", "WebsocketsTransport", "check_supported", "insecure_context", "open_connection", "websockets_kwargs"]
 
 wire_log = logging.getLogger("nbsocket.websockets")
 """websockets' own log lines (the frame log at DEBUG) for nbsocket's sockets."""
@@ -68,3 +75,20 @@ async def open_connection(url: str, kwargs: dict[str, Any], *, decode_text: bool
     ``decode_text=False`` hands text messages over as UTF-8 bytes (:class:`RawTextConnection`)."""
     wire = BatchingConnection if decode_text else RawTextConnection
     return await websockets_connect(url, logger=wire_log, create_connection=wire, **kwargs)  # type: ignore[return-value]
+
+
+class WebsocketsTransport:
+    """Opens sockets with ``websockets`` (the :class:`~nbsocket.runtime.transport.interface.Transport` of every real socket)."""
+
+    def check_supported(self, options: ConnectOptions) -> None:
+        check_supported(options)
+
+    async def open(self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None,
+                   decode_text: bool = True) -> BatchingConnection:
+        kwargs = websockets_kwargs(url, options)
+        if subprotocols is not None:
+            kwargs["subprotocols"] = subprotocols
+        try:
+            return await open_connection(url, kwargs, decode_text=decode_text)
+        except Exception as exc:
+            raise translate(exc, redact_url(url), options.open_timeout) from None  # the cause is kept as its .cause

@@ -33,6 +33,7 @@ nothing that arrives with the handshake response is lost or reordered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import Callable
@@ -44,13 +45,11 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.version import version as websockets_version
 
-__all__ = ["MAX_BATCH", "READ_SIZE", "Batch", "BatchingConnection", "RawTextConnection", "Sink"]
+from .interface import Batch, CloseInfo, Sink
+
+__all__ = ["MAX_BATCH", "READ_SIZE", "BatchingConnection", "RawTextConnection"]
 
 log = logging.getLogger("nbsocket")
-
-Batch = list[str | bytes]
-"""The data messages of one read, in order: ``str`` for text, ``bytes`` for binary."""
-Sink = Callable[[Batch], None]
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _WHOLE_TEXT, _WHOLE_BINARY = 0x81, 0x82  # a frame's first byte: FIN, no RSV bit (uncompressed), text / binary
@@ -110,6 +109,47 @@ class BatchingConnection(ClientConnection):
     def is_closed(self) -> bool:
         """The TCP connection is gone."""
         return self.protocol.state is _CLOSED
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What broke the connection from our side, if anything (websockets' ``connection_exc``, from version 15)."""
+        return getattr(self, "connection_exc", None)
+
+    def close_info(self) -> CloseInfo:
+        """How the connection ended: the peer's close code and reason, else ours (e.g. 1009), else 1006."""
+        protocol = self.protocol
+        received, sent = protocol.close_rcvd, protocol.close_sent
+        if received is not None:
+            return CloseInfo(received.code, received.reason, False)
+        if sent is not None:
+            return CloseInfo(sent.code, sent.reason, True)
+        return CloseInfo(1006, "", False)
+
+    async def abort(self) -> None:
+        """Drop the connection at once (no close handshake) and wait briefly for it to be gone."""
+        self.drop()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.connection_lost_waiter), 1.0)
+        except (asyncio.TimeoutError, Exception):
+            pass
+
+    def drop(self) -> None:
+        """Drop the TCP connection at once, if there is one."""
+        transport = getattr(self, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (TCP then pushes back on the server)."""
+        transport = getattr(self, "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        transport = getattr(self, "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def attach(self, sink: Sink) -> None:
         """Hand every batch from now on to ``sink`` (loop thread); what arrived before goes first."""

@@ -60,9 +60,7 @@ class ParquetRecorder(Recorder):
             raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")
         # Imported now, not at the first write: that may be at interpreter exit, when a module that
         # registers an exit hook (pyarrow's thread pools) can no longer be imported.
-        import concurrent.futures.thread
 
-        import pyarrow.parquet
         self.part_rows = part_rows
         self.part_seconds = part_seconds
         self.parts_written = 0

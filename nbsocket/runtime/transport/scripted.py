@@ -61,6 +61,11 @@ class ScriptedWire:
     def is_closed(self) -> bool:
         return self._closed.done()
 
+    @property
+    def reading_paused(self) -> bool:
+        """The runtime paused reading (its handlers are behind); what the peer sends waits."""
+        return self._paused
+
     def attach(self, sink: Sink) -> None:
         self._sink = sink
         self._flush()

@@ -22,7 +22,10 @@ def demo_server_process() -> Iterator[str]:
     """Run ``nbsocket demo-server`` on a free port in a child process; yields its ``ws://host:port``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo-server", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None
@@ -82,7 +85,10 @@ class FrameServer:
 
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "_frameserver.py"), *self.args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -136,7 +142,11 @@ def run_client(*args: str, timeout: float = 120.0) -> dict:
     """Run ``_clients.py ARGS`` in a process of its own and return the JSON it prints last."""
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, "_clients.py"), *args],
-        capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:

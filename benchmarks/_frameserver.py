@@ -43,9 +43,11 @@ RING = 4096  # distinct messages, repeated
 
 def tick_message(i: int) -> bytes:
     """The ``i``-th tick: a small JSON object whose encoding has the same length for every ``i``."""
-    return (
-        b'{"seq":%d,"symbol":"%s","price":%.4f,"timestamp":%.6f}'
-        % (1_000_000 + i, (b"ABC", b"XYZ", b"QRS")[i % 3], 100.0 + (i * 7919 % 90_000) / 100.0, 1_700_000_000.0 + i / 1000)
+    return b'{"seq":%d,"symbol":"%s","price":%.4f,"timestamp":%.6f}' % (
+        1_000_000 + i,
+        (b"ABC", b"XYZ", b"QRS")[i % 3],
+        100.0 + (i * 7919 % 90_000) / 100.0,
+        1_700_000_000.0 + i / 1000,
     )
 
 
@@ -75,7 +77,7 @@ def frames(start: int, k: int) -> memoryview | bytes:
     """``k`` consecutive frames starting at message ``start`` (bytes, ready to write)."""
     if k <= RING:
         offset = (start % RING) * FRAME_SIZE
-        return memoryview(BLOB)[offset:offset + k * FRAME_SIZE]
+        return memoryview(BLOB)[offset : offset + k * FRAME_SIZE]
     return b"".join(frames(start + j, min(RING, k - j)) for j in range(0, k, RING))
 
 
@@ -141,8 +143,8 @@ class Handler(asyncio.Protocol):
                 n, at = int.from_bytes(buf[2:10], "big"), 10
             if len(buf) < at + 4 + n:
                 break
-            mask, payload = buf[at:at + 4], buf[at + 4:at + 4 + n]
-            buf = buf[at + 4 + n:]
+            mask, payload = buf[at : at + 4], buf[at + 4 : at + 4 + n]
+            buf = buf[at + 4 + n :]
             assert self.transport is not None
             if opcode == 0x9:
                 unmasked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

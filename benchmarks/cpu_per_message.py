@@ -33,8 +33,17 @@ from _common import FrameServer, have, run_client
 
 def server_max_rate(server: FrameServer, count: int) -> float:
     """Messages per second a raw reader gets from the server's unpaced flood."""
-    out = run_client("receive", "raw", f"{server.url}/flood?count={count}", "--count", str(count),
-                     "--skip", str(count // 10), "--frame-size", str(server.frame_size))
+    out = run_client(
+        "receive",
+        "raw",
+        f"{server.url}/flood?count={count}",
+        "--count",
+        str(count),
+        "--skip",
+        str(count // 10),
+        "--frame-size",
+        str(server.frame_size),
+    )
     return (out["count"] - out["skip"]) / (out["t1"] - out["t0"])
 
 
@@ -42,8 +51,18 @@ def measure(server: FrameServer, kind: str, rate: float, count: int) -> dict[str
     """One client's run at the paced rate: CPU us per message, handled rate, CPU share, server us per message."""
     skip = min(1000, count // 10)
     cpu0 = server.cpu()
-    out = run_client("receive", kind, f"{server.url}/paced?rate={rate:g}&count={count}", "--count", str(count),
-                     "--skip", str(skip), "--frame-size", str(server.frame_size), timeout=count / rate * 10 + 60)
+    out = run_client(
+        "receive",
+        kind,
+        f"{server.url}/paced?rate={rate:g}&count={count}",
+        "--count",
+        str(count),
+        "--skip",
+        str(skip),
+        "--frame-size",
+        str(server.frame_size),
+        timeout=count / rate * 10 + 60,
+    )
     server_cpu = server.cpu() - cpu0
     if "t1" not in out or out.get("t0") is None:
         return {"us": float("nan"), "rate": 0.0, "share": float("nan"), "server_us": float("nan")}
@@ -68,8 +87,10 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     with FrameServer() as server:
         server_max = server_max_rate(server, 2_000_000 if not args.quick else 500_000)
-        print(f"server: {server.frame_size}-byte frames (small JSON ticks); raw reader on the unpaced flood: "
-              f"{server_max:,.0f} msgs/s")
+        print(
+            f"server: {server.frame_size}-byte frames (small JSON ticks); raw reader on the unpaced flood: "
+            f"{server_max:,.0f} msgs/s"
+        )
         for r in range(args.rounds):
             order = kinds if r % 2 == 0 else kinds[::-1]
             for kind in order:
@@ -81,10 +102,14 @@ def main() -> None:
 
     base = med("websockets", "us") if "websockets" in results else float("nan")
     print()
-    print(f"CPU per message at {args.rate:,.0f} msgs/s paced, {args.messages:,} messages per run, "
-          f"median of {args.rounds} alternating rounds (client process CPU, all threads)")
-    print(f"{'client':<12}{'CPU us/msg':>11}{'spread':>15}{'vs bare ws':>11}{'handled/s':>11}{'kept up':>9}"
-          f"{'CPU %core':>10}{'server us/msg':>14}")
+    print(
+        f"CPU per message at {args.rate:,.0f} msgs/s paced, {args.messages:,} messages per run, "
+        f"median of {args.rounds} alternating rounds (client process CPU, all threads)"
+    )
+    print(
+        f"{'client':<12}{'CPU us/msg':>11}{'spread':>15}{'vs bare ws':>11}{'handled/s':>11}{'kept up':>9}"
+        f"{'CPU %core':>10}{'server us/msg':>14}"
+    )
     fastest = 0.0
     for kind in kinds:
         us = med(kind, "us")
@@ -93,14 +118,20 @@ def main() -> None:
         kept = "yes" if rate >= 0.98 * args.rate else "NO"
         if kind != "raw":
             fastest = max(fastest, 1e6 / us)
-        print(f"{kind:<12}{us:>11.2f}{f'{lo:.1f}-{hi:.1f}':>15}{us / base:>11.2f}{rate:>11,.0f}{kept:>9}"
-              f"{med(kind, 'share') * 100:>9.0f}%{med(kind, 'server_us'):>14.2f}")
+        print(
+            f"{kind:<12}{us:>11.2f}{f'{lo:.1f}-{hi:.1f}':>15}{us / base:>11.2f}{rate:>11,.0f}{kept:>9}"
+            f"{med(kind, 'share') * 100:>9.0f}%{med(kind, 'server_us'):>14.2f}"
+        )
     print()
     verdict = "OK" if server_max >= 3 * fastest else "TOO SLOW: the figures may measure the server"
-    print(f"server check: raw reader {server_max:,.0f} msgs/s vs fastest client's ceiling (1/CPU per message) "
-          f"{fastest:,.0f} msgs/s = {server_max / fastest:.1f}x (needs >= 3x): {verdict}")
-    print("vs bare ws = CPU per message over the bare websockets client's (goal <= 1.0, must <= 1.2); "
-          "kept up = handled rate >= 98% of the paced rate")
+    print(
+        f"server check: raw reader {server_max:,.0f} msgs/s vs fastest client's ceiling (1/CPU per message) "
+        f"{fastest:,.0f} msgs/s = {server_max / fastest:.1f}x (needs >= 3x): {verdict}"
+    )
+    print(
+        "vs bare ws = CPU per message over the bare websockets client's (goal <= 1.0, must <= 1.2); "
+        "kept up = handled rate >= 98% of the paced rate"
+    )
 
 
 if __name__ == "__main__":

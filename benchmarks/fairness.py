@@ -31,6 +31,7 @@ import nbsocket as nbs
 
 # --- the servers (each in its own process) ------------------------------------------------
 
+
 async def _serve(kind: str, rate: float) -> None:
     from websockets.asyncio.server import serve
     from websockets.exceptions import ConnectionClosed
@@ -58,7 +59,9 @@ def server_process(kind: str, rate: float) -> Iterator[str]:
     """Run one server in a child process; yields its ``ws://`` URL."""
     proc = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--serve", kind, "--rate", str(rate)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -71,6 +74,7 @@ def server_process(kind: str, rate: float) -> Iterator[str]:
 
 
 # --- the measurement ---------------------------------------------------------------------
+
 
 class Receipts:
     """Receipt times of the ticker socket (taken on nbsocket's loop when the frame is read)."""
@@ -107,8 +111,12 @@ def measure(count: int, rate: float) -> dict[str, float]:
         finally:
             nbs.shutdown()
     return {
-        "burst_seconds": end - start, "delivered": report.delivered, "replies": report.replies,
-        "gap_during_burst": burst_gap, "gap_without_burst": quiet_gap, "ticker_period": 1.0 / rate,
+        "burst_seconds": end - start,
+        "delivered": report.delivered,
+        "replies": report.replies,
+        "gap_during_burst": burst_gap,
+        "gap_without_burst": quiet_gap,
+        "ticker_period": 1.0 / rate,
     }
 
 
@@ -122,8 +130,10 @@ def main() -> None:
         asyncio.run(_serve(args.serve, args.rate))
         return
     result = measure(args.count, args.rate)
-    print(f"burst: {result['delivered']:,} of {args.count:,} delivered, {result['replies']:,} replies, "
-          f"in {result['burst_seconds']:.1f} s")
+    print(
+        f"burst: {result['delivered']:,} of {args.count:,} delivered, {result['replies']:,} replies, "
+        f"in {result['burst_seconds']:.1f} s"
+    )
     print(f"ticker at {args.rate:g} msgs/s (period {result['ticker_period'] * 1000:.0f} ms):")
     print(f"  largest receive gap during the burst: {result['gap_during_burst'] * 1000:8.1f} ms")
     print(f"  largest receive gap without a burst:  {result['gap_without_burst'] * 1000:8.1f} ms")

@@ -39,8 +39,18 @@ def main() -> None:
     with FrameServer() as server:
 
         def run(kind: str, count: int, skip: int) -> tuple[float, float]:
-            out = run_client("receive", kind, f"{server.url}/flood?count={count}", "--count", str(count), "--skip", str(skip),
-                             "--frame-size", str(server.frame_size), timeout=300)
+            out = run_client(
+                "receive",
+                kind,
+                f"{server.url}/flood?count={count}",
+                "--count",
+                str(count),
+                "--skip",
+                str(skip),
+                "--frame-size",
+                str(server.frame_size),
+                timeout=300,
+            )
             if "t1" not in out:
                 return 0.0, float("nan")
             return (count - skip) / (out["t1"] - out["t0"]), (out["cpu1"] - out["cpu0"]) / (count - skip) * 1e6
@@ -62,8 +72,10 @@ def main() -> None:
         fastest = max(fastest, rate)
         cpu = statistics.median(c for _, c in results[kind])
         print(f"{kind:<12}{rate:>11,.0f}{f'{min(rates):,.0f}-{max(rates):,.0f}':>19}{rate / base:>11.2f}{cpu:>12.2f}")
-    print(f"\nserver check: raw reader {raw_rate:,.0f} msgs/s = {raw_rate / fastest:.0f}x the fastest client "
-          f"({'OK' if raw_rate >= 3 * fastest else 'TOO SLOW: the figures may measure the server'})")
+    print(
+        f"\nserver check: raw reader {raw_rate:,.0f} msgs/s = {raw_rate / fastest:.0f}x the fastest client "
+        f"({'OK' if raw_rate >= 3 * fastest else 'TOO SLOW: the figures may measure the server'})"
+    )
     print("vs bare ws = handled rate over the bare websockets client's (goal >= 1.0)")
 
 

@@ -41,7 +41,9 @@ def ticks(n: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``n`` rows as the live frame gets them: the demo ticker's messages, parsed and flattened."""
     symbols = ("ABC", "XYZ", "QRS")
     for seq in range(1, n + 1):
-        body = f'{{"seq":{seq},"symbol":"{symbols[seq % 3]}","price":{100 + (seq % 997) / 100},"timestamp":{1.7e9 + seq / 1e4:.6f}}}'
+        body = (
+            f'{{"seq":{seq},"symbol":"{symbols[seq % 3]}","price":{100 + (seq % 997) / 100},"timestamp":{1.7e9 + seq / 1e4:.6f}}}'
+        )
         yield T0 + seq * 1000, seq, message_fields(json.loads(body), None, body)
 
 
@@ -75,7 +77,11 @@ def live_frame_client(url: str, n: int, frame: bool = True) -> tuple[float, floa
 
 
 def bench_ingest(n: int, rounds: int) -> None:
-    runs: dict[str, list[tuple[float, float]]] = {"bare websockets + json.loads": [], "nbs.connect, live frame": [], "nbs.connect, frame=False": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "bare websockets + json.loads": [],
+        "nbs.connect, live frame": [],
+        "nbs.connect, frame=False": [],
+    }
     with demo_server_process() as base:
         url = f"{base}/ticker?rate=max&count={n}"
         bare_client(url, min(n, 5000))  # warm up the server
@@ -99,8 +105,10 @@ def bench_ingest(n: int, rounds: int) -> None:
 def bench_stages(n: int) -> None:
     """Where the live frame's share of that CPU goes, per message, measured in this process."""
     symbols = ("ABC", "XYZ", "QRS")
-    bodies = [f'{{"seq":{i},"symbol":"{symbols[i % 3]}","price":{100 + (i % 997) / 100},"timestamp":{1.7e9 + i / 1e4:.6f}}}'
-              for i in range(1, n + 1)]
+    bodies = [
+        f'{{"seq":{i},"symbol":"{symbols[i % 3]}","price":{100 + (i % 997) / 100},"timestamp":{1.7e9 + i / 1e4:.6f}}}'
+        for i in range(1, n + 1)
+    ]
 
     def best(fn: Callable[[], Any]) -> float:
         times = []
@@ -126,8 +134,10 @@ def bench_stages(n: int) -> None:
         frame.flush()
 
     loads, flattened, appended = best(parse_only), best(parse_and_flatten), best(parse_flatten_append)
-    print(f"   in-process CPU per message: json.loads {loads:.2f} us (the bare client does this too); the live frame adds "
-          f"{appended - loads:.2f} us: message_fields {flattened - loads:.2f} us, append and chunk building {appended - flattened:.2f} us")
+    print(
+        f"   in-process CPU per message: json.loads {loads:.2f} us (the bare client does this too); the live frame adds "
+        f"{appended - loads:.2f} us: message_fields {flattened - loads:.2f} us, append and chunk building {appended - flattened:.2f} us"
+    )
 
 
 # --- 2. append vs concat per row ---------------------------------------------------------------------
@@ -148,8 +158,10 @@ def bench_append(n_live: int, n_concat: int) -> None:
         row = {"timestamp": pd.Timestamp(ts, unit="ns", tz="UTC"), "socket": "bench", "seq": seq, **fields}
         df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
     concat = (time.perf_counter() - start) / n_concat
-    print(f"2. append: live frame {live * 1e6:.2f} us/row over {n_live:,} rows (one snapshot included); "
-          f"pd.concat per row {concat * 1e6:.0f} us/row over {n_concat:,} rows; speed-up x{concat / live:,.0f}")
+    print(
+        f"2. append: live frame {live * 1e6:.2f} us/row over {n_live:,} rows (one snapshot included); "
+        f"pd.concat per row {concat * 1e6:.0f} us/row over {n_concat:,} rows; speed-up x{concat / live:,.0f}"
+    )
 
 
 # --- 3. memory -------------------------------------------------------------------------------------------
@@ -199,11 +211,15 @@ def bench_memory(n: int) -> None:
     assert consolidated.snapshot()["seq"].tolist() == baseline["seq"].tolist()
     print(f"3. memory of {n:,} rows ({time.perf_counter() - start:.0f} s to measure):")
     print("   retained allocations (tracemalloc: Python heap and NumPy; plus pyarrow's pool for the string columns):")
-    print(f"   live frame {live_bytes / 2**20:.1f} MiB in {chunk_count} chunks, ratio {live_bytes / base_bytes:.2f}; "
-          f"after a snapshot (one consolidated chunk) {consolidated_bytes / 2**20:.1f} MiB, ratio {consolidated_bytes / base_bytes:.2f}; "
-          f"from_records {base_bytes / 2**20:.1f} MiB (target ratio <= 1.3)")
-    print(f"   DataFrame.memory_usage(deep=True): chunks {chunks_deep / 2**20:.1f} MiB, consolidated {snap_deep / 2**20:.1f} MiB, "
-          f"from_records {base_deep / 2**20:.1f} MiB, ratio {chunks_deep / base_deep:.2f}")
+    print(
+        f"   live frame {live_bytes / 2**20:.1f} MiB in {chunk_count} chunks, ratio {live_bytes / base_bytes:.2f}; "
+        f"after a snapshot (one consolidated chunk) {consolidated_bytes / 2**20:.1f} MiB, ratio {consolidated_bytes / base_bytes:.2f}; "
+        f"from_records {base_bytes / 2**20:.1f} MiB (target ratio <= 1.3)"
+    )
+    print(
+        f"   DataFrame.memory_usage(deep=True): chunks {chunks_deep / 2**20:.1f} MiB, consolidated {snap_deep / 2**20:.1f} MiB, "
+        f"from_records {base_deep / 2**20:.1f} MiB, ratio {chunks_deep / base_deep:.2f}"
+    )
 
 
 # --- 4. snapshots -----------------------------------------------------------------------------------------
@@ -243,11 +259,15 @@ def bench_snapshots(n: int, calls: int) -> None:
             nbs.frame("snap")
         moving = time.perf_counter() - start
         nbs.remove("snap")
-    print(f"4. {calls} successive nbs.frame(name) on {n:,} rows: {static:.3f} s (first call {first_call:.3f} s, the rest "
-          f"{(static - first_call) / (calls - 1) * 1e3:.2f} ms each); one from_records of them {bare_once:.3f} s "
-          f"({once:.3f} s with the timestamp conversion): ratio {static / bare_once:.2f}")
-    print(f"   with 10 new rows before each call (the frame is full, so the oldest rows go): {moving:.3f} s, "
-          f"{moving / calls * 1e3:.1f} ms per call, ratio {moving / bare_once:.2f}")
+    print(
+        f"4. {calls} successive nbs.frame(name) on {n:,} rows: {static:.3f} s (first call {first_call:.3f} s, the rest "
+        f"{(static - first_call) / (calls - 1) * 1e3:.2f} ms each); one from_records of them {bare_once:.3f} s "
+        f"({once:.3f} s with the timestamp conversion): ratio {static / bare_once:.2f}"
+    )
+    print(
+        f"   with 10 new rows before each call (the frame is full, so the oldest rows go): {moving:.3f} s, "
+        f"{moving / calls * 1e3:.1f} ms per call, ratio {moving / bare_once:.2f}"
+    )
 
 
 def main() -> None:
@@ -258,7 +278,9 @@ def main() -> None:
     parser.add_argument("--concat-rows", type=int, default=3000)
     args = parser.parse_args()
     print(__doc__.split("\n\n", 2)[2].rstrip())
-    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start: other processes skew the ingest ratios)")
+    print(
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start: other processes skew the ingest ratios)"
+    )
     print()
     bench_ingest(args.messages, args.rounds)
     bench_append(min(args.rows, 200_000), args.concat_rows)

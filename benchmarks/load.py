@@ -82,8 +82,10 @@ def main() -> None:
     print(f"received {received:,} of {count * args.sockets:,} messages in {wall:.1f} s; rows in frames: {frame_rows:,}")
     print(f"out of order: {out_of_order}; errors: {errors}")
     print(f"client CPU: {cpu / wall * 100:.1f}% of one core in all, {cpu / wall / args.sockets * 100:.3f}% per socket")
-    print(f"memory: {(rss_open - rss0) / args.sockets / 1024:.0f} KiB per socket once open, "
-          f"{(rss_end - rss0) / args.sockets / 1024:.0f} KiB per socket at the end (with {count} rows each)")
+    print(
+        f"memory: {(rss_open - rss0) / args.sockets / 1024:.0f} KiB per socket once open, "
+        f"{(rss_end - rss0) / args.sockets / 1024:.0f} KiB per socket at the end (with {count} rows each)"
+    )
     ok = received == count * args.sockets and out_of_order == 0 and errors == 0
     print("OK" if ok else "FAILED")
     sys.exit(0 if ok else 1)

@@ -35,12 +35,17 @@ RULES: list[tuple[str, str]] = [
     ("handler (the user's no-op)", r"\(_clients\.py"),
     ("json decode (stdlib)", r"\((json/|nbsocket/codecs\.py|nbsocket/core/codecs)"),
     ("live frame: flatten / row dict", r"\(nbsocket/(core/)?flatten"),
-    ("live frame: append + chunk build (pandas)", r"\((nbsocket/(core/)?frame\.py|nbsocket/(core/)?live|pandas/|numpy/|pyarrow/)"),
+    (
+        "live frame: append + chunk build (pandas)",
+        r"\((nbsocket/(core/)?frame\.py|nbsocket/(core/)?live|pandas/|numpy/|pyarrow/)",
+    ),
     ("transcript", r"\(nbsocket/(core/)?transcript|\(nbsocket/runtime/record"),
     ("observers / stats", r"\(nbsocket/(runtime/)?observers"),
     ("WsEvent / Request objects", r"\(nbsocket/(core/)?events\.py"),
-    ("dispatch + lane hand-off (threads, futures)",
-     r"\(nbsocket/(runtime/)?(dispatch|lane)|\(concurrent/futures|\(threading\.py|\(queue\.py"),
+    (
+        "dispatch + lane hand-off (threads, futures)",
+        r"\(nbsocket/(runtime/)?(dispatch|lane)|\(concurrent/futures|\(threading\.py|\(queue\.py",
+    ),
     ("nbsocket session: _receive etc. (own lines)", r"\(nbsocket/(runtime/)?session"),
     ("websockets: frame parsing, assembler, recv", r"\(websockets/"),
     ("asyncio: event loop, transport", r"\(asyncio/|\(selectors\.py"),
@@ -64,8 +69,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="functions to list by self time")
     parser.add_argument("--svg", help="also write a flame graph here")
     parser.add_argument("--sample-rate", type=int, default=1000, help="py-spy samples per second")
-    parser.add_argument("--client", default="nbsocket", choices=["nbsocket", "websockets", "picows"],
-                        help="profile this client instead (the same categories, for comparison)")
+    parser.add_argument(
+        "--client",
+        default="nbsocket",
+        choices=["nbsocket", "websockets", "picows"],
+        help="profile this client instead (the same categories, for comparison)",
+    )
     parser.add_argument("--quick", action="store_true", help="40,000 messages")
     args = parser.parse_args()
     if args.quick:
@@ -80,12 +89,46 @@ def main() -> None:
         us = (plain["cpu1"] - plain["cpu0"]) / (plain["count"] - plain["skip"]) * 1e6
         rate = (plain["count"] - plain["skip"]) / (plain["t1"] - plain["t0"])
         raw = os.path.join(tmp, "profile.txt")
-        subprocess.run([pyspy, "record", "--gil", "--nonblocking", "--threads", "--rate", str(args.sample_rate),
-                        "--format", "raw", "-o", raw, "--", sys.executable, *client],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                pyspy,
+                "record",
+                "--gil",
+                "--nonblocking",
+                "--threads",
+                "--rate",
+                str(args.sample_rate),
+                "--format",
+                "raw",
+                "-o",
+                raw,
+                "--",
+                sys.executable,
+                *client,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         if args.svg:
-            subprocess.run([pyspy, "record", "--gil", "--nonblocking", "--rate", str(args.sample_rate), "-o", args.svg,
-                            "--", sys.executable, *client], check=True, capture_output=True, text=True)
+            subprocess.run(
+                [
+                    pyspy,
+                    "record",
+                    "--gil",
+                    "--nonblocking",
+                    "--rate",
+                    str(args.sample_rate),
+                    "-o",
+                    args.svg,
+                    "--",
+                    sys.executable,
+                    *client,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
         categories: collections.Counter[str] = collections.Counter()
         self_time: collections.Counter[str] = collections.Counter()
         threads: collections.Counter[str] = collections.Counter()
@@ -104,10 +147,14 @@ def main() -> None:
                 threads[re.sub(r"thread \(\d+\):? ?", "", thread) or "unnamed"] += n
                 categories[categorise(frames)] += n
                 self_time[re.sub(r":\d+\)", ")", frames[-1])] += n
-    print(f"{args.client} at {args.rate:,.0f} msgs/s paced, {args.messages:,} messages: "
-          f"{us:.1f} us CPU per message unprofiled, handled {rate:,.0f} msgs/s")
-    print(f"{total:,} samples holding the GIL (start-up left out); by thread: "
-          + ", ".join(f"{k} {v / total:.0%}" for k, v in threads.most_common()))
+    print(
+        f"{args.client} at {args.rate:,.0f} msgs/s paced, {args.messages:,} messages: "
+        f"{us:.1f} us CPU per message unprofiled, handled {rate:,.0f} msgs/s"
+    )
+    print(
+        f"{total:,} samples holding the GIL (start-up left out); by thread: "
+        + ", ".join(f"{k} {v / total:.0%}" for k, v in threads.most_common())
+    )
     print()
     print(f"{'category':<48}{'share':>7}{'us/msg':>8}")
     for name, n in categories.most_common():

@@ -65,11 +65,16 @@ def analyse(server: FrameServer, launched: float, out: dict) -> dict[str, float]
     offered = (server.sent_at(t1) - server.sent_at(t0)) / (t1 - t0)
     backlog = server.sent_at(t1) - server.sent_at(launched) - h1
     return {
-        "opened": out["opened"], "open_s": out["open_seconds"], "offered": offered,
+        "opened": out["opened"],
+        "open_s": out["open_seconds"],
+        "offered": offered,
         "handled": (h1 - h0) / (t1 - t0),
-        "first": (mid[1] - h0) / max(mid[0] - t0, 1e-9), "second": (h1 - mid[1]) / max(t1 - mid[0], 1e-9),
-        "backlog": backlog, "lag": backlog / offered if offered else float("nan"),
-        "us": (c1 - c0) / max(h1 - h0, 1) * 1e6, "cpu_share": (c1 - c0) / (t1 - t0),
+        "first": (mid[1] - h0) / max(mid[0] - t0, 1e-9),
+        "second": (h1 - mid[1]) / max(t1 - mid[0], 1e-9),
+        "backlog": backlog,
+        "lag": backlog / offered if offered else float("nan"),
+        "us": (c1 - c0) / max(h1 - h0, 1) * 1e6,
+        "cpu_share": (c1 - c0) / (t1 - t0),
     }
 
 
@@ -80,46 +85,73 @@ def main() -> None:
     parser.add_argument("--open-budget", type=float, default=45.0, help="stop opening sockets after this many seconds")
     parser.add_argument("--clients", default="websockets,nbsocket")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every client")
-    parser.add_argument("--quick", action="store_true", help="a short run (~30 s): 300 sockets, 6 s window, 8 s opening budget, 1 round")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (~30 s): 300 sockets, 6 s window, 8 s opening budget, 1 round"
+    )
     args = parser.parse_args()
     if args.quick:
         args.sockets, args.seconds, args.open_budget = min(args.sockets, 300), min(args.seconds, 6.0), min(args.open_budget, 8.0)
         args.rounds = 1
     soft, _hard = raise_nofile(args.sockets * 2 + 256)
-    print(f"open files limit (ulimit -n): {soft} (needs about {args.sockets * 2 + 256} for {args.sockets} sockets, "
-          f"both ends in this process tree)")
+    print(
+        f"open files limit (ulimit -n): {soft} (needs about {args.sockets * 2 + 256} for {args.sockets} sockets, "
+        f"both ends in this process tree)"
+    )
     runs: dict[str, list[dict[str, float]]] = {}
     kinds = args.clients.split(",")
     with FrameServer("--quiet-period", "0.1", "--quiet-batch", "1", "--quiet-phases", "10") as server:
         for r in range(args.rounds):
             for kind in kinds if r % 2 == 0 else kinds[::-1]:
                 launched, scpu0 = time.time(), server.cpu()
-                out = run_client("quiet", kind, f"{server.url}/quiet", "--sockets", str(args.sockets), "--seconds", str(args.seconds),
-                                 "--open-budget", str(args.open_budget), timeout=args.open_budget + args.seconds + 120)
+                out = run_client(
+                    "quiet",
+                    kind,
+                    f"{server.url}/quiet",
+                    "--sockets",
+                    str(args.sockets),
+                    "--seconds",
+                    str(args.seconds),
+                    "--open-budget",
+                    str(args.open_budget),
+                    timeout=args.open_budget + args.seconds + 120,
+                )
                 res = analyse(server, launched, out)
                 res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
                 runs.setdefault(kind, []).append(res)
-                print(f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; handled {res['handled']:,.0f} of "
-                      f"{res['offered']:,.0f} msgs/s offered, {res['us']:.1f} us CPU per message", flush=True)
+                print(
+                    f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; handled {res['handled']:,.0f} of "
+                    f"{res['offered']:,.0f} msgs/s offered, {res['us']:.1f} us CPU per message",
+                    flush=True,
+                )
                 time.sleep(1.0)  # the server sees the previous client's sockets close
     results = {kind: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for kind, rs in runs.items()}
     spread = {kind: (min(r["us"] for r in rs), max(r["us"] for r in rs)) for kind, rs in runs.items()}
     print()
-    print(f"{args.sockets:,} sockets x 10 msgs/s (one frame per socket every 100 ms, sparse), {args.seconds:g} s window, "
-          f"median of {args.rounds} alternating round(s)")
-    print(f"{'client':<12}{'opened':>7}{'open s':>8}{'offered/s':>10}{'handled/s':>10}{'%':>6}{'1st half':>9}{'2nd half':>9}"
-          f"{'backlog':>9}{'lag s':>7}{'CPU us/msg':>11}{'CPU %core':>10}   spread")
+    print(
+        f"{args.sockets:,} sockets x 10 msgs/s (one frame per socket every 100 ms, sparse), {args.seconds:g} s window, "
+        f"median of {args.rounds} alternating round(s)"
+    )
+    print(
+        f"{'client':<12}{'opened':>7}{'open s':>8}{'offered/s':>10}{'handled/s':>10}{'%':>6}{'1st half':>9}{'2nd half':>9}"
+        f"{'backlog':>9}{'lag s':>7}{'CPU us/msg':>11}{'CPU %core':>10}   spread"
+    )
     for kind, r in results.items():
-        print(f"{kind:<12}{r['opened']:>7}{r['open_s']:>8.1f}{r['offered']:>10,.0f}{r['handled']:>10,.0f}"
-              f"{r['handled'] / r['offered'] * 100:>5.0f}%{r['first']:>9,.0f}{r['second']:>9,.0f}{r['backlog']:>9,.0f}"
-              f"{r['lag']:>7.1f}{r['us']:>11.1f}{r['cpu_share'] * 100:>9.0f}%   {spread[kind][0]:.1f}-{spread[kind][1]:.1f}")
+        print(
+            f"{kind:<12}{r['opened']:>7}{r['open_s']:>8.1f}{r['offered']:>10,.0f}{r['handled']:>10,.0f}"
+            f"{r['handled'] / r['offered'] * 100:>5.0f}%{r['first']:>9,.0f}{r['second']:>9,.0f}{r['backlog']:>9,.0f}"
+            f"{r['lag']:>7.1f}{r['us']:>11.1f}{r['cpu_share'] * 100:>9.0f}%   {spread[kind][0]:.1f}-{spread[kind][1]:.1f}"
+        )
     if "websockets" in results and "nbsocket" in results:
         w, b = results["websockets"], results["nbsocket"]
-        print(f"\nnbsocket / bare: CPU per message {b['us'] / w['us']:.2f}x, handled share "
-              f"{b['handled'] / b['offered']:.0%} vs {w['handled'] / w['offered']:.0%}; opening {b['open_s'] / w['open_s']:.0f}x as long")
-    print("server check: the server's CPU was " + ", ".join(
-        f"{r['server_share'] * 100:.0f}% of a core during {k}" for k, r in results.items())
-        + " (it must not be near 100%: then it is the bottleneck)")
+        print(
+            f"\nnbsocket / bare: CPU per message {b['us'] / w['us']:.2f}x, handled share "
+            f"{b['handled'] / b['offered']:.0%} vs {w['handled'] / w['offered']:.0%}; opening {b['open_s'] / w['open_s']:.0f}x as long"
+        )
+    print(
+        "server check: the server's CPU was "
+        + ", ".join(f"{r['server_share'] * 100:.0f}% of a core during {k}" for k, r in results.items())
+        + " (it must not be near 100%: then it is the bottleneck)"
+    )
     print("backlog = messages the server had written but the client had not handled at the end; lag = backlog / offered rate")
 
 

@@ -87,8 +87,18 @@ def connect(
     """
     try:
         return registry().connect(
-            name, url, handler, content_type=content_type, headers=headers, subprotocols=subprotocols,
-            args=args, on_open=on_open, on_close=on_close, on_error=on_error, replace=replace, **options,
+            name,
+            url,
+            handler,
+            content_type=content_type,
+            headers=headers,
+            subprotocols=subprotocols,
+            args=args,
+            on_open=on_open,
+            on_close=on_close,
+            on_error=on_error,
+            replace=replace,
+            **options,
         )
     except NbSocketError as exc:
         raise public_error(exc) from None

@@ -37,8 +37,14 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo.launcher import main as launch
 
     try:
-        return launch(args.dir, host=args.host, port=args.port, server_port=args.server_port,
-                      headless=args.headless, open_browser=not args.no_browser)
+        return launch(
+            args.dir,
+            host=args.host,
+            port=args.port,
+            server_port=args.server_port,
+            headless=args.headless,
+            open_browser=not args.no_browser,
+        )
     except KeyboardInterrupt:
         return 130
 
@@ -53,7 +59,8 @@ MAIN_COMMAND = (
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(
-        prog="nbsocket", description="Named connections to WebSocket servers from Jupyter: the demo and the demo server.",
+        prog="nbsocket",
+        description="Named connections to WebSocket servers from Jupyter: the demo and the demo server.",
     )
     parser.add_argument("--version", action="version", version=f"nbsocket {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -64,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="JupyterLab's port (default: a free one)")
     demo.add_argument("--server-port", type=int, default=DEFAULT_PORT, help=f"the demo server's port (default {DEFAULT_PORT})")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser (for machines without a screen)")
-    demo.add_argument("--headless", action="store_true",
-                      help="run the quickstart notebook end to end without JupyterLab and print a summary")
+    demo.add_argument(
+        "--headless", action="store_true", help="run the quickstart notebook end to end without JupyterLab and print a summary"
+    )
     demo.set_defaults(func=_demo)
     server = sub.add_parser("demo-server", help="run the embedded demo server")
     server.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}; only this machine)")

@@ -147,8 +147,16 @@ class ConnectError(NbSocketError, ConnectionError):
     in ``data``.
     """
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None,
-                 code: int | None = None, reason: str | None = None, data: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        code: int | None = None,
+        reason: str | None = None,
+        data: object = None,
+    ) -> None:
         data = _scrub_data(data)
         shown = _short_json(data)
         super().__init__(f"{message} (data: {shown})" if shown is not None else message)

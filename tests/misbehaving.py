@@ -51,9 +51,16 @@ async def _handler(ws: ServerConnection) -> None:
                 await ws.send("what?")
                 continue
             if op == "echo":
-                task = asyncio.ensure_future(reply_later(float(request.get("delay", 0)), {
-                    "id": rid, "type": "reply", "result": {"echo": request.get("payload")},
-                }))
+                task = asyncio.ensure_future(
+                    reply_later(
+                        float(request.get("delay", 0)),
+                        {
+                            "id": rid,
+                            "type": "reply",
+                            "result": {"echo": request.get("payload")},
+                        },
+                    )
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif op == "price":

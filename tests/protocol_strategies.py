@@ -30,8 +30,13 @@ __all__ = ["ACTION_TYPES", "EXAMPLES", "PROPERTY", "json_objects", "json_values"
 EXAMPLES = int(os.environ.get("NBSOCKET_FUZZ_EXAMPLES", "100"))
 """Examples per property (100 in the suite)."""
 
-PROPERTY = settings(max_examples=EXAMPLES, derandomize=not os.environ.get("NBSOCKET_FUZZ_RANDOM"), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    derandomize=not os.environ.get("NBSOCKET_FUZZ_RANDOM"),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 """The settings of every protocol property test: a fixed, derandomized set unless ``NBSOCKET_FUZZ_RANDOM`` is set."""
 
 ACTION_TYPES = (Send, Deliver, Reply, Ready, Refused, Close, Malformed, Report, Housekeeping)
@@ -39,7 +44,13 @@ ACTION_TYPES = (Send, Deliver, Reply, Ready, Refused, Close, Malformed, Report, 
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 """Non-empty names (methods, events, destinations): any Unicode, NUL and line breaks included."""
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 
 json_values = st.recursive(
     json_scalars,

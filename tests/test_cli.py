@@ -76,7 +76,9 @@ def test_demo_lab_saves_widget_state_and_keeps_the_installed_settings(tmp_path) 
     installed = tmp_path / "installed"
     (installed / "overrides.d").mkdir(parents=True)
     (installed / "page_config.json").write_text('{"disabledExtensions": {"x": true}}', encoding="utf-8")
-    (installed / "overrides.json").write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}', encoding="utf-8")
+    (installed / "overrides.json").write_text(
+        '{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}', encoding="utf-8"
+    )
     workspace = tmp_path / "nbsocket-demo"
     workspace.mkdir()
     for _ in range(2):  # a second run starts from the installed settings again
@@ -87,4 +89,3 @@ def test_demo_lab_saves_widget_state_and_keeps_the_installed_settings(tmp_path) 
         ours = json.loads((settings / "overrides.d" / "nbsocket-demo.json").read_text(encoding="utf-8"))
         assert ours == LAB_DEFAULTS == {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
     assert lab_app_settings(tmp_path / "other", tmp_path / "missing").is_dir()
-

@@ -88,8 +88,12 @@ def test_bad_options_are_refused_before_any_io(demo) -> None:
 
 @pytest.mark.parametrize(
     "path, status, fragment",
-    [("/status/401", 401, "wants credentials"), ("/status/403", 403, "refused access"),
-     ("/status/404", 404, "no WebSocket endpoint"), ("/status/500", 500, "HTTP 500")],
+    [
+        ("/status/401", 401, "wants credentials"),
+        ("/status/403", 403, "refused access"),
+        ("/status/404", 404, "no WebSocket endpoint"),
+        ("/status/500", 500, "HTTP 500"),
+    ],
 )
 def test_http_status_failures_say_so_and_leave_no_entry(demo, path: str, status: int, fragment: str) -> None:
     with pytest.raises(nbs.HandshakeStatusError, match=fragment) as info:
@@ -186,8 +190,13 @@ def test_handshake_options_reach_the_server() -> None:
 
     with WsServer(choose, subprotocols=["v2", "v1"]) as server:
         conn = nbs.connect(
-            "x", server.url + "/path?q=1", headers={"X-Trace": "abc", "Authorization": "Bearer zzz-secret-1"},
-            subprotocols=["v1"], origin="http://notebook.test", user_agent="nbsocket-test/1", compression=None,
+            "x",
+            server.url + "/path?q=1",
+            headers={"X-Trace": "abc", "Authorization": "Bearer zzz-secret-1"},
+            subprotocols=["v1"],
+            origin="http://notebook.test",
+            user_agent="nbsocket-test/1",
+            compression=None,
         )
         assert conn.subprotocol == "v1"
         path, headers = eventually(lambda: server.requests)[0]

@@ -19,12 +19,12 @@ from .servers import eventually
 pytestmark = pytest.mark.timeout(60)
 
 
-
 def own_observers(conn: nbs.Connection) -> list[Any]:
     return [o for o in conn._observers if o is not conn._transcript.recorder]
 
 
 # --- matching -------------------------------------------------------------------------------
+
 
 def test_field_reaches_nested_values_list_items_and_dotted_keys() -> None:
     data = {"quote": {"bid": 1.5}, "items": [{"id": 7}], "a.b": 2}
@@ -57,6 +57,7 @@ def test_compile_match_variants() -> None:
 
 
 # --- request ------------------------------------------------------------------------------------
+
 
 def test_request_returns_the_reply_and_its_round_trip(demo: Any) -> None:
     conn = nbs.connect("echo", demo.url("/echo"))
@@ -125,6 +126,7 @@ def test_request_fails_at_once_when_the_socket_closes(bad_server: Any) -> None:
 
 # --- expect -----------------------------------------------------------------------------------------
 
+
 def test_expect_waits_for_a_matching_message(demo: Any) -> None:
     conn = nbs.connect("ticks", demo.url("/ticker?rate=100&symbols=ABC,XYZ"))
     event = conn.expect({"symbol": "XYZ"})
@@ -160,6 +162,7 @@ def test_expect_since_needs_the_transcript(demo: Any) -> None:
 
 
 # --- threads and loops ---------------------------------------------------------------------------------
+
 
 def test_blocking_calls_are_refused_on_the_loop_thread_and_async_ones_work(bad_server: Any) -> None:
     conn = nbs.connect("bad", url_of(bad_server))
@@ -213,6 +216,7 @@ def test_ctrl_c_interrupts_a_blocking_wait(demo: Any) -> None:
 
 
 # --- latency -------------------------------------------------------------------------------------------
+
 
 def test_latency_history_has_keepalive_pings_and_requests(demo: Any) -> None:
     conn = nbs.connect("echo", demo.url("/echo"), ping_interval=0.2)

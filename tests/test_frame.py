@@ -28,21 +28,31 @@ def fill(frame: LiveFrame, rows: list[dict[str, Any]], first_seq: int = 1) -> No
         frame.append(T0 + i, first_seq + i, fields)
 
 
-
 # --- flattening ---------------------------------------------------------------------------
 
 
 def test_nested_objects_become_dotted_columns_and_lists_stay_values() -> None:
     message = {"quote": {"bid": 1.5, "ask": {"px": 2, "qty": 3}}, "tags": ["a", {"b": 1}], "empty": {}, "n": None}
     assert flatten(message) == {
-        "quote.bid": 1.5, "quote.ask.px": 2, "quote.ask.qty": 3, "tags": ["a", {"b": 1}], "empty": {}, "n": None,
+        "quote.bid": 1.5,
+        "quote.ask.px": 2,
+        "quote.ask.qty": 3,
+        "tags": ["a", {"b": 1}],
+        "empty": {},
+        "n": None,
     }
 
 
 def test_reserved_top_level_names_get_a_data_prefix() -> None:
     message = {"timestamp": 1, "socket": "s", "seq": 2, "error": "e", "extra": 3, "price": 4, "meta": {"seq": 5}}
     assert flatten(message) == {
-        "data.timestamp": 1, "data.socket": "s", "data.seq": 2, "data.error": "e", "data.extra": 3, "price": 4, "meta.seq": 5,
+        "data.timestamp": 1,
+        "data.socket": "s",
+        "data.seq": 2,
+        "data.error": "e",
+        "data.extra": 3,
+        "price": 4,
+        "meta.seq": 5,
     }
 
 
@@ -58,7 +68,7 @@ def test_deep_nesting_is_cut_at_the_depth_limit_without_recursion() -> None:
     for _ in range(5000):
         message = {"k": message}
     fields = flatten(message)
-    (key, value), = fields.items()
+    ((key, value),) = fields.items()
     assert key.count(".") == MAX_DEPTH
     assert isinstance(value, str)  # the rest kept as text
 

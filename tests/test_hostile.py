@@ -25,6 +25,7 @@ FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 
 # --- on_open goes first, even with a full outbox -------------------------------------------
 
+
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_on_open_sends_bypass_a_full_outbox_and_go_first(unused_port, asynchronous) -> None:
     def on_open(conn):
@@ -36,8 +37,14 @@ def test_on_open_sends_bypass_a_full_outbox_and_go_first(unused_port, asynchrono
 
     server = WsServer(port=unused_port).start()
     try:
-        conn = nbs.connect("full", server.url, content_type="text/plain", reconnect=FAST, outbox_size=3,
-                           on_open=on_open_async if asynchronous else on_open)
+        conn = nbs.connect(
+            "full",
+            server.url,
+            content_type="text/plain",
+            reconnect=FAST,
+            outbox_size=3,
+            on_open=on_open_async if asynchronous else on_open,
+        )
         eventually(lambda: server.received == ["auth", "subscribe"])
         server.stop()
         eventually(lambda: conn.state == "reconnecting")
@@ -57,6 +64,7 @@ def test_on_open_sends_bypass_a_full_outbox_and_go_first(unused_port, asynchrono
 
 # --- unencodable text is refused at send ----------------------------------------------------
 
+
 def test_a_lone_surrogate_is_refused_at_send_and_the_socket_stays_open() -> None:
     with WsServer() as server:
         conn = nbs.connect("sur", server.url, content_type="text/plain")
@@ -69,6 +77,7 @@ def test_a_lone_surrogate_is_refused_at_send_and_the_socket_stays_open() -> None
 
 
 # --- a connection the server refuses right after the handshake is a failed connect ----------
+
 
 class RefusingServer(AiohttpServer):
     """aiohttp: accepts the handshake, then closes at once with 1008 ``no endpoint <path>`` (or 4401 on /auth)."""
@@ -144,6 +153,7 @@ def test_a_4xxx_close_after_on_open_sent_its_auth_fails_connect() -> None:
 
 # --- reset to a bad URL keeps the working one ------------------------------------------------
 
+
 def test_reset_to_a_bad_url_raises_and_keeps_the_url_that_worked(unused_port) -> None:
     with WsServer() as server:
         conn = nbs.connect("keep", server.url, content_type="text/plain")
@@ -160,6 +170,7 @@ def test_reset_to_a_bad_url_raises_and_keeps_the_url_that_worked(unused_port) ->
 
 
 # --- expect right after connect sees what arrived since the socket opened ----------------------
+
 
 class AckingServer(AiohttpServer):
     """aiohttp, graphql-transport-ws style: answers ``connection_init`` with ``connection_ack`` at once."""
@@ -194,6 +205,7 @@ def test_expect_after_connect_finds_the_ack_on_open_caused() -> None:
 
 # --- open_timeout=None: no hidden limit, never an unretrieved-future log -----------------------
 
+
 def _unretrieved(caplog) -> list[str]:  # type: ignore[no-untyped-def]
     gc.collect()
     time.sleep(0.2)
@@ -204,6 +216,7 @@ def _unretrieved(caplog) -> list[str]:  # type: ignore[no-untyped-def]
 def test_open_timeout_none_waits_without_a_hidden_limit_and_stops_cleanly(caplog) -> None:
     outcome: list[BaseException] = []
     with SilentTcpServer() as silent:
+
         def connect() -> None:
             try:
                 nbs.connect("silent", f"ws://127.0.0.1:{silent.port}/", open_timeout=None)
@@ -234,6 +247,7 @@ def test_ctrl_c_during_connect_leaves_no_unretrieved_future_log(caplog) -> None:
 
 # --- the column cap never hides nbsocket's own columns -----------------------------------------
 
+
 def test_the_column_cap_never_pushes_data_or_error_into_extra() -> None:
     wide = json.dumps({f"f{i}": i for i in range(30)})
 
@@ -255,6 +269,7 @@ def test_the_column_cap_never_pushes_data_or_error_into_extra() -> None:
 
 
 # --- waits that can never finish, inside a sync handler, raise at once ----------------------------
+
 
 @pytest.mark.parametrize("call", ["nbs.wait", "wait_handled"])
 def test_waiting_inside_a_sync_handler_raises_at_once(call) -> None:
@@ -287,6 +302,7 @@ def test_wait_count_zero_is_an_invalid_option() -> None:
 
 # --- interpreter exit is not held by a stuck handler -------------------------------------------
 
+
 def test_interpreter_exit_is_not_held_by_a_stuck_sync_handler() -> None:
     with WsServer() as server:
         script = textwrap.dedent(f"""
@@ -311,6 +327,7 @@ def test_interpreter_exit_is_not_held_by_a_stuck_sync_handler() -> None:
 
 
 # --- the smaller ones ----------------------------------------------------------------------------
+
 
 def test_flattening_keeps_both_a_dotted_key_and_the_nested_one() -> None:
     from nbsocket.core.flatten import flatten
@@ -364,14 +381,24 @@ def test_a_max_size_overflow_says_which_option_to_raise() -> None:
 def test_after_text_that_is_not_utf8_no_later_message_reaches_handlers_or_the_frame() -> None:
     """RFC 6455 7.1.7: once the connection is failed (1007), nothing after the bad message is processed,
     even when it arrived in the same read."""
-    stream = (frame(1, b"ok") + frame(1, b"bad \xed\xa0\x80") + frame(1, b"after1") + frame(1, b"after2")
-              + frame(8, close_payload(1000)))
+    stream = (
+        frame(1, b"ok")
+        + frame(1, b"bad \xed\xa0\x80")
+        + frame(1, b"after1")
+        + frame(1, b"after2")
+        + frame(8, close_payload(1000))
+    )
     seen: list[str] = []
     closed: list[int] = []
     with StreamServer() as server:
-        conn = nbs.connect("bad-utf8", server.url_for(Script((stream,))), content_type="text/plain",
-                           handler=lambda event: seen.append(event.data), reconnect=False,
-                           on_close=lambda conn, code, reason: closed.append(code))
+        conn = nbs.connect(
+            "bad-utf8",
+            server.url_for(Script((stream,))),
+            content_type="text/plain",
+            handler=lambda event: seen.append(event.data),
+            reconnect=False,
+            on_close=lambda conn, code, reason: closed.append(code),
+        )
         eventually(lambda: closed)  # on_close runs after the handlers of every message before the close
     assert seen == ["ok"]
     assert list(nbs.frame("bad-utf8")["data"]) == ["ok"]

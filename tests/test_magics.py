@@ -27,8 +27,19 @@ from nbsocket.runtime.progress import ProgressBar, frontend_present
 
 from .servers import WsServer, eventually
 
-MAGICS = ["ws_connect", "ws_send", "ws_reset", "ws_disconnect", "ws_remove", "ws_status", "ws_frame", "ws_panel", "ws_wait",
-          "ws_plot", "ws_test"]
+MAGICS = [
+    "ws_connect",
+    "ws_send",
+    "ws_reset",
+    "ws_disconnect",
+    "ws_remove",
+    "ws_status",
+    "ws_frame",
+    "ws_panel",
+    "ws_wait",
+    "ws_plot",
+    "ws_test",
+]
 
 
 @pytest.fixture
@@ -83,8 +94,14 @@ def test_every_option_is_documented_with_its_default(ip, capsys) -> None:
                 assert option in doc, (name, option)
             assert action.help, (name, action.dest)
     connect_doc = ip.find_line_magic("ws_connect").__doc__
-    for fragment in ("NbSocket.max_rows = 100000", "NbSocket.content_type = 'application/json'",
-                     "NbSocket.open_timeout = 10.0", "NbSocket.ping_interval = 20.0", "--no-frame", "--no-reconnect"):
+    for fragment in (
+        "NbSocket.max_rows = 100000",
+        "NbSocket.content_type = 'application/json'",
+        "NbSocket.open_timeout = 10.0",
+        "NbSocket.ping_interval = 20.0",
+        "--no-frame",
+        "--no-reconnect",
+    ):
         assert fragment in connect_doc
     assert "NbSocket.wait_timeout = 30.0" in ip.find_line_magic("ws_wait").__doc__
     cell(ip, "%ws_connect?")
@@ -196,7 +213,7 @@ def test_no_frame_and_max_rows(ip, demo) -> None:
     capped = magic(ip, f"ws_connect cap {demo.url('/echo')} --max-rows 3")
     waiter = capped.waiter(5)
     for i in range(5):
-        magic(ip, f"ws_send cap {{\"i\": {i}}}")
+        magic(ip, f'ws_send cap {{"i": {i}}}')
     waiter.future.result(5)
     frame = magic(ip, "ws_frame cap")
     assert list(frame["seq"]) == [3, 4, 5] and list(frame["i"]) == [2, 3, 4]
@@ -267,7 +284,7 @@ def test_sends_reach_the_server_as_typed(ip, demo) -> None:
     for line in sent:
         magic(ip, "ws_send " + line)
     events = waiter.future.result(5)
-    assert demo.messages("/echo")[-len(sent):] == list(sent.values())
+    assert demo.messages("/echo")[-len(sent) :] == list(sent.values())
     assert not any(e.request.is_binary for e in events)
 
 
@@ -413,8 +430,12 @@ def test_plot_magic_splits_the_ticker_by_symbol_by_itself(ip, demo) -> None:
     magic(ip, f"ws_connect tick {demo.url('/ticker?rate=200&symbols=ABC,XYZ,QRS')}")
     chart = magic(ip, "ws_plot tick")
     try:
-        eventually(lambda: chart.feed.drain() or set(chart.buffer.series.get("price", {})) == {"ABC", "XYZ", "QRS"},
-                   10, 0.05, "one line per symbol")
+        eventually(
+            lambda: chart.feed.drain() or set(chart.buffer.series.get("price", {})) == {"ABC", "XYZ", "QRS"},
+            10,
+            0.05,
+            "one line per symbol",
+        )
         assert chart.buffer.by == "symbol" and 'aria-label="price by symbol"' in chart.buffer.render()
     finally:
         chart.close()

@@ -39,7 +39,7 @@ def test_notebook_drives_sockets_through_the_magics(demo, tmp_path) -> None:
         "connect": f"seen = []\nticker = %ws_connect ticker {ticker}\nprint(ticker.state, ticker.options.max_rows)",
         "handler": "%%ws_handler ticker\nseen.append(event.data['symbol'])",
         "wait": "rows = %ws_wait ticker -n 3 --timeout 20\nrows[['socket', 'symbol']]",
-        "send": f"%ws_connect echo {echo}\nnote = 'from-the-kernel'\n%ws_send echo {{\"note\": {{note}}, \"n\": 7}}",
+        "send": f'%ws_connect echo {echo}\nnote = \'from-the-kernel\'\n%ws_send echo {{"note": {{note}}, "n": 7}}',
         "error": "%ws_send nowhere 1",
         "status": "status = %ws_status\nprint(sorted(status['name']), 'ABC' in seen)",
         "unload": "%unload_ext nbsocket\nprint('loop running:', nbsocket_manager.loop_thread.running, ticker.state)",

@@ -110,7 +110,8 @@ def _run(name: str, saved_as: str | None = None) -> nbformat.NotebookNode:
     assert "CHECKED" in _outputs_text(notebook)
     shown_as_errors = [
         (index, output.get("text") or output.get("evalue"))
-        for index, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+        for index, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
         if output.get("output_type") == "error" or (output.get("output_type") == "stream" and output.get("name") == "stderr")
     ]
     assert not shown_as_errors, f"{name} shows error output (a red box) in cells: {shown_as_errors}"
@@ -139,7 +140,9 @@ def test_notebook_runs_and_its_results_hold(name: str, demo, monkeypatch, reques
     notebook = _run(name)
     if name == "protocols.ipynb":
         assert "STOMP CHECKED" in _outputs_text(notebook)
-    widget_views = [o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widget_views = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     if name in ("quickstart.ipynb", "dashboard.ipynb"):
         assert widget_views, "the panel, plot or dashboard did not render"
     if name == "quickstart.ipynb":
@@ -154,7 +157,10 @@ def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NBSOCKET_DEMO_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "nbsocket", "demo", "--headless", "--dir", str(tmp_path / "ws"), "--server-port", "0"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout
@@ -176,7 +182,9 @@ def test_nbsocket_demo_serves_jupyterlab_and_stops_on_ctrl_c(tmp_path: Path) -> 
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo", "--no-browser", "--dir", str(tmp_path / "ws"), "--server-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -74,10 +74,21 @@ def test_connect_options_fields_follow_the_table() -> None:
 
 def test_every_checked_option_refuses_a_bad_value() -> None:
     bad = {
-        "content_type": "no/such-type", "headers": [("bad name", "x")], "ssl": "not a context",
-        "compression": "gzip", "reconnect": "yes", "open_timeout": 0, "ping_interval": -1, "ping_timeout": "1",
-        "close_timeout": True, "max_size": 0, "max_queue": 0, "outbox_size": 1.5, "send_timeout": -2,
-        "max_rows": 0, "max_columns": False,
+        "content_type": "no/such-type",
+        "headers": [("bad name", "x")],
+        "ssl": "not a context",
+        "compression": "gzip",
+        "reconnect": "yes",
+        "open_timeout": 0,
+        "ping_interval": -1,
+        "ping_timeout": "1",
+        "close_timeout": True,
+        "max_size": 0,
+        "max_queue": 0,
+        "outbox_size": 1.5,
+        "send_timeout": -2,
+        "max_rows": 0,
+        "max_columns": False,
     }
     checked = {o.name for o in CONNECT_OPTIONS if o.check is not None}
     assert set(bad) <= checked
@@ -131,12 +142,43 @@ def test_ws_connect_flags_follow_the_table(parser: argparse.ArgumentParser) -> N
 def test_ws_connect_flags_reach_connect(parser: argparse.ArgumentParser) -> None:
     from nbsocket.magics.args import flagged_options
 
-    args = parser.parse_args(["s", "ws://x", "--max-rows", "none", "--no-frame", "--open-timeout", "3",
-                              "--max-size", "10", "-t", "text/plain", "--record", "r.jsonl", "--origin", "o",
-                              "-p", "a", "-p", "b", "--insecure", "--secret-header", "X-K"])
+    args = parser.parse_args(
+        [
+            "s",
+            "ws://x",
+            "--max-rows",
+            "none",
+            "--no-frame",
+            "--open-timeout",
+            "3",
+            "--max-size",
+            "10",
+            "-t",
+            "text/plain",
+            "--record",
+            "r.jsonl",
+            "--origin",
+            "o",
+            "-p",
+            "a",
+            "-p",
+            "b",
+            "--insecure",
+            "--secret-header",
+            "X-K",
+        ]
+    )
     assert flagged_options(args) == {
-        "content_type": "text/plain", "subprotocols": ["a", "b"], "origin": "o", "insecure": True, "open_timeout": 3.0,
-        "max_size": 10, "frame": False, "max_rows": None, "record": "r.jsonl", "secret_headers": ["X-K"],
+        "content_type": "text/plain",
+        "subprotocols": ["a", "b"],
+        "origin": "o",
+        "insecure": True,
+        "open_timeout": 3.0,
+        "max_size": 10,
+        "frame": False,
+        "max_rows": None,
+        "record": "r.jsonl",
+        "secret_headers": ["X-K"],
     }
     assert flagged_options(parser.parse_args(["s", "ws://x"])) == {}
 

@@ -76,11 +76,14 @@ def test_subscribe_next_and_server_complete():
     sub_id, topic, messages = proto.subscribe(SUB, {"a": 1}, "Ticks")
     assert isinstance(sub_id, str) and topic == sub_id
     assert [j(m) for m in messages] == [
-        {"id": sub_id, "type": "subscribe", "payload": {"query": SUB, "variables": {"a": 1}, "operationName": "Ticks"}}]
+        {"id": sub_id, "type": "subscribe", "payload": {"query": SUB, "variables": {"a": 1}, "operationName": "Ticks"}}
+    ]
     assert proto.is_active(sub_id) and proto.active_subscriptions() == [sub_id]
     actions = proto.receive(msg(id=sub_id, type="next", payload={"data": {"ticks": {"n": 1}}}), 1)
     assert actions == [Deliver(topic=sub_id, data={"ticks": {"n": 1}})]
-    actions = proto.receive(msg(id=sub_id, type="next", payload={"data": None, "errors": [{"message": "bad", "path": ["ticks"]}]}), 1)
+    actions = proto.receive(
+        msg(id=sub_id, type="next", payload={"data": None, "errors": [{"message": "bad", "path": ["ticks"]}]}), 1
+    )
     assert actions == [Deliver(topic=sub_id, data=None, error="bad (at ticks)")]
     actions = proto.receive(msg(id=sub_id, type="complete"), 2)
     assert len(actions) == 1 and isinstance(actions[0], Housekeeping)
@@ -202,16 +205,19 @@ def test_replies_to_unknown_operations_are_reports_but_not_after_the_client_ende
     assert isinstance(proto.receive(msg(id=sub_id, type="next", payload={"data": {}}), 1)[0], Housekeeping)
 
 
-@pytest.mark.parametrize("message, why", [
-    ({"type": "next", "id": 1, "payload": {}}, "not a non-empty string"),
-    ({"type": "next", "id": "", "payload": {}}, "not a non-empty string"),
-    ({"type": "complete"}, "without an id"),
-    ({"type": "error", "id": "1", "payload": []}, "non-empty list"),
-    ({"type": "error", "id": "1", "payload": [{"path": ["x"]}]}, "without a 'message'"),
-    ({"type": "error", "id": "1", "payload": {"message": "x"}}, "non-empty list"),
-    ({"type": "ping", "payload": [1]}, "object or null"),
-    ({"type": "connection_ack", "payload": "yes"}, "object or null"),
-])
+@pytest.mark.parametrize(
+    "message, why",
+    [
+        ({"type": "next", "id": 1, "payload": {}}, "not a non-empty string"),
+        ({"type": "next", "id": "", "payload": {}}, "not a non-empty string"),
+        ({"type": "complete"}, "without an id"),
+        ({"type": "error", "id": "1", "payload": []}, "non-empty list"),
+        ({"type": "error", "id": "1", "payload": [{"path": ["x"]}]}, "without a 'message'"),
+        ({"type": "error", "id": "1", "payload": {"message": "x"}}, "non-empty list"),
+        ({"type": "ping", "payload": [1]}, "object or null"),
+        ({"type": "connection_ack", "payload": "yes"}, "object or null"),
+    ],
+)
 def test_messages_graphql_ws_would_refuse_are_malformed(message, why):
     proto = GraphQLWS()
     ready(proto)
@@ -267,10 +273,20 @@ def test_no_keepalive_means_no_deadline():
 # --- malformed input ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    "not json", "[1, 2]", '{"id": "1"}', '{"type": "surprise"}', b"\xff\xfe", '{"type": "next", "payload": {}}',
-    '{"type": "next", "id": "1", "payload": 3}', '{"type": "complete"}', '{"type": "error"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        '{"id": "1"}',
+        '{"type": "surprise"}',
+        b"\xff\xfe",
+        '{"type": "next", "payload": {}}',
+        '{"type": "next", "id": "1", "payload": 3}',
+        '{"type": "complete"}',
+        '{"type": "error"}',
+    ],
+)
 def test_malformed_input_never_raises(body):
     proto = GraphQLWS()
     ready(proto)
@@ -327,7 +343,8 @@ def test_legacy_error_ends_subscription_and_call():
     ready(proto)
     sub_id, _, _ = proto.subscribe(SUB)
     assert proto.receive(msg(type="error", id=sub_id, payload={"message": "nope"}), 1) == [
-        Deliver(topic=sub_id, data=None, error="nope")]
+        Deliver(topic=sub_id, data=None, error="nope")
+    ]
     assert not proto.is_active(sub_id)
     call_id, _ = proto.call("subscription { ticks(n: 1) { n } }")
     proto.receive(msg(type="data", id=call_id, payload={"data": {"ticks": {"n": 1}}}), 1)
@@ -340,7 +357,8 @@ def test_legacy_connection_error_is_refused():
     assert proto.receive(msg(type="connection_error", payload={"message": "invalid token"}), 0) == [Refused("invalid token")]
     proto.start(0.5)
     assert proto.receive(msg(type="connection_error", payload={"message": "no", "retry": 5}), 0) == [
-        Refused("no", data={"retry": 5})]
+        Refused("no", data={"retry": 5})
+    ]
     assert not proto.ready
     proto.start(1)
     [refused] = proto.receive(msg(type="connection_error"), 1)

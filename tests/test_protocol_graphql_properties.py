@@ -28,10 +28,17 @@ CLIENT_ONLY = frozenset({"connection_init", "subscribe"})
 """Valid graphql-transport-ws messages that only a client sends: a client receiving one reports it as Malformed."""
 
 queries = st.text(min_size=1, max_size=40).filter(str.strip)
-graphql_errors = st.lists(st.fixed_dictionaries({"message": st.text(max_size=20)}, optional={
-    "path": st.lists(st.text(max_size=5) | st.integers(0, 9), max_size=3), "extensions": json_objects}), min_size=1, max_size=3)
-results = st.fixed_dictionaries({}, optional={"data": st.none() | json_objects, "errors": graphql_errors,
-                                              "extensions": json_objects})
+graphql_errors = st.lists(
+    st.fixed_dictionaries(
+        {"message": st.text(max_size=20)},
+        optional={"path": st.lists(st.text(max_size=5) | st.integers(0, 9), max_size=3), "extensions": json_objects},
+    ),
+    min_size=1,
+    max_size=3,
+)
+results = st.fixed_dictionaries(
+    {}, optional={"data": st.none() | json_objects, "errors": graphql_errors, "extensions": json_objects}
+)
 protocols = st.sampled_from([GraphQLWS, GraphQLWSLegacy])
 
 
@@ -44,17 +51,22 @@ def ready(cls: type[GraphQLWS]) -> GraphQLWS:
 
 @PROPERTY
 @given(query=queries, variables=st.none() | json_objects, operation=st.none() | names, payload=st.none() | json_objects)
-def test_what_the_client_sends_parses_back_and_graphql_ws_accepts_it(node_oracle: NodeOracle, query: str, variables: Any,
-                                                                      operation: Any, payload: Any) -> None:
+def test_what_the_client_sends_parses_back_and_graphql_ws_accepts_it(
+    node_oracle: NodeOracle, query: str, variables: Any, operation: Any, payload: Any
+) -> None:
     proto = GraphQLWS(init_payload=payload)
     [init] = proto.start(0)
-    assert json.loads(init) == ({"type": "connection_init", "payload": payload} if payload is not None
-                                else {"type": "connection_init"})
+    assert json.loads(init) == (
+        {"type": "connection_init", "payload": payload} if payload is not None else {"type": "connection_init"}
+    )
     proto.receive(json.dumps({"type": "connection_ack"}), 0)
     sub_id, _, [subscribe] = proto.subscribe(query, variables, operation)
     call_id, [call] = proto.call(query, variables, operation)
-    expected = {"query": query, **({"variables": variables} if variables is not None else {}),
-                **({"operationName": operation} if operation is not None else {})}
+    expected = {
+        "query": query,
+        **({"variables": variables} if variables is not None else {}),
+        **({"operationName": operation} if operation is not None else {}),
+    }
     assert json.loads(subscribe) == {"id": sub_id, "type": "subscribe", "payload": expected}
     assert json.loads(call) == {"id": call_id, "type": "subscribe", "payload": expected} and sub_id != call_id
     [complete] = proto.unsubscribe(sub_id)
@@ -83,8 +95,12 @@ def test_generated_server_messages_become_the_right_actions(cls: type[GraphQLWS]
     for result in data.draw(st.lists(results, max_size=4)):
         [action] = never_raises(proto.receive(json.dumps({"id": sub_id, "type": result_type, "payload": result}), 1))
         errors = result.get("errors")
-        assert action == Deliver(topic=sub_id, data=result.get("data"), error=errors_text(errors) if errors else None,
-                                 headers={"extensions": result["extensions"]} if result.get("extensions") else None)
+        assert action == Deliver(
+            topic=sub_id,
+            data=result.get("data"),
+            error=errors_text(errors) if errors else None,
+            headers={"extensions": result["extensions"]} if result.get("extensions") else None,
+        )
     first = data.draw(st.none() | results)
     if first is not None:
         [kept] = proto.receive(json.dumps({"id": call_id, "type": result_type, "payload": first}), 2)
@@ -106,8 +122,13 @@ def test_generated_server_messages_become_the_right_actions(cls: type[GraphQLWS]
     assert isinstance(late, Report) and late.error == "UnknownReply"
 
 
-message_types = st.sampled_from(["connection_ack", "ping", "pong", "next", "error", "complete", "connection_init",
-                                 "subscribe", "ka", "data", "", "NEXT"]) | st.text(max_size=6) | st.integers()
+message_types = (
+    st.sampled_from(
+        ["connection_ack", "ping", "pong", "next", "error", "complete", "connection_init", "subscribe", "ka", "data", "", "NEXT"]
+    )
+    | st.text(max_size=6)
+    | st.integers()
+)
 payloads = json_values | graphql_errors | results | st.lists(st.integers() | st.none(), min_size=1, max_size=2)
 ids = st.sampled_from(["1", "2", "99"]) | st.text(max_size=4) | st.integers(0, 3) | st.none()
 messages = st.fixed_dictionaries({}, optional={"type": message_types, "id": ids, "payload": payloads})
@@ -115,8 +136,9 @@ messages = st.fixed_dictionaries({}, optional={"type": message_types, "id": ids,
 
 @PROPERTY
 @given(message=messages, acknowledged=st.booleans())
-def test_a_message_is_malformed_exactly_when_graphql_ws_refuses_it(node_oracle: NodeOracle, message: dict[str, Any],
-                                                                   acknowledged: bool) -> None:
+def test_a_message_is_malformed_exactly_when_graphql_ws_refuses_it(
+    node_oracle: NodeOracle, message: dict[str, Any], acknowledged: bool
+) -> None:
     proto = GraphQLWS()
     proto.start(0)
     if acknowledged:

@@ -80,12 +80,14 @@ def test_batch_call_and_batch_reply():
     sent = j(text)
     assert [m["id"] for m in sent] == ids and [m["method"] for m in sent] == ["add", "fail", "ping"]
     assert "params" not in sent[1]
-    reply = json.dumps([
-        {"jsonrpc": "2.0", "id": ids[1], "error": {"code": -1, "message": "bad"}},
-        {"jsonrpc": "2.0", "id": ids[0], "result": 3},
-        {"jsonrpc": "2.0", "method": "tick", "params": {"n": 1}},
-        {"jsonrpc": "2.0", "id": ids[2], "result": "pong"},
-    ])
+    reply = json.dumps(
+        [
+            {"jsonrpc": "2.0", "id": ids[1], "error": {"code": -1, "message": "bad"}},
+            {"jsonrpc": "2.0", "id": ids[0], "result": 3},
+            {"jsonrpc": "2.0", "method": "tick", "params": {"n": 1}},
+            {"jsonrpc": "2.0", "id": ids[2], "result": "pong"},
+        ]
+    )
     assert proto.receive(reply, 1) == [
         Reply(ids[1], error={"code": -1, "message": "bad", "data": None}),
         Reply(ids[0], value=3),
@@ -104,9 +106,15 @@ def test_server_notification_and_request_with_acknowledge():
     assert j(proto.acknowledge(deliver.ack, {"ok": True})[0]) == {"jsonrpc": "2.0", "id": "srv-1", "result": {"ok": True}}
     assert j(proto.acknowledge(deliver.ack)[0]) == {"jsonrpc": "2.0", "id": "srv-1", "result": None}
     assert j(proto.acknowledge(deliver.ack, "no way", positive=False)[0]) == {
-        "jsonrpc": "2.0", "id": "srv-1", "error": {"code": -32000, "message": "no way"}}
+        "jsonrpc": "2.0",
+        "id": "srv-1",
+        "error": {"code": -32000, "message": "no way"},
+    }
     assert j(proto.acknowledge(7, {"code": 5, "message": "m", "data": 1}, positive=False)[0])["error"] == {
-        "code": 5, "message": "m", "data": 1}
+        "code": 5,
+        "message": "m",
+        "data": 1,
+    }
 
 
 def test_a_request_with_id_null_is_a_request_not_a_notification():
@@ -122,12 +130,21 @@ def test_answers_follow_json_rpc_2_0_the_library():
     proto = started()
     token = ServerRequest(4, 1)
     assert j(proto.acknowledge(token, handled=False)[0]) == {
-        "jsonrpc": "2.0", "id": 4, "error": {"code": -32601, "message": "Method not found"}}
+        "jsonrpc": "2.0",
+        "id": 4,
+        "error": {"code": -32601, "message": "Method not found"},
+    }
     assert j(proto.acknowledge(token, error=ValueError("bad input"))[0]) == {
-        "jsonrpc": "2.0", "id": 4, "error": {"code": 0, "message": "bad input"}}
+        "jsonrpc": "2.0",
+        "id": 4,
+        "error": {"code": 0, "message": "bad input"},
+    }
     assert j(proto.acknowledge(token, error=KeyError())[0])["error"] == {"code": 0, "message": "KeyError"}
     assert j(proto.acknowledge(token, error=RemoteError("nope", code=-32042, data={"why": 1}))[0])["error"] == {
-        "code": -32042, "message": "nope", "data": {"why": 1}}
+        "code": -32042,
+        "message": "nope",
+        "data": {"why": 1},
+    }
 
 
 def test_a_request_from_an_earlier_connection_is_not_answered():
@@ -189,10 +206,22 @@ def test_pending_calls_survive_a_reconnect_and_ids_keep_counting():
     assert proto.receive(json.dumps({"jsonrpc": "2.0", "result": 3, "id": first}), 6) == [Reply(first, value=3)]
 
 
-@pytest.mark.parametrize("body", [
-    "garbage", b"\xff", "[]", "3", '"text"', "[1]", '{"jsonrpc": "1.0", "method": "x"}', '{"jsonrpc": "2.0"}',
-    '{"jsonrpc": "2.0", "result": 1}', '{"jsonrpc": "2.0", "method": 5}', '{"jsonrpc": "2.0", "id": null, "result": 1}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "garbage",
+        b"\xff",
+        "[]",
+        "3",
+        '"text"',
+        "[1]",
+        '{"jsonrpc": "1.0", "method": "x"}',
+        '{"jsonrpc": "2.0"}',
+        '{"jsonrpc": "2.0", "result": 1}',
+        '{"jsonrpc": "2.0", "method": 5}',
+        '{"jsonrpc": "2.0", "id": null, "result": 1}',
+    ],
+)
 def test_malformed_input_never_raises(body):
     proto = started()
     proto.call("add", [1, 2])

@@ -62,10 +62,16 @@ def test_a_batch_call_parses_back_with_one_id_each(node_oracle: NodeOracle, call
 
 
 @PROPERTY
-@given(method=names, request_id=request_ids, value=json_values,
-       outcome=st.sampled_from(["value", "raised", "remote", "unhandled", "negative"]), message=st.text(max_size=20))
-def test_answers_to_server_requests_are_responses_to_that_id(node_oracle: NodeOracle, method: str, request_id: Any,
-                                                              value: Any, outcome: str, message: str) -> None:
+@given(
+    method=names,
+    request_id=request_ids,
+    value=json_values,
+    outcome=st.sampled_from(["value", "raised", "remote", "unhandled", "negative"]),
+    message=st.text(max_size=20),
+)
+def test_answers_to_server_requests_are_responses_to_that_id(
+    node_oracle: NodeOracle, method: str, request_id: Any, value: Any, outcome: str, message: str
+) -> None:
     proto = started()
     [deliver] = proto.receive(json.dumps({"jsonrpc": "2.0", "method": method, "id": request_id}), 1)
     assert deliver == Deliver(topic=method, data=None, ack=ServerRequest(request_id, 1))
@@ -87,8 +93,11 @@ def test_answers_to_server_requests_are_responses_to_that_id(node_oracle: NodeOr
         "unhandled": {"code": -32601, "message": "Method not found"},
         "negative": {"code": -32000, "message": message},
     }
-    assert answer == ({"jsonrpc": "2.0", "id": request_id, "result": value} if outcome == "value"
-                      else {"jsonrpc": "2.0", "id": request_id, "error": expected_error[outcome]})
+    assert answer == (
+        {"jsonrpc": "2.0", "id": request_id, "result": value}
+        if outcome == "value"
+        else {"jsonrpc": "2.0", "id": request_id, "error": expected_error[outcome]}
+    )
 
 
 @PROPERTY
@@ -127,8 +136,9 @@ def test_generated_server_messages_become_the_right_actions(data: st.DataObject,
 
 
 member_values = st.one_of(json_values, st.just("2.0"), st.lists(st.integers(), max_size=2), st.booleans())
-messages = st.dictionaries(st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error"]), member_values,
-                           max_size=5).map(lambda m: {**m, "jsonrpc": "2.0"} if m.get("jsonrpc") == 0 else m)
+messages = st.dictionaries(
+    st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error"]), member_values, max_size=5
+).map(lambda m: {**m, "jsonrpc": "2.0"} if m.get("jsonrpc") == 0 else m)
 
 
 def our_kind(actions: list[Any]) -> str:
@@ -149,8 +159,11 @@ def known_difference(message: dict[str, Any]) -> str | None:
         return "nbsocket reads a message without the jsonrpc member as 2.0 (1.0 servers omit it)"
     if "method" in message and not isinstance(message["method"], str):
         return "the spec wants a string method; json-rpc-2.0 takes any defined one"
-    if "method" in message and "id" in message and not (message["id"] is None or isinstance(message["id"], (str, int, float))
-                                                        and not isinstance(message["id"], bool)):
+    if (
+        "method" in message
+        and "id" in message
+        and not (message["id"] is None or isinstance(message["id"], (str, int, float)) and not isinstance(message["id"], bool))
+    ):
         return "the spec wants a string, number or null id; json-rpc-2.0 takes any"
     if "method" not in message and message.get("id", 0) is None and message.get("error") is None:
         return "a reply with id null is only an error about an unreadable request (the spec); json-rpc-2.0 takes it"

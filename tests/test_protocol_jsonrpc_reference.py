@@ -79,8 +79,14 @@ def test_server_requests_are_answered_as_the_reference_answers(node_jsonrpc: Nod
     unhandled = nbs.connect("unhandled", node_jsonrpc.url, protocol="jsonrpc")  # no handler at all
     report = unhandled.call("ask", {"method": "double", "params": 1}, timeout=15)
     assert report["response"]["error"] == {"code": -32601, "message": "Method not found"}
-    assert report["checks"] == {"is_response": True, "id_matches": True, "has_result": False, "has_error": True,
-                                "error_code_is_integer": True, "error_message_is_string": True}
+    assert report["checks"] == {
+        "is_response": True,
+        "id_matches": True,
+        "has_result": False,
+        "has_error": True,
+        "error_code_is_integer": True,
+        "error_message_is_string": True,
+    }
 
 
 def test_a_late_reply_is_recorded_in_conn_errors(node_jsonrpc: NodeServer) -> None:

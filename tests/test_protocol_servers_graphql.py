@@ -104,7 +104,7 @@ def test_handshake_and_calls(server):
         call_id, messages = driver.protocol.call("{ whoami }")
         await driver.send(messages)
         assert (await driver.reply(call_id)).value == {"whoami": GOOD}
-        call_id, messages = driver.protocol.call("{ fail(message: \"nope\") }")
+        call_id, messages = driver.protocol.call('{ fail(message: "nope") }')
         await driver.send(messages)
         failed = await driver.reply(call_id)
         assert failed.error["message"] == "nope (at fail)" and failed.error["data"]["data"] is None

@@ -124,7 +124,9 @@ def test_notifications_both_ways(server):
         assert (await driver.call("notify_me", {"n": 2, "method": "tick"})).value == 2
         await driver.until(lambda a: isinstance(a, Deliver) and a.data == {"n": 2})
         assert [(d.topic, d.data, d.ack) for d in driver.actions if isinstance(d, Deliver)] == [
-            ("tick", {"n": 1}, None), ("tick", {"n": 2}, None)]
+            ("tick", {"n": 1}, None),
+            ("tick", {"n": 2}, None),
+        ]
         assert {"msg": "hello"} in server.logged  # the notification reached the server (no reply)
         assert server.push("news", ["a", 1]) >= 1
         pushed = await driver.until(lambda a: isinstance(a, Deliver) and a.topic == "news")

@@ -71,8 +71,7 @@ async def _reference_admin(srv: SocketIOServer, token: str) -> Any:
     errors: list[Any] = []
     client.on("connect_error", lambda data: errors.append(data), namespace=ADMIN_NAMESPACE)
     try:
-        await client.connect(srv.http_url, namespaces=[ADMIN_NAMESPACE], auth={"token": token},
-                             transports=["websocket"])
+        await client.connect(srv.http_url, namespaces=[ADMIN_NAMESPACE], auth={"token": token}, transports=["websocket"])
     except socketio.exceptions.ConnectionError:
         return errors
     try:

@@ -159,9 +159,7 @@ def test_engine_close_and_namespace_disconnect_close_the_socket():
 
 def test_events_without_ack():
     prot = opened()
-    assert prot.receive('42["chat",{"text":"hi"}]', 0) == [
-        Deliver(topic="chat", data={"text": "hi"}, headers={"namespace": "/"})
-    ]
+    assert prot.receive('42["chat",{"text":"hi"}]', 0) == [Deliver(topic="chat", data={"text": "hi"}, headers={"namespace": "/"})]
     [one] = prot.receive('42["nothing"]', 0)
     assert one.data is None and one.ack is None
     [many] = prot.receive('42["pair",1,"two"]', 0)
@@ -248,7 +246,9 @@ def test_binary_emit_puts_bytes_in_attachments():
     text, *attachments = messages
     assert text.startswith("452-")
     assert json.loads(text[4:]) == [
-        "upload", {"name": "a", "blob": {"_placeholder": True, "num": 0}}, {"_placeholder": True, "num": 1}
+        "upload",
+        {"name": "a", "blob": {"_placeholder": True, "num": 0}},
+        {"_placeholder": True, "num": 1},
     ]
     assert attachments == [b"\x00\x01", b"zz"]
     ack_id, messages = prot.call("bin", b"x")

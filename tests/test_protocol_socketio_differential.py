@@ -36,8 +36,13 @@ from nbsocket.core.protocols.socketio import AckToken, SocketIO
 from nbsocket.core.protocols.socketio_packets import MAX_ACK_ID, MAX_ATTACHMENTS, RESERVED_EVENTS, BadPacket, decode_packet
 
 EXAMPLES = int(os.environ.get("NBSOCKET_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=not os.environ.get("NBSOCKET_FUZZ_RANDOM"), deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=not os.environ.get("NBSOCKET_FUZZ_RANDOM"),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 """A fixed, derandomized set in the suite; ``NBSOCKET_FUZZ_RANDOM=1`` draws new examples on every run."""
 
 OPEN = '0{"sid":"eio","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
@@ -48,13 +53,20 @@ NUMERALS = ["٣", "２", "²", "٢", "½", "߃", "๓", "Ⅻ"]
 
 texts = st.text(st.characters(codec="utf-8") | st.sampled_from(["\ud800", "\udfff", "é", "\x00", '"', "\\"]), max_size=12)
 keys = texts.filter(lambda key: key != "_placeholder")
-scalars = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | texts
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
-                           max_leaves=12)
-binary_values = st.recursive(scalars | st.binary(max_size=8),
-                             lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+scalars = (
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | texts
+)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12
+)
+binary_values = st.recursive(
+    scalars | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=12,
+)
 namespaces = st.sampled_from(["/", "/", "/admin", "/a-b_c.d"]) | st.text(
-    st.characters(codec="utf-8", exclude_characters=",?"), min_size=1, max_size=8).map(lambda name: "/" + name)
+    st.characters(codec="utf-8", exclude_characters=",?"), min_size=1, max_size=8
+).map(lambda name: "/" + name)
 event_names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=10).filter(lambda name: name not in RESERVED_EVENTS)
 ack_ids = st.none() | st.integers(0, MAX_ACK_ID)
 
@@ -134,10 +146,17 @@ def test_acks_written_by_python_socketio_are_read_alike(namespace: str, values: 
 
 
 @FUZZ
-@given(namespace=namespaces, sid=texts, extra=st.dictionaries(keys.filter(lambda k: k not in ("sid", "pid")), json_values, max_size=3),
-       pid=st.none() | texts.filter(bool), args=st.lists(json_values, max_size=3), offset=texts)
-def test_connect_replies_and_recovery_offsets_are_read_alike(namespace: str, sid: str, extra: dict[str, Any], pid: str | None,
-                                                             args: list[Any], offset: str) -> None:
+@given(
+    namespace=namespaces,
+    sid=texts,
+    extra=st.dictionaries(keys.filter(lambda k: k not in ("sid", "pid")), json_values, max_size=3),
+    pid=st.none() | texts.filter(bool),
+    args=st.lists(json_values, max_size=3),
+    offset=texts,
+)
+def test_connect_replies_and_recovery_offsets_are_read_alike(
+    namespace: str, sid: str, extra: dict[str, Any], pid: str | None, args: list[Any], offset: str
+) -> None:
     reply = {**extra, "sid": sid} if pid is None else {**extra, "sid": sid, "pid": pid}
     prot = opened(namespace, reply)
     [event] = receive_all(prot, python_encode(sio.EVENT, ["tick", *args, offset], namespace))
@@ -149,7 +168,9 @@ def test_connect_replies_and_recovery_offsets_are_read_alike(namespace: str, sid
 
 @FUZZ
 @given(namespace=namespaces, message=texts, data=st.none() | json_values, as_string=st.booleans())
-def test_connect_errors_written_by_python_socketio_are_read_alike(namespace: str, message: str, data: Any, as_string: bool) -> None:
+def test_connect_errors_written_by_python_socketio_are_read_alike(
+    namespace: str, message: str, data: Any, as_string: bool
+) -> None:
     prot = SocketIO(namespace=namespace)
     prot.start(0.0)
     prot.receive(OPEN, 0.0)
@@ -169,7 +190,9 @@ def test_disconnect_written_by_python_socketio_closes(namespace: str) -> None:
 
 @FUZZ
 @given(interval=st.integers(0, 10**7), timeout=st.integers(0, 10**7), sid=texts, ping_data=st.sampled_from(["", "probe"]))
-def test_engineio_packets_written_by_python_engineio_are_read_alike(interval: int, timeout: int, sid: str, ping_data: str) -> None:
+def test_engineio_packets_written_by_python_engineio_are_read_alike(
+    interval: int, timeout: int, sid: str, ping_data: str
+) -> None:
     prot = SocketIO()
     prot.start(0.0)
     info = {"sid": sid, "upgrades": [], "pingInterval": interval, "pingTimeout": timeout, "maxPayload": 1000000}
@@ -198,7 +221,11 @@ def test_events_nbsocket_writes_are_read_alike(namespace: str, name: str, args: 
 
 
 @FUZZ
-@given(namespace=namespaces, value=st.none() | binary_values | st.tuples(binary_values, binary_values), ack_id=st.integers(0, MAX_ACK_ID))
+@given(
+    namespace=namespaces,
+    value=st.none() | binary_values | st.tuples(binary_values, binary_values),
+    ack_id=st.integers(0, MAX_ACK_ID),
+)
 def test_acks_nbsocket_writes_are_read_alike(namespace: str, value: Any, ack_id: int) -> None:
     prot = opened(namespace)
     [event] = receive_all(prot, python_encode(sio.EVENT, ["question"], namespace, ack_id))
@@ -209,8 +236,12 @@ def test_acks_nbsocket_writes_are_read_alike(namespace: str, value: Any, ack_id:
 
 
 @FUZZ
-@given(namespace=namespaces, auth=st.none() | st.dictionaries(keys, json_values, max_size=3), pid=texts.filter(bool), offset=texts)
-def test_connect_packets_nbsocket_writes_are_read_alike(namespace: str, auth: dict[str, Any] | None, pid: str, offset: str) -> None:
+@given(
+    namespace=namespaces, auth=st.none() | st.dictionaries(keys, json_values, max_size=3), pid=texts.filter(bool), offset=texts
+)
+def test_connect_packets_nbsocket_writes_are_read_alike(
+    namespace: str, auth: dict[str, Any] | None, pid: str, offset: str
+) -> None:
     prot = SocketIO(namespace=namespace, auth=auth)
     prot.start(0.0)
     [send, _] = prot.receive(OPEN, 0.0)
@@ -234,8 +265,10 @@ def valid_packets(draw: st.DrawFn) -> str:
     kind = draw(st.sampled_from(range(7)))
     namespace = draw(namespaces)
     if kind in (sio.EVENT, sio.BINARY_EVENT):
-        data: Any = [draw(event_names | st.integers(0, 99)), *draw(st.lists(binary_values if kind == sio.BINARY_EVENT else json_values,
-                                                                            max_size=3))]
+        data: Any = [
+            draw(event_names | st.integers(0, 99)),
+            *draw(st.lists(binary_values if kind == sio.BINARY_EVENT else json_values, max_size=3)),
+        ]
     elif kind in (sio.ACK, sio.BINARY_ACK):
         data = draw(st.lists(binary_values if kind == sio.BINARY_ACK else json_values, max_size=3))
     elif kind == sio.CONNECT:
@@ -244,8 +277,13 @@ def valid_packets(draw: st.DrawFn) -> str:
         data = draw(texts | st.fixed_dictionaries({"message": texts, "data": json_values}))
     else:
         data = None
-    ack_id = draw(ack_ids) if kind in (sio.EVENT, sio.BINARY_EVENT) else draw(st.integers(0, MAX_ACK_ID)) if kind in (
-        sio.ACK, sio.BINARY_ACK) else None
+    ack_id = (
+        draw(ack_ids)
+        if kind in (sio.EVENT, sio.BINARY_EVENT)
+        else draw(st.integers(0, MAX_ACK_ID))
+        if kind in (sio.ACK, sio.BINARY_ACK)
+        else None
+    )
     kind = {sio.BINARY_EVENT: sio.EVENT, sio.BINARY_ACK: sio.ACK}.get(kind, kind)  # binary when the data holds bytes
     encoded = sio.Packet(kind, data=data, namespace=namespace, id=ack_id).encode()
     return encoded[0] if isinstance(encoded, list) else encoded
@@ -315,7 +353,9 @@ def _fits_its_type(packet: sio.Packet) -> bool:
         return isinstance(data, (dict, str))
     if kind in (sio.EVENT, sio.BINARY_EVENT):
         first = data[0] if isinstance(data, list) and data else None
-        return (isinstance(first, str) and first not in RESERVED_EVENTS) or (isinstance(first, (int, float)) and not isinstance(first, bool))
+        return (isinstance(first, str) and first not in RESERVED_EVENTS) or (
+            isinstance(first, (int, float)) and not isinstance(first, bool)
+        )
     if kind in (sio.ACK, sio.BINARY_ACK):
         return isinstance(data, list) and packet.id is not None
     return False
@@ -354,7 +394,7 @@ def _digit_fields(text: str) -> str:
     """The type, the attachment count and the ack id of a packet text: where only ASCII digits may stand."""
     head = _head(text)
     namespace = re.search(r"/[^,]*(,|$)", head[1:])
-    return head if namespace is None else head[:namespace.start() + 1] + head[namespace.end() + 1:]
+    return head if namespace is None else head[: namespace.start() + 1] + head[namespace.end() + 1 :]
 
 
 def _python_reads_a_count(text: str) -> bool:
@@ -364,34 +404,58 @@ def _python_reads_a_count(text: str) -> bool:
 
 
 LENIENCES: list[tuple[str, Callable[[str, sio.Packet], bool], str]] = [
-    ("reads a non-ASCII numeral (Arabic-Indic, full-width, ...) as a digit of the type, count or ack id",
-     lambda text, packet: any(not c.isascii() and c.isnumeric() for c in _digit_fields(text)), r"\(U\+[0-9A-F]{4,5}\)"),
+    (
+        "reads a non-ASCII numeral (Arabic-Indic, full-width, ...) as a digit of the type, count or ack id",
+        lambda text, packet: any(not c.isascii() and c.isnumeric() for c in _digit_fields(text)),
+        r"\(U\+[0-9A-F]{4,5}\)",
+    ),
     ("takes a packet type beyond 6", lambda text, packet: not 0 <= packet.packet_type <= 6, r"unknown Socket\.IO packet type"),
-    ("takes a missing, zero or unreadable attachment count of a binary packet for none",
-     lambda text, packet: packet.packet_type in (sio.BINARY_EVENT, sio.BINARY_ACK) and packet.attachment_count == 0,
-     r"attachment count|announces 0 attachments|are allowed"),
-    ("reads '<digits>-' as an attachment count in a packet type that has none",
-     lambda text, packet: packet.packet_type not in (sio.BINARY_EVENT, sio.BINARY_ACK) and _python_reads_a_count(text),
-     r"bad JSON|payload must be|carries no payload"),
-    ("accepts an attachment count of up to 10 digits (socket.io-parser's default limit is 10 attachments)",
-     lambda text, packet: packet.attachment_count > MAX_ATTACHMENTS, r"are allowed"),
-    ("accepts an ack id beyond 2**53 - 1 (up to 100 digits)",
-     lambda text, packet: packet.id is not None and packet.id > MAX_ACK_ID, r"beyond 2\*\*53 - 1"),
-    ("accepts NaN and Infinity, which are not JSON",
-     lambda text, packet: any(math.isnan(f) or math.isinf(f) for f in _floats(packet.data)) and ("NaN" in text or "Infinity" in text),
-     r"(NaN|Infinity) is not JSON"),
-    ("accepts any payload, whatever the packet type (socket.io-parser checks it fits: isPayloadValid)",
-     lambda text, packet: not _fits_its_type(packet),
-     r"payload must be|carries no payload|reserved event name|without an ack id"),
-    ("accepts placeholders that do not number the attachments 0..n-1 once each",
-     lambda text, packet: packet.attachment_count > 0 and not _numbered_once(packet), r"placeholders number"),
+    (
+        "takes a missing, zero or unreadable attachment count of a binary packet for none",
+        lambda text, packet: packet.packet_type in (sio.BINARY_EVENT, sio.BINARY_ACK) and packet.attachment_count == 0,
+        r"attachment count|announces 0 attachments|are allowed",
+    ),
+    (
+        "reads '<digits>-' as an attachment count in a packet type that has none",
+        lambda text, packet: packet.packet_type not in (sio.BINARY_EVENT, sio.BINARY_ACK) and _python_reads_a_count(text),
+        r"bad JSON|payload must be|carries no payload",
+    ),
+    (
+        "accepts an attachment count of up to 10 digits (socket.io-parser's default limit is 10 attachments)",
+        lambda text, packet: packet.attachment_count > MAX_ATTACHMENTS,
+        r"are allowed",
+    ),
+    (
+        "accepts an ack id beyond 2**53 - 1 (up to 100 digits)",
+        lambda text, packet: packet.id is not None and packet.id > MAX_ACK_ID,
+        r"beyond 2\*\*53 - 1",
+    ),
+    (
+        "accepts NaN and Infinity, which are not JSON",
+        lambda text, packet: (
+            any(math.isnan(f) or math.isinf(f) for f in _floats(packet.data)) and ("NaN" in text or "Infinity" in text)
+        ),
+        r"(NaN|Infinity) is not JSON",
+    ),
+    (
+        "accepts any payload, whatever the packet type (socket.io-parser checks it fits: isPayloadValid)",
+        lambda text, packet: not _fits_its_type(packet),
+        r"payload must be|carries no payload|reserved event name|without an ack id",
+    ),
+    (
+        "accepts placeholders that do not number the attachments 0..n-1 once each",
+        lambda text, packet: packet.attachment_count > 0 and not _numbered_once(packet),
+        r"placeholders number",
+    ),
 ]
 """Where python-socketio's ``Packet.decode`` is lenient and nbsocket reports: (the lenience, when a reading shows it,
 the reason nbsocket must give)."""
 
 STRICTER_IN_PYTHON_SOCKETIO = [
-    ("refuses JSON integers of more than 100 digits (python-engineio's guard); nbsocket reads them up to Python's limit",
-     lambda text: re.search(r"\d{101}", text) is not None),
+    (
+        "refuses JSON integers of more than 100 digits (python-engineio's guard); nbsocket reads them up to Python's limit",
+        lambda text: re.search(r"\d{101}", text) is not None,
+    ),
 ]
 """Where python-socketio refuses what nbsocket reads: (the difference, whether the text shows it)."""
 
@@ -406,15 +470,24 @@ def check_against_python_socketio(text: str) -> None:
         if python is None:
             return
         explained = [(what, expected) for what, shows, expected in LENIENCES if shows(text, python)]
-        assert explained, f"python-socketio reads {text!r} as {python._to_dict()}; nbsocket refuses it ({reason}) for no listed reason"
+        assert explained, (
+            f"python-socketio reads {text!r} as {python._to_dict()}; nbsocket refuses it ({reason}) for no listed reason"
+        )
         assert any(re.search(expected, reason) for _, expected in explained), (
-            f"{text!r}: nbsocket's reason {reason!r} matches none of {[what for what, _ in explained]}")
+            f"{text!r}: nbsocket's reason {reason!r} matches none of {[what for what, _ in explained]}"
+        )
         return
     if python is None:
-        assert any(shows(text) for _, shows in STRICTER_IN_PYTHON_SOCKETIO), f"python-socketio refuses {text!r}, nbsocket reads it"
+        assert any(shows(text) for _, shows in STRICTER_IN_PYTHON_SOCKETIO), (
+            f"python-socketio refuses {text!r}, nbsocket reads it"
+        )
         return
     assert (ours.type, ours.namespace, ours.id, ours.attachments) == (
-        python.packet_type, python.namespace or "/", python.id, python.attachment_count), text
+        python.packet_type,
+        python.namespace or "/",
+        python.id,
+        python.attachment_count,
+    ), text
     assert ours.data == python.data, text
 
 
@@ -424,9 +497,25 @@ def test_generated_packets_are_read_as_python_socketio_reads_them_or_reported(te
     check_against_python_socketio(text)
 
 
-@pytest.mark.parametrize("text", ["２[\"ev\"]", "3٣[1]", "31٣[1]", "5٢-[\"e\",{\"_placeholder\":true,\"num\":0}]", "50-[\"e\"]",
-                                  "7[1]", "21-[\"e\"]", "3" + "1" * 60 + "[1]", "2[\"e\",NaN]", "2[\"connect\"]", "3[1]", "2{}",
-                                  '52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]', "1{}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '２["ev"]',
+        "3٣[1]",
+        "31٣[1]",
+        '5٢-["e",{"_placeholder":true,"num":0}]',
+        '50-["e"]',
+        "7[1]",
+        '21-["e"]',
+        "3" + "1" * 60 + "[1]",
+        '2["e",NaN]',
+        '2["connect"]',
+        "3[1]",
+        "2{}",
+        '52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]',
+        "1{}",
+    ],
+)
 def test_each_lenience_of_python_socketio_is_reported(text: str) -> None:
     assert python_reads(text) is not None, "python-socketio reads it (the lenience)"
     with pytest.raises(BadPacket):
@@ -435,8 +524,17 @@ def test_each_lenience_of_python_socketio_is_reported(text: str) -> None:
 
 
 @FUZZ
-@given(messages=st.lists(st.one_of(packet_texts().map(lambda text: "4" + text), st.binary(max_size=6), texts,
-                                   st.sampled_from([OPEN, "2", "3", "6", "5", "1", "0{}", "40", '40{"sid":"s"}'])), max_size=8))
+@given(
+    messages=st.lists(
+        st.one_of(
+            packet_texts().map(lambda text: "4" + text),
+            st.binary(max_size=6),
+            texts,
+            st.sampled_from([OPEN, "2", "3", "6", "5", "1", "0{}", "40", '40{"sid":"s"}']),
+        ),
+        max_size=8,
+    )
+)
 def test_nothing_generated_makes_nbsocket_raise(messages: list[str | bytes]) -> None:
     prot = SocketIO()
     prot.start(0.0)

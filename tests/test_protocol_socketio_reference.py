@@ -96,8 +96,15 @@ def test_events_emitted_while_the_client_was_down_are_recovered(node_socketio: N
 
 def test_recovery_keeps_the_auth_and_recovers_again(node_socketio: NodeSocketIOServer) -> None:
     got: list[nbs.WsEvent] = []
-    sio = nbs.connect("again", node_socketio.url, protocol="socketio", namespace="/private", auth={"token": "good"},
-                      handler=got.append, reconnect=QUICK)
+    sio = nbs.connect(
+        "again",
+        node_socketio.url,
+        protocol="socketio",
+        namespace="/private",
+        auth={"token": "good"},
+        handler=got.append,
+        reconnect=QUICK,
+    )
     assert sio.call("echo", 1) == 1
     for round_ in range(2):
         before = sio.stats.reconnects

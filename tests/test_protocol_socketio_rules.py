@@ -54,7 +54,7 @@ def only_malformed(prot: SocketIO, body: str | bytes) -> Malformed:
         ('45٢-["e",{"_placeholder":true,"num":0}]', "without an attachment count"),
         ('450-["e"]', "announces 0 attachments"),
         (f'45{MAX_ATTACHMENTS + 1}-["e"]', f"1 to {MAX_ATTACHMENTS} are allowed"),
-        ('45' + "9" * 5000 + '-["e"]', "are allowed"),
+        ("45" + "9" * 5000 + '-["e"]', "are allowed"),
         ('45-["e"]', "without an attachment count"),
         ('451["e"]', "without an attachment count"),
         ('42["x",NaN]', "NaN is not JSON"),
@@ -71,7 +71,7 @@ def only_malformed(prot: SocketIO, body: str | bytes) -> Malformed:
         ('451-["e",{"_placeholder":true,"num":true}]', "not 0..0 once each"),
         ('451-["e",{"_placeholder":true}]', "not 0..0 once each"),
         ('451-["e"]', "placeholders number none"),
-        ("٤2[\"e\"]", "unknown Engine.IO packet type '٤' (U+0664)"),
+        ('٤2["e"]', "unknown Engine.IO packet type '٤' (U+0664)"),
     ],
 )
 def test_bad_packets_are_malformed_with_a_precise_reason(body: str, reason: str) -> None:

@@ -219,14 +219,16 @@ def test_refused_subscription_ends_and_is_never_sent_again():
     bad, _, (bad_wire,) = stomp.subscribe("/bogus/x")
     good_receipt, bad_receipt = parse_one(good_wire).headers["receipt"], parse_one(bad_wire).headers["receipt"]
     assert stomp.receive(frame("RECEIPT", {"receipt-id": good_receipt}), 1.0) == [
-        Housekeeping(f"receipt for SUBSCRIBE {good} (/queue/ok)")]
+        Housekeeping(f"receipt for SUBSCRIBE {good} (/queue/ok)")
+    ]
     (report,) = stomp.receive(frame("ERROR", {"message": "Unknown destination"}, RABBIT_UNKNOWN), 1.1)
     assert isinstance(report, Report) and f"subscription {bad} to /bogus/x" in report.message
     assert stomp.subscriptions == {good: "/queue/ok"} and bad_receipt.startswith(bad)
     stomp.closed()
     stomp.start(2.0)
-    resent = [parse_one(a.payload).headers["destination"] for a in stomp.receive(CONNECTED.format("0,0"), 2.1)
-              if isinstance(a, Send)]
+    resent = [
+        parse_one(a.payload).headers["destination"] for a in stomp.receive(CONNECTED.format("0,0"), 2.1) if isinstance(a, Send)
+    ]
     assert resent == ["/queue/ok"]
 
 
@@ -308,8 +310,13 @@ def test_subscribe_and_unsubscribe_frames():
     assert topic == "/topic/prices"
     parsed = parse_one(wire)
     assert parsed.command == "SUBSCRIBE"
-    assert parsed.headers == {"x-priority": "1", "id": sub_id, "destination": "/topic/prices", "ack": "auto",
-                              "receipt": f"{sub_id}@1"}
+    assert parsed.headers == {
+        "x-priority": "1",
+        "id": sub_id,
+        "destination": "/topic/prices",
+        "ack": "auto",
+        "receipt": f"{sub_id}@1",
+    }
     assert stomp.subscriptions == {sub_id: "/topic/prices"}
     (wire,) = stomp.unsubscribe(sub_id)
     assert parse_one(wire) == StompFrame("UNSUBSCRIBE", {"id": sub_id})

@@ -57,8 +57,8 @@ def stomp_py_frames(wire: bytes) -> list[Any]:
                     pos, frame = size, buf[:size]
         frames.append(frame)
         pos += 1
-        while buf[pos:pos + 1] == b"\n" or buf[pos:pos + 2] == b"\r\n":
-            pos += 1 if buf[pos:pos + 1] == b"\n" else 2
+        while buf[pos : pos + 1] == b"\n" or buf[pos : pos + 2] == b"\r\n":
+            pos += 1 if buf[pos : pos + 1] == b"\n" else 2
         buf = buf[pos:]
     return [stomp_utils.parse_frame(frame) for frame in frames]
 
@@ -72,8 +72,9 @@ def connected() -> STOMP:
 
 @PROPERTY
 @given(command=server_commands, frame_headers=headers, body=bodies, eols=st.sampled_from(["", "\n", "\r\n\n"]))
-def test_nbsocket_and_stomp_py_read_every_well_formed_frame_the_same(command: str, frame_headers: dict[str, str],
-                                                                     body: bytes, eols: str) -> None:
+def test_nbsocket_and_stomp_py_read_every_well_formed_frame_the_same(
+    command: str, frame_headers: dict[str, str], body: bytes, eols: str
+) -> None:
     wire = encode_frame(command, frame_headers, body) + eols.encode()
     [ours] = [item for item in parse_frames(wire) if item is not None]
     [theirs] = stomp_py_frames(wire)
@@ -84,10 +85,13 @@ def test_nbsocket_and_stomp_py_read_every_well_formed_frame_the_same(command: st
 
 
 @PROPERTY
-@given(frames=st.lists(st.tuples(server_commands, headers, bodies), min_size=1, max_size=4),
-       eols=st.lists(st.sampled_from(["", "\n", "\r\n"]), min_size=4, max_size=4))
-def test_several_frames_in_one_message_are_read_in_order_by_both(frames: list[tuple[str, dict[str, str], bytes]],
-                                                                 eols: list[str]) -> None:
+@given(
+    frames=st.lists(st.tuples(server_commands, headers, bodies), min_size=1, max_size=4),
+    eols=st.lists(st.sampled_from(["", "\n", "\r\n"]), min_size=4, max_size=4),
+)
+def test_several_frames_in_one_message_are_read_in_order_by_both(
+    frames: list[tuple[str, dict[str, str], bytes]], eols: list[str]
+) -> None:
     wire = b"".join(encode_frame(c, h, b) + eol.encode() for (c, h, b), eol in zip(frames, eols))
     ours = [item for item in parse_frames(wire) if item is not None]
     assert [(f.command, f.headers, f.body) for f in ours] == [(f.cmd, f.headers, f.body) for f in stomp_py_frames(wire)]
@@ -117,8 +121,11 @@ def test_where_stomp_py_is_lenient_nbsocket_reports() -> None:
 
 
 @PROPERTY
-@given(destination=header_names, body=json_values | st.text(max_size=30) | st.binary(max_size=30),
-       extra=headers.map(lambda h: {k: v for k, v in h.items() if k not in ("destination", "content-type", "receipt")}))
+@given(
+    destination=header_names,
+    body=json_values | st.text(max_size=30) | st.binary(max_size=30),
+    extra=headers.map(lambda h: {k: v for k, v in h.items() if k not in ("destination", "content-type", "receipt")}),
+)
 def test_publish_parses_back_to_what_was_asked(destination: str, body: Any, extra: dict[str, str]) -> None:
     stomp = connected()
     [wire] = stomp.publish(destination, body, extra)
@@ -143,8 +150,9 @@ def test_subscribe_and_acknowledge_parse_back(destination: str, extra: dict[str,
     [frame] = parse_frames(wire)
     assert topic == destination and frame.command == "SUBSCRIBE"
     assert frame.headers == {**extra, "id": sub_id, "destination": destination, "ack": ack, "receipt": f"{sub_id}@1"}
-    message = encode_frame("MESSAGE", {"destination": destination, "subscription": sub_id, "message-id": "m-1", "ack": "a:1"},
-                           b"x")
+    message = encode_frame(
+        "MESSAGE", {"destination": destination, "subscription": sub_id, "message-id": "m-1", "ack": "a:1"}, b"x"
+    )
     [deliver] = stomp.receive(message, 1.0)
     if ack == "auto":
         assert deliver.ack is None
@@ -153,13 +161,16 @@ def test_subscribe_and_acknowledge_parse_back(destination: str, extra: dict[str,
         assert parse_frames(ack_wire) == [StompFrame("NACK", {"id": "a:1"})]
 
 
-content_types = st.sampled_from([None, "application/json", "text/plain;charset=utf-8", "application/octet-stream",
-                                 "application/vnd.x+json", "text/csv"])
+content_types = st.sampled_from(
+    [None, "application/json", "text/plain;charset=utf-8", "application/octet-stream", "application/vnd.x+json", "text/csv"]
+)
 
 
 @PROPERTY
-@given(messages=st.lists(st.tuples(header_names, content_types, json_values | st.binary(max_size=20)), min_size=1,
-                         max_size=4), beats=st.integers(0, 2))
+@given(
+    messages=st.lists(st.tuples(header_names, content_types, json_values | st.binary(max_size=20)), min_size=1, max_size=4),
+    beats=st.integers(0, 2),
+)
 def test_generated_messages_become_deliveries_in_order(messages: list[tuple[str, str | None, Any]], beats: int) -> None:
     stomp = connected()
     wire, expected = b"\n" * beats, []
@@ -168,8 +179,12 @@ def test_generated_messages_become_deliveries_in_order(messages: list[tuple[str,
             octets = value
         else:
             octets = json.dumps(value).encode() if content_type and "json" in content_type else str(value).encode()
-        frame_headers = {"destination": destination, "message-id": f"m-{n}", "subscription": "sub-9",
-                         **({"content-type": content_type} if content_type else {})}
+        frame_headers = {
+            "destination": destination,
+            "message-id": f"m-{n}",
+            "subscription": "sub-9",
+            **({"content-type": content_type} if content_type else {}),
+        }
         wire += encode_frame("MESSAGE", frame_headers, octets) + b"\n" * beats
         data, error = decode_body(octets, content_type)
         parsed_headers = {**frame_headers, **({"content-length": str(len(octets))} if octets else {})}
@@ -183,7 +198,8 @@ def test_generated_messages_become_deliveries_in_order(messages: list[tuple[str,
 def test_receipts_reply_to_their_id(receipt_id: str) -> None:
     stomp = connected()
     assert stomp.receive(encode_frame("RECEIPT", {"receipt-id": receipt_id}), 1.0) == [
-        Reply(receipt_id, value={"receipt-id": receipt_id})]
+        Reply(receipt_id, value={"receipt-id": receipt_id})
+    ]
 
 
 @PROPERTY

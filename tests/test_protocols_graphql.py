@@ -60,8 +60,9 @@ def test_subscription_error_is_in_the_event_and_ends_it(server: GraphQLServer) -
 
 
 def test_cancel_and_reconnect_resubscribes(server: GraphQLServer) -> None:
-    gql = nbs.connect("re", server.url, protocol="graphql-ws", init_payload=TOKEN,
-                      reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.2))
+    gql = nbs.connect(
+        "re", server.url, protocol="graphql-ws", init_payload=TOKEN, reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.2)
+    )
     slow = gql.subscribe("subscription { ticks(n: 100000, delay: 0.05) { n } }")
     other = gql.subscribe("subscription { ticks(n: 100000, delay: 0.05) { n } }")
     gql.expect({"topic": slow.id}, timeout=5)
@@ -76,8 +77,7 @@ def test_cancel_and_reconnect_resubscribes(server: GraphQLServer) -> None:
 
 
 def test_keepalive_with_a_slow_handler(server: GraphQLServer) -> None:
-    gql = nbs.connect("ka", server.url, protocol="graphql-ws", init_payload=TOKEN, keepalive=0.5,
-                      handler=lambda e: time.sleep(2))
+    gql = nbs.connect("ka", server.url, protocol="graphql-ws", init_payload=TOKEN, keepalive=0.5, handler=lambda e: time.sleep(2))
     gql.subscribe("subscription { ticks(n: 2) { n } }")
     time.sleep(3)
     assert gql.state == "open" and gql.stats.reconnects == 0

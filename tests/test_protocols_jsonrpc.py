@@ -66,8 +66,7 @@ def test_timeout_then_late_reply_is_recorded_not_raised(server: JSONRPCServer) -
 
 
 def test_keepalive_with_a_slow_handler(server: JSONRPCServer) -> None:
-    rpc = nbs.connect("ka", server.url, protocol="jsonrpc", ping_interval=0.5, ping_timeout=0.5,
-                      handler=lambda e: time.sleep(2))
+    rpc = nbs.connect("ka", server.url, protocol="jsonrpc", ping_interval=0.5, ping_timeout=0.5, handler=lambda e: time.sleep(2))
     rpc.call("notify_me", {"n": 2})
     time.sleep(2.5)
     assert rpc.state == "open" and rpc.stats.reconnects == 0
@@ -75,8 +74,9 @@ def test_keepalive_with_a_slow_handler(server: JSONRPCServer) -> None:
 
 def test_malformed_and_reconnect(server: JSONRPCServer) -> None:
     got: list[nbs.WsEvent] = []
-    rpc = nbs.connect("mal", server.url, protocol="jsonrpc", handler=got.append,
-                      reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.2))
+    rpc = nbs.connect(
+        "mal", server.url, protocol="jsonrpc", handler=got.append, reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.2)
+    )
     rpc.call("add", [0, 0])
     server.send_raw("not json at all")
     server.send_raw('{"jsonrpc": "2.0", "id": 99999, "result": 1}')  # nobody asked

@@ -37,7 +37,7 @@ def test_connect_call_and_emit_by_magic(ip: object) -> None:
         with pytest.raises(Exception, match="RemoteError"):
             ip.run_line_magic("ws_call", "rpc fail")
         with pytest.raises(Exception, match="no emit"):
-            ip.run_line_magic("ws_emit", "rpc chat {\"a\": 1}")
+            ip.run_line_magic("ws_emit", 'rpc chat {"a": 1}')
 
 
 def test_one_option_table(ip: object) -> None:

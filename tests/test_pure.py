@@ -115,8 +115,10 @@ def test_text_and_octet_stream_codecs() -> None:
 
 def test_custom_codec_registration() -> None:
     nbs.register_codec(
-        "application/x-kv", lambda body: dict(p.split("=") for p in body.split(";")),
-        lambda obj: ";".join(f"{k}={v}" for k, v in obj.items()), replace=True,
+        "application/x-kv",
+        lambda body: dict(p.split("=") for p in body.split(";")),
+        lambda obj: ";".join(f"{k}={v}" for k, v in obj.items()),
+        replace=True,
     )
     codec = get_codec("application/x-kv")
     assert codec.decode("a=1;b=2") == {"a": "1", "b": "2"}
@@ -176,11 +178,18 @@ def test_to_datetime_turns_epoch_fields_into_utc_datetimes() -> None:
 
     import nbsocket as nbs
 
-    frame = pd.DataFrame({
-        "timestamp": pd.to_datetime([1, 2], unit="s", utc=True), "socket": "s", "seq": [1, 2], "data.seq": [7, 8],
-        "data.timestamp": [1795959659.99, 1795959660.5], "sent_at": [1795959659990, 1795959660500],
-        "iso_time": ["2026-11-29T15:00:00Z", "2026-11-29T15:00:01Z"], "price": [1.0, 2.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime([1, 2], unit="s", utc=True),
+            "socket": "s",
+            "seq": [1, 2],
+            "data.seq": [7, 8],
+            "data.timestamp": [1795959659.99, 1795959660.5],
+            "sent_at": [1795959659990, 1795959660500],
+            "iso_time": ["2026-11-29T15:00:00Z", "2026-11-29T15:00:01Z"],
+            "price": [1.0, 2.0],
+        }
+    )
     parsed = nbs.to_datetime(frame)
     for column in ("data.timestamp", "sent_at", "iso_time"):
         assert str(parsed[column].dt.tz) == "UTC", column
@@ -218,8 +227,16 @@ def test_json_decoding_gives_the_standard_librarys_results_with_or_without_the_f
         monkeypatch.setattr(codecs, "_fast_loads", None)
     elif codecs._fast_loads is None:
         pytest.fail("the test extra installs msgspec: the fast decoder should be there")
-    for body in ['{"a":1,"b":[1.5,"x",null,true]}', '{"n":123456789012345678901234567890}', '"\\ud800"', '[1e400]',
-                 '{"a":1,"a":2}', b'{"bytes":1}', '-0', '0.1']:
+    for body in [
+        '{"a":1,"b":[1.5,"x",null,true]}',
+        '{"n":123456789012345678901234567890}',
+        '"\\ud800"',
+        "[1e400]",
+        '{"a":1,"a":2}',
+        b'{"bytes":1}',
+        "-0",
+        "0.1",
+    ]:
         assert codecs.decode_json(body) == json.loads(body)
     assert math.isnan(codecs.decode_json("NaN"))
     with pytest.raises(codecs.CodecError, match="invalid JSON"):

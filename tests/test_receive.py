@@ -34,7 +34,9 @@ def test_text_and_binary_frames_round_trip_apart(demo) -> None:
     conn.send(bytearray(b"ba"))
     events = waiter.future.result(5)
     assert [(e.request.body, e.request.is_binary) for e in events] == [
-        ("text ✓", False), (b"\x00\xffbinary", True), (b"ba", True)
+        ("text ✓", False),
+        (b"\x00\xffbinary", True),
+        (b"ba", True),
     ]
     assert events[0].request.size == len("text ✓".encode())
     assert [m for m in demo.messages("/echo")[-3:]] == ["text ✓", b"\x00\xffbinary", b"ba"]
@@ -229,9 +231,11 @@ def test_message_over_max_size_closes_with_1009_and_reconnects() -> None:
         await ws.wait_closed()
 
     with WsServer(big_once_then_small) as server:
-        conn = nbs.connect("big", server.url, content_type="text/plain", max_size=1000,
-                           reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1))
+        conn = nbs.connect(
+            "big", server.url, content_type="text/plain", max_size=1000, reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1)
+        )
         eventually(lambda: conn.stats.reconnects >= 1 and conn.state == "open")
+
         def received() -> list:
             frame = conn.transcript(parse=False)
             return frame.loc[frame["direction"] == "received", "body"].tolist()
@@ -280,6 +284,7 @@ def test_order_holds_when_an_async_handler_comes_and_goes_mid_stream(demo) -> No
 def test_a_blocked_handler_does_not_hold_up_another_sockets_handlers() -> None:
     """Socket a's handler blocks until socket b's handler has run: b's must run meanwhile, whether b's message
     is handed to the workers together with a's (one gathering) or after a's handler started."""
+
     async def reply_when_asked(ws):
         async for _ in ws:
             await ws.send("x")
@@ -295,7 +300,9 @@ def test_a_blocked_handler_does_not_hold_up_another_sockets_handlers() -> None:
 
         with WsServer(reply_when_asked) as server:
             a = nbs.connect(f"blocked-{together}", server.url, handler=blocked, content_type="text/plain")
-            b = nbs.connect(f"other-{together}", server.url, handler=lambda e, b_ran=b_ran: b_ran.set(), content_type="text/plain")
+            b = nbs.connect(
+                f"other-{together}", server.url, handler=lambda e, b_ran=b_ran: b_ran.set(), content_type="text/plain"
+            )
             a.send("go")
             if together:
                 b.send("go")

@@ -24,21 +24,21 @@ ROUNDS = 400
 def stream() -> list[str | bytes | list[str]]:
     """One round of messages: a list is sent as a fragmented text message."""
     return [
-        '{"symbol":"ABC","price":1.5,"n":1}',                      # the common shape
+        '{"symbol":"ABC","price":1.5,"n":1}',  # the common shape
         '{"symbol":"XYZ","price":2.5,"n":2}',
-        '{"price":3.5,"symbol":"QRS","n":3}',                       # same keys, another order
-        '{"seq":7,"timestamp":1795959659.99,"symbol":"ABC"}',       # fields named like nbsocket's columns
-        '{"quote":{"bid":1,"ask":{"v":2}},"symbol":"ABC"}',         # nested
-        '{"a.b":2,"a":{"b":3}}',                                    # a dotted key beside the nested one
-        '{"big":123456789012345678901234567890,"x":NaN}',           # exact big int, NaN
-        '[1,2,3]',                                                  # not an object
-        'not json {',                                               # a parse failure
-        b'\x00\x01binary',                                          # binary
-        '',                                                         # empty
-        ['{"frag', 'mented":', '"yes"}'],                           # fragmented
-        '{"symbol":"ABC","price":4.5,"n":4,"extra_field":true}',    # a new column
-        '"\\ud83d\\ude00 text"',                                    # escaped non-BMP text
-        '{"symbol":"ABC","price":null,"n":5}',                      # a gap
+        '{"price":3.5,"symbol":"QRS","n":3}',  # same keys, another order
+        '{"seq":7,"timestamp":1795959659.99,"symbol":"ABC"}',  # fields named like nbsocket's columns
+        '{"quote":{"bid":1,"ask":{"v":2}},"symbol":"ABC"}',  # nested
+        '{"a.b":2,"a":{"b":3}}',  # a dotted key beside the nested one
+        '{"big":123456789012345678901234567890,"x":NaN}',  # exact big int, NaN
+        "[1,2,3]",  # not an object
+        "not json {",  # a parse failure
+        b"\x00\x01binary",  # binary
+        "",  # empty
+        ['{"frag', 'mented":', '"yes"}'],  # fragmented
+        '{"symbol":"ABC","price":4.5,"n":4,"extra_field":true}',  # a new column
+        '"\\ud83d\\ude00 text"',  # escaped non-BMP text
+        '{"symbol":"ABC","price":null,"n":5}',  # a gap
     ]
 
 

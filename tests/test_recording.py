@@ -28,7 +28,6 @@ from .servers import eventually
 T0 = 1_700_000_000_000_000_000
 
 
-
 def read_back(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The recording as pandas and as DuckDB read it, each in file order."""
     if path.suffix == ".parquet":
@@ -134,7 +133,12 @@ def test_parquet_parts_are_written_as_rows_arrive_and_are_readable_before_close(
     recorder.flush()
     before_close = pd.read_parquet(path)
     assert before_close["seq"].tolist() == list(range(1, 251))
-    assert sorted(p.name for p in path.iterdir()) == [SCHEMA_FILE, "part-000001.parquet", "part-000002.parquet", "part-000003.parquet"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        SCHEMA_FILE,
+        "part-000001.parquet",
+        "part-000002.parquet",
+        "part-000003.parquet",
+    ]
     rows(frame, [{"a": i} for i in range(250, 300)], first_seq=251)
     recorder.close()
     assert pd.read_parquet(path)["a"].tolist() == list(range(300))

@@ -19,8 +19,6 @@ pytestmark = pytest.mark.timeout(60)
 SECOND = 1_000_000_000
 
 
-
-
 def sent_bodies(transcript: Any) -> list[Any]:
     return list(transcript[transcript["direction"] == "sent"]["body"])
 
@@ -37,6 +35,7 @@ def record_prices(url: str, ids: list[int]) -> nbs.Connection:
 
 
 # --- replay ---------------------------------------------------------------------------------
+
 
 def test_schedule_keeps_the_original_gaps_scaled_by_speed() -> None:
     entries = [
@@ -135,6 +134,7 @@ def test_replay_async_and_refusals(demo: Any, tmp_path: Any) -> None:
 
 # --- burst ------------------------------------------------------------------------------------
 
+
 def test_burst_sends_everything_and_counts_replies(demo: Any) -> None:
     conn = nbs.connect("echo", demo.url("/echo"))
     report = nbs.burst("echo", [{"n": i} for i in range(300)], settle=1.0)
@@ -175,6 +175,7 @@ def test_burst_async(demo: Any) -> None:
 
 
 # --- progress ---------------------------------------------------------------------------------------
+
 
 def test_progress_bar_in_a_frontend_and_silence_elsewhere() -> None:
     shown: list[Any] = []

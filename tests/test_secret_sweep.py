@@ -40,8 +40,13 @@ def test_no_secret_in_anything_the_suite_produced(demo) -> None:
 
     with WsServer() as server:
         url = server.url.replace("ws://", f"ws://user:{SECRET}@") + f"/feed?token={SECRET}"
-        conn = nbs.connect("sweep", url, handler=failing, headers={"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET},
-                           reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1))
+        conn = nbs.connect(
+            "sweep",
+            url,
+            handler=failing,
+            headers={"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET},
+            reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1),
+        )
         conn.request("hello", timeout=5)
         eventually(lambda: conn.errors)
         panel = nbs.panel("sweep")
@@ -51,9 +56,13 @@ def test_no_secret_in_anything_the_suite_produced(demo) -> None:
         with pytest.raises(nbs.ConnectError) as failure:
             nbs.connect("sweep2", url, open_timeout=2)
         shown = {
-            "repr": repr(conn), "options": repr(conn.options), "status": nbs.connections().to_string(),
-            "errors": [f"{r} {r.traceback}" for r in conn.errors], "exception": str(failure.value),
-            "transcript": conn.transcript().to_string(), "widgets": _widget_states(panel, dashboard),
+            "repr": repr(conn),
+            "options": repr(conn.options),
+            "status": nbs.connections().to_string(),
+            "errors": [f"{r} {r.traceback}" for r in conn.errors],
+            "exception": str(failure.value),
+            "transcript": conn.transcript().to_string(),
+            "widgets": _widget_states(panel, dashboard),
         }
         panel.close()
         dashboard.close()
@@ -68,4 +77,3 @@ def test_no_secret_in_anything_the_suite_produced(demo) -> None:
             found.append(str(path.relative_to(ARTIFACTS)))
     assert files and (ARTIFACTS / "nbsocket.log").exists()
     assert found == [], f"the secret leaked into: {found}"
-

@@ -28,8 +28,13 @@ def test_secrets_do_not_appear_in_repr_status_errors_or_logs(caplog) -> None:
 
     with WsServer() as server:
         url = server.url.replace("ws://", f"ws://alice:{SECRET_PW}@") + f"/feed?token={SECRET_TOKEN}&x=1"
-        conn = nbs.connect("s", url, handler=failing, headers={"Authorization": f"Bearer {SECRET_BEARER}"},
-                           reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1))
+        conn = nbs.connect(
+            "s",
+            url,
+            handler=failing,
+            headers={"Authorization": f"Bearer {SECRET_BEARER}"},
+            reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.1),
+        )
         waiter = conn.waiter(1)
         conn.send("hello")
         event = waiter.future.result(5)[0]
@@ -38,8 +43,14 @@ def test_secrets_do_not_appear_in_repr_status_errors_or_logs(caplog) -> None:
         eventually(lambda: conn.state == "reconnecting")
         eventually(lambda: len(conn.errors) >= 3)
         shown = [
-            repr(conn), str(conn.url), repr(event), repr(event.request), nbs.connections().to_string(),
-            str(conn.status()), "\n".join(f"{r} {r.traceback}" for r in conn.errors), caplog.text,
+            repr(conn),
+            str(conn.url),
+            repr(event),
+            repr(event.request),
+            nbs.connections().to_string(),
+            str(conn.status()),
+            "\n".join(f"{r} {r.traceback}" for r in conn.errors),
+            caplog.text,
             str(conn.options.shown_headers()),
         ]
         with pytest.raises(nbs.ConnectError) as info:
@@ -116,8 +127,9 @@ def test_against_an_aiohttp_server() -> None:
 def test_options_repr_hides_header_values_and_secrets() -> None:
     from nbsocket.core.options import build_options
 
-    options = build_options("ws://h/?token=" + SECRET_TOKEN, headers={"Authorization": "Bearer " + SECRET_BEARER},
-                            secrets=[SECRET_PW])
+    options = build_options(
+        "ws://h/?token=" + SECRET_TOKEN, headers={"Authorization": "Bearer " + SECRET_BEARER}, secrets=[SECRET_PW]
+    )
     shown = repr(options)
     assert "Authorization" in shown and "secrets=<1 hidden>" in shown
     for secret in (SECRET_TOKEN, SECRET_BEARER, SECRET_PW):

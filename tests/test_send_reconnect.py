@@ -25,7 +25,7 @@ def test_send_encodes_by_content_type_and_keeps_str_and_bytes_as_they_are(demo) 
     nbs.send("e", "raw text {")
     nbs.send("e", b"\x01\x02")
     eventually(lambda: len(demo.messages("/echo")) >= before + 4)
-    sent = demo.messages("/echo")[before:before + 4]
+    sent = demo.messages("/echo")[before : before + 4]
     assert json.loads(sent[0]) == {"op": "subscribe", "when": "2026-01-02T00:00:00+00:00"}
     assert sent[1:] == ["[1,2]", "raw text {", b"\x01\x02"]
     assert conn.stats.messages_out == 4 and conn.stats.bytes_out == sum(len(m) for m in sent)
@@ -107,8 +107,14 @@ def test_on_open_runs_on_every_reconnect_and_its_sends_go_first(unused_port) -> 
 
     server = WsServer(port=unused_port).start()
     try:
-        conn = nbs.connect("q", server.url, content_type="text/plain", reconnect=FAST, on_open=on_open,
-                           on_close=lambda c, code, reason: closed.append(code))
+        conn = nbs.connect(
+            "q",
+            server.url,
+            content_type="text/plain",
+            reconnect=FAST,
+            on_open=on_open,
+            on_close=lambda c, code, reason: closed.append(code),
+        )
         eventually(lambda: server.received == ["subscribe"])
         server.stop()
         eventually(lambda: conn.state == "reconnecting")

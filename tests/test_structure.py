@@ -27,15 +27,30 @@ ENTRY_POINTS = {"__init__", "__main__", "api", "cli", "errors"}
 SUBPACKAGES = {"core", "runtime", "explore", "magics", "widgets", "demo"}
 
 FORBIDDEN_IN_CORE = {
-    "asyncio", "threading", "socket", "ssl", "websockets", "ipywidgets", "IPython", "concurrent", "queue",
+    "asyncio",
+    "threading",
+    "socket",
+    "ssl",
+    "websockets",
+    "ipywidgets",
+    "IPython",
+    "concurrent",
+    "queue",
 }
 """Third-party and standard modules that mean I/O, threads or a front end: the core uses none of them."""
 
 LAYER_OF = {
-    "errors": 0, "core": 0,
+    "errors": 0,
+    "core": 0,
     "runtime": 1,
     "explore": 2,
-    "magics": 3, "widgets": 3, "demo": 3, "api": 3, "cli": 3, "__init__": 3, "__main__": 3,
+    "magics": 3,
+    "widgets": 3,
+    "demo": 3,
+    "api": 3,
+    "cli": 3,
+    "__init__": 3,
+    "__main__": 3,
 }
 """How high each part sits: a module may import from its own layer or lower ones only."""
 
@@ -153,7 +168,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if colour.get(target, black) == grey:
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if colour.get(target) == white:
                 found = visit(target)
                 if found:
@@ -264,10 +279,7 @@ def test_no_class_is_a_mixin() -> None:
                 continue
             if node.name.endswith("Mixin"):
                 problems.append(f"{_where(module, node.lineno)} class {node.name} is a mixin by name")
-            project_bases = [
-                name for name in map(_base_name, node.bases)
-                if name in classes and not _is_trivial(classes[name])
-            ]
+            project_bases = [name for name in map(_base_name, node.bases) if name in classes and not _is_trivial(classes[name])]
             if len(project_bases) >= 2:
                 problems.append(f"{_where(module, node.lineno)} class {node.name} mixes {project_bases}")
     assert not problems, "compose parts instead of mixing classes:\n" + "\n".join(problems)
@@ -375,14 +387,16 @@ def test_private_attribute_check_catches_reaching_in(source: str, expected: list
 
 def test_import_reader_sees_imports_in_functions_and_type_checking(tmp_path: Path) -> None:
     path = tmp_path / "x.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         from typing import TYPE_CHECKING
         if TYPE_CHECKING:
             import asyncio
         def later():
             from ..runtime import loop
             from .. import errors
-    """))
+    """)
+    )
     module = Module("nbsocket.core.x", path, False)
     found = {name for name, _ in imported_names(module)}
     assert {"asyncio", "nbsocket.runtime.loop", "nbsocket.errors"} <= found
@@ -413,9 +427,20 @@ def test_import_nbsocket_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     added = result.stdout.split()
     heavy = (
-        "ipywidgets", "IPython", "ipykernel", "traitlets", "pyarrow", "websockets.server", "websockets.asyncio.server",
-        "nbsocket.core.protocols.socketio", "nbsocket.core.protocols.graphql", "nbsocket.core.protocols.jsonrpc",
-        "nbsocket.core.protocols.stomp", "nbsocket.widgets", "nbsocket.magics", "nbsocket.demo",
+        "ipywidgets",
+        "IPython",
+        "ipykernel",
+        "traitlets",
+        "pyarrow",
+        "websockets.server",
+        "websockets.asyncio.server",
+        "nbsocket.core.protocols.socketio",
+        "nbsocket.core.protocols.graphql",
+        "nbsocket.core.protocols.jsonrpc",
+        "nbsocket.core.protocols.stomp",
+        "nbsocket.widgets",
+        "nbsocket.magics",
+        "nbsocket.demo",
         "nbsocket.runtime.observe.recording.parquet",
     )
     loaded = [m for m in added if m.startswith(heavy)]
@@ -430,7 +455,9 @@ def test_every_error_class_is_drawn_in_the_exception_tree() -> None:
     import nbsocket.errors as errors
     import nbsocket.widgets as widgets
 
-    classes = [name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, errors.NbSocketError)]
+    classes = [
+        name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, errors.NbSocketError)
+    ]
     assert len(classes) > 15
     missing = [name for name in classes if f" {name} " not in (errors.__doc__ or "").replace("\n", " ")]
     assert not missing, f"classes missing from the tree in errors.py's docstring: {missing}"
@@ -441,7 +468,9 @@ def test_no_bare_builtin_errors_raised_where_users_can_reach_them() -> None:
     """``raise ValueError(...)`` and friends only where the error is caught inside nbsocket (listed here)."""
     caught_inside = {
         "nbsocket/core/codecs.py": {"TypeError"},  # json.dumps' default hook; becomes EncodeError
-        "nbsocket/runtime/dispatch/workers.py": {"RuntimeError"},  # Executor's "shut down" signal; the lane then runs the work inline
+        "nbsocket/runtime/dispatch/workers.py": {
+            "RuntimeError"
+        },  # Executor's "shut down" signal; the lane then runs the work inline
     }
     problems = []
     for module in modules().values():

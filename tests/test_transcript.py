@@ -18,10 +18,6 @@ from .servers import eventually
 pytestmark = pytest.mark.timeout(60)
 
 
-
-
-
-
 def mixed_messages() -> list[Any]:
     messages: list[Any] = []
     for i in range(40):
@@ -173,7 +169,7 @@ def test_received_messages_are_recorded_without_an_object_per_entry() -> None:
         gc.collect()
         before = gc.get_count()[0]
         for i, body in enumerate(bodies):
-            recorder.on_frames(1_700_000_000_000_000_000 + i, i + 1, [body], [None])
+            recorder.on_batch(1_700_000_000_000_000_000 + i, i + 1, [body], [None])
         grown = gc.get_count()[0] - before
     finally:
         gc.enable()

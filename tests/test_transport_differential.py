@@ -53,15 +53,40 @@ DERANDOMIZE = not os.environ.get("NBSOCKET_FUZZ_RANDOM")  # the suite runs a fix
 TEXT, BINARY, CONT, CLOSE, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE, Opcode.PING, Opcode.PONG
 
 BAD_UTF8 = [
-    b"\xed\xa0\x80",          # a surrogate
-    b"\xc0\xaf",              # an overlong sequence
-    b"\xe2\x82",              # a sequence cut short
-    b"\x80",                  # a lone continuation byte
-    b"\xf4\x90\x80\x80",      # past U+10FFFF
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xc0\xaf",  # an overlong sequence
+    b"\xe2\x82",  # a sequence cut short
+    b"\x80",  # a lone continuation byte
+    b"\xf4\x90\x80\x80",  # past U+10FFFF
     b"\xff",
 ]
-CLOSE_CODES = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1014, 1015, 1016,
-               999, 0, 2999, 3000, 3999, 4000, 4999, 5000, 65535]
+CLOSE_CODES = [
+    1000,
+    1001,
+    1002,
+    1003,
+    1004,
+    1005,
+    1006,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    1012,
+    1014,
+    1015,
+    1016,
+    999,
+    0,
+    2999,
+    3000,
+    3999,
+    4000,
+    4999,
+    5000,
+    65535,
+]
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +193,10 @@ def data_frames(draw: st.DrawFn, deflate: bool) -> bytes:
     if kind <= 11 and deflate:
         compressed = deflated(body)
         parts = split_at(draw, compressed, 3)
-        return b"".join(frame(opcode if i == 0 else CONT, part, fin=i == len(parts) - 1, rsv=4 if i == 0 else 0)
-                        for i, part in enumerate(parts))
+        return b"".join(
+            frame(opcode if i == 0 else CONT, part, fin=i == len(parts) - 1, rsv=4 if i == 0 else 0)
+            for i, part in enumerate(parts)
+        )
     if kind == 12:
         return frame(opcode, body, rsv=draw(st.integers(1, 7)))  # RSV bits without (or beyond) an extension
     if kind == 13:
@@ -186,15 +213,21 @@ def scripts(draw: st.DrawFn) -> Script:
     stream = b"".join(parts)
     truncated = draw(st.integers(0, 5)) == 0
     if truncated:
-        stream = stream[:draw(st.integers(0, len(stream)))]
+        stream = stream[: draw(st.integers(0, len(stream)))]
     return Script(tuple(split_at(draw, stream, 6)), truncated=truncated, deflate=deflate)
 
 
-@settings(max_examples=EXAMPLES, derandomize=DERANDOMIZE, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=DERANDOMIZE,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(script=scripts(), max_size=st.sampled_from([2**20, 2**20, None, 100]))
-def test_the_wire_delivers_and_closes_as_websockets_does_on_any_stream(server: StreamServer, quiet_frame_log: None,
-                                                                        script: Script, max_size: int | None) -> None:
+def test_the_wire_delivers_and_closes_as_websockets_does_on_any_stream(
+    server: StreamServer, quiet_frame_log: None, script: Script, max_size: int | None
+) -> None:
     check(server, script, max_size)
 
 
@@ -205,18 +238,24 @@ def pieces(*frames: bytes) -> tuple[bytes, ...]:
     return (b"".join(frames),)
 
 
-@pytest.mark.parametrize("bad", [
-    frame(TEXT, b"\xff\xfe"),                                          # not UTF-8 at all
-    frame(TEXT, b"a\xed\xa0\x80b"),                                    # a surrogate
-    frame(TEXT, b"\xc0\xaf"),                                          # an overlong sequence
-    frame(TEXT, b"euro \xe2\x82"),                                     # a sequence cut at the end of the frame
-    frame(TEXT, b"ab\xe2", fin=False) + frame(CONT, b"\x28\xa1"),      # invalid across fragments
-    frame(TEXT, deflated(b"zip \xed\xa0\x80"), rsv=4),                 # a compressed message with invalid UTF-8
-], ids=["invalid", "surrogate", "overlong", "cut-at-frame-end", "across-fragments", "compressed"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        frame(TEXT, b"\xff\xfe"),  # not UTF-8 at all
+        frame(TEXT, b"a\xed\xa0\x80b"),  # a surrogate
+        frame(TEXT, b"\xc0\xaf"),  # an overlong sequence
+        frame(TEXT, b"euro \xe2\x82"),  # a sequence cut at the end of the frame
+        frame(TEXT, b"ab\xe2", fin=False) + frame(CONT, b"\x28\xa1"),  # invalid across fragments
+        frame(TEXT, deflated(b"zip \xed\xa0\x80"), rsv=4),  # a compressed message with invalid UTF-8
+    ],
+    ids=["invalid", "surrogate", "overlong", "cut-at-frame-end", "across-fragments", "compressed"],
+)
 def test_nothing_is_delivered_after_a_1007_failure(server: StreamServer, bad: bytes) -> None:
     stream = frame(TEXT, b"ok") + bad + frame(TEXT, b"after1") + frame(TEXT, b"after2") + frame(CLOSE, close_payload(1000))
-    for script in (Script(pieces(stream), deflate=True),                              # all in one read
-                   Script((stream[:3], stream[3:len(stream) - 5], stream[-5:]), deflate=True)):  # across reads
+    for script in (
+        Script(pieces(stream), deflate=True),  # all in one read
+        Script((stream[:3], stream[3 : len(stream) - 5], stream[-5:]), deflate=True),
+    ):  # across reads
         got = check(server, script)
         assert got.messages == ("ok",)
         assert got.close_sent is not None and got.close_sent[0] == 1007
@@ -231,16 +270,16 @@ def test_a_close_after_invalid_text_in_the_same_read_is_never_processed(server: 
 
 def test_the_wire_and_websockets_agree_on_named_protocol_errors(server: StreamServer) -> None:
     cases = [
-        frame(TEXT, b"x", rsv=4),                                # RSV1 without permessage-deflate
-        frame(11, b""),                                          # a reserved opcode
+        frame(TEXT, b"x", rsv=4),  # RSV1 without permessage-deflate
+        frame(11, b""),  # a reserved opcode
         frame(TEXT, b"masked", mask=b"abcd"),
         frame(CONT, b"stray"),
-        frame(TEXT, b"a", fin=False) + frame(TEXT, b"b"),        # a new message inside a fragmented one
+        frame(TEXT, b"a", fin=False) + frame(TEXT, b"b"),  # a new message inside a fragmented one
         frame(PING, b"x" * 126),
-        frame(CLOSE, b"\x03"),                                   # a one-byte close payload
+        frame(CLOSE, b"\x03"),  # a one-byte close payload
         frame(CLOSE, close_payload(1005)),
-        frame(CLOSE, close_payload(1000, b"\xff")),              # a close reason that is not UTF-8
-        frame(TEXT, b"", length=2**63 + 5),                      # a length with its top bit set
+        frame(CLOSE, close_payload(1000, b"\xff")),  # a close reason that is not UTF-8
+        frame(TEXT, b"", length=2**63 + 5),  # a length with its top bit set
     ]
     for case in cases:
         got = check(server, Script(pieces(frame(TEXT, b"before"), case, frame(TEXT, b"after"))))
@@ -248,9 +287,11 @@ def test_the_wire_and_websockets_agree_on_named_protocol_errors(server: StreamSe
 
 
 def test_frames_over_max_size_close_with_1009_whole_or_fragmented(server: StreamServer) -> None:
-    for stream in (frame(BINARY, b"x" * 101),
-                   frame(TEXT, b"a" * 60, fin=False) + frame(CONT, b"b" * 41),
-                   frame(TEXT, b"", fin=False) + frame(CONT, b"", fin=False) * 50 + frame(CONT, b"c" * 101)):
+    for stream in (
+        frame(BINARY, b"x" * 101),
+        frame(TEXT, b"a" * 60, fin=False) + frame(CONT, b"b" * 41),
+        frame(TEXT, b"", fin=False) + frame(CONT, b"", fin=False) * 50 + frame(CONT, b"c" * 101),
+    ):
         got = check(server, Script(pieces(frame(TEXT, b"small"), stream, frame(TEXT, b"after"))), max_size=100)
         assert got.messages == ("small",)
         assert got.close_sent is not None and got.close_sent[0] == 1009
@@ -281,7 +322,7 @@ def test_empty_fragments_cost_nothing_and_a_message_stays_within_max_size(server
     count = 100_000
     stream = frame(BINARY, b"start", fin=False) + frame(CONT, b"", fin=False) * count + frame(CONT, b"end")
     chunk = 64 * 1024
-    script = Script(tuple(stream[at:at + chunk] for at in range(0, len(stream), chunk)))
+    script = Script(tuple(stream[at : at + chunk] for at in range(0, len(stream), chunk)))
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -316,11 +357,17 @@ async def websockets_only_outcome(url: str, max_size: int | None) -> Outcome:
     return outcome_of(ws.protocol, messages)
 
 
-@settings(max_examples=max(20, EXAMPLES // 4), derandomize=DERANDOMIZE, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=max(20, EXAMPLES // 4),
+    derandomize=DERANDOMIZE,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(script=scripts())
-def test_without_the_short_path_the_wire_still_delivers_what_websockets_does(server: StreamServer, quiet_frame_log: None,
-                                                                             script: Script) -> None:
+def test_without_the_short_path_the_wire_still_delivers_what_websockets_does(
+    server: StreamServer, quiet_frame_log: None, script: Script
+) -> None:
     """(Close frames may differ here: without the wire's cuts, a close read together with bad text comes first,
     as with websockets' own recv(); the messages never differ.)"""
     expected = reference_outcome(script)
@@ -328,8 +375,9 @@ def test_without_the_short_path_the_wire_still_delivers_what_websockets_does(ser
     assert got.messages == expected.messages
 
 
-def test_a_refused_short_path_is_logged_once_and_everything_still_arrives(server: StreamServer, monkeypatch: Any,
-                                                                          caplog: Any) -> None:
+def test_a_refused_short_path_is_logged_once_and_everything_still_arrives(
+    server: StreamServer, monkeypatch: Any, caplog: Any
+) -> None:
     monkeypatch.setattr(wire, "_short_path_refusal_logged", False)
     monkeypatch.setattr(wire, "_short_path_problem", lambda protocol: "a reason found in a test")
     caplog.set_level(logging.INFO, logger="nbsocket")

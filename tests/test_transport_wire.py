@@ -21,24 +21,33 @@ def raw(opcode: Opcode, payload: bytes, fin: bool = True) -> bytes:
     return Frame(opcode, payload, fin=fin).serialize(mask=False)
 
 
-STREAM = b"".join([
-    raw(Opcode.TEXT, b"first"),
-    raw(Opcode.TEXT, b""),
-    raw(Opcode.TEXT, "h\u00e9llo \u20ac \U0001f600".encode()),
-    raw(Opcode.TEXT, b"m" * 200),                  # a 16-bit length
-    raw(Opcode.BINARY, b"\x00\x01\x02"),
-    raw(Opcode.PING, b"are you there"),
-    raw(Opcode.TEXT, b"after the ping"),
-    raw(Opcode.TEXT, b"frag", fin=False),
-    raw(Opcode.CONT, b"men", fin=False),
-    raw(Opcode.PING, b""),                         # a control frame between fragments
-    raw(Opcode.CONT, b"ted", fin=True),
-    raw(Opcode.BINARY, b"b" * 70_000),             # a 64-bit length
-    raw(Opcode.TEXT, b"last"),
-])
+STREAM = b"".join(
+    [
+        raw(Opcode.TEXT, b"first"),
+        raw(Opcode.TEXT, b""),
+        raw(Opcode.TEXT, "h\u00e9llo \u20ac \U0001f600".encode()),
+        raw(Opcode.TEXT, b"m" * 200),  # a 16-bit length
+        raw(Opcode.BINARY, b"\x00\x01\x02"),
+        raw(Opcode.PING, b"are you there"),
+        raw(Opcode.TEXT, b"after the ping"),
+        raw(Opcode.TEXT, b"frag", fin=False),
+        raw(Opcode.CONT, b"men", fin=False),
+        raw(Opcode.PING, b""),  # a control frame between fragments
+        raw(Opcode.CONT, b"ted", fin=True),
+        raw(Opcode.BINARY, b"b" * 70_000),  # a 64-bit length
+        raw(Opcode.TEXT, b"last"),
+    ]
+)
 MESSAGES: list[str | bytes] = [
-    "first", "", "h\u00e9llo \u20ac \U0001f600", "m" * 200, b"\x00\x01\x02", "after the ping", "fragmented",
-    b"b" * 70_000, "last",
+    "first",
+    "",
+    "h\u00e9llo \u20ac \U0001f600",
+    "m" * 200,
+    b"\x00\x01\x02",
+    "after the ping",
+    "fragmented",
+    b"b" * 70_000,
+    "last",
 ]
 SPLITS = list(range(1, 260)) + list(range(len(STREAM) - 40, len(STREAM)))
 """Where the stream is cut in two writes: every byte of its first frames, and its last frame's bytes."""
@@ -96,7 +105,7 @@ def test_whole_frames_after_the_handshake_never_reach_websockets_parser_even_whe
     async def write_cut(ws: Any) -> None:
         await ws.recv()
         for at in range(0, len(stream), 37):  # every write ends inside a frame, often inside its header
-            ws.transport.write(stream[at:at + 37])
+            ws.transport.write(stream[at : at + 37])
             await asyncio.sleep(0.0005)
         await ws.wait_closed()
 
@@ -113,7 +122,7 @@ def test_a_large_frame_trickling_in_small_writes_arrives_whole() -> None:
     async def trickle(ws: Any) -> None:
         await ws.recv()
         for at in range(0, len(stream), 997):
-            ws.transport.write(stream[at:at + 997])
+            ws.transport.write(stream[at : at + 997])
             await asyncio.sleep(0.0005)
         await ws.wait_closed()
 
@@ -156,7 +165,7 @@ def test_compressed_and_uncompressed_messages_interleave_in_order() -> None:
     async def write_mixed(ws: Any) -> None:
         await ws.recv()
         for i in range(100):
-            await ws.send(f"compressed {i} " + "z" * 50)          # permessage-deflate: RSV1 set, websockets inflates
+            await ws.send(f"compressed {i} " + "z" * 50)  # permessage-deflate: RSV1 set, websockets inflates
             ws.transport.write(raw(Opcode.TEXT, f"plain {i}".encode()))  # uncompressed: allowed beside it
         await ws.wait_closed()
 

@@ -72,7 +72,6 @@ def max_per_second(times: list[float]) -> int:
     return best
 
 
-
 def widget_text(root: ipywidgets.Widget) -> str:
     """Every synced value of ``root`` and the widgets inside it, as one string."""
     states = [w.get_state() for w in [root, *descendants(root)]]
@@ -109,10 +108,19 @@ def test_rate_gate_and_meter() -> None:
 def test_chart_buffer_follows_numeric_columns_and_escapes() -> None:
     buffer = ChartBuffer(window=5)
     ts = pd.to_datetime([1, 2, 3], unit="s", utc=True)
-    buffer.ingest(pd.DataFrame({"timestamp": ts, "socket": "s", "seq": [1, 2, 3], "price": [1.0, 2.0, 3.0], "name": ["a", "b", "c"]}))
+    buffer.ingest(
+        pd.DataFrame({"timestamp": ts, "socket": "s", "seq": [1, 2, 3], "price": [1.0, 2.0, 3.0], "name": ["a", "b", "c"]})
+    )
     assert buffer.columns == ["price"]
-    rows = pd.DataFrame({"timestamp": pd.to_datetime(range(4, 12), unit="s", utc=True), "seq": range(4, 12),
-                         "price": range(8), "<b>qty": range(8), "order_id": range(8)})
+    rows = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(range(4, 12), unit="s", utc=True),
+            "seq": range(4, 12),
+            "price": range(8),
+            "<b>qty": range(8),
+            "order_id": range(8),
+        }
+    )
     assert buffer.ingest(rows)
     assert buffer.columns == ["price", "<b>qty"]  # order_id looks like a counter: not charted
     assert len(buffer.series["price"]["price"]) == 5  # the window
@@ -129,8 +137,16 @@ def test_chart_buffer_follows_numeric_columns_and_escapes() -> None:
 
 
 def test_chart_splits_by_a_low_cardinality_text_column_by_itself() -> None:
-    ticks = pd.DataFrame({"seq": range(1, 13), "price": [float(i) for i in range(12)], "socket": "s",
-                          "symbol": ["ABC", "XYZ", "QRS"] * 4, "note": [f"n{i}" for i in range(12)], "side": ["b", "s"] * 6})
+    ticks = pd.DataFrame(
+        {
+            "seq": range(1, 13),
+            "price": [float(i) for i in range(12)],
+            "socket": "s",
+            "symbol": ["ABC", "XYZ", "QRS"] * 4,
+            "note": [f"n{i}" for i in range(12)],
+            "side": ["b", "s"] * 6,
+        }
+    )
     assert pick_split_column(ticks) == "symbol"  # a preferred name wins over the fewest values (side)
     assert pick_split_column(ticks.drop(columns="symbol")) == "side"
     assert pick_split_column(ticks.drop(columns=["symbol", "side"])) is None  # socket is nbsocket's; note is free text
@@ -150,7 +166,9 @@ def test_chart_splits_by_a_low_cardinality_text_column_by_itself() -> None:
 
 
 def test_table_and_errors_html_escape() -> None:
-    rows = pd.DataFrame({"timestamp": pd.to_datetime([1], unit="s", utc=True), "socket": "s", "seq": [1], "text": ["<script>x</script>"]})
+    rows = pd.DataFrame(
+        {"timestamp": pd.to_datetime([1], unit="s", utc=True), "socket": "s", "seq": [1], "text": ["<script>x</script>"]}
+    )
     html = table_html(rows, total=1)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "no messages yet" in table_html(rows.iloc[:0])
@@ -203,7 +221,9 @@ def test_reset_button_moves_socket_to_new_url(demo: Any) -> None:
     wait_for(lambda: "reconnected" in controls.feedback.value, what="the reset outcome in the panel")
     assert conn.url == new_url and conn.state == "open"
     assert demo.connections > before
-    wait_for(lambda: "room=2" in panel.header.value and 'data-state="open"' in panel.header.value, what="the new URL in the header")
+    wait_for(
+        lambda: "room=2" in panel.header.value and 'data-state="open"' in panel.header.value, what="the new URL in the header"
+    )
     controls.message.value = "after reset"
     controls.send_button.click()
     wait_for(lambda: "after reset" in demo.messages("/echo"), what="a message on the moved socket")
@@ -289,7 +309,9 @@ def test_updates_are_bounded_at_ticker_max_rate(demo: Any, monkeypatch: pytest.M
     elapsed = time.monotonic() - t0
     sent = counter.of(panel, since=t0)
     incoming = (conn.stats.messages_in - start) / elapsed
-    print(f"\n{incoming:,.0f} messages/s in; {len(sent)} widget messages in {elapsed:.1f}s; at most {max_per_second(sent)} in one second")
+    print(
+        f"\n{incoming:,.0f} messages/s in; {len(sent)} widget messages in {elapsed:.1f}s; at most {max_per_second(sent)} in one second"
+    )
     assert sent, "the panel never updated"
     assert max_per_second(sent) <= 10
     assert len(sent) <= 10 * (elapsed + 1)
@@ -365,7 +387,9 @@ def test_secrets_never_reach_the_widgets(demo: Any) -> None:
     board = nbs.dashboard()
     chart = nbs.plot("w-secret")
     nbs.send("w-secret", {"echoed": "tok-SUPERSECRET-1", "v": 1})
-    wait_for(lambda: "ValueError" in panel.errors.value and "echoed" in panel.table.value, what="the message and error in the panel")
+    wait_for(
+        lambda: "ValueError" in panel.errors.value and "echoed" in panel.table.value, what="the message and error in the panel"
+    )
     panel.controls.url.value = demo.url("/echo?token=tok-OTHERSECRET-2")
     panel.controls.reset_button.click()
     wait_for(lambda: "reconnected" in panel.controls.feedback.value, what="the reset")
@@ -418,6 +442,7 @@ def test_panel_of_unknown_socket_says_so() -> None:
 def test_headless_notebook_renders_a_static_snapshot(demo: Any, tmp_path: Any) -> None:
     import nbclient
     import nbformat
+
     source = (
         "import nbsocket as nbs\n"
         f"conn = nbs.connect('headless', {demo.url('/echo')!r})\n"

@@ -63,8 +63,16 @@ END_PING = b"nbsocket-end-of-stream"
 """The payload of the ping a server sends after a complete stream."""
 
 
-def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0, mask: bytes | None = None,
-          length: int | None = None, encoding: str | None = None) -> bytes:
+def frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+    mask: bytes | None = None,
+    length: int | None = None,
+    encoding: str | None = None,
+) -> bytes:
     """One frame as a server would write it; any field may be wrong on purpose.
 
     ``rsv`` is the three RSV bits (0-7, RSV1 first); ``mask`` masks the payload (a server must not);
@@ -191,7 +199,7 @@ def reference_outcome(script: Script, *, max_size: int | None = 2**20) -> Outcom
                 messages.append(data)
 
     for i in range(len(script.stream)):
-        protocol.receive_data(script.stream[i:i + 1])
+        protocol.receive_data(script.stream[i : i + 1])
         take_events()
     if not script.truncated and protocol.state is State.OPEN:
         protocol.receive_data(frame(Opcode.PING, END_PING))
@@ -313,6 +321,6 @@ def _client_frame(buffer: bytes) -> tuple[int, bytes, bytes] | None:
         length, pos = struct.unpack_from("!Q", buffer, 2)[0], 10
     if len(buffer) < pos + 4 + length:
         return None
-    mask = buffer[pos:pos + 4]
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buffer[pos + 4:pos + 4 + length]))
-    return buffer[0] & 0x0F, payload, buffer[pos + 4 + length:]
+    mask = buffer[pos : pos + 4]
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buffer[pos + 4 : pos + 4 + length]))
+    return buffer[0] & 0x0F, payload, buffer[pos + 4 + length :]

@@ -12,5 +12,7 @@ NORMAL_CLOSES = (1000, 1001)
 
 def check_close_code(code: int) -> None:
     """Refuse a close code a client may not send (1005, 1006 and 1015 are reserved; 1004 is undefined)."""
-    if not isinstance(code, int) or not (code in (1000, 1001) or 1002 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+    if not isinstance(code, int) or not (
+        code in (1000, 1001) or 1002 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+    ):
         raise InvalidOptionError(f"{code!r} is not a close code a client may send (use 1000, 1001, or 3000-4999)")

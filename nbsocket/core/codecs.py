@@ -73,6 +73,7 @@ def normalize_content_type(content_type: str) -> str:
 
 # --- JSON -------------------------------------------------------------------
 
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
         return obj.isoformat()
@@ -144,6 +145,7 @@ def encode_json(obj: Any) -> str:
 
 # --- text ---------------------------------------------------------------------
 
+
 def _as_text(body: Body) -> str:
     if isinstance(body, str):
         return body
@@ -164,6 +166,7 @@ def encode_text(obj: Any) -> str:
 
 
 # --- CSV ----------------------------------------------------------------------
+
 
 def decode_csv(body: Body) -> list[dict[str, str]]:
     """A CSV message with a header row -> a list of dicts; ragged rows are an error."""
@@ -207,6 +210,7 @@ def encode_csv(obj: Any) -> str:
 
 # --- XML ----------------------------------------------------------------------
 
+
 def decode_xml(body: Body) -> ElementTree.Element:
     """Parse XML safely (no entity expansion, no external entities) into an Element."""
     try:
@@ -228,6 +232,7 @@ def encode_xml(obj: Any) -> str:
 
 # --- binary -------------------------------------------------------------------
 
+
 def decode_bytes(body: Body) -> Body:
     """The body as received."""
     return body
@@ -242,13 +247,16 @@ def encode_bytes(obj: Any) -> bytes:
 
 # --- registry -----------------------------------------------------------------
 
+
 class CodecRegistry:
     """Maps content types to codecs; ``+json`` and ``+xml`` suffix types fall back to JSON and XML."""
 
     def __init__(self) -> None:
         self._codecs: dict[str, Codec] = {}  # replaced whole on change, so readers on any thread see one version
 
-    def register(self, content_type: str, decode: Decoder, encode: Encoder, *, description: str = "", replace: bool = False) -> Codec:
+    def register(
+        self, content_type: str, decode: Decoder, encode: Encoder, *, description: str = "", replace: bool = False
+    ) -> Codec:
         """Add a codec for ``content_type``; ``replace=True`` overrides an existing one."""
         key = normalize_content_type(content_type)
         if not key or "/" not in key:
@@ -331,7 +339,7 @@ def utf8_checked(text: str) -> str:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            bad = text[exc.start:exc.end]
+            bad = text[exc.start : exc.end]
             raise EncodeError(
                 f"cannot send text containing {bad!r} at position {exc.start}: a lone surrogate is not valid UTF-8 "
                 "(a text frame must be UTF-8; fix the string, or send bytes for a binary frame)"

@@ -41,21 +41,33 @@ def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[st
     for label, ra, rb in pairs:
         before = len(rows)
         if ra is None or rb is None:
-            rows.append({
-                "reply": label, "seq_a": ra and ra[0], "seq_b": rb and rb[0], "field": None,
-                "a": ra[1] if ra else None, "b": rb[1] if rb else None,
-                "change": "reply only in a" if ra is not None else "reply only in b",
-            })
+            rows.append(
+                {
+                    "reply": label,
+                    "seq_a": ra and ra[0],
+                    "seq_b": rb and rb[0],
+                    "field": None,
+                    "a": ra[1] if ra else None,
+                    "b": rb[1] if rb else None,
+                    "change": "reply only in a" if ra is not None else "reply only in b",
+                }
+            )
         else:
             rows.extend(_field_rows(label, ra, rb, patterns))
         differing += len(rows) > before
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("seq_a", "seq_b"):
         frame[column] = frame[column].astype("Int64")
-    frame.attrs.update({
-        "replies_a": len(replies_a), "replies_b": len(replies_b), "compared": len(pairs), "differing": differing,
-        "key": key, "ignore": list(patterns),
-    })
+    frame.attrs.update(
+        {
+            "replies_a": len(replies_a),
+            "replies_b": len(replies_b),
+            "compared": len(pairs),
+            "differing": differing,
+            "key": key,
+            "ignore": list(patterns),
+        }
+    )
     return frame
 
 
@@ -122,10 +134,17 @@ def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> 
             continue
         else:
             change = "changed"
-        rows.append({
-            "reply": label, "seq_a": ra[0], "seq_b": rb[0], "field": name,
-            "a": None if va is MISSING else va, "b": None if vb is MISSING else vb, "change": change,
-        })
+        rows.append(
+            {
+                "reply": label,
+                "seq_a": ra[0],
+                "seq_b": rb[0],
+                "field": name,
+                "a": None if va is MISSING else va,
+                "b": None if vb is MISSING else vb,
+                "change": change,
+            }
+        )
     return rows
 
 

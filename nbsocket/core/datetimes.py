@@ -36,10 +36,17 @@ def to_datetime(frame: pd.DataFrame, columns: str | Sequence[str] | None = None,
     ``"us"`` or ``"ns"``; ``None`` guesses it from the size of the numbers.
     Example: ``nbs.to_datetime(nbs.frame("prices"), ["data.timestamp"])``.
     """
-    chosen = [columns] if isinstance(columns, str) else list(columns) if columns is not None else [
-        c for c in frame.columns
-        if c not in _OWN and _TIME_LIKE.search(str(c)) and not pd.api.types.is_datetime64_any_dtype(frame[c].dtype)
-    ]
+    chosen = (
+        [columns]
+        if isinstance(columns, str)
+        else list(columns)
+        if columns is not None
+        else [
+            c
+            for c in frame.columns
+            if c not in _OWN and _TIME_LIKE.search(str(c)) and not pd.api.types.is_datetime64_any_dtype(frame[c].dtype)
+        ]
+    )
     missing = [c for c in chosen if c not in frame.columns]
     if missing:
         raise UnknownColumnError(f"no column {missing[0]!r} in the frame; its columns are {', '.join(map(str, frame.columns))}")

@@ -32,6 +32,7 @@ __all__ = ["BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "SHARING_NEEDS_COPY", "Live
 
 log = logging.getLogger("nbsocket")
 
+
 def _copy_on_write() -> bool:
     """True when pandas copies on write (always from pandas 3), so a shallow copy is a safe snapshot."""
     if int(pd.__version__.split(".")[0]) >= 3:
@@ -150,7 +151,12 @@ class LiveFrame:
             self._added(1)
 
     def append_messages(
-        self, ts_ns: int, first_seq: int, datas: list[Any], errors: list[str | None], bodies: list[str | bytes],
+        self,
+        ts_ns: int,
+        first_seq: int,
+        datas: list[Any],
+        errors: list[str | None],
+        bodies: list[str | bytes],
     ) -> None:
         """Add the messages of one read (received at ``ts_ns``, numbered from ``first_seq``): their fields
         are taken from the decoded ``datas`` (``message_fields``), parse ``errors`` and raw ``bodies``."""
@@ -281,7 +287,7 @@ class LiveFrame:
             chunks.pop(0)
         if chunks and chunks[0].start < keep_from:
             head = chunks[0]
-            kept = head.frame.iloc[keep_from - head.start:]
+            kept = head.frame.iloc[keep_from - head.start :]
             if len(kept) * 2 < head.allocated and head.allocated > self.chunk_rows:
                 # a trimmed big chunk would keep its whole buffers alive: copy what is left
                 chunks[0] = _Chunk(kept.take(np.arange(len(kept))), keep_from)
@@ -353,7 +359,7 @@ class LiveFrame:
                         break
                 columns = self._column_order()
         frame = cached if cached is not None else self._combine(frames[::-1], columns)
-        return frame.iloc[max(0, len(frame) - n):].copy(deep=SHARING_NEEDS_COPY)
+        return frame.iloc[max(0, len(frame) - n) :].copy(deep=SHARING_NEEDS_COPY)
 
     def since(self, timestamp: Any) -> pd.DataFrame:
         """Rows received at or after ``timestamp`` (a datetime, string or pandas Timestamp; naive means UTC)."""
@@ -374,11 +380,13 @@ class LiveFrame:
             for chunk in self._chunks:
                 if chunk.end <= index:
                     continue
-                parts.append(chunk.frame if chunk.start >= index else chunk.frame.iloc[index - chunk.start:])
+                parts.append(chunk.frame if chunk.start >= index else chunk.frame.iloc[index - chunk.start :])
             columns = self._column_order()
             end = self._total
         rows = self._combine(parts, columns)
-        return (rows.copy(deep=SHARING_NEEDS_COPY) if any(rows is p for p in parts) else rows), end  # never hand out a stored chunk
+        return (
+            rows.copy(deep=SHARING_NEEDS_COPY) if any(rows is p for p in parts) else rows
+        ), end  # never hand out a stored chunk
 
     def clear(self) -> None:
         """Drop every row kept (sequence numbers and positions go on; sinks still get the pending rows)."""

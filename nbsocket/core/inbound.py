@@ -24,7 +24,9 @@ def parse_error_text(exc: BaseException) -> str:
 
 
 def decode_batch(
-    bodies: Sequence[str | bytes], decode: Callable[[Any], Any], stats: Stats,
+    bodies: Sequence[str | bytes],
+    decode: Callable[[Any], Any],
+    stats: Stats,
 ) -> tuple[list[Any], list[str | None]]:
     """Decode ``bodies`` in order and count them into ``stats``.
 

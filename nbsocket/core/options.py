@@ -44,7 +44,9 @@ def _positive(name: str, value: Any, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidOptionError(f"{name} must be a positive number of seconds or bytes{' or None' if allow_none else ''}, not {value!r}")
+        raise InvalidOptionError(
+            f"{name} must be a positive number of seconds or bytes{' or None' if allow_none else ''}, not {value!r}"
+        )
     return value
 
 
@@ -164,51 +166,155 @@ class Option:
 _SECONDS: dict[str, Any] = {"check": _positive, "kind": float, "none": True}
 
 CONNECT_OPTIONS: tuple[Option, ...] = (
-    Option("content_type", "application/json", "Content type used to parse received messages and encode sent data",
-           _content_type, str, config=True,
-           flag=Flag(("-t", "--content-type"), "parses received messages and encodes sent data, e.g. application/json, "
-                     "text/plain, text/csv, application/xml, application/octet-stream", metavar="TYPE")),
-    Option("headers", None, "Handshake headers, a dict or (name, value) pairs; secret ones are masked", lambda n, v: _headers(v),
-           flag=Flag(("-H", "--header"), "handshake header, repeatable; a value may use {var} from the notebook, and such a "
-                     "value is a secret, masked wherever it is shown (default: none)", "append", '"NAME: VALUE"')),
-    Option("subprotocols", None, "WebSocket subprotocols to offer", _subprotocols,
-           flag=Flag(("-p", "--subprotocol"), "WebSocket subprotocol to offer, repeatable (default: none)", "append", "PROTOCOL")),
-    Option("origin", None, "Origin header to send", kind=str, none=True,
-           flag=Flag(("--origin",), "Origin header to send (default: none)")),
+    Option(
+        "content_type",
+        "application/json",
+        "Content type used to parse received messages and encode sent data",
+        _content_type,
+        str,
+        config=True,
+        flag=Flag(
+            ("-t", "--content-type"),
+            "parses received messages and encodes sent data, e.g. application/json, "
+            "text/plain, text/csv, application/xml, application/octet-stream",
+            metavar="TYPE",
+        ),
+    ),
+    Option(
+        "headers",
+        None,
+        "Handshake headers, a dict or (name, value) pairs; secret ones are masked",
+        lambda n, v: _headers(v),
+        flag=Flag(
+            ("-H", "--header"),
+            "handshake header, repeatable; a value may use {var} from the notebook, and such a "
+            "value is a secret, masked wherever it is shown (default: none)",
+            "append",
+            '"NAME: VALUE"',
+        ),
+    ),
+    Option(
+        "subprotocols",
+        None,
+        "WebSocket subprotocols to offer",
+        _subprotocols,
+        flag=Flag(("-p", "--subprotocol"), "WebSocket subprotocol to offer, repeatable (default: none)", "append", "PROTOCOL"),
+    ),
+    Option(
+        "origin",
+        None,
+        "Origin header to send",
+        kind=str,
+        none=True,
+        flag=Flag(("--origin",), "Origin header to send (default: none)"),
+    ),
     Option("user_agent", DEFAULT, "User-Agent header (default: websockets' own)"),
     Option("ssl", None, "An ssl.SSLContext for wss:// (None: default verification)", _ssl),
-    Option("insecure", False, "wss:// only: do not verify the server's TLS certificate", kind=bool,
-           flag=Flag(("--insecure",), "wss:// only: do not verify the server's TLS certificate (default: verify)", "switch")),
-    Option("proxy", True, "Proxy URL (websockets 15 or newer); True (the default) uses the environment's proxy settings, "
-           "None connects directly"),
-    Option("open_timeout", 10.0, "Seconds to wait for a socket to open; None waits forever", **_SECONDS, config=True,
-           flag=Flag(("--open-timeout",), "seconds to wait for the socket to open", metavar="S|none")),
-    Option("ping_interval", 20.0, "Seconds between keepalive pings; None turns keepalive off", **_SECONDS, config=True,
-           flag=Flag(("--ping-interval",), "seconds between keepalive pings; none turns keepalive off", metavar="S|none")),
-    Option("ping_timeout", 20.0, "Seconds to wait for a pong before the connection counts as lost; None waits forever",
-           **_SECONDS, config=True,
-           flag=Flag(("--ping-timeout",), "seconds to wait for a pong before the connection counts as lost", metavar="S|none")),
+    Option(
+        "insecure",
+        False,
+        "wss:// only: do not verify the server's TLS certificate",
+        kind=bool,
+        flag=Flag(("--insecure",), "wss:// only: do not verify the server's TLS certificate (default: verify)", "switch"),
+    ),
+    Option(
+        "proxy",
+        True,
+        "Proxy URL (websockets 15 or newer); True (the default) uses the environment's proxy settings, None connects directly",
+    ),
+    Option(
+        "open_timeout",
+        10.0,
+        "Seconds to wait for a socket to open; None waits forever",
+        **_SECONDS,
+        config=True,
+        flag=Flag(("--open-timeout",), "seconds to wait for the socket to open", metavar="S|none"),
+    ),
+    Option(
+        "ping_interval",
+        20.0,
+        "Seconds between keepalive pings; None turns keepalive off",
+        **_SECONDS,
+        config=True,
+        flag=Flag(("--ping-interval",), "seconds between keepalive pings; none turns keepalive off", metavar="S|none"),
+    ),
+    Option(
+        "ping_timeout",
+        20.0,
+        "Seconds to wait for a pong before the connection counts as lost; None waits forever",
+        **_SECONDS,
+        config=True,
+        flag=Flag(("--ping-timeout",), "seconds to wait for a pong before the connection counts as lost", metavar="S|none"),
+    ),
     Option("close_timeout", 5.0, "Seconds to wait for the closing handshake", **_SECONDS),
-    Option("max_size", 2**20, "Largest message accepted, in bytes; None accepts any size", _positive, int, none=True, config=True,
-           flag=Flag(("--max-size",), "largest message accepted", metavar="BYTES|none")),
+    Option(
+        "max_size",
+        2**20,
+        "Largest message accepted, in bytes; None accepts any size",
+        _positive,
+        int,
+        none=True,
+        config=True,
+        flag=Flag(("--max-size",), "largest message accepted", metavar="BYTES|none"),
+    ),
     Option("max_queue", 64, "Received messages websockets buffers before it stops reading", _positive_int, int),
     Option("compression", "deflate", "'deflate' (permessage-deflate) or None", _compression),
-    Option("reconnect", True, "Reconnect with backoff after the connection drops", _reconnect, bool, config=True,
-           flag=Flag(("--reconnect",), "reconnect with backoff when the connection drops", "toggle")),
+    Option(
+        "reconnect",
+        True,
+        "Reconnect with backoff after the connection drops",
+        _reconnect,
+        bool,
+        config=True,
+        flag=Flag(("--reconnect",), "reconnect with backoff when the connection drops", "toggle"),
+    ),
     Option("outbox_size", 1000, "Messages the outbox holds while the socket is not open", _positive_int, int),
     Option("send_timeout", 10.0, "Seconds a send waits for room in a full outbox; None waits forever", **_SECONDS),
-    Option("frame", True, "Keep a live DataFrame of received messages", kind=bool, config=True,
-           flag=Flag(("--frame",), "keep a live DataFrame of received messages; --no-frame turns it off", "toggle")),
-    Option("max_rows", 100_000, "Rows kept in each socket's live DataFrame, oldest dropped first; None keeps every row",
-           _max_rows, int, none=True, config=True,
-           flag=Flag(("--max-rows",), "rows kept in the live DataFrame, oldest dropped first", metavar="N|none")),
-    Option("max_columns", 1000, "Columns the live DataFrame makes; fields past them go into one extra column", _positive_int, int),
-    Option("record", None, "Also write every row of the live frame to a .jsonl file or a .parquet directory", kind=str, none=True,
-           flag=Flag(("--record",), "also write every row of the live frame to PATH, a .jsonl file or a .parquet directory "
-                     "(default: off)", metavar="PATH")),
-    Option("secret_headers", (), "Names of more headers whose values are masked", _strings,
-           flag=Flag(("--secret-header",), "also mask this header's value (Authorization, Cookie and *token*/*key* headers "
-                     "always are); repeatable", "append", "NAME")),
+    Option(
+        "frame",
+        True,
+        "Keep a live DataFrame of received messages",
+        kind=bool,
+        config=True,
+        flag=Flag(("--frame",), "keep a live DataFrame of received messages; --no-frame turns it off", "toggle"),
+    ),
+    Option(
+        "max_rows",
+        100_000,
+        "Rows kept in each socket's live DataFrame, oldest dropped first; None keeps every row",
+        _max_rows,
+        int,
+        none=True,
+        config=True,
+        flag=Flag(("--max-rows",), "rows kept in the live DataFrame, oldest dropped first", metavar="N|none"),
+    ),
+    Option(
+        "max_columns", 1000, "Columns the live DataFrame makes; fields past them go into one extra column", _positive_int, int
+    ),
+    Option(
+        "record",
+        None,
+        "Also write every row of the live frame to a .jsonl file or a .parquet directory",
+        kind=str,
+        none=True,
+        flag=Flag(
+            ("--record",),
+            "also write every row of the live frame to PATH, a .jsonl file or a .parquet directory (default: off)",
+            metavar="PATH",
+        ),
+    ),
+    Option(
+        "secret_headers",
+        (),
+        "Names of more headers whose values are masked",
+        _strings,
+        flag=Flag(
+            ("--secret-header",),
+            "also mask this header's value (Authorization, Cookie and *token*/*key* headers always are); repeatable",
+            "append",
+            "NAME",
+        ),
+    ),
     Option("secrets", (), "More strings to mask wherever nbsocket shows text", _strings, secret=True),
 )
 """The plain ``connect`` options, in ``ConnectOptions`` order (the protocol's own are :data:`PROTOCOL_OPTIONS`)."""
@@ -321,16 +427,19 @@ def _protocol_options(kwargs: dict[str, Any], known: set[str]) -> tuple[tuple[st
     if name is None:
         given = sorted(k for k in kwargs if k in PROTOCOL_OPTIONS)
         if given:
-            raise InvalidOptionError(f"{', '.join(given)} {'is a protocol option' if len(given) == 1 else 'are protocol options'}: "
-                                     "pass protocol=... (socketio, graphql-ws, graphql-ws-legacy, jsonrpc, stomp) too")
+            raise InvalidOptionError(
+                f"{', '.join(given)} {'is a protocol option' if len(given) == 1 else 'are protocol options'}: "
+                "pass protocol=... (socketio, graphql-ws, graphql-ws-legacy, jsonrpc, stomp) too"
+            )
         return ()
     cls = protocol_class(name)
     takes = set(protocol_option_names(cls)) | {k for k in kwargs if k not in known}
     options = {k: kwargs.pop(k) for k in sorted(takes) if k in kwargs}
     misplaced = sorted(k for k in kwargs if k in PROTOCOL_OPTIONS)
     if misplaced:
-        raise InvalidOptionError(f"protocol {name!r} takes no option {misplaced[0]!r}; it takes: "
-                                 f"{', '.join(protocol_option_names(cls)) or 'none'}")
+        raise InvalidOptionError(
+            f"protocol {name!r} takes no option {misplaced[0]!r}; it takes: {', '.join(protocol_option_names(cls)) or 'none'}"
+        )
     for key in cls.secret_options:
         if options.get(key) is not None:
             add_secrets(secret_values(options[key]))

@@ -55,7 +55,12 @@ class PendingRows:
         self._count += 1
 
     def add_messages(
-        self, ts_ns: int, first_seq: int, datas: Sequence[Any], errors: Sequence[str | None], bodies: Sequence[str | bytes],
+        self,
+        ts_ns: int,
+        first_seq: int,
+        datas: Sequence[Any],
+        errors: Sequence[str | None],
+        bodies: Sequence[str | bytes],
     ) -> None:
         """The messages of one read: decoded data, parse errors and raw bodies, numbered from ``first_seq``."""
         if not (self.planned and self._add_planned(datas, errors)):

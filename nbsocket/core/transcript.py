@@ -56,6 +56,7 @@ DEFAULT_MAX_BYTES = 32 * 2**20
 FORMAT = "nbsocket-transcript"
 FORMAT_VERSION = 1
 
+
 class Entry(NamedTuple):
     """One transcript entry: a frame sent or received, or a connection event."""
 
@@ -78,6 +79,7 @@ new_entry = tuple.__new__
 
 
 # --- DataFrames ----------------------------------------------------------------------
+
 
 def body_size(body: str | bytes | None) -> int | None:
     """Size of a body in bytes (UTF-8 for text)."""
@@ -110,9 +112,16 @@ def frame_from_entries(entries: Iterable[Entry], meta: dict[str, Any] | None = N
     rows = []
     for entry in entries:
         row = {
-            "timestamp": entry[0], "direction": entry[1], "seq": entry[3], "kind": entry[2],
-            "size": body_size(entry[4]), "body": entry[4], "error": entry[5], "code": entry[6],
-            "reason": entry[7], "info": entry[8],
+            "timestamp": entry[0],
+            "direction": entry[1],
+            "seq": entry[3],
+            "kind": entry[2],
+            "size": body_size(entry[4]),
+            "body": entry[4],
+            "error": entry[5],
+            "code": entry[6],
+            "reason": entry[7],
+            "info": entry[8],
         }
         if parse:
             row.update(_fields(entry, decode))
@@ -146,10 +155,19 @@ def entries_from_frame(frame: pd.DataFrame) -> list[Entry]:
     direction, seq, kind, _size, body, error, code, reason, info = columns
     out = []
     for i, ts in enumerate(stamps):
-        out.append(Entry(
-            int(ts), direction[i], kind[i], _int(seq[i]), _none(body[i]), _none(error[i]),
-            _int(code[i]), _none(reason[i]), _none(info[i]),
-        ))
+        out.append(
+            Entry(
+                int(ts),
+                direction[i],
+                kind[i],
+                _int(seq[i]),
+                _none(body[i]),
+                _none(error[i]),
+                _int(code[i]),
+                _none(reason[i]),
+                _none(info[i]),
+            )
+        )
     return out
 
 
@@ -164,11 +182,14 @@ def _int(value: Any) -> int | None:
 
 # --- JSON Lines ------------------------------------------------------------------------
 
+
 def jsonl_lines(entries: Iterable[Entry], meta: dict[str, Any] | None = None) -> Iterator[str]:
     """The lines of a saved transcript: a header (``"direction": "meta"``: socket, redacted URL, content
     type), then one line per entry. Binary bodies are base64 with ``"encoding": "base64"``."""
     header = {
-        "direction": "meta", "format": FORMAT, "version": FORMAT_VERSION,
+        "direction": "meta",
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         **{k: v for k, v in (meta or {}).items() if _jsonable(v)},
     }
@@ -186,7 +207,9 @@ def _entry_record(entry: Entry) -> dict[str, Any]:
     seconds, ns = divmod(ts, 1_000_000_000)
     record: dict[str, Any] = {
         "time": _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns:09d}Z",
-        "ts_ns": ts, "direction": direction, "kind": kind,
+        "ts_ns": ts,
+        "direction": direction,
+        "kind": kind,
     }
     if seq is not None:
         record["seq"] = seq
@@ -224,10 +247,19 @@ def parse_jsonl(lines: Iterable[str], source: str = "transcript") -> tuple[list[
         body = record.get("body")
         if body is not None and record.get("encoding") == "base64":
             body = base64.b64decode(body)
-        entries.append(Entry(
-            record["ts_ns"], direction, record.get("kind"), record.get("seq"), body,
-            record.get("error"), record.get("code"), record.get("reason"), record.get("info"),
-        ))
+        entries.append(
+            Entry(
+                record["ts_ns"],
+                direction,
+                record.get("kind"),
+                record.get("seq"),
+                body,
+                record.get("error"),
+                record.get("code"),
+                record.get("reason"),
+                record.get("info"),
+            )
+        )
     return entries, meta
 
 

@@ -32,7 +32,7 @@ def validate_url(url: object) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("ws", "wss"):
         if scheme in _SUGGEST:
-            better = _SUGGEST[scheme] + text[len(parts.scheme):]
+            better = _SUGGEST[scheme] + text[len(parts.scheme) :]
             hint = f"; did you mean {redact_url(better)!r}?"
         elif not scheme:
             hint = "; add the scheme, e.g. 'wss://" + shown + "'"

@@ -128,7 +128,10 @@ def demo_server(host: str, port: int) -> Iterator[str]:
     port, note = choose_server_port(host, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo-server", "--host", host, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None
@@ -173,17 +176,24 @@ def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict
 
     path = workspace / QUICKSTART
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(
-        "import json as _json, nbsocket as _nbs\n"
-        "_status = _nbs.connections()\n"
-        f"_preview = _nbs.frame().tail({PREVIEW_ROWS}).to_string(index=False, max_colwidth=40)\n"
-        f"print({SUMMARY_MARK!r} + _json.dumps({{'sockets': int(len(_status)), "
-        "'messages_in': int(_status['messages_in'].sum()), 'rows': int(_status['rows'].fillna(0).sum()), "
-        "'states': sorted(set(_status['state'])), 'preview': _preview}))"
-    ))
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "import json as _json, nbsocket as _nbs\n"
+            "_status = _nbs.connections()\n"
+            f"_preview = _nbs.frame().tail({PREVIEW_ROWS}).to_string(index=False, max_colwidth=40)\n"
+            f"print({SUMMARY_MARK!r} + _json.dumps({{'sockets': int(len(_status)), "
+            "'messages_in': int(_status['messages_in'].sum()), 'rows': int(_status['rows'].fillna(0).sum()), "
+            "'states': sorted(set(_status['state'])), 'preview': _preview}))"
+        )
+    )
     os.environ[ENV_URL] = server_url
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
-                            resources={"metadata": {"path": str(workspace)}})
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        extra_arguments=KERNEL_ARGUMENTS,
+        resources={"metadata": {"path": str(workspace)}},
+    )
     client.execute()
     for output in notebook.cells[-1].get("outputs", []):
         text = output.get("text", "")
@@ -200,9 +210,15 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     port = port or _free_port(host)
     token = secrets.token_hex(16)
     command = [
-        sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={host}", f"--ServerApp.port={port}",
-        f"--ServerApp.root_dir={workspace}", f"--LabApp.default_url=/lab/tree/{QUICKSTART}",
-        f"--IdentityProvider.token={token}", f"--LabApp.app_settings_dir={lab_app_settings(workspace)}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.ip={host}",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.root_dir={workspace}",
+        f"--LabApp.default_url=/lab/tree/{QUICKSTART}",
+        f"--IdentityProvider.token={token}",
+        f"--LabApp.app_settings_dir={lab_app_settings(workspace)}",
     ]
     if not open_browser:
         command.append("--no-browser")
@@ -245,18 +261,28 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def main(directory: str, host: str = DEFAULT_HOST, port: int = 0, server_port: int = 8765,
-         headless: bool = False, open_browser: bool = True) -> int:
+def main(
+    directory: str,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    server_port: int = 8765,
+    headless: bool = False,
+    open_browser: bool = True,
+) -> int:
     """Entry point of ``nbsocket demo``."""
     workspace = prepare_workspace(Path(directory).expanduser().resolve())
     with demo_server(host, server_port) as server_url:
         if headless:
             started = time.monotonic()
             summary = run_headless(workspace, server_url)
-            print(f"nbsocket demo --headless: ran {QUICKSTART} against the demo server on {server_url} "
-                  f"in {time.monotonic() - started:.1f} s")
-            print(f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
-                  f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}")  # type: ignore[arg-type]
+            print(
+                f"nbsocket demo --headless: ran {QUICKSTART} against the demo server on {server_url} "
+                f"in {time.monotonic() - started:.1f} s"
+            )
+            print(
+                f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
+                f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}"
+            )  # type: ignore[arg-type]
             print(f"  the last {PREVIEW_ROWS} rows received:")
             print("\n".join("    " + line for line in str(summary.get("preview", "")).splitlines()))
             print(f"  the notebooks are in {workspace}; nbsocket demo opens them in JupyterLab")

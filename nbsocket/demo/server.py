@@ -68,7 +68,14 @@ def _text_response(status: int, text: str) -> Response:
 class DemoServer:
     """The demo server; run it with :meth:`serve_forever`, or in a background thread with :meth:`start_in_thread`."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, rtm_reconnect_after: float = 5.0, rtm_expire_after: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        rtm_reconnect_after: float = 5.0,
+        rtm_expire_after: float = 5.0,
+    ) -> None:
         self.host = host
         self.port = port
         self.rtm_reconnect_after = rtm_reconnect_after
@@ -118,8 +125,12 @@ class DemoServer:
         """Start listening on the running loop (port 0 picks a free port)."""
         self._stopped = asyncio.Event()
         self._server = await serve(
-            self._route, self.host, self.port, process_request=self._process_request,
-            max_size=2**24, ping_interval=20,
+            self._route,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=2**24,
+            ping_interval=20,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -281,9 +292,7 @@ class DemoServer:
                 syms = state["symbols"]
                 symbol = syms[seq % len(syms)]
                 price = prices[symbol] = round(max(0.01, prices[symbol] * (1 + rng.gauss(0, 0.001))), 4)
-                await ws.send(
-                    f'{{"seq":{seq},"symbol":"{symbol}","price":{price},"timestamp":{time.time():.6f}}}'
-                )
+                await ws.send(f'{{"seq":{seq},"symbol":"{symbol}","price":{price},"timestamp":{time.time():.6f}}}')
                 if rate:
                     delay = start + seq / rate - time.monotonic()
                     if delay > 0:
@@ -321,11 +330,14 @@ class DemoServer:
             while True:
                 await asyncio.sleep(interval)
                 n = next(counter)
-                await ws.send(json.dumps({"type": "message", "channel": "C1", "text": f"message {n}", "ts": f"{time.time():.6f}"}))
+                await ws.send(
+                    json.dumps({"type": "message", "channel": "C1", "text": f"message {n}", "ts": f"{time.time():.6f}"})
+                )
                 if not sent_reconnect and time.monotonic() - started >= reconnect_after:
                     sent_reconnect = True
-                    new_url = f"ws://{ws.request.headers.get('Host', f'{self.host}:{self.port}')}/rtm?" + \
-                        "&".join(f"{k}={v}" for k, v in {**query, "ticket": self._issue_ticket()}.items())
+                    new_url = f"ws://{ws.request.headers.get('Host', f'{self.host}:{self.port}')}/rtm?" + "&".join(
+                        f"{k}={v}" for k, v in {**query, "ticket": self._issue_ticket()}.items()
+                    )
                     await ws.send(json.dumps({"type": "reconnect_url", "url": new_url}))
                     self._tickets[ticket] = time.monotonic() + self.rtm_expire_after
                 if sent_reconnect and time.monotonic() > self._tickets.get(ticket, 0):

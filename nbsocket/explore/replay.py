@@ -50,8 +50,18 @@ def _resolve(target: Any, manager: Manager) -> Connection:
 
 # --- burst ---------------------------------------------------------------------------------
 
-def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = None, *, count: int | None = None,
-          timeout: float = 60.0, settle: float = 0.2, progress: bool | None = None, manager: Manager | None = None) -> BurstReport:
+
+def burst(
+    name: str | Connection,
+    messages: Iterable[Any],
+    rate: float | None = None,
+    *,
+    count: int | None = None,
+    timeout: float = 60.0,
+    settle: float = 0.2,
+    progress: bool | None = None,
+    manager: Manager | None = None,
+) -> BurstReport:
     """Send ``messages`` (a list or a generator) on socket ``name`` at ``rate`` messages per second; returns a :class:`BurstReport`.
 
     ``rate=None`` (or 0) sends as fast as the socket takes them; ``count``
@@ -70,8 +80,17 @@ def burst(name: str | Connection, messages: Iterable[Any], rate: float | None = 
     return run.report()
 
 
-async def burst_async(name: str | Connection, messages: Iterable[Any], rate: float | None = None, *, count: int | None = None,
-                      timeout: float = 60.0, settle: float = 0.2, progress: bool | None = None, manager: Manager | None = None) -> BurstReport:
+async def burst_async(
+    name: str | Connection,
+    messages: Iterable[Any],
+    rate: float | None = None,
+    *,
+    count: int | None = None,
+    timeout: float = 60.0,
+    settle: float = 0.2,
+    progress: bool | None = None,
+    manager: Manager | None = None,
+) -> BurstReport:
     """Like :func:`burst`, for ``await`` (the kernel stays free while it sends)."""
     run = Burst(_resolve(name, manager or registry()), messages, rate, count, timeout, settle, progress)
     await run_async(run.steps())
@@ -80,10 +99,13 @@ async def burst_async(name: str | Connection, messages: Iterable[Any], rate: flo
 
 # --- replay --------------------------------------------------------------------------------
 
+
 def replay_schedule(entries: list[Entry], speed: float) -> list[tuple[float, str | bytes]]:
     """``(offset_seconds, body)`` of each sent entry: original gaps divided by ``speed``; all 0 for ``speed=0``."""
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
-        raise InvalidOptionError(f"speed must be >= 0 (1.0: original timing, 2.0: twice as fast, 0: as fast as possible), not {speed!r}")
+        raise InvalidOptionError(
+            f"speed must be >= 0 (1.0: original timing, 2.0: twice as fast, 0: as fast as possible), not {speed!r}"
+        )
     sent = [e for e in entries if e.direction == SENT and e.body is not None]
     if not sent:
         return []
@@ -99,8 +121,19 @@ def _expected_replies(entries: list[Entry]) -> int:
 
 
 class _Replay:
-    def __init__(self, transcript: Any, target: Any, speed: float, settle: float, timeout: float | None,
-                 progress: bool | None, name: str | None, keep: bool, manager: Manager, connect_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        transcript: Any,
+        target: Any,
+        speed: float,
+        settle: float,
+        timeout: float | None,
+        progress: bool | None,
+        name: str | None,
+        keep: bool,
+        manager: Manager,
+        connect_options: dict[str, Any],
+    ) -> None:
         entries, self.source_meta = as_entries(transcript)
         self.schedule = replay_schedule(entries, speed)
         if not self.schedule:
@@ -140,8 +173,9 @@ class _Replay:
         if self.opened:
             self.seed = self.conn.transcript_entries()[0]  # the open event, recorded before the replay could attach
         conn = self.conn
-        self.recorder = TranscriptRecorder(conn.stats, lambda: {"socket": conn.name, "url": conn.url, "content_type": conn.content_type},
-                                           None, None)
+        self.recorder = TranscriptRecorder(
+            conn.stats, lambda: {"socket": conn.name, "url": conn.url, "content_type": conn.content_type}, None, None
+        )
 
     def _temp_name(self) -> str:
         while True:
@@ -180,9 +214,14 @@ class _Replay:
         """The new run's transcript (also written to ``save`` as JSON Lines if given)."""
         recorder, sending = self.recorder, self.sending
         meta = {
-            **recorder.meta(), "replay_of": self.source_meta.get("path") or self.source_meta.get("socket"),
-            "speed": self.speed, "sent": recorder.sent, "expected_replies": self.expected, "replies": recorder.received,
-            "failed": sending.failed, "stopped": sending.stopped,
+            **recorder.meta(),
+            "replay_of": self.source_meta.get("path") or self.source_meta.get("socket"),
+            "speed": self.speed,
+            "sent": recorder.sent,
+            "expected_replies": self.expected,
+            "replies": recorder.received,
+            "failed": sending.failed,
+            "stopped": sending.stopped,
         }
         ok = sending.failed == 0 and recorder.received >= self.expected
         self.progress.finish(sending.attempted, f"{recorder.sent} sent, {recorder.received}/{self.expected} replies", ok=ok)
@@ -192,9 +231,20 @@ class _Replay:
         return result
 
 
-def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, settle: float = 1.0, timeout: float | None = None,
-           progress: bool | None = None, name: str | None = None, keep: bool = False, save: str | os.PathLike[str] | None = None,
-           manager: Manager | None = None, **connect_options: Any) -> pd.DataFrame:
+def replay(
+    transcript: Any,
+    target: str | Connection,
+    speed: float = 1.0,
+    *,
+    settle: float = 1.0,
+    timeout: float | None = None,
+    progress: bool | None = None,
+    name: str | None = None,
+    keep: bool = False,
+    save: str | os.PathLike[str] | None = None,
+    manager: Manager | None = None,
+    **connect_options: Any,
+) -> pd.DataFrame:
     """Send the sent side of a saved transcript again and record what comes back; returns the new run's transcript.
 
     ``transcript`` is a path to a ``.jsonl`` saved by ``conn.save_transcript``,
@@ -219,9 +269,20 @@ def replay(transcript: Any, target: str | Connection, speed: float = 1.0, *, set
     return run.result(save)
 
 
-async def replay_async(transcript: Any, target: str | Connection, speed: float = 1.0, *, settle: float = 1.0,
-                       timeout: float | None = None, progress: bool | None = None, name: str | None = None, keep: bool = False,
-                       save: str | os.PathLike[str] | None = None, manager: Manager | None = None, **connect_options: Any) -> pd.DataFrame:
+async def replay_async(
+    transcript: Any,
+    target: str | Connection,
+    speed: float = 1.0,
+    *,
+    settle: float = 1.0,
+    timeout: float | None = None,
+    progress: bool | None = None,
+    name: str | None = None,
+    keep: bool = False,
+    save: str | os.PathLike[str] | None = None,
+    manager: Manager | None = None,
+    **connect_options: Any,
+) -> pd.DataFrame:
     """Like :func:`replay`, for ``await`` (to a URL, the temporary socket is opened and closed on a worker thread)."""
     run = _Replay(transcript, target, speed, settle, timeout, progress, name, keep, manager or registry(), connect_options)
     loop = asyncio.get_running_loop()

@@ -76,9 +76,7 @@ def expand(text: str, namespace: Mapping[str, Any], where: str) -> tuple[str, li
     return _TEMPLATE_FIELD.sub(substitute, text), values
 
 
-def parse_headers(
-    specs: list[str] | None, namespace: Mapping[str, Any]
-) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+def parse_headers(specs: list[str] | None, namespace: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """``-H "Name: value"`` options as ``(headers, secret_header_names, secret_values)``.
 
     A header whose value takes a ``{var}`` from the namespace counts as secret:
@@ -177,7 +175,7 @@ def split_send_line(line: str) -> tuple[str, str, str]:
         if match is None:
             raise UsageError("%ws_send needs a socket name and a message: %ws_send NAME MESSAGE")
         token = match.group(1)
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
         if token in SEND_MODES:
             if mode is not None:
                 raise UsageError("%ws_send takes only one of --raw, --binary and --base64")
@@ -191,7 +189,7 @@ def split_send_line(line: str) -> tuple[str, str, str]:
         match = _TOKEN.match(rest)
         if match is not None and match.group(1) in SEND_MODES:
             mode = SEND_MODES[match.group(1)]
-            rest = rest[match.end():]
+            rest = rest[match.end() :]
     message = rest.lstrip()
     if not message.strip():
         raise UsageError(f"%ws_send {name}: nothing to send; give a message after the name")

@@ -42,7 +42,6 @@ CELL_KEY = "cell:"
 """Prefix of the handler key a ``%%ws_handler`` cell registers under (re-running it replaces the handler)."""
 
 
-
 def _default(trait: str) -> str:
     return f"default: NbSocket.{trait} = {getattr(_D, trait)!r}"
 
@@ -92,15 +91,30 @@ def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
 
 def _chart_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
     """The chart options ``%ws_panel`` and ``%ws_plot`` share: ``--by``, ``--y``, ``--window``."""
-    for decorator in reversed([
-        argument("--by", default=argparse.SUPPRESS, metavar="COLUMN|none",
-                 help="one line per value of this column, e.g. symbol; none draws one line per column "
-                      "(default: a text column with a few repeating values, found by itself)"),
-        argument("--y", action="append", metavar="COLUMN",
-                 help="a numeric column to draw, repeatable (default: the numeric value columns as they appear)"),
-        argument("--window", type=int, default=argparse.SUPPRESS, metavar="N",
-                 help="points kept per line: the last N rows (default: 500)"),
-    ]):
+    for decorator in reversed(
+        [
+            argument(
+                "--by",
+                default=argparse.SUPPRESS,
+                metavar="COLUMN|none",
+                help="one line per value of this column, e.g. symbol; none draws one line per column "
+                "(default: a text column with a few repeating values, found by itself)",
+            ),
+            argument(
+                "--y",
+                action="append",
+                metavar="COLUMN",
+                help="a numeric column to draw, repeatable (default: the numeric value columns as they appear)",
+            ),
+            argument(
+                "--window",
+                type=int,
+                default=argparse.SUPPRESS,
+                metavar="N",
+                help="points kept per line: the last N rows (default: 500)",
+            ),
+        ]
+    ):
         magic = decorator(magic)
     return magic
 
@@ -160,8 +174,11 @@ class NbSocketMagics(Magics):
     @argument("--on-close", metavar="FUNC", help="a function called as FUNC(conn, code, reason) each time it closes")
     @argument("--on-error", metavar="FUNC", help="a function called as FUNC(conn, exc) on errors")
     @_option_arguments("max_rows", "frame", "reconnect", "insecure")
-    @argument("--replace", action="store_true",
-              help="replace a socket of the same name that has another URL or options (default: refuse)")
+    @argument(
+        "--replace",
+        action="store_true",
+        help="replace a socket of the same name that has another URL or options (default: refuse)",
+    )
     @_option_arguments("record", "open_timeout", "ping_interval", "ping_timeout", "max_size")
     @protocol_arguments
     @line_magic
@@ -200,9 +217,12 @@ class NbSocketMagics(Magics):
     @no_var_expand
     @magic_arguments()
     @argument("name", help="name of the socket")
-    @argument("message", nargs="+",
-              help="the rest of the line: JSON or a Python literal (dict/list: encoded by the socket's content type; "
-                   "a string: sent as a text frame); {expr} anywhere in it is evaluated in the notebook")
+    @argument(
+        "message",
+        nargs="+",
+        help="the rest of the line: JSON or a Python literal (dict/list: encoded by the socket's content type; "
+        "a string: sent as a text frame); {expr} anywhere in it is evaluated in the notebook",
+    )
     @argument("--raw", action="store_true", help="send the rest of the line as a text frame, exactly as typed")
     @argument("--binary", action="store_true", help="the rest of the line is hexadecimal bytes, sent as a binary frame")
     @argument("--base64", action="store_true", help="the rest of the line is base64 data, sent as a binary frame")
@@ -350,7 +370,9 @@ class NbSocketMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="name of the socket")
-    @argument("--x", default="timestamp", metavar="COLUMN", help="the x axis: timestamp, seq or a numeric column (default: timestamp)")
+    @argument(
+        "--x", default="timestamp", metavar="COLUMN", help="the x axis: timestamp, seq or a numeric column (default: timestamp)"
+    )
     @_chart_arguments
     @line_magic
     @_one_line_errors
@@ -378,8 +400,13 @@ class NbSocketMagics(Magics):
     @magic_arguments()
     @argument("name", help="name of the socket")
     @argument("-n", "--count", type=int, default=None, help=f"messages to wait for ({_default('wait_count')})")
-    @argument("--timeout", type=optional_number(float), default=argparse.SUPPRESS, metavar="S|none",
-              help=f"seconds to wait before giving up; none waits until interrupted ({_default('wait_timeout')})")
+    @argument(
+        "--timeout",
+        type=optional_number(float),
+        default=argparse.SUPPRESS,
+        metavar="S|none",
+        help=f"seconds to wait before giving up; none waits until interrupted ({_default('wait_timeout')})",
+    )
     @line_magic
     @_one_line_errors
     def ws_wait(self, line: str) -> pd.DataFrame:
@@ -399,10 +426,13 @@ class NbSocketMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="name of the socket")
-    @argument("-k", "--key", default=None,
-              help="name of this handler; a cell with another key adds a second handler (default: the socket's name)")
-    @argument("--remove", action="store_true",
-              help="remove the handler instead (as a line magic: %%ws_handler NAME --remove)")
+    @argument(
+        "-k",
+        "--key",
+        default=None,
+        help="name of this handler; a cell with another key adds a second handler (default: the socket's name)",
+    )
+    @argument("--remove", action="store_true", help="remove the handler instead (as a line magic: %%ws_handler NAME --remove)")
     @line_cell_magic
     @_one_line_errors
     def ws_handler(self, line: str, cell: str | None = None) -> None:
@@ -450,8 +480,10 @@ def unload_ipython_extension(ipython: Any) -> None:
         uninstall_magic_suggestions(ipython)
         registry().shutdown()
     finally:
-        for magics in (ipython.magics_manager.registry.pop(ProtocolMagics.__name__, None),
-                       ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None)):
+        for magics in (
+            ipython.magics_manager.registry.pop(ProtocolMagics.__name__, None),
+            ipython.magics_manager.registry.pop(NbSocketMagics.__name__, None),
+        ):
             if magics is None:
                 continue
             for kind, names in magics.magics.items():

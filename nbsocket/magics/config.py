@@ -80,4 +80,3 @@ class NbSocket(Configurable):
     def connect_options(self) -> dict[str, Any]:
         """The ``connect`` keywords these defaults stand for."""
         return {name: getattr(self, name) for name in CONFIG_OPTIONS}
-

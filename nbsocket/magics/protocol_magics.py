@@ -48,9 +48,12 @@ def protocol_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--protocol`` and every protocol option to a magic's arguments."""
     for name, (kind, help_text) in reversed(list(PROTOCOL_FLAGS.items())):
         magic = argument("--" + name.replace("_", "-"), default=None, metavar=kind.upper(), help=help_text)(magic)
-    return argument("--protocol", default=None, metavar="NAME",
-                    help="speak an application protocol: socketio, graphql-ws, graphql-ws-legacy, jsonrpc, stomp "
-                         "(default: plain WebSocket)")(magic)
+    return argument(
+        "--protocol",
+        default=None,
+        metavar="NAME",
+        help="speak an application protocol: socketio, graphql-ws, graphql-ws-legacy, jsonrpc, stomp (default: plain WebSocket)",
+    )(magic)
 
 
 def protocol_options(args: argparse.Namespace, ns: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,8 +103,9 @@ class ProtocolMagics(Magics):
     def _conn(self, name: str, verb: str) -> Any:
         conn = api.get(name)
         if not hasattr(conn, "protocol"):
-            raise UsageError(f"%ws_{verb}: socket {name!r} speaks plain WebSocket; connect it with --protocol ... "
-                             "(or use %ws_send)")
+            raise UsageError(
+                f"%ws_{verb}: socket {name!r} speaks plain WebSocket; connect it with --protocol ... (or use %ws_send)"
+            )
         return conn
 
     @no_var_expand

@@ -52,9 +52,7 @@ def wait_for_messages(conn: Connection, count: int, timeout: float | None, progr
                     continue
             progress.update(len(waiter.events))
             if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeoutError(
-                    waiter.timeout_message(timeout) + "; raise --timeout or check that the server is sending"
-                )
+                raise WaitTimeoutError(waiter.timeout_message(timeout) + "; raise --timeout or check that the server is sending")
             if conn.state in CLOSED_FOR_GOOD:
                 raise SocketClosedError(
                     f"socket {conn.name!r} became {conn.state} while waiting ({len(waiter.events)} of {count} "

@@ -71,7 +71,14 @@ class Connection:
     """
 
     def __init__(
-        self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable, loop_thread: LoopThread,
+        self,
+        manager: Registry,
+        name: str,
+        url: str,
+        options: ConnectOptions,
+        *,
+        lockable: Lockable,
+        loop_thread: LoopThread,
         transport: Transport,
     ) -> None:
         self.name = name
@@ -95,25 +102,40 @@ class Connection:
         if self.frame is not None:
             self.frame.on_column_cap = lambda message: self._errors.record("frame", "ColumnCap", message)
         self.recorder: Recorder | None = (
-            open_recorder(options.record, self.frame, on_error=lambda message: self._errors.record("record", "RecordingError", message))
+            open_recorder(
+                options.record, self.frame, on_error=lambda message: self._errors.record("record", "RecordingError", message)
+            )
             if options.record is not None
             else None
         )
         self._dispatcher = Dispatcher(name, self, self._handlers, self._outbox, self._observers, self._errors, loop_thread)
         self._parts = SocketParts(
-            name=name, options=options, loop_thread=loop_thread, stats=self.stats, codec=self._codec, lockable=lockable,
-            handlers=self._handlers, outbox=self._outbox, observers=self._observers, errors=self._errors,
-            dispatcher=self._dispatcher, frame=self.frame, recorder=self.recorder,
+            name=name,
+            options=options,
+            loop_thread=loop_thread,
+            stats=self.stats,
+            codec=self._codec,
+            lockable=lockable,
+            handlers=self._handlers,
+            outbox=self._outbox,
+            observers=self._observers,
+            errors=self._errors,
+            dispatcher=self._dispatcher,
+            frame=self.frame,
+            recorder=self.recorder,
         )
         self._session = Session(url, self._parts, transport)
         self._session.use(self._receiver())
         self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, lambda: self._removed)
-        self._transcript = Transcript(self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon)
+        self._transcript = Transcript(
+            self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon
+        )
         self._latency = Latency(self._session, loop_thread)
         self._session.on_pong = self._latency.sample
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
-        self._requests = Requests(self, self._codec, lockable, self._transcript, self._latency, loop_thread,
-                                  lambda: self._session.open_seq)
+        self._requests = Requests(
+            self, self._codec, lockable, self._transcript, self._latency, loop_thread, lambda: self._session.open_seq
+        )
 
     def _receiver(self) -> Receiver:
         """What this socket's messages go to: the plain receiver (a protocol socket gives its protocol's driver)."""
@@ -247,6 +269,7 @@ class Connection:
         A handler registered with the same ``key`` as an existing one replaces it
         (re-running a cell does not add a second copy).
         """
+
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             self._handlers.add(Handler(func, args, key))
             return func
@@ -398,7 +421,9 @@ class Connection:
         """
         return self._waits.wait(count, timeout, match)
 
-    async def wait_async(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+    async def wait_async(
+        self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None
+    ) -> list[WsEvent]:
         """Like :meth:`wait`, for ``await`` in a cell (does not block the kernel)."""
         return await self._waits.wait_async(count, timeout, match)
 
@@ -515,8 +540,16 @@ class Connection:
         """Round-trip statistics of :meth:`request` calls in seconds (``count``, ``p50_s``, ``p95_s``, ``p99_s`` ...)."""
         return self._latency.stats().loc["request"]
 
-    def burst(self, messages: Any, rate: float | None = None, *, count: int | None = None, timeout: float = 60.0,
-              settle: float = 0.2, progress: bool | None = None) -> BurstReport:
+    def burst(
+        self,
+        messages: Any,
+        rate: float | None = None,
+        *,
+        count: int | None = None,
+        timeout: float = 60.0,
+        settle: float = 0.2,
+        progress: bool | None = None,
+    ) -> BurstReport:
         """Send ``messages`` at ``rate`` per second and report what was delivered; see :func:`nbsocket.burst`."""
         self._loop_thread.refuse_blocking("burst", "conn", "nbs")
         run = Burst(self, messages, rate, count, timeout, settle, progress)

@@ -167,7 +167,10 @@ class LoopThread:
         return await asyncio.wait_for(asyncio.wrap_future(self.submit(coro)), timeout)
 
     def run_or_schedule(
-        self, coro: Coroutine[Any, Any, Any], timeout: float | None, on_failure: Callable[[BaseException], Any],
+        self,
+        coro: Coroutine[Any, Any, Any],
+        timeout: float | None,
+        on_failure: Callable[[BaseException], Any],
     ) -> None:
         """Run ``coro`` on the loop and wait for it, or, from a handler or the loop itself (where waiting would
         deadlock), start it and hand a failure to ``on_failure`` instead of raising it."""

@@ -33,8 +33,25 @@ install_log_filter(log)
 install_log_filter(logging.getLogger("nbsocket.websockets"))
 
 STATUS_COLUMNS = [
-    "name", "url", "protocol", "state", "content_type", "messages_in", "messages_out", "bytes_in", "bytes_out", "queued",
-    "reconnects", "errors", "parse_errors", "last_error", "latency", "opened_at", "last_message_at", "rows", "handlers",
+    "name",
+    "url",
+    "protocol",
+    "state",
+    "content_type",
+    "messages_in",
+    "messages_out",
+    "bytes_in",
+    "bytes_out",
+    "queued",
+    "reconnects",
+    "errors",
+    "parse_errors",
+    "last_error",
+    "latency",
+    "opened_at",
+    "last_message_at",
+    "rows",
+    "handlers",
 ]
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PRIMARY = "connect"
@@ -153,7 +170,8 @@ class Manager:
             self._discard(conn)
             raise ConnectTimeoutError(
                 f"{conn.url} did not open within {conn.open_timeout_total:g} s (open_timeout={opts.open_timeout}); "
-                "raise open_timeout, or pass open_timeout=None to wait as long as it takes", kind="timeout",
+                "raise open_timeout, or pass open_timeout=None to wait as long as it takes",
+                kind="timeout",
             ) from None
         except BaseException:
             with self._lock:

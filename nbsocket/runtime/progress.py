@@ -34,7 +34,9 @@ class ProgressBar:
     flood the kernel's output channel.
     """
 
-    def __init__(self, total: int | None, label: str, enabled: bool | None = None, display: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self, total: int | None, label: str, enabled: bool | None = None, display: Callable[[Any], Any] | None = None
+    ) -> None:
         self.total = total
         self.label = label
         self.bar: Any = None

@@ -88,7 +88,8 @@ class PlainReceiver:
         self._parts.dispatcher.push_open(ready)
         if not first.done():
             self._settler = asyncio.get_running_loop().create_task(
-                self._settle(wire, ready, first), name=f"nbsocket-settle-{self._parts.name}")
+                self._settle(wire, ready, first), name=f"nbsocket-settle-{self._parts.name}"
+            )
 
     def receive(self, batch: Batch) -> None:
         first = self._first
@@ -107,9 +108,24 @@ class PlainReceiver:
             observers.call(observers.on_batch, ts, seq, batch, errors)
         if not (parts.handlers or observers.on_received or observers.on_handled):
             return
-        name, content_type, url, lockable, verbs = parts.name, parts.options.content_type, delivery.url, parts.lockable, self._verbs
+        name, content_type, url, lockable, verbs = (
+            parts.name,
+            parts.options.content_type,
+            delivery.url,
+            parts.lockable,
+            self._verbs,
+        )
         events = [
-            WsEvent(name, datas[i], Request(body, body.__class__ is not str, content_type, url), seq + i, ts, lockable, errors[i], verbs)
+            WsEvent(
+                name,
+                datas[i],
+                Request(body, body.__class__ is not str, content_type, url),
+                seq + i,
+                ts,
+                lockable,
+                errors[i],
+                verbs,
+            )
             for i, body in enumerate(batch)
         ]
         hand_over(parts, events)
@@ -122,8 +138,12 @@ class PlainReceiver:
         if first.done():
             return False
         if self._refused_at_open(info.code):
-            error = ConnectError(f"{self._delivery.url} accepted the connection and closed it at once with code {info.code} "
-                                 f"{info.reason!r}", kind="closed", code=info.code, reason=info.reason)
+            error = ConnectError(
+                f"{self._delivery.url} accepted the connection and closed it at once with code {info.code} {info.reason!r}",
+                kind="closed",
+                code=info.code,
+                reason=info.reason,
+            )
             self._parts.errors.record("connect", type(error).__name__, str(error))
             first.set_exception(error)
             return True

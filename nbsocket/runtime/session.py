@@ -145,8 +145,11 @@ class Session:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    error = exc if isinstance(exc, (ConnectError, InvalidURLError)) else ConnectError(
-                        f"cannot connect to {self.url}: {type(exc).__name__}: {exc}", kind="network")
+                    error = (
+                        exc
+                        if isinstance(exc, (ConnectError, InvalidURLError))
+                        else ConnectError(f"cannot connect to {self.url}: {type(exc).__name__}: {exc}", kind="network")
+                    )
                     if not opened_once:
                         errors.record("connect", type(error).__name__, str(error))
                         self._set_state("failed")
@@ -176,8 +179,12 @@ class Session:
                     self._set_state("closed" if code in NORMAL_CLOSES else "failed")
                     return
                 if not policy.retries_close(code):
-                    errors.record("close", "NotRetried", f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
-                                  "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)")
+                    errors.record(
+                        "close",
+                        "NotRetried",
+                        f"server closed with {code} {reason!r}; close codes 1008 and 4000-4999 "
+                        "are not retried (pass reconnect=ReconnectPolicy(retry_close_codes={...}) to retry them)",
+                    )
                     self._set_state("failed")
                     return
                 if backoff.exhausted:
@@ -250,8 +257,10 @@ class Session:
             who = "closed by nbsocket" if by_us else "connection lost"
             hint = ""
             if code == 1009 and by_us:
-                hint = (f"; a message was larger than max_size={self.options.max_size} bytes: connect with a larger "
-                        "max_size (or max_size=None for no limit)")
+                hint = (
+                    f"; a message was larger than max_size={self.options.max_size} bytes: connect with a larger "
+                    "max_size (or max_size=None for no limit)"
+                )
             elif code == 1009:
                 hint = "; the server refused a message nbsocket sent as too big for it: send smaller messages"
             self._connection_error("close", ConnectionError(f"{who}: code {code} {reason!r}{detail}{hint}"))

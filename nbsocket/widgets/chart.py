@@ -43,8 +43,21 @@ MAX_GROUPS = 8
 """Lines per chart when splitting by a column (``by=``)."""
 AUTO = "auto"
 """``by=AUTO`` (the default): split by a low-cardinality text column (``symbol``, ``topic``, ...) once one shows up."""
-SPLIT_NAMES = ("symbol", "ticker", "instrument", "pair", "topic", "channel", "type", "kind", "event", "source", "device",
-               "sensor", "name")
+SPLIT_NAMES = (
+    "symbol",
+    "ticker",
+    "instrument",
+    "pair",
+    "topic",
+    "channel",
+    "type",
+    "kind",
+    "event",
+    "source",
+    "device",
+    "sensor",
+    "name",
+)
 """Column names preferred as the split when several text columns qualify (most likely first)."""
 NEVER_SPLIT = frozenset({"data", "extra"})
 """Columns never used as a split: raw message bodies and overflow fields."""
@@ -74,8 +87,11 @@ def pick_split_column(rows: pd.DataFrame, exclude: Sequence[str] = ()) -> str | 
     skip = set(exclude) | FRAME_COLUMNS | NEVER_SPLIT
     for name in rows.columns:
         column = rows[name]
-        if name in skip or not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
-                                or isinstance(column.dtype, pd.CategoricalDtype)):
+        if name in skip or not (
+            pd.api.types.is_object_dtype(column.dtype)
+            or pd.api.types.is_string_dtype(column.dtype)
+            or isinstance(column.dtype, pd.CategoricalDtype)
+        ):
             continue
         values = column.dropna()
         if not len(values) or not all(isinstance(v, str) for v in values.iloc[:50]):
@@ -107,8 +123,9 @@ class ChartBuffer:
     itself (see :func:`pick_split_column`), ``None`` draws one line per column.
     """
 
-    def __init__(self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500,
-                 by: str | None = AUTO) -> None:
+    def __init__(
+        self, y: str | Sequence[str] | None = None, x: str = "timestamp", window: int = 500, by: str | None = AUTO
+    ) -> None:
         if window < 2:
             raise InvalidOptionError("window must be at least 2 points")
         self.fixed_y = [y] if isinstance(y, str) else (list(y) if y is not None else None)
@@ -149,7 +166,7 @@ class ChartBuffer:
     def _look_for_split(self, rows: pd.DataFrame) -> bool:
         """Draw ``rows`` unsplit until a split column shows up, then redraw the kept rows split by it."""
         sample = rows if self._sample is None else pd.concat([self._sample, rows], ignore_index=True)
-        self._sample = sample = sample.iloc[-self.window:]
+        self._sample = sample = sample.iloc[-self.window :]
         column = pick_split_column(sample, exclude=[self.x, *(self.fixed_y or [])])
         if column is None:
             return self._add(rows)
@@ -215,7 +232,14 @@ class ChartBuffer:
         """The charts as HTML: one small SVG chart per column, or a note while there is nothing to draw."""
         series = self.series
         charts = [
-            line_chart_svg(f"{column} by {self.by}" if self.by else column, series[column], width=width, height=height, x_is_time=self.x_is_time, legend=self.by is not None)
+            line_chart_svg(
+                f"{column} by {self.by}" if self.by else column,
+                series[column],
+                width=width,
+                height=height,
+                x_is_time=self.x_is_time,
+                legend=self.by is not None,
+            )
             for column in self.columns
             if any(series.get(column, {}).values())
         ]
@@ -246,6 +270,7 @@ def svg_as_img(html: str) -> str:
         alt = "chart: " + (label.group(1) if label else "line chart") + (f" ({', '.join(series)})" if series else "")
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         return f'<img class="nbsocket-chart-img" src="data:image/svg+xml;base64,{data}" alt="{alt}" style="display:block">'
+
     return _SVG.sub(to_img, html)
 
 
@@ -275,7 +300,7 @@ def decimate(points: Sequence[Point], max_points: int) -> list[Point]:
     stride = math.ceil(n / (max_points // 2))
     out: list[Point] = []
     for start in range(0, n, stride):
-        chunk = points[start:start + stride]
+        chunk = points[start : start + stride]
         low = min(chunk, key=lambda p: p[1])
         high = max(chunk, key=lambda p: p[1])
         out.extend(sorted({low, high}, key=lambda p: p[0]))
@@ -321,7 +346,9 @@ def line_chart_svg(
             coords = " ".join(
                 f"{left + (x - x_min) * sx:.1f},{top + plot_h - (y - y_min) * sy:.1f}" for x, y in decimate(points, 2 * plot_w)
             )
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{esc(name)}</title></polyline>')
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{esc(name)}</title></polyline>'
+            )
         parts += [
             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_max))}</text>',
             f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_min))}</text>',

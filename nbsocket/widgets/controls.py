@@ -42,7 +42,9 @@ def parse_message(text: str, mode: str = "auto") -> Any:
     if mode == "text":
         return text
     if not text.strip():
-        raise InvalidMessageError("nothing to send: type a message first" if mode == "auto" else "Invalid JSON: the message is empty")
+        raise InvalidMessageError(
+            "nothing to send: type a message first" if mode == "auto" else "Invalid JSON: the message is empty"
+        )
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -65,8 +67,9 @@ def describe_payload(message: Any) -> str:
 
 
 def _button(description: str, icon: str, css: str, tooltip: str, style: str = "") -> widgets.Button:
-    button = widgets.Button(description=description, icon=icon, tooltip=tooltip, button_style=style,
-                            layout=widgets.Layout(width="auto"))
+    button = widgets.Button(
+        description=description, icon=icon, tooltip=tooltip, button_style=style, layout=widgets.Layout(width="auto")
+    )
     button.add_class(css)
     return button
 
@@ -92,15 +95,21 @@ class SocketControls:
         self._lock = threading.Lock()
         self._busy: str | None = None
         self._outcome: tuple[str, bool] | None = None
-        self.message = widgets.Text(placeholder='message: {"op": "ping"} or text', continuous_update=True,
-                                    layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"))
+        self.message = widgets.Text(
+            placeholder='message: {"op": "ping"} or text',
+            continuous_update=True,
+            layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"),
+        )
         self.message.add_class("nbsocket-message")
-        self.mode = widgets.Dropdown(options=MODES, value="auto", tooltip="auto: JSON if it parses, else text",
-                                     layout=widgets.Layout(width="7em"))
+        self.mode = widgets.Dropdown(
+            options=MODES, value="auto", tooltip="auto: JSON if it parses, else text", layout=widgets.Layout(width="7em")
+        )
         self.mode.add_class("nbsocket-mode")
         self.send_button = _button("Send", "paper-plane", "nbsocket-send", "queue the message on the socket", "primary")
-        self.url = widgets.Text(placeholder="new URL (optional): ws://... or wss://...",
-                                layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"))
+        self.url = widgets.Text(
+            placeholder="new URL (optional): ws://... or wss://...",
+            layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"),
+        )
         self.url.add_class("nbsocket-reset-url")
         self.reset_button = _button("Reset", "refresh", "nbsocket-reset", "reconnect, to the new URL if one is given", "warning")
         self.disconnect_button = _button("Disconnect", "plug", "nbsocket-disconnect", "close the socket, keep it registered")
@@ -113,16 +122,22 @@ class SocketControls:
         self.connect_button.on_click(self._on_connect)
         self.buttons = (self.send_button, self.reset_button, self.disconnect_button, self.connect_button)
         if compact:
-            self.box = widgets.VBox([
-                widgets.HBox([self.message, self.send_button, self.reset_button, self.disconnect_button, self.connect_button]),
-                self.feedback,
-            ])
+            self.box = widgets.VBox(
+                [
+                    widgets.HBox(
+                        [self.message, self.send_button, self.reset_button, self.disconnect_button, self.connect_button]
+                    ),
+                    self.feedback,
+                ]
+            )
         else:
-            self.box = widgets.VBox([
-                widgets.HBox([self.message, self.mode, self.send_button]),
-                widgets.HBox([self.url, self.reset_button, self.disconnect_button, self.connect_button]),
-                self.feedback,
-            ])
+            self.box = widgets.VBox(
+                [
+                    widgets.HBox([self.message, self.mode, self.send_button]),
+                    widgets.HBox([self.url, self.reset_button, self.disconnect_button, self.connect_button]),
+                    self.feedback,
+                ]
+            )
 
     @property
     def all_widgets(self) -> list[widgets.Widget]:

@@ -66,8 +66,11 @@ class Dashboard(LiveView, widgets.VBox):
         self.title = widgets.HTML()
         self.title.add_class("nbsocket-dashboard-title")
         self.rows_box = widgets.VBox()
-        super().__init__(children=[self.title, self.rows_box], _view_count=0,
-                         layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"))
+        super().__init__(
+            children=[self.title, self.rows_box],
+            _view_count=0,
+            layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"),
+        )
         self.add_class("nbsocket-dashboard")
         self._render(time.monotonic())
         self._start_live(self.max_rate_hz, refresher)
@@ -100,8 +103,8 @@ class Dashboard(LiveView, widgets.VBox):
             count = len(names)
             self.title.value = (
                 f"<b>nbsocket</b>: {count} socket{'s' if count != 1 else ''}"
-                if count else
-                f"<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> or <code>{esc('nbs.connect(name, url)')}</code>"
+                if count
+                else f"<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> or <code>{esc('nbs.connect(name, url)')}</code>"
             )
             self._last_full = now
 

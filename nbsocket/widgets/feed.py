@@ -80,8 +80,8 @@ class SocketFeed:
         if rows is None or not len(rows):
             return
         if self.recent is None or not len(self.recent) or len(rows) >= self.rows:
-            self.recent = rows.iloc[-self.rows:]
+            self.recent = rows.iloc[-self.rows :]
         else:
-            self.recent = pd.concat([self.recent, rows]).iloc[-self.rows:]
+            self.recent = pd.concat([self.recent, rows]).iloc[-self.rows :]
         if self.chart is not None:
             self.chart.ingest(rows)

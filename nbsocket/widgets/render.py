@@ -116,13 +116,15 @@ def header_html(status: dict[str, Any], rate: float) -> str:
     last_line = f'<div style="{MUTED};font-size:90%">last error: {esc(last)}</div>' if last else ""
     if status.get("protocol"):
         topics = status.get("topics") or ""
-        last_line = (f'<div class="nbsocket-protocol"><span style="{MUTED}">protocol</span> <b>{esc(status["protocol"])}</b>'
-                     f'{f" <span style={chr(34)}{MUTED}{chr(34)}>topics</span> {esc(topics)}" if topics else ""}</div>') + last_line
+        last_line = (
+            f'<div class="nbsocket-protocol"><span style="{MUTED}">protocol</span> <b>{esc(status["protocol"])}</b>'
+            f"{f' <span style={chr(34)}{MUTED}{chr(34)}>topics</span> {esc(topics)}' if topics else ''}</div>"
+        ) + last_line
     return (
         '<div class="nbsocket-header" style="line-height:1.7">'
         f'<b style="font-size:110%">{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '
         f'<code class="nbsocket-url">{esc(status.get("url", ""))}</code>'
-        f'<div>{items}</div>{last_line}</div>'
+        f"<div>{items}</div>{last_line}</div>"
     )
 
 
@@ -131,7 +133,7 @@ def summary_html(status: dict[str, Any], rate: float) -> str:
     values = dict(counters(status, rate))
     return (
         f'<div class="nbsocket-summary" data-socket="{esc(status.get("name", ""))}" style="line-height:1.5">'
-        f'<b>{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '
+        f"<b>{esc(status.get('name', ''))}</b> {state_badge(str(status.get('state', '')))} "
         f'<code class="nbsocket-url" style="font-size:85%">{esc(status.get("url", ""))}</code><br>'
         f'<span style="{MUTED}">in</span> {esc(values["in"])} · <span style="{MUTED}">out</span> {esc(values["out"])} · '
         f'{esc(values["rate"])} · <span style="{MUTED}">reconnects</span> {esc(values["reconnects"])} · '

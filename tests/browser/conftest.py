@@ -27,8 +27,14 @@ import pytest
 
 ARTIFACTS = Path(os.environ.get("NBSOCKET_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SERVER_START_TIMEOUT = 60.0
 FAILED = pytest.StashKey[bool]()
@@ -65,8 +71,9 @@ class JupyterServer:
 
     def api(self, method: str, path: str) -> Any:
         """Call the REST API (token in the header, so no XSRF cookie is needed)."""
-        request = urllib.request.Request(f"{self.base_url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -74,10 +81,14 @@ class JupyterServer:
     def write_notebook(self, name: str, cells: list[str]) -> str:
         """Write a notebook of code cells into the root folder; returns its file name."""
         notebook = {
-            "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {},
-                       "outputs": [], "source": source} for i, source in enumerate(cells)],
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-                         "language_info": {"name": "python"}},
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [], "source": source}
+                for i, source in enumerate(cells)
+            ],
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+                "language_info": {"name": "python"},
+            },
             "nbformat": 4,
             "nbformat_minor": 5,
         }
@@ -150,11 +161,20 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory, lab_args: list[str]
     }
     env.pop("NBSOCKET_DEMO_URL", None)
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--ServerApp.terminals_enabled=False", *lab_args,
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        "--ServerApp.terminals_enabled=False",
+        *lab_args,
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run tests as root
         command.append("--ServerApp.allow_root=True")
@@ -178,11 +198,15 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if executable is None:
         pytest.fail("no Chromium found: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH")
     from playwright import sync_api
+
     playwright = sync_api.sync_playwright().start()
     try:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000},
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000},
         )
         context.set_default_timeout(30_000)
         try:

@@ -39,7 +39,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
     return eventually(predicate, timeout, 0.05, what)
 
 
-
 def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None:
     """Open a notebook in JupyterLab (a fresh workspace) or Notebook 7, wait for its kernel, run every cell,
     and wait for the panel to show the socket open."""
@@ -64,11 +63,7 @@ def send_from_panel(page: Any, demo: Any, message: dict[str, Any]) -> None:
 
 
 def notebook_source(demo: Any, name: str) -> list[str]:
-    return [
-        "import nbsocket as nbs\n"
-        f"conn = nbs.connect({name!r}, {demo.url('/echo')!r})\n"
-        f"nbs.panel({name!r})"
-    ]
+    return [f"import nbsocket as nbs\nconn = nbs.connect({name!r}, {demo.url('/echo')!r})\nnbs.panel({name!r})"]
 
 
 def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
@@ -131,7 +126,9 @@ def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page
     received = f"{PANEL} .nbsocket-counter[data-counter='in'] b"
     page.wait_for_function(
         "(selector) => parseInt(document.querySelector(selector).textContent.replace(/,/g, ''), 10) > 30000",
-        arg=received, timeout=UI_TIMEOUT, polling=200,
+        arg=received,
+        timeout=UI_TIMEOUT,
+        polling=200,
     )
     page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)")  # one line per symbol
     panel_shot = str(artifacts / "ticker-panel.png")

@@ -33,9 +33,7 @@ def lab_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def cells(demo: Any, name: str) -> list[str]:
     return [
-        "import nbsocket as nbs\n"
-        f"conn = nbs.connect({name!r}, {demo.url('/ticker?rate=20')!r})\n"
-        f"nbs.panel({name!r})",
+        f"import nbsocket as nbs\nconn = nbs.connect({name!r}, {demo.url('/ticker?rate=20')!r})\nnbs.panel({name!r})",
         f"nbs.plot({name!r})",
     ]
 
@@ -55,12 +53,17 @@ def reopen(browser_context: Any, server: Any, notebook: str, workspace: str) -> 
 
 
 def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
-    jupyter_server: Any, page: Any, demo: Any, browser_context: Any, artifacts: Path,
+    jupyter_server: Any,
+    page: Any,
+    demo: Any,
+    browser_context: Any,
+    artifacts: Path,
 ) -> None:
     path = jupyter_server.write_notebook("saved-in-lab.ipynb", cells(demo, "kept"))
     open_and_run(page, jupyter_server, path)
-    assert page.evaluate(f"() => window.jupyterapp.commands.isToggled({SAVE_STATE!r})"), \
+    assert page.evaluate(f"() => window.jupyterapp.commands.isToggled({SAVE_STATE!r})"), (
         "the demo's JupyterLab should save widget state (Settings > Save Widget State Automatically)"
+    )
     page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)", timeout=UI_TIMEOUT)
     page.wait_for_selector(f"{PLOT} svg polyline", timeout=UI_TIMEOUT)
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
@@ -68,6 +71,7 @@ def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
     def saved_state() -> dict[str, Any] | None:
         saved = json.loads((jupyter_server.root / path).read_text(encoding="utf-8"))
         return saved["metadata"].get("widgets", {}).get(WIDGET_STATE)
+
     state = wait_for(saved_state, what="the notebook saved with its widget state")
     assert any("nbsocket-header" in str(model["state"].get("value", "")) for model in state["state"].values())
     page.close()
@@ -88,7 +92,10 @@ def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
 
 
 def test_notebook_executed_headless_shows_its_snapshot_in_jupyterlab(
-    jupyter_server: Any, browser_context: Any, demo: Any, artifacts: Path,
+    jupyter_server: Any,
+    browser_context: Any,
+    demo: Any,
+    artifacts: Path,
 ) -> None:
     import nbclient
     import nbformat
@@ -97,8 +104,9 @@ def test_notebook_executed_headless_shows_its_snapshot_in_jupyterlab(
     source[0] = source[0].replace("\nnbs.panel", "\nnbs.wait('headless', 12, timeout=20)\nnbs.panel")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text) for text in source])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
-                            resources={"metadata": {"path": str(jupyter_server.root)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(jupyter_server.root)}}
+    ).execute()
     nbformat.write(notebook, jupyter_server.root / "executed.ipynb")
 
     tab = reopen(browser_context, jupyter_server, "executed.ipynb", "executed")

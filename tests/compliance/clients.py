@@ -64,7 +64,9 @@ def _wait_ended(conn: nbs.Connection, closed: threading.Event, timeout: float) -
     deadline = time.monotonic() + timeout
     while conn.state not in ENDED or not closed.is_set():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"still {conn.state} after {timeout:.0f} s (on_close {'ran' if closed.is_set() else 'did not run'})")
+            raise TimeoutError(
+                f"still {conn.state} after {timeout:.0f} s (on_close {'ran' if closed.is_set() else 'did not run'})"
+            )
         closed.wait(0.01)
 
 
@@ -73,8 +75,9 @@ def _nbsocket_session(name: str, url: str, handler: Callable[[nbs.WsEvent], None
     started = time.monotonic()
     closed = threading.Event()
     try:
-        conn = nbs.connect(name, url, handler=handler, on_close=lambda conn, code, reason: closed.set(),
-                           **{**_nbsocket_options(), **extra})
+        conn = nbs.connect(
+            name, url, handler=handler, on_close=lambda conn, code, reason: closed.set(), **{**_nbsocket_options(), **extra}
+        )
     except nbs.ConnectError as exc:
         return CaseRun(0, "refused", getattr(exc, "code", None), time.monotonic() - started, f"{type(exc).__name__}: {exc}")
     try:
@@ -94,8 +97,13 @@ def _echo(event: nbs.WsEvent) -> None:
 
 def _nbsocket_case_count(base_url: str) -> int:
     counts: list[int] = []
-    _nbsocket_session("autobahn-case-count", f"{base_url}/getCaseCount", lambda event: counts.append(int(event.data)), 30.0,
-                      content_type="text/plain")
+    _nbsocket_session(
+        "autobahn-case-count",
+        f"{base_url}/getCaseCount",
+        lambda event: counts.append(int(event.data)),
+        30.0,
+        content_type="text/plain",
+    )
     if not counts:
         raise RuntimeError(f"{base_url}/getCaseCount sent no count")
     return counts[0]
@@ -111,8 +119,13 @@ def run_nbsocket_cases(base_url: str, agent: str = "nbsocket", progress: Progres
         runs.append(run)
         if progress is not None:
             progress(number, count)
-    report = _nbsocket_session("autobahn-reports", f"{base_url}/updateReports?agent={agent}", lambda event: None,
-                               REPORT_TIMEOUT, open_timeout=REPORT_TIMEOUT)
+    report = _nbsocket_session(
+        "autobahn-reports",
+        f"{base_url}/updateReports?agent={agent}",
+        lambda event: None,
+        REPORT_TIMEOUT,
+        open_timeout=REPORT_TIMEOUT,
+    )
     if report.state not in ENDED or report.error.startswith("ConnectError"):
         raise RuntimeError(f"updateReports failed: {report}")
     return runs

@@ -145,11 +145,26 @@ class FuzzingServer:
         }
         spec_path = self.report_dir / "fuzzingserver-spec.json"
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        command = [wstest_interpreter(self.wstest), "-u", str(LOOPBACK_LAUNCHER),
-                   "--mode", "fuzzingserver", "--spec", str(spec_path), "--webport", "0"]
+        command = [
+            wstest_interpreter(self.wstest),
+            "-u",
+            str(LOOPBACK_LAUNCHER),
+            "--mode",
+            "fuzzingserver",
+            "--spec",
+            str(spec_path),
+            "--webport",
+            "0",
+        ]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=self.report_dir, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.report_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -160,7 +175,9 @@ class FuzzingServer:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"wstest's fuzzing server did not listen on {self.url} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"wstest's fuzzing server did not listen on {self.url} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None

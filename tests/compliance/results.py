@@ -115,10 +115,13 @@ def save_expected(results: dict[str, CaseResult], path: Path = EXPECTED, note: s
     """Write the table: every case's behavior, and its close behavior where that is not OK."""
     table = {
         "about": "nbsocket's Autobahn|Testsuite client results, case -> behavior; 'close' lists the cases whose "
-                 "closing behavior is not OK. A case that gets worse than this fails tests/compliance." + (f" {note}" if note else ""),
+        "closing behavior is not OK. A case that gets worse than this fails tests/compliance." + (f" {note}" if note else ""),
         "cases": {case: result.behavior for case, result in sorted(results.items(), key=lambda item: case_key(item[0]))},
-        "close": {case: result.behavior_close for case, result in sorted(results.items(), key=lambda item: case_key(item[0]))
-                  if result.behavior_close != "OK"},
+        "close": {
+            case: result.behavior_close
+            for case, result in sorted(results.items(), key=lambda item: case_key(item[0]))
+            if result.behavior_close != "OK"
+        },
     }
     path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
 
@@ -135,23 +138,31 @@ class Comparison:
     def describe(self, worse: bool = True, better: bool = True) -> str:
         """The cases worse than the table (``worse``), better (``better``), and those missing on either side."""
         lines = []
-        groups = (("WORSE than expected", self.worse if worse else []),
-                  ("better than expected (update expected.json)", self.better if better else []))
+        groups = (
+            ("WORSE than expected", self.worse if worse else []),
+            ("better than expected (update expected.json)", self.better if better else []),
+        )
         for title, entries in groups:
             if entries:
                 lines.append(f"{len(entries)} case(s) {title}:")
                 for result, (behavior, close) in entries:
-                    lines.append(f"  {result.case}: {behavior}/{close} -> {result.behavior}/{result.behavior_close}"
-                                 f"  [{result.summary()}]  reason: {result.why()}")
+                    lines.append(
+                        f"  {result.case}: {behavior}/{close} -> {result.behavior}/{result.behavior_close}"
+                        f"  [{result.summary()}]  reason: {result.why()}"
+                    )
         if self.not_in_table:
-            lines.append(f"{len(self.not_in_table)} case(s) not in expected.json: "
-                         + ", ".join(f"{result.case}={result.behavior}" for result in self.not_in_table))
+            lines.append(
+                f"{len(self.not_in_table)} case(s) not in expected.json: "
+                + ", ".join(f"{result.case}={result.behavior}" for result in self.not_in_table)
+            )
         if self.not_run:
             lines.append(f"{len(self.not_run)} case(s) selected but missing from the report: {', '.join(self.not_run)}")
         return "\n".join(lines)
 
 
-def compare(results: dict[str, CaseResult], expected: dict[str, tuple[str, str]], selected: list[str] | None = None) -> Comparison:
+def compare(
+    results: dict[str, CaseResult], expected: dict[str, tuple[str, str]], selected: list[str] | None = None
+) -> Comparison:
     """Each case of ``results`` against the table; ``selected`` (case ids) must all be in ``results``."""
     comparison = Comparison()
     for case, result in results.items():

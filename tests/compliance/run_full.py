@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             comparison = compare(results["nbsocket"], load_expected())
             print("\nnbsocket against expected.json: " + (comparison.describe() or "as expected"))
         if args.write_expected:
-            table = {case: CaseResult(case, behavior, close) for case, (behavior, close) in
-                     (load_expected().items() if EXPECTED.is_file() else [])}
+            table = {
+                case: CaseResult(case, behavior, close)
+                for case, (behavior, close) in (load_expected().items() if EXPECTED.is_file() else [])
+            }
             table.update(results["nbsocket"])
             save_expected(table, note=f"Recorded {time.strftime('%Y-%m-%d')} with websockets {websockets.__version__}.")
             print(f"wrote {EXPECTED.name}: {len(table)} cases")

@@ -16,10 +16,19 @@ def write_report(clients_dir: Path, agent: str, cases: dict[str, tuple[str, str]
     index = {}
     for case, (behavior, close) in cases.items():
         report_file = f"{agent}_case_{case.replace('.', '_')}.json"
-        index[case] = {"behavior": behavior, "behaviorClose": close, "duration": 3, "remoteCloseCode": 1000,
-                       "reportfile": report_file}
-        details = {"description": f"case {case}", "expectation": "echo", "result": f"result of {case}",
-                   "resultClose": f"close of {case}"}
+        index[case] = {
+            "behavior": behavior,
+            "behaviorClose": close,
+            "duration": 3,
+            "remoteCloseCode": 1000,
+            "reportfile": report_file,
+        }
+        details = {
+            "description": f"case {case}",
+            "expectation": "echo",
+            "result": f"result of {case}",
+            "resultClose": f"close of {case}",
+        }
         (clients_dir / report_file).write_text(json.dumps(details), encoding="utf-8")
     (clients_dir / "index.json").write_text(json.dumps({agent: index, "other": {}}), encoding="utf-8")
 
@@ -31,10 +40,18 @@ def test_verdicts_rank_ok_over_non_strict_over_informational_over_failed() -> No
 
 
 def test_a_worse_case_is_listed_with_its_description_and_reason_and_a_better_one_apart(tmp_path: Path) -> None:
-    write_report(tmp_path, "nbsocket", {"1.1.1": ("OK", "OK"), "6.4.1": ("FAILED", "OK"), "7.1.5": ("OK", "OK"),
-                                        "12.1.1": ("NON-STRICT", "WRONG CODE")})
+    write_report(
+        tmp_path,
+        "nbsocket",
+        {"1.1.1": ("OK", "OK"), "6.4.1": ("FAILED", "OK"), "7.1.5": ("OK", "OK"), "12.1.1": ("NON-STRICT", "WRONG CODE")},
+    )
     results = read_report(tmp_path, "nbsocket")
-    expected = {"1.1.1": ("OK", "OK"), "6.4.1": ("NON-STRICT", "OK"), "7.1.5": ("OK", "WRONG CODE"), "12.1.1": ("NON-STRICT", "OK")}
+    expected = {
+        "1.1.1": ("OK", "OK"),
+        "6.4.1": ("NON-STRICT", "OK"),
+        "7.1.5": ("OK", "WRONG CODE"),
+        "12.1.1": ("NON-STRICT", "OK"),
+    }
 
     comparison = compare(results, expected, selected=["1.1.1", "6.4.1", "7.1.5", "12.1.1", "13.1.1"])
 
@@ -69,5 +86,8 @@ def test_the_committed_table_covers_every_case_ci_runs() -> None:
         prefix = pattern.rstrip("*").rstrip(".")
         assert any(case == prefix or case.startswith(prefix + ".") for case in table), f"{pattern} has no case in {EXPECTED.name}"
     assert sections == {"1", "2", "3", "4", "5", "6", "7", "9", "10", "12", "13"}  # Autobahn has no section 8 or 11
-    assert set(table.values()) <= {(b, c) for b in ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
-                                   for c in ("OK", "INFORMATIONAL", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT", "FAILED")}
+    assert set(table.values()) <= {
+        (b, c)
+        for b in ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+        for c in ("OK", "INFORMATIONAL", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT", "FAILED")
+    }

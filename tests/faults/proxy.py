@@ -67,9 +67,11 @@ class FaultProxy(LoopServer):
 
     def cut(self) -> None:
         """Abort every proxied connection now."""
+
         def abort() -> None:
             for writer in list(self._writers):
                 writer.transport.abort()
+
         self.loop.call_soon_threadsafe(abort)
 
     def blackhole(self, on: bool = True) -> None:

@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def server_process(which: str) -> Iterator[int]:
     """``which`` ("ticker" or "echo") of fairness_servers.py in its own process; yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.fairness_servers", which], cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "tests.faults.fairness_servers", which],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -59,8 +59,9 @@ def test_a_server_that_stops_reading_fills_the_bounded_outbox_and_says_so() -> N
         await ws.wait_closed()
 
     with WsServer(never_reads, close_timeout=0.5) as server:
-        conn = nbs.connect("stuck", server.url, outbox_size=50, ping_interval=None, content_type="text/plain",
-                           compression=None, send_timeout=0.2)
+        conn = nbs.connect(
+            "stuck", server.url, outbox_size=50, ping_interval=None, content_type="text/plain", compression=None, send_timeout=0.2
+        )
         chunk = "y" * 65_536
         tracemalloc.start()
         baseline = None

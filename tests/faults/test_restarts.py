@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_feed(port: int, log: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.faults.feed_server", str(port), str(log)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -42,7 +45,10 @@ def test_ten_server_kills_during_a_stream(tmp_path: Path, unused_port: int) -> N
     proc = start_feed(unused_port, log)
     try:
         conn = nbs.connect(
-            "feed", f"ws://127.0.0.1:{unused_port}/", handler=lambda e: ticks.append(e.data["n"]), on_open=on_open,
+            "feed",
+            f"ws://127.0.0.1:{unused_port}/",
+            handler=lambda e: ticks.append(e.data["n"]),
+            on_open=on_open,
             reconnect=nbs.ReconnectPolicy(initial=0.05, maximum=0.25, stable_after=1.0),
         )
         sent_while_down: list[str] = []

@@ -71,8 +71,14 @@ class NodeServer:
         problem = self.missing()
         if problem is not None:
             raise RuntimeError(problem)
-        self._process = subprocess.Popen(["node", self.script, "--port", "0"], cwd=NODE_PACKAGE, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True)
+        self._process = subprocess.Popen(
+            ["node", self.script, "--port", "0"],
+            cwd=NODE_PACKAGE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         assert self._process.stdout is not None
         line = _read_line(self._process.stdout, START_TIMEOUT)
         if not line.startswith("listening "):
@@ -118,8 +124,14 @@ class NodeOracle:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NodeOracle:
-        self._process = subprocess.Popen(["node", "oracle.js"], cwd=NODE_PACKAGE, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._process = subprocess.Popen(
+            ["node", "oracle.js"],
+            cwd=NODE_PACKAGE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -132,8 +132,9 @@ def test_a_blocked_handler_holds_up_no_other_socket(managers: list[Manager]) -> 
     manager = manager_for(managers, ScriptedTransport(server))
     stuck: list[str] = []
     free: list[str] = []
-    manager.connect("stuck", "ws://scripted/a", content_type="text/plain",
-                    handler=lambda event: (stuck.append(event.data), release.wait(10)))
+    manager.connect(
+        "stuck", "ws://scripted/a", content_type="text/plain", handler=lambda event: (stuck.append(event.data), release.wait(10))
+    )
     manager.connect("free", "ws://scripted/b", content_type="text/plain", handler=lambda event: free.append(event.data))
     eventually(lambda: len(free) == 20)
     assert stuck == ["0"]  # still in its first handler call
@@ -157,8 +158,9 @@ def test_a_flood_the_handlers_cannot_follow_pauses_reading_and_loses_nothing(man
 
     seen: list[str] = []
     manager = manager_for(managers, ScriptedTransport(server))
-    manager.connect("flood", "ws://scripted/", content_type="text/plain",
-                    handler=lambda event: (slow.wait(0.001), seen.append(event.data)))
+    manager.connect(
+        "flood", "ws://scripted/", content_type="text/plain", handler=lambda event: (slow.wait(0.001), seen.append(event.data))
+    )
     eventually(lambda: len(seen) == 200, timeout=20)
     assert seen == [str(n) for n in range(200)]
     assert paused == [True]

@@ -50,8 +50,13 @@ def _with_builtins() -> dict[str, type[Protocol]]:
         from .socketio import SocketIO
         from .stomp import STOMP
 
-        builtins = {"socketio": SocketIO, "graphql-ws": GraphQLWS, "graphql-ws-legacy": GraphQLWSLegacy,
-                    "jsonrpc": JSONRPC, "stomp": STOMP}
+        builtins = {
+            "socketio": SocketIO,
+            "graphql-ws": GraphQLWS,
+            "graphql-ws-legacy": GraphQLWSLegacy,
+            "jsonrpc": JSONRPC,
+            "stomp": STOMP,
+        }
         _registry = {**builtins, **_registry}
     return _registry
 
@@ -66,8 +71,10 @@ def get_protocol(name: str) -> type[Protocol]:
     registry = _with_builtins()
     cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise InvalidOptionError(f"unknown protocol {name!r}; known: {', '.join(sorted(registry))} "
-                                 "(or protocol=None for plain WebSocket; add one with nbs.register_protocol)")
+        raise InvalidOptionError(
+            f"unknown protocol {name!r}; known: {', '.join(sorted(registry))} "
+            "(or protocol=None for plain WebSocket; add one with nbs.register_protocol)"
+        )
     return cls
 
 

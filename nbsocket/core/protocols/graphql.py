@@ -234,14 +234,16 @@ class GraphQLWS(Protocol):
         """Ids of the calls still waiting for their result."""
         return [op_id for op_id, op in self._operations.items() if op.is_call]
 
-    def subscribe(self, query: str, variables: dict[str, Any] | None = None,
-                  operation_name: str | None = None) -> tuple[str, str, list[Outgoing]]:
+    def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> tuple[str, str, list[Outgoing]]:
         """Start a subscription: ``(id, topic, messages)``; ``topic`` is the id. No messages before ``Ready``."""
         op_id, messages = self._add(query, variables, operation_name, is_call=False)
         return op_id, op_id, messages
 
-    def call(self, query: str, variables: dict[str, Any] | None = None,
-             operation_name: str | None = None) -> tuple[str, list[Outgoing]]:
+    def call(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> tuple[str, list[Outgoing]]:
         """A single-result operation: ``(id, messages)``; resolved by ``Reply(id, ...)`` at its ``complete``."""
         return self._add(query, variables, operation_name, is_call=True)
 
@@ -356,8 +358,11 @@ class GraphQLWS(Protocol):
     def _unknown(self, kind: str, op_id: str) -> Action:
         if op_id in self._ended:
             return Housekeeping(f"{kind} {op_id} after the client ended that subscription (ignored)")
-        return Report("UnknownReply", f"{self.name}: {kind!r} for operation id {op_id!r}, which is not running (never "
-                      "started, already ended by the server, or a call whose caller gave up); recorded, not raised")
+        return Report(
+            "UnknownReply",
+            f"{self.name}: {kind!r} for operation id {op_id!r}, which is not running (never "
+            "started, already ended by the server, or a call whose caller gave up); recorded, not raised",
+        )
 
     def _on_result(self, message: dict[str, Any], now: float) -> list[Action]:
         op_id, op = self._operation_for(message)

@@ -89,8 +89,11 @@ def error_text(error: dict[str, Any]) -> str:
 def _normalise_error(error: Any) -> dict[str, Any]:
     """Any ``error`` member as ``{"code", "message", "data"}`` (servers are not all strict)."""
     if isinstance(error, dict):
-        return {"code": error.get("code"), "message": str(error.get("message") or error.get("code") or "error"),
-                "data": error.get("data")}
+        return {
+            "code": error.get("code"),
+            "message": str(error.get("message") or error.get("code") or "error"),
+            "data": error.get("data"),
+        }
     return {"code": None, "message": str(error), "data": None}
 
 
@@ -276,8 +279,9 @@ class JSONRPC(Protocol):
             return self._reply(message)
         if "method" in message:
             if is_reply:  # json-rpc-2.0 reads it as neither a request nor a reply
-                return [Malformed("jsonrpc: both a request (method) and a reply (result/error), without an id",
-                                  topic=_topic(message))]
+                return [
+                    Malformed("jsonrpc: both a request (method) and a reply (result/error), without an id", topic=_topic(message))
+                ]
             return self._incoming_request(message)
         if is_reply:
             return self._reply(message)
@@ -292,8 +296,9 @@ class JSONRPC(Protocol):
             return [Deliver(topic=method, data=params)]
         request_id = message["id"]
         if not _is_id(request_id):
-            return [Malformed(f"jsonrpc: request id must be a string, number or null, not {type(request_id).__name__}",
-                              topic=method)]
+            return [
+                Malformed(f"jsonrpc: request id must be a string, number or null, not {type(request_id).__name__}", topic=method)
+            ]
         return [Deliver(topic=method, data=params, ack=ServerRequest(request_id, self._connection))]
 
     def _reply(self, message: dict[str, Any]) -> list[Action]:
@@ -309,12 +314,25 @@ class JSONRPC(Protocol):
         call_id = self._match(raw_id)
         if call_id is None:
             what = "an error reply" if error is not None else "a reply"
-            return [Report("UnknownReply", f"jsonrpc: {what} to id {raw_id!r}, which no call is waiting for (never sent, "
-                           "already answered, or its caller gave up); recorded, not raised")]
+            return [
+                Report(
+                    "UnknownReply",
+                    f"jsonrpc: {what} to id {raw_id!r}, which no call is waiting for (never sent, "
+                    "already answered, or its caller gave up); recorded, not raised",
+                )
+            ]
         self._pending.discard(call_id)
         if "result" in message and "error" in message:
-            return [Reply(call_id, error={"code": None, "message": "invalid JSON-RPC reply: it has both result and error",
-                                          "data": {"result": message["result"], "error": error}})]
+            return [
+                Reply(
+                    call_id,
+                    error={
+                        "code": None,
+                        "message": "invalid JSON-RPC reply: it has both result and error",
+                        "data": {"result": message["result"], "error": error},
+                    },
+                )
+            ]
         if error is not None:
             return [Reply(call_id, error=_normalise_error(error))]
         return [Reply(call_id, value=message.get("result"))]

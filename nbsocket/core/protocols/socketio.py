@@ -219,10 +219,13 @@ class SocketIO(Protocol):
         self._discarding = 0
         if self._partial is not None:
             partial, self._partial = self._partial, None
-            actions.append(Malformed(
-                f"{partial.name} announced {partial.attachments} binary attachment(s) "
-                f"but a text message arrived after {len(partial.received)}", topic=partial.topic
-            ))
+            actions.append(
+                Malformed(
+                    f"{partial.name} announced {partial.attachments} binary attachment(s) "
+                    f"but a text message arrived after {len(partial.received)}",
+                    topic=partial.topic,
+                )
+            )
         try:
             actions += self._receive_engine(body)
         except BadPacket as exc:
@@ -294,8 +297,13 @@ class SocketIO(Protocol):
             return [self._event(packet)]
         if kind in (ACK, BINARY_ACK):
             if packet.id not in self._pending:
-                return [Report("UnknownReply", f"socket.io ack {packet.id} on {self.namespace}: no call is waiting for it "
-                                               "(never made, already answered, or given up); it was recorded, not raised")]
+                return [
+                    Report(
+                        "UnknownReply",
+                        f"socket.io ack {packet.id} on {self.namespace}: no call is waiting for it "
+                        "(never made, already answered, or given up); it was recorded, not raised",
+                    )
+                ]
             self._pending.discard(packet.id)
             return [Reply(packet.id, value=unpack_args(data))]
         if kind == CONNECT:
@@ -319,8 +327,10 @@ class SocketIO(Protocol):
     def _connected(self, data: Any) -> Action:
         """The server's CONNECT reply: ``Ready``, or ``Refused`` without a sid (as socket.io-client)."""
         if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
-            return Refused(f"socket.io CONNECT reply on {self.namespace} without a sid: the server speaks Socket.IO v2, "
-                           "which nbsocket (a v4 client) cannot talk to")
+            return Refused(
+                f"socket.io CONNECT reply on {self.namespace} without a sid: the server speaks Socket.IO v2, "
+                "which nbsocket (a v4 client) cannot talk to"
+            )
         pid = data.get("pid") if isinstance(data.get("pid"), str) and data.get("pid") else None
         recovered = pid is not None and pid == self._pid
         self._pid = pid

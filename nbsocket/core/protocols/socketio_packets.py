@@ -150,8 +150,10 @@ def decode_packet(text: str) -> Packet:
             raise BadPacket(f"{name} ack id {_clipped(digits)} is beyond 2**53 - 1", attachments=attachments)
         ack_id = int(digits)
     if end < len(text) and text[end].isnumeric():
-        raise BadPacket(f"{name} has the non-ASCII numeral {shown_char(text[end])} where an ack id (ASCII digits) "
-                        "or JSON may stand", attachments=attachments)
+        raise BadPacket(
+            f"{name} has the non-ASCII numeral {shown_char(text[end])} where an ack id (ASCII digits) or JSON may stand",
+            attachments=attachments,
+        )
     data = None
     if end < len(text):
         try:
@@ -184,9 +186,15 @@ def _check(packet: Packet) -> None:
         raise BadPacket("CONNECT_ERROR payload must be a JSON object or a string")
     if attachments:
         nums = [placeholder.get("num") for _, _, placeholder in _placeholders(data)]
-        if not all(isinstance(num, int) and not isinstance(num, bool) for num in nums) or sorted(nums) != list(range(attachments)):
-            raise BadPacket(f"{name} announces {attachments} attachment(s) but its placeholders number "
-                            f"{_shown_nums(nums)}, not 0..{attachments - 1} once each", packet.topic, attachments)
+        if not all(isinstance(num, int) and not isinstance(num, bool) for num in nums) or sorted(nums) != list(
+            range(attachments)
+        ):
+            raise BadPacket(
+                f"{name} announces {attachments} attachment(s) but its placeholders number "
+                f"{_shown_nums(nums)}, not 0..{attachments - 1} once each",
+                packet.topic,
+                attachments,
+            )
 
 
 def resolve_placeholders(packet: Packet) -> Any:
@@ -202,7 +210,7 @@ def _placeholders(data: Any) -> list[tuple[Any, Any, dict[str, Any]]]:
     stack = [data] if isinstance(data, (list, dict)) else []
     while stack:
         node = stack.pop()
-        for key, value in (enumerate(node) if isinstance(node, list) else node.items()):
+        for key, value in enumerate(node) if isinstance(node, list) else node.items():
             if isinstance(value, dict) and value.get("_placeholder") is True:
                 found.append((node, key, value))
             elif isinstance(value, (list, dict)) and value:

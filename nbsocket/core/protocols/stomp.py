@@ -235,8 +235,10 @@ class STOMP(Protocol):
         if receipt_id is None:
             return [Report("StompError", f"ERROR from the broker: {reason}")]
         where = f"SEND to {awaited.destination}" if awaited is not None else "the frame"
-        return [Reply(receipt_id, error={"message": reason, "code": None, "data": dict(headers)}),
-                Report("StompError", f"the broker refused {where} (receipt {receipt_id}): {reason}")]
+        return [
+            Reply(receipt_id, error={"message": reason, "code": None, "data": dict(headers)}),
+            Report("StompError", f"the broker refused {where} (receipt {receipt_id}): {reason}"),
+        ]
 
     def _refused_frame(self, text: str) -> str | None:
         """The receipt id of the frame an ERROR without ``receipt-id`` refuses, when that can be told (module docstring)."""

@@ -143,8 +143,7 @@ class GraphQLServer:
         self.keep_alive = keep_alive
         self.port = port
         self.connection_params: list[Any] = []
-        self._view = _View(self, keep_alive=keep_alive is not None, keep_alive_interval=keep_alive or 1,
-                           graphql_ide=None)
+        self._view = _View(self, keep_alive=keep_alive is not None, keep_alive_interval=keep_alive or 1, graphql_ide=None)
         self._app = Starlette(routes=[Route("/graphql", self._view), WebSocketRoute("/graphql", self._view)])
         self._sockets: set[Any] = set()  # the ASGI send callables of open WebSockets
         self._server: uvicorn.Server | None = None
@@ -173,8 +172,14 @@ class GraphQLServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._asgi, lifespan="off", log_level="warning", ws="websockets-sansio", interface="asgi3",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self._asgi,
+            lifespan="off",
+            log_level="warning",
+            ws="websockets-sansio",
+            interface="asgi3",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, args=(self._server, sock), name="graphql-server", daemon=True)
         self._thread.start()

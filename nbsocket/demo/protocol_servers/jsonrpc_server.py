@@ -254,8 +254,7 @@ class JSONRPCServer:
         except ValueError:
             return False
         answers = message if isinstance(message, list) else [message]
-        if not answers or not all(isinstance(a, dict) and "method" not in a and a.get("id") in session.waiting
-                                  for a in answers):
+        if not answers or not all(isinstance(a, dict) and "method" not in a and a.get("id") in session.waiting for a in answers):
             return False
         for answer in answers:
             future = session.waiting.get(answer["id"])

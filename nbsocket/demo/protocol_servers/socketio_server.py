@@ -68,8 +68,11 @@ class SocketIOServer:
         import socketio
 
         sio = socketio.AsyncServer(
-            async_mode="aiohttp", ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            cors_allowed_origins="*", max_http_buffer_size=10 * 2**20,
+            async_mode="aiohttp",
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            cors_allowed_origins="*",
+            max_http_buffer_size=10 * 2**20,
         )
 
         def record(namespace: str, event: str, args: tuple[Any, ...]) -> None:
@@ -221,8 +224,9 @@ class SocketIOServer:
         with self._lock:
             return set(self._sids[namespace])
 
-    def emit(self, event: str, *args: Any, to: str | None = None, namespace: str = "/", ack: bool = False,
-             timeout: float = 10) -> Any:
+    def emit(
+        self, event: str, *args: Any, to: str | None = None, namespace: str = "/", ack: bool = False, timeout: float = 10
+    ) -> Any:
         """Emit ``event`` to ``to`` (or everyone); with ``ack=True`` wait for the client's ack and return its values.
 
         The ack's values come back as python-socketio gives them: one value as itself, several as a tuple.

@@ -63,7 +63,11 @@ class ErrorLog:
         self.record(f"handler {handler_name}", type(exc).__name__, str(exc), tb, seq)
         (log.warning if first else log.debug)(
             "socket %r: handler %s raised %s: %s on message %d (see conn.errors; the socket goes on)",
-            self.name, handler_name, type(exc).__name__, scrub(exc), seq,
+            self.name,
+            handler_name,
+            type(exc).__name__,
+            scrub(exc),
+            seq,
         )
 
     def callback_failed(self, where: str, exc: BaseException, tb: str) -> None:

@@ -46,7 +46,8 @@ class Observers:
     def _rebuild(self, observers: tuple[Any, ...]) -> None:
         def hooks(kind: str, *skip: str) -> tuple[Callable[..., Any], ...]:
             return tuple(
-                getattr(o, kind) for o in observers
+                getattr(o, kind)
+                for o in observers
                 if getattr(o, kind, None) is not None and all(getattr(o, other, None) is None for other in skip)
             )
 

@@ -67,8 +67,13 @@ class ReplyWaiter:
     written can be noted; the socket closing for good fails the wait at once.
     """
 
-    def __init__(self, conn: SocketView, matcher: Matcher, payload: str | bytes | None = None,
-                 recent: Callable[[int], list[WsEvent]] = lambda n: []) -> None:
+    def __init__(
+        self,
+        conn: SocketView,
+        matcher: Matcher,
+        payload: str | bytes | None = None,
+        recent: Callable[[int], list[WsEvent]] = lambda n: [],
+    ) -> None:
         self.conn = conn
         self._recent = recent
         self.matcher = matcher
@@ -95,10 +100,14 @@ class ReplyWaiter:
     def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
         if kind == "state" and info.get("state") in CLOSED_FOR_GOOD and not self.future.done():
             conn = self.conn
-            self._settle(lambda f: f.set_exception(SocketClosedError(
-                f"socket {conn.name!r} is {info['state']} while waiting for {self.matcher.description}"
-                f"{_close_detail(conn)}; call nbs.reset({conn.name!r}) to reconnect"
-            )))
+            self._settle(
+                lambda f: f.set_exception(
+                    SocketClosedError(
+                        f"socket {conn.name!r} is {info['state']} while waiting for {self.matcher.description}"
+                        f"{_close_detail(conn)}; call nbs.reset({conn.name!r}) to reconnect"
+                    )
+                )
+            )
 
     def resolve(self, event: WsEvent) -> None:
         self._settle(lambda f: f.set_result(event))
@@ -136,7 +145,8 @@ class ReplyWaiter:
             recent = self._recent(SHOWN_ON_TIMEOUT)
             parts.append(
                 ". Last messages received before:\n" + "\n".join(_event_line(e) for e in recent)
-                if recent else ". Nothing was received on this socket yet."
+                if recent
+                else ". Nothing was received on this socket yet."
             )
         return scrub("".join(parts))
 
@@ -149,8 +159,16 @@ class Requests:
     keeps each request's round trip.
     """
 
-    def __init__(self, conn: SocketView, codec: Codec, lockable: Any, transcript: Transcript, latency: Latency,
-                 loop_thread: LoopThread, open_seq: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        conn: SocketView,
+        codec: Codec,
+        lockable: Any,
+        transcript: Transcript,
+        latency: Latency,
+        loop_thread: LoopThread,
+        open_seq: Callable[[], int],
+    ) -> None:
         self._conn = conn
         self._codec = codec
         self._lockable = lockable
@@ -299,7 +317,7 @@ class Requests:
 
     def recent_received(self, n: int) -> list[WsEvent]:
         """The last ``n`` messages received, as events rebuilt from the transcript."""
-        received = [e for e in self._transcript.entries()[0][-8 * n:] if e.direction == RECEIVED]
+        received = [e for e in self._transcript.entries()[0][-8 * n :] if e.direction == RECEIVED]
         return [self._event_from_entry(e) for e in received[-n:]]
 
 

@@ -77,7 +77,8 @@ class EntryColumns:
                 self.shape.append(_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY)
             return
         shapes = [
-            (_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY) if errors[i] is None
+            (_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY)
+            if errors[i] is None
             else (RECEIVED, TEXT if body.__class__ is str else BINARY, errors[i], None, None, None)
             for i, body in enumerate(bodies)
         ]
@@ -105,10 +106,7 @@ class EntryColumns:
     def entries(self) -> list[Entry]:
         with self.lock:
             ts, seq, body, shape = list(self.ts), list(self.seq), list(self.body), list(self.shape)
-        return [
-            new_entry(Entry, (t, s[0], s[1], q, b, s[2], s[3], s[4], s[5]))
-            for t, q, b, s in zip(ts, seq, body, shape)
-        ]
+        return [new_entry(Entry, (t, s[0], s[1], q, b, s[2], s[3], s[4], s[5])) for t, q, b, s in zip(ts, seq, body, shape)]
 
     def drop_oldest(self, keep: int, excess_bytes: int) -> tuple[int, int]:
         """Drop the oldest entries until at most ``keep`` are left and the bodies dropped add up to at least
@@ -209,7 +207,9 @@ class TranscriptRecorder:
         elif kind == "close":
             entry = Entry(ts, EVENT, "close", None, None, code=info.get("code"), reason=info.get("reason") or "")
         elif kind == "error":
-            entry = Entry(ts, EVENT, "error", None, None, error=f"{info.get('error')}: {info.get('message')}", info=info.get("where"))
+            entry = Entry(
+                ts, EVENT, "error", None, None, error=f"{info.get('error')}: {info.get('message')}", info=info.get("where")
+            )
         elif kind == "reset":
             entry = Entry(ts, EVENT, "reset", None, None, info=info.get("url"))
         elif kind == "state" and info.get("state") == "failed":
@@ -222,7 +222,9 @@ class TranscriptRecorder:
 
     def _evict(self) -> None:
         """Drop the oldest entries down to 90% of the bounds, so that eviction is not paid on every message."""
-        drop, freed = self._entries.drop_oldest(self._limit - self._limit // 10, self._bytes - (self._byte_limit - self._byte_limit // 10))
+        drop, freed = self._entries.drop_oldest(
+            self._limit - self._limit // 10, self._bytes - (self._byte_limit - self._byte_limit // 10)
+        )
         self._bytes -= freed
         self.dropped += drop
 

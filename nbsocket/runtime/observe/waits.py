@@ -24,7 +24,12 @@ class Waits:
     """A connection's waiting part: collects the next messages once their handlers ran."""
 
     def __init__(
-        self, session: Session, dispatcher: Dispatcher, handlers: HandlerList, observers: Observers, loop_thread: LoopThread,
+        self,
+        session: Session,
+        dispatcher: Dispatcher,
+        handlers: HandlerList,
+        observers: Observers,
+        loop_thread: LoopThread,
         owner: Any,
     ) -> None:
         self._owner = owner  # the connection, whose handlers run in its handler scope
@@ -46,7 +51,9 @@ class Waits:
         finally:
             waiter.cancel()
 
-    async def wait_async(self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None) -> list[WsEvent]:
+    async def wait_async(
+        self, count: int = 1, timeout: float | None = 30.0, match: Callable[[WsEvent], bool] | None = None
+    ) -> list[WsEvent]:
         """Like :meth:`wait`, for ``await``."""
         waiter = self.waiter(count, match)
         try:

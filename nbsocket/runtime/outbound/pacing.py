@@ -45,8 +45,14 @@ class Sending:
             self.errors.append(message)
 
 
-def paced(conn: SocketView, schedule: Iterable[tuple[float, Any]], sending: Sending, deadline: float,
-           progress: ProgressBar, before_send: Any = None) -> Generator[float, None, None]:
+def paced(
+    conn: SocketView,
+    schedule: Iterable[tuple[float, Any]],
+    sending: Sending,
+    deadline: float,
+    progress: ProgressBar,
+    before_send: Any = None,
+) -> Generator[float, None, None]:
     """Send each ``(offset_seconds, message)`` at its offset from now; yields the pauses to take."""
     start = sending.started = time.monotonic()
     for offset, message in schedule:
@@ -165,7 +171,9 @@ def burst_plan(messages: Any, rate: float | None, count: int | None) -> tuple[It
     if count is not None and (not isinstance(count, int) or count < 0):
         raise InvalidOptionError(f"count must be a non-negative integer, not {count!r}")
     if isinstance(messages, (str, bytes, dict)):
-        raise InvalidOptionError("burst sends a list or generator of messages; wrap a single message in a list (or use itertools.repeat)")
+        raise InvalidOptionError(
+            "burst sends a list or generator of messages; wrap a single message in a list (or use itertools.repeat)"
+        )
     total = len(messages) if isinstance(messages, Sized) else None
     if count is not None:
         total = count if total is None else min(total, count)
@@ -177,8 +185,16 @@ def burst_plan(messages: Any, rate: float | None, count: int | None) -> tuple[It
 class Burst:
     """One burst in progress: its plan, counts and progress bar; ``steps()`` drives it, ``report()`` sums it up."""
 
-    def __init__(self, conn: SocketView, messages: Any, rate: float | None, count: int | None, timeout: float,
-                 settle: float, progress: bool | None) -> None:
+    def __init__(
+        self,
+        conn: SocketView,
+        messages: Any,
+        rate: float | None,
+        count: int | None,
+        timeout: float,
+        settle: float,
+        progress: bool | None,
+    ) -> None:
         self.conn = conn
         self.schedule, total = burst_plan(messages, rate, count)
         self.rate = rate or None
@@ -194,7 +210,11 @@ class Burst:
         conn.add_observer(delivery)
         try:
             yield from paced(conn, self.schedule, self.sending, self.deadline, self.progress, delivery.track)
-            while delivery.delivered < self.sending.queued and time.monotonic() < self.deadline and conn.state not in CLOSED_FOR_GOOD:
+            while (
+                delivery.delivered < self.sending.queued
+                and time.monotonic() < self.deadline
+                and conn.state not in CLOSED_FOR_GOOD
+            ):
                 yield POLL_SECONDS
             # settle: until `settle` seconds pass with no new message, while fewer replies than
             # deliveries came back (an echo's replies may still be on their way after the last write)
@@ -213,9 +233,15 @@ class Burst:
         sending, delivery = self.sending, self.delivery
         last = delivery.last_write or time.monotonic()
         report = BurstReport(
-            socket=self.conn.name, messages=sending.attempted, queued=sending.queued, delivered=delivery.delivered,
-            failed=sending.failed + (sending.queued - delivery.delivered), replies=self.conn.stats.messages_in - self.replies_before,
-            seconds=max(0.0, last - sending.started), rate=self.rate, errors=list(sending.errors),
+            socket=self.conn.name,
+            messages=sending.attempted,
+            queued=sending.queued,
+            delivered=delivery.delivered,
+            failed=sending.failed + (sending.queued - delivery.delivered),
+            replies=self.conn.stats.messages_in - self.replies_before,
+            seconds=max(0.0, last - sending.started),
+            rate=self.rate,
+            errors=list(sending.errors),
         )
         if sending.queued > delivery.delivered:
             report.errors.append(f"{sending.queued - delivery.delivered} queued message(s) were not written before the timeout")

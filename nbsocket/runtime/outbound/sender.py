@@ -27,8 +27,9 @@ class Sender:
     ``removed`` and ``state`` say whether the socket can take messages now.
     """
 
-    def __init__(self, name: str, outbox: Outbox, session: Session, loop_thread: LoopThread, send_timeout: float | None,
-                 removed: Any) -> None:
+    def __init__(
+        self, name: str, outbox: Outbox, session: Session, loop_thread: LoopThread, send_timeout: float | None, removed: Any
+    ) -> None:
         self.name = name
         self._outbox = outbox
         self._session = session
@@ -64,7 +65,9 @@ class Sender:
         session = self._session
         code, reason = session.closed_code, session.closed_reason
         why = f" (code {code}{' ' + repr(reason) if reason else ''})" if code else ""
-        return f"cannot {verb} {self.name!r}: the socket is {session.shown_state}{why}; call nbs.reset({self.name!r}) to reconnect"
+        return (
+            f"cannot {verb} {self.name!r}: the socket is {session.shown_state}{why}; call nbs.reset({self.name!r}) to reconnect"
+        )
 
     def clear(self) -> int:
         """Drop the messages waiting to be sent; returns how many were dropped."""

@@ -59,8 +59,9 @@ class OutgoingLedger:
         self._groups: dict[int, QueuedVerb] = {}  # id(item) -> its group, while the item waits in the outbox
         self._bound: dict[int, Outgoing] = {}  # id(item) -> item, messages of one connection still in the outbox
 
-    def add(self, items: list[Outgoing], *, bound: bool, call_id: Any = None,
-            future: concurrent.futures.Future[Any] | None = None) -> None:
+    def add(
+        self, items: list[Outgoing], *, bound: bool, call_id: Any = None, future: concurrent.futures.Future[Any] | None = None
+    ) -> None:
         """Keep track of what a verb just queued (only what needs it: calls, several messages, bound ones)."""
         if bound:
             for item in items:

@@ -73,8 +73,17 @@ class ProtocolConnection(Connection):
 
     _driver: ProtocolDriver
 
-    def __init__(self, manager: Registry, name: str, url: str, options: ConnectOptions, *, lockable: Lockable,
-                 loop_thread: LoopThread, transport: Transport) -> None:
+    def __init__(
+        self,
+        manager: Registry,
+        name: str,
+        url: str,
+        options: ConnectOptions,
+        *,
+        lockable: Lockable,
+        loop_thread: LoopThread,
+        transport: Transport,
+    ) -> None:
         super().__init__(manager, name, url, options, lockable=lockable, loop_thread=loop_thread, transport=transport)
         self._verb_lock = threading.Lock()
 
@@ -82,8 +91,9 @@ class ProtocolConnection(Connection):
         """The protocol's driver receives this socket's messages (called once, while the connection is built)."""
         options = self.options
         assert options.protocol is not None
-        self._driver = ProtocolDriver(self._parts, self._session, self,
-                                      make_protocol(options.protocol, dict(options.protocol_options)))
+        self._driver = ProtocolDriver(
+            self._parts, self._session, self, make_protocol(options.protocol, dict(options.protocol_options))
+        )
         return self._driver
 
     # --- what it is ------------------------------------------------------------------------
@@ -119,6 +129,7 @@ class ProtocolConnection(Connection):
 
     def on_message(self, fn: Callable[..., Any] | None = None, *, args: tuple[Any, ...] = (), key: str | None = None) -> Any:
         """Add a handler (see :meth:`Connection.on_message`); what it returns answers an event that asked for an ack."""
+
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
             Connection.on_message(self, _keep_reply(func, self._driver.outcomes), args=args, key=key)
             return func
@@ -168,8 +179,16 @@ class ProtocolConnection(Connection):
         """Send a notification: no id, no reply (JSON-RPC)."""
         self._send_verb("notify", method, params)
 
-    def publish(self, destination: str, body: Any = None, headers: dict[str, Any] | None = None, receipt: bool = False,
-                *, content_type: str | None = None, timeout: float = 10.0) -> None:
+    def publish(
+        self,
+        destination: str,
+        body: Any = None,
+        headers: dict[str, Any] | None = None,
+        receipt: bool = False,
+        *,
+        content_type: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         """Publish ``body`` to ``destination`` (STOMP SEND; dict/list bodies as JSON, str as text, bytes as binary).
 
         ``receipt=True`` asks the broker to confirm and waits for it (up to
@@ -218,8 +237,10 @@ class ProtocolConnection(Connection):
 
     def _timeout_message(self, args: tuple[Any, ...], call_id: Any, timeout: float | None) -> str:
         what = args[0] if args else "?"
-        return scrub(f"no reply to {self.protocol} call {what!r} (id {call_id!r}) on {self.name!r} within {timeout}s "
-                     f"(socket {self.state}); the call was forgotten, a late reply is recorded in conn.errors")
+        return scrub(
+            f"no reply to {self.protocol} call {what!r} (id {call_id!r}) on {self.name!r} within {timeout}s "
+            f"(socket {self.state}); the call was forgotten, a late reply is recorded in conn.errors"
+        )
 
     def subscribe(self, *args: Any, **kwargs: Any) -> Subscription:
         """Start a subscription and return it: GraphQL ``subscribe("subscription { ticks { n } }", variables=None)``,
@@ -267,6 +288,7 @@ def _keep_reply(fn: Callable[..., Any], outcomes: HandlerOutcomes) -> Callable[.
     """``fn`` as a handler that keeps its return value on the event (``event.reply``) for the ack/answer, and tells
     ``outcomes`` that it ran and what it raised (the exception still reaches the dispatcher, which records it)."""
     if is_async_callable(fn):
+
         @functools.wraps(fn)
         async def keep_async(event: Any, *args: Any) -> Any:
             outcomes.ran(event)

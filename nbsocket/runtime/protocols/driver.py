@@ -168,8 +168,10 @@ class ProtocolDriver:
             if words is not None:
                 self._fail_handshake(f"the server refused the {self.protocol.name} connection: {words}")
             elif self._first is not None and not self._first.done():
-                self._fail_handshake(f"the server closed the connection during the {self.protocol.name} handshake "
-                                     f"(code {code}{' ' + repr(reason) if reason else ''})")
+                self._fail_handshake(
+                    f"the server closed the connection during the {self.protocol.name} handshake "
+                    f"(code {code}{' ' + repr(reason) if reason else ''})"
+                )
         return self._failure is not None or self._server_ended
 
     # --- actions ------------------------------------------------------------------------
@@ -198,8 +200,17 @@ class ProtocolDriver:
             self._parts.errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
         return None
 
-    def _deliver(self, body: str | bytes, ts: int, topic: str | None, data: Any, error: str | None, ack: Any,
-                 headers: dict[str, Any] | None, malformed: bool = False) -> int:
+    def _deliver(
+        self,
+        body: str | bytes,
+        ts: int,
+        topic: str | None,
+        data: Any,
+        error: str | None,
+        ack: Any,
+        headers: dict[str, Any] | None,
+        malformed: bool = False,
+    ) -> int:
         parts, session, view = self._parts, self._session, self._view
         session.last_ts_ns = ts
         session.seq = seq = session.seq + 1
@@ -215,23 +226,41 @@ class ProtocolDriver:
                 fields["error"] = error
             frame.append(ts, seq, fields)
         is_binary = not isinstance(body, str)
-        event = WsEvent(self.name, data, Request(body, is_binary, parts.options.content_type, session.url), seq, ts, parts.lockable,
-                        error, view, topic=topic, ack_token=ack, headers=headers)
+        event = WsEvent(
+            self.name,
+            data,
+            Request(body, is_binary, parts.options.content_type, session.url),
+            seq,
+            ts,
+            parts.lockable,
+            error,
+            view,
+            topic=topic,
+            ack_token=ack,
+            headers=headers,
+        )
         hand_over(parts, [event])
         return seq
 
     def _reply(self, reply: Reply) -> None:
         call, unsent = self._ledger.pop_call(reply.id)
         if call is None or call.future is None:
-            self._parts.errors.record("protocol", "UnknownReply", f"a reply to id {reply.id!r}, which no call is waiting for "
-                                     "(it timed out, or the server sent it twice); it was recorded, not raised")
+            self._parts.errors.record(
+                "protocol",
+                "UnknownReply",
+                f"a reply to id {reply.id!r}, which no call is waiting for "
+                "(it timed out, or the server sent it twice); it was recorded, not raised",
+            )
             return
         if unsent:
             self._parts.outbox.discard(unsent)
         future = call.future
         if reply.error is not None:
             error = reply.error
-            _settle(future, exception=RemoteError(scrub(str(error.get("message") or error)), code=error.get("code"), data=error.get("data")))
+            _settle(
+                future,
+                exception=RemoteError(scrub(str(error.get("message") or error)), code=error.get("code"), data=error.get("data")),
+            )
         else:
             _settle(future, result=reply.value)
 
@@ -258,7 +287,9 @@ class ProtocolDriver:
     def _handshake_timed_out(self, timeout: float) -> None:
         self._handshake_timer = None
         if not self.protocol.ready and self._ws is not None:
-            self._fail_handshake(f"the {self.protocol.name} handshake did not finish within open_timeout={timeout:g}s", timeout=True)
+            self._fail_handshake(
+                f"the {self.protocol.name} handshake did not finish within open_timeout={timeout:g}s", timeout=True
+            )
             self._close(1000, "handshake timeout")
 
     def _protocol_close(self, code: int, reason: str) -> None:
@@ -345,8 +376,14 @@ class ProtocolDriver:
 
     # --- verbs (called on the loop thread by ProtocolConnection) -------------------------------
 
-    def queue(self, messages: list[str | bytes], *, bound: bool, call_id: Any = None,
-              future: concurrent.futures.Future[Any] | None = None) -> None:
+    def queue(
+        self,
+        messages: list[str | bytes],
+        *,
+        bound: bool,
+        call_id: Any = None,
+        future: concurrent.futures.Future[Any] | None = None,
+    ) -> None:
         """Put a verb's messages in the outbox, in order and all or nothing (``OutboxFullError``: none was queued).
 
         ``bound`` ones belong to this connection only; ``future`` makes them a call's.
@@ -406,9 +443,12 @@ class ProtocolDriver:
         which = describe_connection(self.handshakes, self._opened_at)
         closed = f"code {code}{' ' + repr(reason) if reason else ''}"
         for call in lost:
-            self._abandon(call, f"the connection of {self.name!r} ({which}) was lost ({closed}) before {self.protocol.name} "
-                                f"call {call.call_id!r} was answered; it had been sent, so the server may have carried it out: "
-                                "call again if that is safe")
+            self._abandon(
+                call,
+                f"the connection of {self.name!r} ({which}) was lost ({closed}) before {self.protocol.name} "
+                f"call {call.call_id!r} was answered; it had been sent, so the server may have carried it out: "
+                "call again if that is safe",
+            )
 
     def _fail_all_calls(self, state: str) -> None:
         """The socket closed for good: every call still waiting fails (none of the unsent ones will be sent)."""

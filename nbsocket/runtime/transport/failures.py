@@ -68,26 +68,43 @@ def _explain(exc: BaseException, shown_url: str, open_timeout: float | None) -> 
         detail = exc.verify_message or str(exc)
         return TLSError(scrub(f"{where}: TLS certificate verification failed ({detail}); {_TLS_HINT}"), kind="tls")
     if isinstance(exc, ssl.SSLError):
-        return TLSError(scrub(f"{where}: TLS handshake failed ({exc.reason or exc}); is this really a wss:// server?"), kind="tls")
+        return TLSError(
+            scrub(f"{where}: TLS handshake failed ({exc.reason or exc}); is this really a wss:// server?"), kind="tls"
+        )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ConnectTimeoutError(
             scrub(f"{where}: no answer within open_timeout={open_timeout}s (raise open_timeout, or check the host and port)"),
             kind="timeout",
         )
     if isinstance(exc, socket.gaierror):
-        return ConnectError(scrub(f"{where}: the host name could not be resolved ({exc.strerror or exc}); check the spelling and your network"), kind="dns")
+        return ConnectError(
+            scrub(f"{where}: the host name could not be resolved ({exc.strerror or exc}); check the spelling and your network"),
+            kind="dns",
+        )
     if isinstance(exc, ConnectionRefusedError) or (isinstance(exc, OSError) and "Connect call failed" in str(exc)):
-        return ConnectError(scrub(f"{where}: connection refused; is the server running and listening on that port?"), kind="refused")
+        return ConnectError(
+            scrub(f"{where}: connection refused; is the server running and listening on that port?"), kind="refused"
+        )
     if isinstance(exc, InvalidURI):
         return InvalidURLError(scrub(f"{shown_url!r} is not a valid WebSocket URL: {exc.msg}"))
     if ProxyError is not None and isinstance(exc, ProxyError):
-        return ConnectError(scrub(f"{where}: the proxy refused the connection ({exc}); pass proxy=None to connect directly"), kind="proxy")
+        return ConnectError(
+            scrub(f"{where}: the proxy refused the connection ({exc}); pass proxy=None to connect directly"), kind="proxy"
+        )
     if isinstance(exc, InvalidUpgrade):
-        return ConnectError(scrub(f"{where}: the server answered with HTTP but did not upgrade to WebSocket ({exc}); is this a WebSocket endpoint?"), kind="handshake")
+        return ConnectError(
+            scrub(
+                f"{where}: the server answered with HTTP but did not upgrade to WebSocket ({exc}); is this a WebSocket endpoint?"
+            ),
+            kind="handshake",
+        )
     if isinstance(exc, InvalidMessage):
         cause = exc.__cause__ or exc.__context__
         detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-        return ConnectError(scrub(f"{where}: the server did not send a valid HTTP response ({detail}); is this a WebSocket server?"), kind="handshake")
+        return ConnectError(
+            scrub(f"{where}: the server did not send a valid HTTP response ({detail}); is this a WebSocket server?"),
+            kind="handshake",
+        )
     if isinstance(exc, InvalidHandshake):
         return ConnectError(scrub(f"{where}: the WebSocket handshake failed ({type(exc).__name__}: {exc})"), kind="handshake")
     if isinstance(exc, OSError):

@@ -33,8 +33,9 @@ directly (the environment's proxy settings are not read) and a proxy URL is refu
 def check_supported(options: ConnectOptions) -> None:
     """Refuse, before anything opens, an option the installed ``websockets`` cannot honour."""
     if not PROXIES and isinstance(options.proxy, str):
-        raise InvalidOptionError(f"a proxy URL needs websockets 15 or newer (this is {websockets_version}): "
-                                 "pip install -U websockets")
+        raise InvalidOptionError(
+            f"a proxy URL needs websockets 15 or newer (this is {websockets_version}): pip install -U websockets"
+        )
 
 
 def insecure_context() -> _ssl.SSLContext:
@@ -83,8 +84,9 @@ class WebsocketsTransport:
     def check_supported(self, options: ConnectOptions) -> None:
         check_supported(options)
 
-    async def open(self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None,
-                   decode_text: bool = True) -> BatchingConnection:
+    async def open(
+        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+    ) -> BatchingConnection:
         kwargs = websockets_kwargs(url, options)
         if subprotocols is not None:
             kwargs["subprotocols"] = subprotocols

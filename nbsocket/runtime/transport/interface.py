@@ -93,8 +93,9 @@ class Transport(Protocol):
     def check_supported(self, options: ConnectOptions) -> None:
         """Refuse, before anything opens, an option this transport cannot honour."""
 
-    async def open(self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None,
-                   decode_text: bool = True) -> Wire:
+    async def open(
+        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+    ) -> Wire:
         """Open ``url`` and return the wire once the WebSocket handshake is done; raise the nbsocket error that says
         why it failed (:class:`~nbsocket.errors.ConnectError` and its kinds). ``subprotocols`` replaces the options'
         when given; ``decode_text=False`` hands text messages over as UTF-8 bytes."""

@@ -174,8 +174,9 @@ class ScriptedPeer:
 class ScriptedTransport:
     """Opens :class:`ScriptedWire` connections that run ``server`` (see the module)."""
 
-    def __init__(self, server: ServerScript, *, refuse: Callable[[int], BaseException | None] | None = None,
-                 subprotocol: str | None = None) -> None:
+    def __init__(
+        self, server: ServerScript, *, refuse: Callable[[int], BaseException | None] | None = None, subprotocol: str | None = None
+    ) -> None:
         self.server = server
         self.refuse = refuse
         self.subprotocol = subprotocol
@@ -187,8 +188,9 @@ class ScriptedTransport:
     def check_supported(self, options: ConnectOptions) -> None:
         pass
 
-    async def open(self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None,
-                   decode_text: bool = True) -> ScriptedWire:
+    async def open(
+        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+    ) -> ScriptedWire:
         self.opens += 1
         refusal = self.refuse(self.opens) if self.refuse is not None else None
         if refusal is not None:

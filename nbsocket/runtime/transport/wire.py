@@ -271,8 +271,12 @@ class BatchingConnection(ClientConnection):
                 if start > end:
                     break
             stop = start + length
-            if ((head == _WHOLE_TEXT or head == _WHOLE_BINARY) and not masked and not self._fragmented
-                    and (limit is None or length <= limit)):
+            if (
+                (head == _WHOLE_TEXT or head == _WHOLE_BINARY)
+                and not masked
+                and not self._fragmented
+                and (limit is None or length <= limit)
+            ):
                 if stop > end and length <= READ_SIZE:
                     break  # kept below until a read completes it
                 if stop <= end:

@@ -24,13 +24,17 @@ if TYPE_CHECKING:
 __all__ = ["JsonlRecorder", "Recorder", "open_recorder"]
 
 
-def open_recorder(path: str | os.PathLike[str], frame: LiveFrame | None, on_error: Callable[[str], Any] | None = None) -> Recorder:
+def open_recorder(
+    path: str | os.PathLike[str], frame: LiveFrame | None, on_error: Callable[[str], Any] | None = None
+) -> Recorder:
     """A recorder for ``path`` (``.parquet`` directory or ``.jsonl`` file), attached to ``frame``.
 
     Raises :class:`InvalidOptionError` before any I/O if the path cannot work.
     """
     if frame is None:
-        raise InvalidOptionError("record= writes the live frame's rows to disk; it needs frame=True (use a small max_rows to save memory)")
+        raise InvalidOptionError(
+            "record= writes the live frame's rows to disk; it needs frame=True (use a small max_rows to save memory)"
+        )
     text = os.fspath(path)
     suffix = os.path.splitext(text)[1].lower()
     if suffix == ".parquet":

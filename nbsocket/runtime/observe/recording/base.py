@@ -78,7 +78,9 @@ class Recorder:
                     self.rows_lost += len(chunk)
                     self._report(f"{exc} ({len(chunk)} row(s) not recorded)", "claim")
                     return
-                self._thread = threading.Thread(target=self._run, name=f"nbsocket-record-{os.path.basename(self.path)}", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name=f"nbsocket-record-{os.path.basename(self.path)}", daemon=True
+                )
                 self._thread.start()
             self._queue.put(("rows", chunk))
 
@@ -176,7 +178,9 @@ class Recorder:
             raise InvalidOptionError(f"cannot record to {self.path}: the folder {parent} does not exist")
         if os.path.exists(self.path) and os.path.isdir(self.path) != self.is_folder:
             what = "a folder" if self.is_folder else "a file"
-            raise InvalidOptionError(f"cannot record to {self.path}: a capture of this kind is {what}, and this path is not (pick a new name)")
+            raise InvalidOptionError(
+                f"cannot record to {self.path}: a capture of this kind is {what}, and this path is not (pick a new name)"
+            )
 
     def _deadline(self) -> float | None:
         """When buffered rows must be written without waiting for more (None: nothing buffered)."""

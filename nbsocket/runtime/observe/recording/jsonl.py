@@ -125,8 +125,7 @@ def _iso_times(column: pd.Series) -> list[str | None]:
     distinct = np.unique(seconds[~missing])
     prefix = dict(zip(distinct.tolist(), pd.to_datetime(distinct, unit="s").strftime("%Y-%m-%dT%H:%M:%S")))
     return [
-        None if gone else f'"{prefix[s]}.{f:06d}Z"'
-        for s, f, gone in zip(seconds.tolist(), fractions.tolist(), missing.tolist())
+        None if gone else f'"{prefix[s]}.{f:06d}Z"' for s, f, gone in zip(seconds.tolist(), fractions.tolist(), missing.tolist())
     ]
 
 

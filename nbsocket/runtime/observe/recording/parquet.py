@@ -54,7 +54,12 @@ class ParquetRecorder(Recorder):
     is_folder = True
 
     def __init__(
-        self, path: str, on_error: Callable[[str], Any] | None = None, *, part_rows: int = PART_ROWS, part_seconds: float = PART_SECONDS
+        self,
+        path: str,
+        on_error: Callable[[str], Any] | None = None,
+        *,
+        part_rows: int = PART_ROWS,
+        part_seconds: float = PART_SECONDS,
     ) -> None:
         if importlib.util.find_spec("pyarrow") is None:
             raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")

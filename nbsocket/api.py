@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import NbSocketError
 from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (the nbs.* verbs, re-exported by the package)
-from .explore.transcripts import compare, load_transcript  # noqa: F401
+from .explore.transcript_files import compare, load_transcript  # noqa: F401
 from .runtime import Connection, registry
 
 __all__ = [

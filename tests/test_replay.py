@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.core.transcript import Entry, frame_from_entries
+from nbsocket.core.transcript_entries import Entry, frame_from_entries
 from nbsocket.explore.replay import replay_schedule
 from nbsocket.runtime.progress import ProgressBar
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import nbsocket as nbs
-from nbsocket.core.transcript import COLUMNS
+from nbsocket.core.transcript_entries import COLUMNS
 from nbsocket.runtime.observe.transcript import TranscriptRecorder
 
 from .misbehaving import url_of

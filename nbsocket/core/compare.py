@@ -11,7 +11,7 @@ import pandas as pd
 
 from .codecs import get_codec
 from .match import MISSING, field
-from .transcript import RECEIVED, as_entries
+from .transcript_entries import RECEIVED, as_entries
 
 __all__ = ["COLUMNS", "compare"]
 

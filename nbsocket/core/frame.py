@@ -27,7 +27,7 @@ from ..errors import InvalidOptionError
 from .flatten import field_name
 from .rows import PendingRows
 
-__all__ = ["BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "SHARING_NEEDS_COPY", "LiveFrame", "Sink", "Subscription"]
+__all__ = ["BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "SHARING_NEEDS_COPY", "LiveFrame", "Sink", "FrameSubscription"]
 
 
 log = logging.getLogger("nbsocket")
@@ -53,7 +53,7 @@ FLUSH_SECONDS = 1.0
 Sink = Callable[[pd.DataFrame], Any]
 
 
-class Subscription:
+class FrameSubscription:
     """A subscriber's registration: cancel it to stop receiving new rows."""
 
     def __init__(self, frame: LiveFrame, callback: Callable[[pd.DataFrame], Any], interval: float) -> None:
@@ -71,7 +71,7 @@ class Subscription:
         self.frame._unsubscribe(self)
 
     def __repr__(self) -> str:
-        return f"<Subscription to {self.frame.name!r} at most {1 / self.interval:g}/s, {self.calls} calls>"
+        return f"<FrameSubscription to {self.frame.name!r} at most {1 / self.interval:g}/s, {self.calls} calls>"
 
 
 class _Chunk:
@@ -134,7 +134,7 @@ class LiveFrame:
         self._last_flush = time.monotonic()
         self._capped_fields_reported = False
         self.capped_fields = 0
-        self._subscribers: list[Subscription] = []
+        self._subscribers: list[FrameSubscription] = []
         self._sinks: list[Sink] = []
         self.on_column_cap: Callable[[str], Any] | None = None
         self.on_watch_change: Callable[[], Any] = lambda: None  # called when subscribers or sinks come or go
@@ -442,7 +442,7 @@ class LiveFrame:
 
     # --- subscribers -------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[pd.DataFrame], Any], max_rate_hz: float = 4.0) -> Subscription:
+    def subscribe(self, callback: Callable[[pd.DataFrame], Any], max_rate_hz: float = 4.0) -> FrameSubscription:
         """Call ``callback(new_rows)`` with the rows that arrived since its last call, at most ``max_rate_hz`` times a second.
 
         Calls happen on the thread that runs :meth:`poll` (nbsocket's loop thread).
@@ -452,14 +452,14 @@ class LiveFrame:
             raise InvalidOptionError("callback must be callable")
         if isinstance(max_rate_hz, bool) or not isinstance(max_rate_hz, (int, float)) or not max_rate_hz > 0:
             raise InvalidOptionError("max_rate_hz must be a positive number of calls per second")
-        sub = Subscription(self, callback, 1.0 / max_rate_hz)
+        sub = FrameSubscription(self, callback, 1.0 / max_rate_hz)
         with self._lock:
             sub.next_index = self._total
             self._subscribers = [*self._subscribers, sub]
         self.on_watch_change()
         return sub
 
-    def _unsubscribe(self, sub: Subscription) -> None:
+    def _unsubscribe(self, sub: FrameSubscription) -> None:
         with self._lock:
             self._subscribers = [s for s in self._subscribers if s is not sub]
         self.on_watch_change()

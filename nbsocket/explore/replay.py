@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.state import CLOSED_FOR_GOOD
-from ..core.transcript import RECEIVED, SENT, Entry, frame_from_entries
+from ..core.transcript_entries import RECEIVED, SENT, Entry, frame_from_entries
 from ..errors import InvalidOptionError
 from ..runtime import (
     POLL_SECONDS,
@@ -35,7 +35,7 @@ from ..runtime import (
     run_sync,
     write_transcript_file,
 )
-from .transcripts import as_entries
+from .transcript_files import as_entries
 
 __all__ = ["BurstReport", "burst", "burst_async", "replay", "replay_async", "replay_schedule"]
 

@@ -26,7 +26,7 @@ from ..core.frame import LiveFrame
 from ..core.match import Match
 from ..core.options import ConnectOptions
 from ..core.state import STATES, ErrorRecord, Stats, ns_to_datetime
-from ..core.transcript import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
+from ..core.transcript_entries import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
 from ..errors import SocketClosedError
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.handlers import CallbackSlot, Handler, HandlerList

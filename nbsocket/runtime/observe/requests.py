@@ -20,7 +20,7 @@ from ...core.events import Request, WsEvent
 from ...core.match import Match, Matcher, compile_match
 from ...core.redact import scrub
 from ...core.state import CLOSED_FOR_GOOD
-from ...core.transcript import RECEIVED, Entry
+from ...core.transcript_entries import RECEIVED, Entry
 from ...errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
 from ..loop import LoopThread
 from ..outbound.outbox import Outgoing

@@ -3,7 +3,7 @@
 A :class:`TranscriptRecorder` is a connection observer. On the hot path it
 appends each frame's time, number and body to bounded columns (no parsing, no
 pandas, no object per frame: :class:`EntryColumns`); they become
-:class:`~nbsocket.core.transcript.Entry` objects, and the DataFrame is built,
+:class:`~nbsocket.core.transcript_entries.Entry` objects, and the DataFrame is built,
 only when asked for. :class:`Transcript` is the connection's part that owns the recorder and
 answers ``conn.transcript()``, ``save_transcript``, ``keep_transcript`` and
 ``clear_transcript``.
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ...core.state import Stats
-from ...core.transcript import (
+from ...core.transcript_entries import (
     BINARY,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..core import transcript as core
+from ..core import transcript_entries as core
 from ..core.compare import compare as compare_entries
-from ..core.transcript import Entry, frame_from_entries
+from ..core.transcript_entries import Entry, frame_from_entries
 from ..runtime import write_transcript_file
 
 __all__ = ["as_entries", "compare", "load_transcript", "read_transcript_file", "write_transcript_file"]

@@ -306,7 +306,7 @@ def get_codec(content_type: str | None) -> Codec:
 
 
 def encode_message(codec: Codec, message: Any, content_type: str, name: str) -> str | bytes:
-    """The frame payload for ``message`` on socket ``name``: ``str`` and ``bytes`` as they are, anything else by ``codec``.
+    """The payload ``message`` is sent as on socket ``name``: ``str`` and ``bytes`` as they are, anything else by ``codec``.
 
     Raises :class:`EncodeError` (naming the socket and content type) when the
     message cannot be sent, text that cannot be UTF-8 (a lone surrogate)

@@ -1,4 +1,4 @@
-"""Transcripts: every frame a socket sends and receives, and its connection events, in order.
+"""Transcripts: every message a socket sends and receives, and its connection events, in order.
 
 This module is the pure part: the :class:`Entry` record, the DataFrame built
 from entries (:func:`frame_from_entries`, which parses bodies with the
@@ -8,7 +8,7 @@ entries on the hot path; files are written and read by the layers above.
 
 An entry is ``(ts_ns, direction, kind, seq, body, error, code, reason, info)``:
 ``direction`` is ``sent``, ``received`` or ``event``; ``kind`` is ``text`` or
-``binary`` for frames and ``open``, ``reconnect``, ``close``, ``reset``,
+``binary`` for messages and ``open``, ``reconnect``, ``close``, ``reset``,
 ``error`` or ``failed`` for events.
 """
 
@@ -58,7 +58,7 @@ FORMAT_VERSION = 1
 
 
 class Entry(NamedTuple):
-    """One transcript entry: a frame sent or received, or a connection event."""
+    """One transcript entry: a message sent or received, or a connection event."""
 
     ts_ns: int
     direction: str

@@ -157,7 +157,7 @@ class Connection:
         """``connecting``, ``open``, ``closing``, ``reconnecting``, ``closed`` or ``failed``.
 
         ``closing`` shows as soon as the connection is going down (a keepalive
-        timeout, an invalid frame such as bad UTF-8 (1007), a close from either
+        timeout, an invalid message such as text that is not UTF-8 (1007), a close from either
         side) while the close handshake may still take ``close_timeout``.
         """
         return self._session.shown_state
@@ -291,7 +291,7 @@ class Connection:
     # --- sending ------------------------------------------------------------------------
 
     def encode(self, message: Any) -> str | bytes:
-        """The frame payload for ``message``: ``str`` and ``bytes`` as they are, anything else by the content type.
+        """The payload ``message`` is sent as: ``str`` and ``bytes`` as they are, anything else by the content type.
 
         Text that cannot be UTF-8 (a lone surrogate) raises :class:`EncodeError` here,
         before it could reach the socket and kill the connection.

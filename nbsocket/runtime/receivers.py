@@ -159,7 +159,7 @@ class PlainReceiver:
     async def _settle(self, wire: Wire, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
         """Resolve ``first`` once ``on_open`` ran, what it sent was written, and the server answered a ping.
 
-        The server handles our frames in order: if it meant to refuse the
+        The server handles our messages in order: if it meant to refuse the
         connection at once (or on the auth ``on_open`` sent), its close comes
         before the pong, and ``connect`` raises it. The wait is one round trip,
         at most :data:`OPEN_SETTLE`. A server that let that time pass without a

@@ -39,7 +39,7 @@ RECENT_PROTOCOL_EVENTS = 1000
 class Reply(NamedTuple):
     """What :meth:`Connection.request <nbsocket.Connection.request>` returns: the matching reply and the round-trip time.
 
-    ``rtt`` is in seconds, from the moment the request frame was written to the
+    ``rtt`` is in seconds, from the moment the request was written to the
     socket to the receipt of the reply. Unpacks as ``event, rtt = reply``.
     """
 
@@ -63,7 +63,7 @@ class Reply(NamedTuple):
 class ReplyWaiter:
     """A connection observer that resolves ``future`` with the first received event that matches.
 
-    For a request, ``payload`` is the frame sent, so that the time it was
+    For a request, ``payload`` is the message sent, so that the time it was
     written can be noted; the socket closing for good fails the wait at once.
     """
 

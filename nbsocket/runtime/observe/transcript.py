@@ -1,7 +1,7 @@
-"""The always-on transcript of a socket: every frame both ways and every connection event, bounded.
+"""The always-on transcript of a socket: every message both ways and every connection event, bounded.
 
 A :class:`TranscriptRecorder` is a connection observer. On the hot path it
-appends each frame's time, number and body to bounded columns (no parsing, no
+appends each message's time, number and body to bounded columns (no parsing, no
 pandas, no object per frame: :class:`EntryColumns`); they become
 :class:`~nbsocket.core.transcript_entries.Entry` objects, and the DataFrame is built,
 only when asked for. :class:`Transcript` is the connection's part that owns the recorder and
@@ -142,11 +142,11 @@ def write_transcript_file(path: str | os.PathLike[str], entries: Iterable[Entry]
 
 
 class TranscriptRecorder:
-    """Records a connection's frames and events into a bounded deque, oldest dropped first.
+    """Records a connection's messages and events into a bounded deque, oldest dropped first.
 
     ``max_entries`` bounds the number of entries and ``max_bytes`` the bodies
     they hold (``None``: no bound); past a bound the oldest tenth is dropped
-    at once. Frames are recorded on the loop thread. ``describe`` returns the
+    at once. Messages are recorded on the loop thread. ``describe`` returns the
     socket's ``socket``, ``url`` and ``content_type`` for the saved meta data.
     """
 

@@ -14,7 +14,7 @@ __all__ = ["Outbox", "Outgoing"]
 
 
 class Outgoing(NamedTuple):
-    """One message to send: its payload (``str``: text frame, ``bytes``: binary frame) and when it was queued."""
+    """One message to send: its payload (``str`` is sent as text, ``bytes`` as binary) and when it was queued."""
 
     payload: str | bytes
     queued_ns: int

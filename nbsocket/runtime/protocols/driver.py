@@ -331,7 +331,7 @@ class ProtocolDriver:
                 parts.stats.messages_out += 1
                 parts.stats.bytes_out += utf8_size(payload)
                 observers = parts.observers
-                if observers.on_sent:  # handshake frames may hold secrets (passcode, auth, init_payload)
+                if observers.on_sent:  # handshake messages may hold secrets (passcode, auth, init_payload)
                     shown = scrub(payload) if isinstance(payload, str) else payload
                     observers.call(observers.on_sent, Outgoing(shown, time.time_ns()), time.time_ns())
             if self._open_pending and self.protocol.ready and self._ws is not None and self._writer_ready is not None:

@@ -27,7 +27,17 @@ from ..errors import InvalidOptionError
 from .flatten import field_name
 from .rows import PendingRows
 
-__all__ = ["BASE_COLUMNS", "EXTRA", "FLUSH_SECONDS", "SHARING_NEEDS_COPY", "LiveFrame", "Sink", "FrameSubscription"]
+__all__ = [
+    "BASE_COLUMNS",
+    "EXTRA",
+    "FLUSH_SECONDS",
+    "OWN_COLUMNS",
+    "SHARING_NEEDS_COPY",
+    "TOPIC",
+    "FrameSubscription",
+    "LiveFrame",
+    "Sink",
+]
 
 
 log = logging.getLogger("nbsocket")
@@ -45,7 +55,9 @@ SHARING_NEEDS_COPY = not _copy_on_write()
 
 BASE_COLUMNS = ("timestamp", "socket", "seq")
 EXTRA = "extra"
-OWN_COLUMNS = frozenset({"data", "error", "topic"})
+TOPIC = "topic"
+"""The column naming a protocol message (a payload field of that name becomes ``data.topic``)."""
+OWN_COLUMNS = frozenset({"data", "error", TOPIC})
 """Columns nbsocket itself fills (beside BASE_COLUMNS): always columns of their own, outside the ``max_columns`` cap."""
 FLUSH_SECONDS = 1.0
 """Pending rows reach the sinks at least this often (while the ticker polls the frame)."""
@@ -111,6 +123,7 @@ class LiveFrame:
         chunk_rows: int = 4096,
         flush_interval: float = FLUSH_SECONDS,
         lock: contextlib.AbstractContextManager[Any] | None = None,
+        columns: tuple[str, ...] = (),
     ) -> None:
         if max_rows is not None and max_rows < 1:
             raise InvalidOptionError("max_rows must be a positive number of rows, or None for no cap")
@@ -122,7 +135,12 @@ class LiveFrame:
         self.chunk_rows = max(16, min(chunk_rows, max_rows or chunk_rows))
         self.flush_interval = flush_interval
         self._lock = lock if lock is not None else contextlib.nullcontext()
-        self._fields_seen: dict[str, None] = {}  # message columns, in order of first appearance
+        unknown = [column for column in columns if column not in OWN_COLUMNS]
+        if unknown:
+            raise InvalidOptionError(
+                f"a live frame starts with nbsocket's own columns only ({sorted(OWN_COLUMNS)}), not {unknown}"
+            )
+        self._fields_seen: dict[str, None] = dict.fromkeys(columns)  # message columns, in order of first appearance
         self._message_columns = 0  # of them, those that count against max_columns (not OWN_COLUMNS)
         self._extra_used = False
         self._pending = PendingRows(self._admit_row, self._register_names)

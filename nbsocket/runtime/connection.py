@@ -22,7 +22,7 @@ import pandas as pd
 from ..core.closes import check_close_code
 from ..core.codecs import encode_message, get_codec
 from ..core.events import WsEvent
-from ..core.frame import LiveFrame
+from ..core.frame import TOPIC, LiveFrame
 from ..core.match import Match
 from ..core.options import ConnectOptions
 from ..core.state import STATES, ErrorRecord, Stats, ns_to_datetime
@@ -95,7 +95,13 @@ class Connection:
         self._observers = Observers(name)
         self._errors = ErrorLog(name, self.stats, self._notify, lambda: self.state)
         self.frame: LiveFrame | None = (
-            LiveFrame(name, max_rows=options.max_rows, max_columns=options.max_columns, lock=threading.RLock())
+            LiveFrame(
+                name,
+                max_rows=options.max_rows,
+                max_columns=options.max_columns,
+                lock=threading.RLock(),
+                columns=(TOPIC,) if options.protocol is not None else (),  # so df[df.topic == x] works before any message
+            )
             if options.frame
             else None
         )

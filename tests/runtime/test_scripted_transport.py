@@ -176,3 +176,16 @@ def test_a_protocol_call_is_answered_through_the_scripted_server(managers: list[
     rpc = manager.connect("rpc", "ws://scripted/", protocol="jsonrpc")
     assert rpc.call("add", [1, 2, 3], timeout=5) == 6
     assert rpc.call("add", [], timeout=5) == 0
+
+
+def test_a_protocol_socket_frame_has_its_topic_column_before_the_first_message(managers: list[Manager]) -> None:
+    async def server(peer: ScriptedPeer) -> None:
+        await peer.recv(timeout=None)
+
+    manager = manager_for(managers, ScriptedTransport(server))
+    manager.connect("rpc", "ws://scripted/", protocol="jsonrpc")
+    manager.connect("plain", "ws://scripted/")
+    empty = manager.frame("rpc")
+    assert list(empty.columns) == ["timestamp", "socket", "seq", "topic"]
+    assert empty[empty.topic == "x"].empty  # filtering by topic works on an empty frame
+    assert "topic" not in manager.frame("plain").columns

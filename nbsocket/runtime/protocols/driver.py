@@ -40,6 +40,7 @@ from typing import Any
 
 from ...core.events import Request, WsEvent, utf8_size
 from ...core.flatten import PREFIX, message_fields
+from ...core.frame import TOPIC
 from ...core.options import ConnectOptions
 from ...core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
 from ...core.redact import scrub
@@ -51,10 +52,7 @@ from ..receivers import hand_over
 from ..transport import Batch, CloseInfo, ConnectionClosed, Wire
 from .calls import HandlerOutcomes, OutgoingLedger, QueuedVerb, RecentTopics, describe_connection
 
-__all__ = ["TOPIC", "ProtocolDriver"]
-
-TOPIC = "topic"
-"""The live-frame column naming a protocol message (a payload field of that name becomes ``data.topic``)."""
+__all__ = ["ProtocolDriver"]
 
 
 class ProtocolDriver:

@@ -100,7 +100,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _fast_json_loads() -> Callable[[Body], Any] | None:
-    """msgspec's JSON decoder when the optional ``fast`` extra is installed, else ``None``."""
+    """msgspec's JSON decoder (a dependency of nbsocket), or ``None`` where it cannot be imported (a platform without
+    its wheel): then the standard library parses everything."""
     try:
         import msgspec
     except ImportError:
@@ -114,8 +115,8 @@ _fast_loads = _fast_json_loads()
 def decode_json(body: Body) -> Any:
     """Parse a JSON message (text, or UTF-8 bytes).
 
-    With the ``fast`` extra (msgspec) installed, msgspec parses first (about
-    eight times faster; integers of any size stay exact); anything it refuses
+    msgspec parses first (about eight times faster than the standard library;
+    integers of any size stay exact); anything it refuses
     (``NaN``/``Infinity``, numbers past float range, lone surrogates, deep
     nesting, invalid JSON) is parsed again by the standard library, so results
     and error messages are exactly the standard library's.

@@ -256,7 +256,8 @@ class Connection:
             "errors": stats.errors,
             "parse_errors": stats.parse_errors,
             "last_error": str(last) if last else None,
-            "latency": self.last_latency,
+            "latency_s": self.last_latency,  # the keepalive round trip in seconds, named like every other round trip
+            "latency": self.last_latency,  # the same value, under the name the API contract fixes
             "opened_at": stats.opened_at,
             "last_message_at": self.last_message_at,
             "rows": len(self.frame) if self.frame is not None else None,

@@ -47,6 +47,7 @@ STATUS_COLUMNS = [
     "errors",
     "parse_errors",
     "last_error",
+    "latency_s",
     "latency",
     "opened_at",
     "last_message_at",

@@ -229,12 +229,16 @@ async def main() -> None:
     server = await asyncio.get_running_loop().create_server(lambda: Handler(quiet), "127.0.0.1", args.port, backlog=4096)
     port = server.sockets[0].getsockname()[1]
     print(f"listening ws://127.0.0.1:{port} frame_size={FRAME_SIZE}", flush=True)
-    asyncio.ensure_future(quiet_ticker(quiet, args.quiet_period, args.quiet_phases, args.quiet_batch))
-    asyncio.ensure_future(report())
+    background = [  # held, so the loop does not lose them
+        asyncio.ensure_future(quiet_ticker(quiet, args.quiet_period, args.quiet_phases, args.quiet_batch)),
+        asyncio.ensure_future(report()),
+    ]
     # stop when the parent goes away (its end of our stdin closes)
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     await reader.read()
+    for task in background:
+        task.cancel()
 
 
 if __name__ == "__main__":

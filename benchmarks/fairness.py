@@ -90,7 +90,7 @@ class Receipts:
     def largest_gap(self, start: float, end: float) -> float:
         with self._lock:
             points = [start, *(t for t in self.times if start <= t <= end), end]
-        return max(b - a for a, b in zip(points, points[1:]))
+        return max(b - a for a, b in itertools.pairwise(points))
 
 
 def measure(count: int, rate: float) -> dict[str, float]:

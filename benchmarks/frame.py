@@ -136,7 +136,8 @@ def bench_stages(n: int) -> None:
     loads, flattened, appended = best(parse_only), best(parse_and_flatten), best(parse_flatten_append)
     print(
         f"   in-process CPU per message: json.loads {loads:.2f} us (the bare client does this too); the live frame adds "
-        f"{appended - loads:.2f} us: message_fields {flattened - loads:.2f} us, append and chunk building {appended - flattened:.2f} us"
+        f"{appended - loads:.2f} us: message_fields {flattened - loads:.2f} us, "
+        f"append and chunk building {appended - flattened:.2f} us"
     )
 
 
@@ -213,7 +214,8 @@ def bench_memory(n: int) -> None:
     print("   retained allocations (tracemalloc: Python heap and NumPy; plus pyarrow's pool for the string columns):")
     print(
         f"   live frame {live_bytes / 2**20:.1f} MiB in {chunk_count} chunks, ratio {live_bytes / base_bytes:.2f}; "
-        f"after a snapshot (one consolidated chunk) {consolidated_bytes / 2**20:.1f} MiB, ratio {consolidated_bytes / base_bytes:.2f}; "
+        f"after a snapshot (one consolidated chunk) {consolidated_bytes / 2**20:.1f} MiB, "
+        f"ratio {consolidated_bytes / base_bytes:.2f}; "
         f"from_records {base_bytes / 2**20:.1f} MiB (target ratio <= 1.3)"
     )
     print(

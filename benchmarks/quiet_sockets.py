@@ -119,7 +119,8 @@ def main() -> None:
                 res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
                 runs.setdefault(kind, []).append(res)
                 print(
-                    f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; handled {res['handled']:,.0f} of "
+                    f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; "
+                    f"handled {res['handled']:,.0f} of "
                     f"{res['offered']:,.0f} msgs/s offered, {res['us']:.1f} us CPU per message",
                     flush=True,
                 )
@@ -145,7 +146,8 @@ def main() -> None:
         w, b = results["websockets"], results["nbsocket"]
         print(
             f"\nnbsocket / bare: CPU per message {b['us'] / w['us']:.2f}x, handled share "
-            f"{b['handled'] / b['offered']:.0%} vs {w['handled'] / w['offered']:.0%}; opening {b['open_s'] / w['open_s']:.0f}x as long"
+            f"{b['handled'] / b['offered']:.0%} vs {w['handled'] / w['offered']:.0%}; "
+            f"opening {b['open_s'] / w['open_s']:.0f}x as long"
         )
     print(
         "server check: the server's CPU was "

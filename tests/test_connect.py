@@ -58,7 +58,7 @@ def test_same_name_other_url_raises_unless_replace(demo) -> None:
     first = nbs.connect("e", demo.url("/echo"))
     with pytest.raises(nbs.NameInUseError, match="replace=True"):
         nbs.connect("e", demo.url("/chat"))
-    with pytest.raises(nbs.NameInUseError, match="other options .*max_rows"):
+    with pytest.raises(nbs.NameInUseError, match=r"other options .*max_rows"):
         nbs.connect("e", demo.url("/echo"), max_rows=10)
     second = nbs.connect("e", demo.url("/chat"), replace=True)
     assert second is not first and first.state == "closed" and second.url.endswith("/chat")
@@ -134,9 +134,8 @@ def test_unresolvable_host() -> None:
 
 
 def test_handshake_timeout() -> None:
-    with SilentTcpServer() as silent:
-        with pytest.raises(nbs.ConnectTimeoutError, match="open_timeout=0.3") as info:
-            nbs.connect("x", f"ws://127.0.0.1:{silent.port}/", open_timeout=0.3)
+    with SilentTcpServer() as silent, pytest.raises(nbs.ConnectTimeoutError, match=r"open_timeout=0.3") as info:
+        nbs.connect("x", f"ws://127.0.0.1:{silent.port}/", open_timeout=0.3)
     assert info.value.kind == "timeout" and "x" not in default_manager
 
 

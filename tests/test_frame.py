@@ -131,7 +131,7 @@ def test_a_field_that_appears_later_is_na_in_earlier_rows(chunk_rows: int) -> No
 @pytest.mark.parametrize("chunk_rows", [16, 4096])
 def test_a_field_that_changes_type_keeps_earlier_values(chunk_rows: int) -> None:
     frame = LiveFrame("s", chunk_rows=chunk_rows)
-    values: list[Any] = list(range(20)) + ["text", 2.5, None, [1, 2], {"x": 1}, True]
+    values: list[Any] = [*range(20), "text", 2.5, None, [1, 2], {"x": 1}, True]
     fill(frame, [{"v": v} for v in values])
     df = frame.snapshot()
     assert len(df) == len(values)

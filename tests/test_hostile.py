@@ -68,7 +68,7 @@ def test_on_open_sends_bypass_a_full_outbox_and_go_first(unused_port, asynchrono
 def test_a_lone_surrogate_is_refused_at_send_and_the_socket_stays_open() -> None:
     with WsServer() as server:
         conn = nbs.connect("sur", server.url, content_type="text/plain")
-        with pytest.raises(nbs.EncodeError, match="surrogate|UTF-8"):
+        with pytest.raises(nbs.EncodeError, match=r"surrogate|UTF-8"):
             conn.send("a\ud800b")
         with pytest.raises(nbs.EncodeError):
             nbs.send("sur", "\udfff")
@@ -190,7 +190,10 @@ class AckingServer(AiohttpServer):
 
 def test_expect_after_connect_finds_the_ack_on_open_caused() -> None:
     with AckingServer() as server:
-        init = lambda conn: conn.send({"type": "connection_init"})
+
+        def init(conn: nbs.Connection) -> None:
+            conn.send({"type": "connection_init"})
+
         for attempt in range(5):
             conn = nbs.connect(f"gql{attempt}", f"ws://127.0.0.1:{server.port}/ws", on_open=init)
             ack = conn.expect({"type": "connection_ack"}, timeout=5)
@@ -437,7 +440,7 @@ def test_recording_keeps_inf_nan_big_integers_and_integer_columns(tmp_path) -> N
     import pandas as pd
 
     big = 123456789012345678901234567890
-    bodies = ['{"f": NaN, "n": 1}', '{"f": Infinity, "g": 1}', '{"f": -Infinity, "n": 3, "big": %d}' % big]
+    bodies = ['{"f": NaN, "n": 1}', '{"f": Infinity, "g": 1}', f'{{"f": -Infinity, "n": 3, "big": {big}}}']
 
     async def send(ws) -> None:  # type: ignore[no-untyped-def]
         for body in bodies:
@@ -448,7 +451,7 @@ def test_recording_keeps_inf_nan_big_integers_and_integer_columns(tmp_path) -> N
         for suffix in ("jsonl", "parquet"):
             path = tmp_path / f"capture.{suffix}"
             conn = nbs.connect(f"rec{suffix}", server.url, record=str(path))
-            eventually(lambda: conn.stats.messages_in == 3)
+            eventually(lambda conn=conn: conn.stats.messages_in == 3)
             conn.disconnect()
             if suffix == "jsonl":
                 back = pd.read_json(path, lines=True)

@@ -329,7 +329,7 @@ def test_send_errors_say_what_to_do(ip, demo) -> None:
             magic(ip, line)
         assert fragment in str(info.value), (line, str(info.value))
     magic(ip, "ws_disconnect s")
-    with pytest.raises(UsageError, match="ws_reset|reset"):
+    with pytest.raises(UsageError, match=r"ws_reset|reset"):
         magic(ip, "ws_send s 1")
 
 
@@ -486,7 +486,10 @@ def test_the_suggestion_hook_leaves_another_handler_alone_and_goes_on_unload() -
     assert shell.custom_exceptions == (UsageError,)
     shell.run_line_magic("unload_ext", "nbsocket")
     assert shell.custom_exceptions == ()
-    theirs = lambda shell, etype, value, tb, tb_offset=None: None
+
+    def theirs(shell, etype, value, tb, tb_offset=None) -> None:
+        return None
+
     shell.set_custom_exc((ValueError,), theirs)
     try:
         shell.run_line_magic("load_ext", "nbsocket")
@@ -532,7 +535,7 @@ def test_wait_uses_the_configured_count_and_timeout(ip, demo) -> None:
     magic(ip, f"ws_connect quiet {demo.url('/echo')}")
     cell(ip, "%config NbSocket.wait_timeout = 0.1")
     cell(ip, "%config NbSocket.wait_count = 4")
-    with pytest.raises(UsageError, match="only 0 of 4 message.* within 0.1s"):
+    with pytest.raises(UsageError, match=r"only 0 of 4 message.* within 0.1s"):
         magic(ip, "ws_wait quiet")
 
 
@@ -545,7 +548,7 @@ def test_wait_is_interrupted_cleanly_by_ctrl_c(ip, demo) -> None:
 
     thread = threading.Thread(target=interrupt_once_waiting, daemon=True)
     thread.start()
-    with pytest.raises(UsageError, match="interrupted: 0 of 1 message.*still open"):
+    with pytest.raises(UsageError, match=r"interrupted: 0 of 1 message.*still open"):
         magic(ip, "ws_wait quiet --timeout none")
     thread.join(5)
     assert not waiting(conn) and conn.state == "open"

@@ -162,7 +162,7 @@ def known_difference(message: dict[str, Any]) -> str | None:
     if (
         "method" in message
         and "id" in message
-        and not (message["id"] is None or isinstance(message["id"], (str, int, float)) and not isinstance(message["id"], bool))
+        and not (message["id"] is None or (isinstance(message["id"], (str, int, float)) and not isinstance(message["id"], bool)))
     ):
         return "the spec wants a string, number or null id; json-rpc-2.0 takes any"
     if "method" not in message and message.get("id", 0) is None and message.get("error") is None:

@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 from nbsocket.core.protocols.base import Action, Close, Deliver, Housekeeping, Malformed, Ready, Refused, Reply, Report, Send
 from nbsocket.core.protocols.stomp import STOMP
 
-from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.timeout(120)
 

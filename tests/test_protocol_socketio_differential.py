@@ -290,10 +290,10 @@ def valid_packets(draw: st.DrawFn) -> str:
 
 
 MUTATIONS: list[Callable[[str, st.DrawFn], str]] = [
-    lambda text, draw: draw(st.sampled_from(NUMERALS + list("789x -"))) + text[1:],  # the type
-    lambda text, draw: text[:1] + draw(st.sampled_from(NUMERALS + ["0", "00", "9" * 30, "10001"])) + "-" + text[1:],  # a count
+    lambda text, draw: draw(st.sampled_from([*NUMERALS, *"789x -"])) + text[1:],  # the type
+    lambda text, draw: text[:1] + draw(st.sampled_from([*NUMERALS, "0", "00", "9" * 30, "10001"])) + "-" + text[1:],  # a count
     lambda text, draw: text[:1] + text[1:].replace("-", "", 1),  # a count without its dash
-    lambda text, draw: _at_json(text, draw(st.sampled_from(NUMERALS + ["1" * 20, "1" * 120, str(2**53), "0" * 30 + "5"]))),
+    lambda text, draw: _at_json(text, draw(st.sampled_from([*NUMERALS, "1" * 20, "1" * 120, str(2**53), "0" * 30 + "5"]))),
     lambda text, draw: text.replace("null", "NaN", 1) if "null" in text else text + "NaN",
     lambda text, draw: text.replace('"num":0', '"num":' + draw(st.sampled_from(["1", "0.0", "true", "-1", '"0"'])), 1),
     lambda text, draw: text.replace(',{"_placeholder":true,"num":0}', "", 1) if "_placeholder" in text else text,

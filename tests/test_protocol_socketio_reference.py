@@ -17,7 +17,7 @@ import pytest
 import nbsocket as nbs
 from tests.servers import eventually
 
-from .protocol_servers.node_socketio import NodeSocketIOServer, node_socketio
+from .protocol_servers.node_socketio import NodeSocketIOServer, node_socketio  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.timeout(60)
 

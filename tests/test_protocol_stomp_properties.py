@@ -92,7 +92,7 @@ def test_nbsocket_and_stomp_py_read_every_well_formed_frame_the_same(
 def test_several_frames_in_one_message_are_read_in_order_by_both(
     frames: list[tuple[str, dict[str, str], bytes]], eols: list[str]
 ) -> None:
-    wire = b"".join(encode_frame(c, h, b) + eol.encode() for (c, h, b), eol in zip(frames, eols))
+    wire = b"".join(encode_frame(c, h, b) + eol.encode() for (c, h, b), eol in zip(frames, eols, strict=False))
     ours = [item for item in parse_frames(wire) if item is not None]
     assert [(f.command, f.headers, f.body) for f in ours] == [(f.cmd, f.headers, f.body) for f in stomp_py_frames(wire)]
     assert [f.command for f in ours] == [command for command, _, _ in frames]

@@ -43,7 +43,7 @@ def test_connect_call_and_emit_by_magic(ip: object) -> None:
 def test_one_option_table(ip: object) -> None:
     """The protocol options are declared once (core.options.PROTOCOL_OPTIONS); the magics and docs follow it."""
     assert set(PROTOCOL_FLAGS) == set(PROTOCOL_OPTIONS)
-    fields = {f for f in ConnectOptions.__dataclass_fields__}
+    fields = set(ConnectOptions.__dataclass_fields__)
     assert "protocol" in fields
     doc = inspect.getdoc(nbs.connect) or ""
     for name in PROTOCOL_OPTIONS:

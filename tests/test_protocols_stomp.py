@@ -12,7 +12,7 @@ import nbsocket as nbs
 from nbsocket.core.redact import MASK
 from tests.servers import eventually
 
-from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq
+from .protocol_servers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.timeout(120)
 

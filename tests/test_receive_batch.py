@@ -74,7 +74,7 @@ def test_a_mixed_stream_arrives_in_order_exactly_once_with_its_data_errors_frame
     assert [e.request.is_binary for e in events] == [isinstance(b, bytes) for b in bodies]
 
     # data and errors: what the codec gives one message at a time
-    for event, body in zip(events, bodies):
+    for event, body in zip(events, bodies, strict=True):
         try:
             data, error = decode_json(body), None
         except Exception as exc:

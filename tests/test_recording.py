@@ -233,7 +233,7 @@ def test_jsonl_lines_are_on_disk_after_each_batch(tmp_path: Path) -> None:
 
 def test_bad_record_paths_are_refused_before_any_io(tmp_path: Path) -> None:
     frame = LiveFrame("s")
-    with pytest.raises(InvalidOptionError, match=".parquet or .jsonl"):
+    with pytest.raises(InvalidOptionError, match=r".parquet or .jsonl"):
         open_recorder(str(tmp_path / "capture.csv"), frame)
     with pytest.raises(InvalidOptionError, match="does not exist"):
         open_recorder(str(tmp_path / "missing" / "capture.jsonl"), frame)

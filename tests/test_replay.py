@@ -111,7 +111,8 @@ def test_compare_pairs_by_key_when_replies_come_out_of_order() -> None:
     by_order = nbs.compare(a, b)
     assert set(by_order["reply"]) == {0, 1, 2}
     by_id = nbs.compare(a, b, key="id")
-    assert list(zip(by_id["reply"], by_id["field"], by_id["change"])) == [(3, "items.1", "changed"), (3, "new", "only in b")]
+    changes = list(zip(by_id["reply"], by_id["field"], by_id["change"], strict=True))
+    assert changes == [(3, "items.1", "changed"), (3, "new", "only in b")]
     assert by_id.iloc[0]["a"] == 2 and by_id.iloc[0]["b"] == 5
     assert nbs.compare(a, transcript([]))["change"].eq("reply only in a").all()
 

@@ -32,7 +32,7 @@ def test_send_encodes_by_content_type_and_keeps_str_and_bytes_as_they_are(demo) 
 
 
 def test_send_errors_are_clear(demo) -> None:
-    with pytest.raises(nbs.UnknownSocketError, match="no socket named 'ghost'.*no sockets are registered"):
+    with pytest.raises(nbs.UnknownSocketError, match=r"no socket named 'ghost'.*no sockets are registered"):
         nbs.send("ghost", "x")
     conn = nbs.connect("e", demo.url("/echo"), content_type="application/octet-stream")
     with pytest.raises(nbs.UnknownSocketError, match="known sockets: 'e'"):

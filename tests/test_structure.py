@@ -168,7 +168,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if colour.get(target, black) == grey:
-                return stack[stack.index(target) :] + [target]
+                return [*stack[stack.index(target) :], target]
             if colour.get(target) == white:
                 found = visit(target)
                 if found:

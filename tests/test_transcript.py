@@ -54,7 +54,7 @@ def test_every_frame_both_ways_in_order_with_open_and_close(demo: Any) -> None:
     assert list(received["body"]) == payloads  # the echo, in order
     assert list(sent["seq"]) == list(range(1, 41)) and list(received["seq"]) == list(range(1, 41))
     assert list(sent["kind"]) == ["binary" if isinstance(p, bytes) else "text" for p in payloads]
-    for (i_sent, _), (i_received, _) in zip(sent.iterrows(), received.iterrows()):
+    for (i_sent, _), (i_received, _) in zip(sent.iterrows(), received.iterrows(), strict=True):
         assert i_sent < i_received  # each message went out before its echo came back
     assert sent["size"].sum() == conn.stats.bytes_out and received["size"].sum() == conn.stats.bytes_in
     assert t.attrs["socket"] == "echo" and t.attrs["dropped"] == 0

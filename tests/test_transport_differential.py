@@ -20,6 +20,7 @@ runs a fixed, derandomized set; ``python benchmarks/fuzz.py wire`` runs many mor
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import tracemalloc
@@ -161,7 +162,7 @@ def sized_bytes(draw: st.DrawFn) -> bytes:
 
 def split_at(draw: st.DrawFn, data: bytes, most: int) -> list[bytes]:
     cuts = sorted(set(draw(st.lists(st.integers(0, len(data)), max_size=most))))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    return [data[a:b] for a, b in itertools.pairwise([0, *cuts, len(data)])]
 
 
 @st.composite
@@ -387,7 +388,7 @@ def test_a_refused_short_path_is_logged_once_and_everything_still_arrives(
 
         async def run() -> Any:
             ws = await open_connection(server.url_for(script), {"ping_interval": None})
-            ws.attach(ws_messages.extend)
+            ws.attach(ws_messages.extend)  # noqa: B023 (run() is awaited in this iteration)
             await asyncio.wait_for(ws.wait_closed(), 20)
             return ws
 

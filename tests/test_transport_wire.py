@@ -71,7 +71,7 @@ async def receive(url: str, count: int, **options: Any) -> tuple[list[str | byte
         ws.attach(got.extend)
         await ws.send("go")
         deadline = asyncio.get_running_loop().time() + 30
-        while len(got) < count and ws.protocol.state.name == "OPEN" and asyncio.get_running_loop().time() < deadline:
+        while len(got) < count and ws.protocol.state.name == "OPEN" and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         return got, ws
 

@@ -310,7 +310,8 @@ def test_updates_are_bounded_at_ticker_max_rate(demo: Any, monkeypatch: pytest.M
     sent = counter.of(panel, since=t0)
     incoming = (conn.stats.messages_in - start) / elapsed
     print(
-        f"\n{incoming:,.0f} messages/s in; {len(sent)} widget messages in {elapsed:.1f}s; at most {max_per_second(sent)} in one second"
+        f"\n{incoming:,.0f} messages/s in; {len(sent)} widget messages in {elapsed:.1f}s; "
+        f"at most {max_per_second(sent)} in one second"
     )
     assert sent, "the panel never updated"
     assert max_per_second(sent) <= 10

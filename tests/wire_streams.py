@@ -169,7 +169,7 @@ def reference_outcome(script: Script, *, max_size: int | None = 2**20) -> Outcom
     protocol.send_request(request)
     sent = b"".join(protocol.data_to_send())
     protocol.receive_data(handshake_response(sent, script.deflate))
-    [response] = protocol.events_received()
+    [_response] = protocol.events_received()
     assert protocol.state is State.OPEN, protocol.handshake_exc
     messages: list[str | bytes] = []
     fragments: list[bytes] = []

@@ -117,9 +117,11 @@ def test_panel_and_dashboard_in_notebook7(jupyter_server: Any, page: Any, demo: 
 
 def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
     source = [
-        "import nbsocket as nbs\n"
-        f"conn = nbs.connect('lab-ticker', {demo.url('/ticker?rate=max')!r})\n"
-        "nbs.panel('lab-ticker', by='symbol')"
+        (
+            "import nbsocket as nbs\n"
+            f"conn = nbs.connect('lab-ticker', {demo.url('/ticker?rate=max')!r})\n"
+            "nbs.panel('lab-ticker', by='symbol')"
+        )
     ]
     path = jupyter_server.write_notebook("lab-ticker.ipynb", source)
     open_and_run(page, jupyter_server, path)

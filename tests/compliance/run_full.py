@@ -2,12 +2,12 @@
 
     python tests/compliance/run_full.py [--cases "9.*,12.1.*" | --cases ci] [--clients nbsocket,websockets] [--write-expected]
 
-Starts wstest's fuzzing server on 127.0.0.1 (see ``fuzzingserver.py`` for where wstest comes from),
-runs every selected case (all of them by default, sections 9, 12 and 13 included: about ten
-minutes; ``--cases ci`` runs the cases of ``fuzzingserver.json``, as CI does) with each client in turn, and prints, per section, how many cases got each verdict for
-both, then every case that is not OK with the report's reason, and how nbsocket's results compare
-with ``expected.json``. ``--write-expected`` rewrites that table from this run's nbsocket results
-(the cases run; the rest of the table is kept). The reports stay in ``tests/compliance/reports/full/``
+Starts wstest's fuzzing server on 127.0.0.1 (see ``fuzzingserver.py`` for where wstest comes from), runs every
+selected case (all of them by default, sections 9, 12 and 13 included: about ten minutes; ``--cases ci`` runs
+the cases of ``fuzzingserver.json``, as CI does) with each client in turn, and prints, per section, how many
+cases got each verdict for both, then every case that is not OK with the report's reason, and how nbsocket's
+results compare with ``expected.json``. ``--write-expected`` rewrites that table from this run's nbsocket
+results (the cases run; the rest of the table is kept). The reports stay in ``tests/compliance/reports/full/``
 (``clients/index.html`` is Autobahn's own page).
 """
 

@@ -16,7 +16,7 @@ from websockets.asyncio.server import serve
 
 
 async def main(port: int, log_path: str) -> None:
-    log = open(log_path, "a", buffering=1, encoding="utf-8")
+    log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: ASYNC230, SIM115 (open for the process's life)
 
     async def handler(ws) -> None:  # type: ignore[no-untyped-def]
         async def feed() -> None:

@@ -88,7 +88,7 @@ class Gaps:
     def largest_between(self, start: float, end: float) -> float:
         inside = [t for t in self.times if start <= t <= end]
         points = [start, *inside, end]
-        return max(b - a for a, b in zip(points, points[1:]))
+        return max(b - a for a, b in itertools.pairwise(points))
 
 
 def _ask_repeatedly(ticker: nbs.Connection, stop: threading.Event, answered: list[float]) -> None:

@@ -32,7 +32,7 @@ def test_connection_cut_mid_message_is_survived() -> None:
         for _ in range(3):
             before = conn.stats.reconnects
             proxy.cut()
-            eventually(lambda: conn.stats.reconnects > before and conn.state == "open")
+            eventually(lambda before=before: conn.stats.reconnects > before and conn.state == "open")
         count = len(events)
         eventually(lambda: len(events) > count + 3)
     assert all(e.error is None and len(e.data["pad"]) == 100_000 for e in events)  # no torn message delivered

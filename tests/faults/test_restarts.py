@@ -54,7 +54,7 @@ def test_ten_server_kills_during_a_stream(tmp_path: Path, unused_port: int) -> N
         sent_while_down: list[str] = []
         for cycle in range(10):
             before = len(ticks)
-            eventually(lambda: len(ticks) >= before + 3, timeout=20)  # the stream flows on this connection
+            eventually(lambda before=before: len(ticks) >= before + 3, timeout=20)  # the stream flows on this connection
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             eventually(lambda: conn.state == "reconnecting", timeout=20)

@@ -49,7 +49,7 @@ class NodeServer:
         self.needs = needs
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (the server's stderr, kept until it stops)
 
     def missing(self) -> str | None:
         """Why the server cannot run here (no node, the npm package not installed), or ``None``."""

@@ -169,7 +169,7 @@ class RabbitMQ:
                 stderr=subprocess.DEVNULL,
             )
             self._wait_epmd()
-            self._output = open(self._workdir / "server-output.log", "wb")
+            self._output = open(self._workdir / "server-output.log", "wb")  # noqa: SIM115 (kept until the broker stops)
             self._broker = subprocess.Popen(
                 [self.server_script],
                 env=env,

@@ -183,7 +183,7 @@ def decode_csv(body: Body) -> list[dict[str, str]]:
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise CodecError(f"ragged CSV: row {number} has {len(row)} fields, the header has {len(header)}")
-        records.append(dict(zip(header, row)))
+        records.append(dict(zip(header, row, strict=True)))
     return records
 
 

@@ -16,7 +16,8 @@ from .transcript_entries import RECEIVED, as_entries
 __all__ = ["COLUMNS", "compare"]
 
 COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
-"""``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``, ``reply only in a`` or ``reply only in b``."""
+"""``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``,
+``reply only in a`` or ``reply only in b``."""
 
 
 def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[str] = ()) -> pd.DataFrame:
@@ -24,8 +25,9 @@ def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[st
 
     ``a`` and ``b`` are transcript DataFrames (``conn.transcript()``, the
     result of :func:`nbsocket.replay`), Connections, or ``(entries, meta)``
-    pairs (:func:`nbsocket.compare` also takes paths of saved ``.jsonl`` files). Received messages are paired in order, or by the value of
-    field ``key`` (e.g. ``key="id"`` when the server may answer out of order).
+    pairs (:func:`nbsocket.compare` also takes paths of saved ``.jsonl`` files).
+    Received messages are paired in order, or by the value of field ``key``
+    (e.g. ``key="id"`` when the server may answer out of order).
     JSON replies are compared field by field (nested fields and list items as
     dotted names, ``quote.bid``, ``items.0.id``); other replies as a whole.
     ``ignore`` lists field names or glob patterns to skip (``"timestamp"``,

@@ -82,7 +82,7 @@ class PendingRows:
             values = data.values()
             if dict in map(type, values):
                 return False
-            for column, value in zip(self.columns, values):
+            for column, value in zip(self.columns, values, strict=True):
                 column.append(value)
             self._count += 1
             return True
@@ -94,7 +94,7 @@ class PendingRows:
             if dict in map(type, values) or tuple(data) != plan:
                 return False
             rows.append(values)
-        for column, values in zip(self.columns, zip(*rows)):
+        for column, values in zip(self.columns, zip(*rows, strict=True), strict=True):
             column.extend(values)
         self._count += len(rows)
         return True
@@ -110,7 +110,7 @@ class PendingRows:
                 else:
                     keys = tuple(data)
                     if (self.planned and keys == self._plan_keys) or (not count and self._start_plan(keys)):
-                        for column, value in zip(self.columns, values):
+                        for column, value in zip(self.columns, values, strict=True):
                             column.append(value)
                         count += 1
                         continue
@@ -134,11 +134,13 @@ class PendingRows:
 
     def _value_rows(self, count: int) -> list[tuple[Any, ...]]:
         """The planned rows as value tuples (``count`` of them: a plan of no keys has no columns to count)."""
-        return list(zip(*self.columns)) if self.columns else [()] * count
+        return list(zip(*self.columns, strict=True)) if self.columns else [()] * count
 
     def _unplan(self, count: int | None = None) -> None:
         names = self._plan_names
-        self.rows = [dict(zip(names, values)) for values in self._value_rows(self._count if count is None else count)]
+        self.rows = [
+            dict(zip(names, values, strict=True)) for values in self._value_rows(self._count if count is None else count)
+        ]
         self.columns = []
         self.planned = False
 
@@ -150,7 +152,7 @@ class PendingRows:
         if planned:
             if not value_columns or not ts:
                 return ts, seqs, {}
-            body = pd.DataFrame(dict(zip(names, value_columns)))  # the same dtypes as from_records on the rows
+            body = pd.DataFrame(dict(zip(names, value_columns, strict=True)))  # the same dtypes as from_records on the rows
         else:
             if not rows:
                 return ts, seqs, {}

@@ -268,7 +268,7 @@ class DemoServer:
         count = int(query.get("count", "0"))
         symbols = [s for s in query.get("symbols", "ABC,XYZ,QRS").split(",") if s]
         rng = random.Random(int(query["seed"]) if "seed" in query else None)
-        prices = {s: 100.0 for s in symbols}
+        prices = dict.fromkeys(symbols, 100.0)
         state = {"symbols": symbols}
 
         async def listen() -> None:

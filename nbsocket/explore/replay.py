@@ -62,7 +62,9 @@ def burst(
     progress: bool | None = None,
     manager: Manager | None = None,
 ) -> BurstReport:
-    """Send ``messages`` (a list or a generator) on socket ``name`` at ``rate`` messages per second; returns a :class:`BurstReport`.
+    """Send ``messages`` (a list or a generator) on socket ``name`` at ``rate`` messages per second.
+
+    Returns a :class:`BurstReport`.
 
     ``rate=None`` (or 0) sends as fast as the socket takes them; ``count``
     stops after that many (for endless generators). The report counts the

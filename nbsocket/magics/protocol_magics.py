@@ -79,7 +79,7 @@ def protocol_options(args: argparse.Namespace, ns: Mapping[str, Any]) -> dict[st
                 raise UsageError(f"--{name} takes two integers 'CX,CY', not {text!r}") from None
         else:
             value, substituted = expand(text, ns, "--" + name)
-            if kind == "secret" or substituted and name == "login":
+            if kind == "secret" or (substituted and name == "login"):
                 add_secrets([value] if kind == "secret" else substituted)
         options[name] = value
     return options

@@ -1,9 +1,10 @@
 """The parts one socket is made of, and the small ports through which parts see the socket they belong to.
 
 A :class:`~nbsocket.runtime.connection.Connection` builds its parts once and hands them, as one
-:class:`SocketParts`, to the session, the receiver and the protocol driver; receivers see the session through a :class:`SessionPort`.
-Parts that need to see the socket itself (requests, pacing, the status row, a protocol's driver) get it as a :class:`SocketView`: the few
-public things they use, never the ``Connection`` class (so no part imports the facade that holds it).
+:class:`SocketParts`, to the session, the receiver and the protocol driver; receivers see the session through a
+:class:`SessionPort`. Parts that need to see the socket itself (requests, pacing, the status row, a protocol's
+driver) get it as a :class:`SocketView`: the few public things they use, never the ``Connection`` class (so no
+part imports the facade that holds it).
 """
 
 from __future__ import annotations

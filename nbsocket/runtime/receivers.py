@@ -170,7 +170,7 @@ class PlainReceiver:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + OPEN_SETTLE
         outbox = self._parts.outbox
-        while len(outbox) and loop.time() < deadline:  # on_open's sends go out first
+        while len(outbox) and loop.time() < deadline:  # noqa: ASYNC110 (on_open's sends go out first; the writer sets no event)
             await asyncio.sleep(0.001)
         peer = urlsplit(self._delivery.real_url).netloc
         if not first.done() and wire.is_open:

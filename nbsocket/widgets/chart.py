@@ -198,7 +198,7 @@ class ChartBuffer:
             lines = self._lines.setdefault(column, {})
             if column in rows.columns:
                 ys = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype="float64", na_value=math.nan)
-                for i, (x, y) in enumerate(zip(xs, ys)):
+                for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
                     if not (math.isfinite(x) and math.isfinite(y)):
                         continue
                     key = str(groups[i]) if groups is not None else column
@@ -321,12 +321,16 @@ def line_chart_svg(
     plot_w, plot_h = max(10, width - left - right), max(10, height - top - bottom)
     all_points = [p for pts in lines.values() for p in pts]
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsocket-svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}" '
-        'style="font:10px sans-serif;display:block;color:var(--jp-ui-font-color1,#333)">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="nbsocket-svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}" '
+            'style="font:10px sans-serif;display:block;color:var(--jp-ui-font-color1,#333)">'
+        ),
         f'<text x="{left}" y="12" fill="currentColor" font-weight="bold">{esc(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
-        'stroke="currentColor" stroke-opacity="0.25"/>',
+        (
+            f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+            'stroke="currentColor" stroke-opacity="0.25"/>'
+        ),
     ]
     if all_points:
         x_min = min(p[0] for p in all_points)
@@ -347,13 +351,17 @@ def line_chart_svg(
                 f"{left + (x - x_min) * sx:.1f},{top + plot_h - (y - y_min) * sy:.1f}" for x, y in decimate(points, 2 * plot_w)
             )
             parts.append(
-                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"><title>{esc(name)}</title></polyline>'
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}">'
+                f"<title>{esc(name)}</title></polyline>"
             )
         parts += [
             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_max))}</text>',
             f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" fill="currentColor">{esc(_fmt_number(y_min))}</text>',
             f'<text x="{left}" y="{height - 4}" fill="currentColor">{esc(_fmt_x(x_min, x_is_time, x_max - x_min))}</text>',
-            f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" fill="currentColor">{esc(_fmt_x(x_max, x_is_time, x_max - x_min))}</text>',
+            (
+                f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" fill="currentColor">'
+                f"{esc(_fmt_x(x_max, x_is_time, x_max - x_min))}</text>"
+            ),
         ]
         if legend:
             x = left + 140

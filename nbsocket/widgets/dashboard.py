@@ -104,7 +104,8 @@ class Dashboard(LiveView, widgets.VBox):
             self.title.value = (
                 f"<b>nbsocket</b>: {count} socket{'s' if count != 1 else ''}"
                 if count
-                else f"<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> or <code>{esc('nbs.connect(name, url)')}</code>"
+                else "<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> "
+                f"or <code>{esc('nbs.connect(name, url)')}</code>"
             )
             self._last_full = now
 

@@ -137,7 +137,8 @@ def summary_html(status: dict[str, Any], rate: float) -> str:
         f'<code class="nbsocket-url" style="font-size:85%">{esc(status.get("url", ""))}</code><br>'
         f'<span style="{MUTED}">in</span> {esc(values["in"])} · <span style="{MUTED}">out</span> {esc(values["out"])} · '
         f'{esc(values["rate"])} · <span style="{MUTED}">reconnects</span> {esc(values["reconnects"])} · '
-        f'<span style="{MUTED}">errors</span> {esc(values["errors"])} · <span style="{MUTED}">latency</span> {esc(values["latency"])}'
+        f'<span style="{MUTED}">errors</span> {esc(values["errors"])} · '
+        f'<span style="{MUTED}">latency</span> {esc(values["latency"])}'
         "</div>"
     )
 
@@ -145,9 +146,7 @@ def summary_html(status: dict[str, Any], rate: float) -> str:
 def _cell(value: Any) -> str:
     if isinstance(value, pd.Timestamp):
         text = value.strftime("%H:%M:%S.%f")[:-3]
-    elif isinstance(value, float) and value != value:  # NaN: no such field in this row
-        text = ""
-    elif value is None or value is pd.NA:
+    elif (isinstance(value, float) and value != value) or value is None or value is pd.NA:  # NaN: no such field in this row
         text = ""
     elif isinstance(value, bytes):
         text = f"<{len(value)} bytes>"
@@ -170,7 +169,8 @@ OWN_COLUMN_TITLES = {
 def _header_cell(column: str) -> str:
     style = "text-align:left;padding:1px 8px 1px 0"
     if column in OWN_COLUMN_TITLES:
-        return f'<th class="nbsocket-own-column" title="{esc(OWN_COLUMN_TITLES[column])}" style="{style};font-style:italic">{esc(column)}</th>'
+        title = esc(OWN_COLUMN_TITLES[column])
+        return f'<th class="nbsocket-own-column" title="{title}" style="{style};font-style:italic">{esc(column)}</th>'
     if column.startswith("data.") and column[5:] in ("timestamp", "socket", "seq", "error", "topic"):
         title = f"the message's own field {column[5:]!r} (prefixed: nbsocket has a column of that name)"
         return f'<th title="{esc(title)}" style="{style}">{esc(column)}</th>'

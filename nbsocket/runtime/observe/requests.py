@@ -125,7 +125,8 @@ class ReplyWaiter:
         self.future.cancel()
 
     def reply(self, event: WsEvent) -> Reply:
-        """The :class:`Reply` for ``event``; the round trip counts from the write (or, if the reply beat the write notice, the queueing)."""
+        """The :class:`Reply` for ``event``; the round trip counts from the write (or, if the reply beat the write
+        notice, the queueing)."""
         start = self.sent_ns if self.sent_ns is not None and self.sent_ns <= event.timestamp_ns else self.queued_ns
         return Reply(event, max(0, event.timestamp_ns - start) / 1e9)
 
@@ -274,7 +275,8 @@ class Requests:
         return reply
 
     def _arm(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
-        """Resolve ``waiter`` from the transcript (messages after ``since_seq``, by default :meth:`_default_since`) or start it listening."""
+        """Resolve ``waiter`` from the transcript (messages after ``since_seq``, by default :meth:`_default_since`),
+        or start it listening."""
         recorder = self._transcript.recorder
         if since_seq is None:
             since_seq = self._default_since()

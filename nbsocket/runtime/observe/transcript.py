@@ -106,7 +106,10 @@ class EntryColumns:
     def entries(self) -> list[Entry]:
         with self.lock:
             ts, seq, body, shape = list(self.ts), list(self.seq), list(self.body), list(self.shape)
-        return [new_entry(Entry, (t, s[0], s[1], q, b, s[2], s[3], s[4], s[5])) for t, q, b, s in zip(ts, seq, body, shape)]
+        return [
+            new_entry(Entry, (t, s[0], s[1], q, b, s[2], s[3], s[4], s[5]))
+            for t, q, b, s in zip(ts, seq, body, shape, strict=True)
+        ]
 
     def drop_oldest(self, keep: int, excess_bytes: int) -> tuple[int, int]:
         """Drop the oldest entries until at most ``keep`` are left and the bodies dropped add up to at least

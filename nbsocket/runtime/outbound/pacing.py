@@ -106,7 +106,8 @@ async def run_async(steps: Generator[float, None, None]) -> None:
 
 @dataclasses.dataclass
 class BurstReport:
-    """What a burst (:func:`nbsocket.burst`) did: messages attempted, queued, delivered (written to the socket), failed, and replies seen."""
+    """What a burst (:func:`nbsocket.burst`) did: messages attempted, queued, delivered (written to the socket), failed,
+    and replies seen."""
 
     socket: str
     messages: int

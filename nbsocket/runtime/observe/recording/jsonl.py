@@ -32,7 +32,7 @@ class JsonlRecorder(Recorder):
 
     def _add(self, chunk: pd.DataFrame) -> None:
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8", newline="\n")
+            self._file = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 (open until _finish)
         text = jsonl_text(chunk)
         self._file.write(text)
         self._file.flush()
@@ -54,7 +54,10 @@ def jsonl_text(chunk: pd.DataFrame) -> str:
     """
     keys = [encode_basestring(str(name)) + ":" for name in chunk.columns]
     columns = [_json_values(chunk[name]) for name in chunk.columns]
-    lines = ["{" + ",".join([k + v for k, v in zip(keys, values) if v is not None]) + "}" for values in zip(*columns)]
+    lines = [
+        "{" + ",".join([k + v for k, v in zip(keys, values, strict=True) if v is not None]) + "}"
+        for values in zip(*columns, strict=True)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -64,13 +67,13 @@ def _json_values(column: pd.Series) -> list[str | None]:
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         return _iso_times(column)
     values = column.tolist()
-    if pd.api.types.is_bool_dtype(dtype) and dtype != object:
+    if pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return [None if _missing(v) else ("true" if v else "false") for v in values]
     if pd.api.types.is_integer_dtype(dtype):
         return [None if _missing(v) else _json_int(v) for v in values]
     if pd.api.types.is_float_dtype(dtype):
         return [_json_float(v) for v in values]
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return [encode_basestring(v) if isinstance(v, str) else None for v in values]
     return [_json_value(v) for v in values]
 
@@ -123,9 +126,10 @@ def _iso_times(column: pd.Series) -> list[str | None]:
     missing = times.isna().to_numpy()
     seconds, fractions = divmod(micros, 1_000_000)
     distinct = np.unique(seconds[~missing])
-    prefix = dict(zip(distinct.tolist(), pd.to_datetime(distinct, unit="s").strftime("%Y-%m-%dT%H:%M:%S")))
+    prefix = dict(zip(distinct.tolist(), pd.to_datetime(distinct, unit="s").strftime("%Y-%m-%dT%H:%M:%S"), strict=True))
     return [
-        None if gone else f'"{prefix[s]}.{f:06d}Z"' for s, f, gone in zip(seconds.tolist(), fractions.tolist(), missing.tolist())
+        None if gone else f'"{prefix[s]}.{f:06d}Z"'
+        for s, f, gone in zip(seconds.tolist(), fractions.tolist(), missing.tolist(), strict=True)
     ]
 
 

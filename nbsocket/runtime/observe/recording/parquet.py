@@ -187,7 +187,7 @@ def to_arrow(column: pd.Series) -> pa.Array:
         return pa.array(column, type=pa.int64(), from_pandas=True)
     if pd.api.types.is_float_dtype(dtype):
         return pa.array(column, type=pa.float64(), from_pandas=True)
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return pa.array(column, from_pandas=True).cast(pa.string())
     kind = pd.api.types.infer_dtype(column, skipna=True)
     try:
@@ -216,9 +216,8 @@ def widen(recorded: pa.DataType, array: pa.Array) -> pa.DataType:
     new = array.type
     if pa.types.is_int64(recorded) and pa.types.is_floating(new):
         valid = pc.drop_null(array)
-        if len(valid) == 0 or pc.all(pc.equal(pc.floor(valid), valid)).as_py():
-            if len(valid) == 0 or (pc.max(pc.abs(valid)).as_py() or 0) < 2**63:
-                return recorded  # integers that pandas turned to floats because some were missing
+        if len(valid) == 0 or (pc.all(pc.equal(pc.floor(valid), valid)).as_py() and (pc.max(pc.abs(valid)).as_py() or 0) < 2**63):
+            return recorded  # integers that pandas turned to floats because some were missing
         return pa.float64()
     if pa.types.is_floating(recorded) and pa.types.is_integer(new):
         return recorded

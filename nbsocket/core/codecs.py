@@ -191,7 +191,7 @@ def encode_csv(obj: Any) -> str:
     """A DataFrame, a list of dicts or a list of rows -> CSV text."""
     to_csv = getattr(obj, "to_csv", None)
     if callable(to_csv):
-        return to_csv(index=False)
+        return str(to_csv(index=False))
     if isinstance(obj, Mapping):
         obj = [obj]
     if not isinstance(obj, (list, tuple)):

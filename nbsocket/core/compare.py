@@ -73,7 +73,8 @@ def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[st
     return frame
 
 
-Reply = tuple  # (seq, body, fields)
+Reply = tuple[int | None, str | bytes | None, Any]
+"""A received message: its ``seq``, its body and the body decoded (the body itself when it does not decode)."""
 
 
 def _replies(transcript: Any) -> list[Reply]:

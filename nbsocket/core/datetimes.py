@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import pandas as pd
 
 from ..errors import UnknownColumnError
 
-__all__ = ["EPOCH_UNITS", "to_datetime"]
+__all__ = ["EPOCH_UNITS", "EpochUnit", "to_datetime"]
 
-EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", float("inf")))
+EpochUnit = Literal["s", "ms", "us", "ns"]
+EPOCH_UNITS: tuple[tuple[EpochUnit, float], ...] = (("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", float("inf")))
 """Unit guessed for epoch numbers by magnitude: below 1e11 seconds, below 1e14 milliseconds, and so on."""
 _TIME_LIKE = re.compile(r"(^|[._])(timestamp|time|ts|date|datetime|epoch)$|_(at|ts|time)$", re.IGNORECASE)
 _OWN = frozenset({"timestamp", "socket", "seq"})
 
 
-def _guess_unit(values: pd.Series) -> str:
+def _guess_unit(values: pd.Series[float]) -> EpochUnit:
     magnitude = values.abs().median()
     return next(unit for unit, below in EPOCH_UNITS if magnitude < below)
 
 
-def to_datetime(frame: pd.DataFrame, columns: str | Sequence[str] | None = None, unit: str | None = None) -> pd.DataFrame:
+def to_datetime(frame: pd.DataFrame, columns: str | Sequence[str] | None = None, unit: EpochUnit | None = None) -> pd.DataFrame:
     """A copy of ``frame`` with epoch-number (or ISO text) ``columns`` turned into UTC datetimes.
 
     ``columns=None`` picks the message fields named like times (``data.timestamp``,

@@ -90,12 +90,12 @@ class PendingRows:
         for i, data in enumerate(datas):
             if data.__class__ is not dict or errors[i] is not None:
                 return False
-            values = tuple(data.values())
-            if dict in map(type, values) or tuple(data) != plan:
+            row = tuple(data.values())
+            if dict in map(type, row) or tuple(data) != plan:
                 return False
-            rows.append(values)
-        for column, values in zip(self.columns, zip(*rows, strict=True), strict=True):
-            column.extend(values)
+            rows.append(row)
+        for column, column_values in zip(self.columns, zip(*rows, strict=True), strict=True):
+            column.extend(column_values)
         self._count += len(rows)
         return True
 

@@ -18,7 +18,7 @@ import base64
 import datetime as _dt
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import pandas as pd
 
@@ -150,8 +150,8 @@ def entries_from_frame(frame: pd.DataFrame) -> list[Entry]:
     """The entries of a transcript DataFrame (the inverse of :func:`frame_from_entries`)."""
     if frame.empty:
         return []
-    stamps = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8
-    columns = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in COLUMNS[1:]]
+    stamps = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8  # type: ignore[attr-defined]  # missing from pandas-stubs
+    columns: list[list[Any]] = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in COLUMNS[1:]]
     direction, seq, kind, _size, body, error, code, reason, info = columns
     out = []
     for i, ts in enumerate(stamps):
@@ -266,10 +266,11 @@ def parse_jsonl(lines: Iterable[str], source: str = "transcript") -> tuple[list[
 def as_entries(transcript: Any) -> tuple[list[Entry], dict[str, Any]]:
     """Entries and meta data of a transcript given as a DataFrame or an object with ``transcript_entries()``."""
     if isinstance(transcript, pd.DataFrame):
-        return entries_from_frame(transcript), dict(transcript.attrs)
+        return entries_from_frame(transcript), cast("dict[str, Any]", dict(transcript.attrs))
     entries_of = getattr(transcript, "transcript_entries", None)
     if callable(entries_of):
-        return entries_of()
+        entries_and_meta: tuple[list[Entry], dict[str, Any]] = entries_of()
+        return entries_and_meta
     raise TranscriptFormatError(
         f"a transcript is a DataFrame from conn.transcript() or nbs.replay(), a path to a saved .jsonl "
         f"transcript, or a Connection; not {type(transcript).__name__}"

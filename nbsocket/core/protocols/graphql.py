@@ -61,12 +61,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ...errors import EncodeError, InvalidOptionError, ProtocolError
 from .base import Action, Close, Deliver, Housekeeping, Malformed, Outgoing, Protocol, Ready, Reply, Report, Send
 
-__all__ = ["CLOSE_CODES", "ENDED_KEPT", "REFUSAL_CODES", "GraphQLWS", "errors_text", "refusal_reason"]
+__all__ = ["CLOSE_CODES", "ENDED_KEPT", "REFUSAL_CODES", "GraphQLWS", "MessageHandler", "errors_text", "refusal_reason"]
+
+MessageHandler = Callable[[dict[str, Any], float], list[Action]]
+"""What handles one message type: the decoded message and the time it arrived -> the actions."""
 
 ENDED_KEPT = 1000
 """How many ids of subscriptions the client ended are remembered, so their in-flight messages are not reported."""
@@ -309,7 +313,7 @@ class GraphQLWS(Protocol):
             return [Malformed(f"{self.name}: {kind!r} payload must be an object or null, not {type(payload).__name__}")]
         return handler(message, now)
 
-    def _handlers(self) -> dict[str, Any]:
+    def _handlers(self) -> dict[str, MessageHandler]:
         return {
             "connection_ack": self._on_ack,
             "ping": self._on_ping,

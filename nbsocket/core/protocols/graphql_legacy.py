@@ -12,7 +12,7 @@ import json
 from typing import Any, ClassVar
 
 from .base import Action, Close, Housekeeping, Refused
-from .graphql import GraphQLWS
+from .graphql import GraphQLWS, MessageHandler
 
 __all__ = ["GraphQLWSLegacy"]
 
@@ -33,7 +33,7 @@ class GraphQLWSLegacy(GraphQLWS):
     _START: ClassVar[str] = "start"
     _STOP: ClassVar[str] = "stop"
 
-    def _handlers(self) -> dict[str, Any]:
+    def _handlers(self) -> dict[str, MessageHandler]:
         return {
             "connection_ack": self._on_ack,
             "connection_error": self._on_connection_error,

@@ -58,7 +58,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import InvalidOptionError, InvalidURLError, ProtocolError
@@ -253,7 +253,7 @@ class SocketIO(Protocol):
         if not isinstance(info, dict) or not isinstance(info.get("sid"), str):
             raise BadPacket("Engine.IO open packet without a sid")
         interval, timeout = info.get("pingInterval"), info.get("pingTimeout")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf for v in (interval, timeout)):
+        if not (_is_milliseconds(interval) and _is_milliseconds(timeout)):
             raise BadPacket("Engine.IO open packet without finite, non-negative pingInterval/pingTimeout")
         self._engine = info
         self._heartbeat = (interval + timeout) / 1000
@@ -403,3 +403,8 @@ class SocketIO(Protocol):
         """A Socket.IO packet as Engine.IO messages: the text frame, then its binary attachments."""
         text, attachments = encode_packet(kind, data, namespace=self.namespace if namespace is None else namespace, ack_id=ack_id)
         return [_EIO_MESSAGE + text, *attachments]
+
+
+def _is_milliseconds(value: object) -> TypeGuard[int | float]:
+    """A finite, non-negative number of milliseconds (``pingInterval``, ``pingTimeout``); a bool is not one."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf

@@ -186,9 +186,8 @@ def _check(packet: Packet) -> None:
         raise BadPacket("CONNECT_ERROR payload must be a JSON object or a string")
     if attachments:
         nums = [placeholder.get("num") for _, _, placeholder in _placeholders(data)]
-        if not all(isinstance(num, int) and not isinstance(num, bool) for num in nums) or sorted(nums) != list(
-            range(attachments)
-        ):
+        numbers = [num for num in nums if isinstance(num, int) and not isinstance(num, bool)]
+        if len(numbers) != len(nums) or sorted(numbers) != list(range(attachments)):
             raise BadPacket(
                 f"{name} announces {attachments} attachment(s) but its placeholders number "
                 f"{_shown_nums(nums)}, not 0..{attachments - 1} once each",

@@ -17,8 +17,7 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]  # imported there per platform, not re-exported
 from traitlets import TraitError
 
 from .. import api
@@ -27,6 +26,7 @@ from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
 from ..runtime import ProgressBar, frontend_present, registry
 from .args import expand, flag_spec, flagged_options, lookup_callable, optional_number, parse_headers, send_value, split_send_line
+from .arguments import MagicT, ParsedMagic, argument, magic_arguments
 from .config import CONFIG_OPTIONS, NbSocket
 from .handler import compile_handler, has_body
 from .hints import install_magic_suggestions, uninstall_magic_suggestions
@@ -46,10 +46,10 @@ def _default(trait: str) -> str:
     return f"default: NbSocket.{trait} = {getattr(_D, trait)!r}"
 
 
-def _option_arguments(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _option_arguments(*names: str) -> Callable[[MagicT], MagicT]:
     """``%ws_connect``'s flags for these ``connect`` options, made from their declarations (core.options)."""
 
-    def add(magic: Callable[..., Any]) -> Callable[..., Any]:
+    def add(magic: MagicT) -> MagicT:
         for name in reversed(names):
             flags, spec = flag_spec(name, _default(name) if name in CONFIG_OPTIONS else None)
             magic = argument(*flags, **spec)(magic)
@@ -133,7 +133,7 @@ def _chart_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _parse(magic: Callable[..., Any], line: str) -> argparse.Namespace:
+def _parse(magic: ParsedMagic, line: str) -> argparse.Namespace:
     """Parse a magic's line with shell quoting: ``-H "Name: value"`` gives ``Name: value`` without the quotes."""
     try:
         argv = arg_split(line, posix=True, strict=True)

@@ -24,14 +24,15 @@ __all__ = ["CONFIG_OPTIONS", "NbSocket"]
 CONFIG_OPTIONS = tuple(o.name for o in CONNECT_OPTIONS if o.config)
 """The ``connect`` options that have a ``%config NbSocket.<name>`` trait."""
 
-_TRAITS = {str: Unicode, int: Integer, float: Float, bool: Bool}
+_TRAITS: dict[type | None, type[TraitType[Any, Any]]] = {str: Unicode, int: Integer, float: Float, bool: Bool}
 
 
-def _trait(name: str) -> TraitType:
+def _trait(name: str) -> TraitType[Any, Any]:
     """The ``%config`` trait of the ``connect`` option ``name``, from its declaration."""
     opt = option(name)
     extra = {"allow_none": True} if opt.none else {}
-    return _TRAITS[opt.kind](opt.default, help=opt.config_help(), **extra).tag(config=True)
+    trait: TraitType[Any, Any] = _TRAITS[opt.kind](opt.default, help=opt.config_help(), **extra).tag(config=True)
+    return trait
 
 
 def _names(kind: type, *more: str) -> tuple[str, ...]:
@@ -61,7 +62,8 @@ class NbSocket(Configurable):
             get_codec(proposal["value"])
         except ValueError as exc:
             raise TraitError(str(exc)) from None
-        return proposal["value"]
+        content_type: str = proposal["value"]
+        return content_type
 
     @validate(*_names(int, "wait_count"))
     def _positive_int(self, proposal: Any) -> Any:

@@ -62,7 +62,7 @@ def compile_handler(cell: str, socket: str, namespace: dict[str, Any]) -> Callab
         wrapper = ast.parse(f"{'async ' if is_async else ''}def handler(event):\n    pass\n")
         function = wrapper.body[0]
         assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-        function.body = tree.body  # type: ignore[assignment]
+        function.body = tree.body
         code = compile(wrapper, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = exc.lineno if exc.lineno is not None else "?"
@@ -74,7 +74,7 @@ def compile_handler(cell: str, socket: str, namespace: dict[str, Any]) -> Callab
     linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
     scope: dict[str, Any] = {}
     exec(code, namespace, scope)
-    handler = scope["handler"]
+    handler: Callable[..., Any] = scope["handler"]
     if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
         raise UsageError(f"%%ws_handler {socket}: the cell uses yield, so it would never run; remove the yield")
     handler.__name__ = handler.__qualname__ = f"%%ws_handler {socket}"

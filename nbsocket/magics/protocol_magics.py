@@ -12,19 +12,20 @@ shown). The verbs act on a protocol socket by name::
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import api
 from ..core.redact import add_secrets, scrub
 from ..errors import NbSocketError
 from .args import expand, parse_literal
+from .arguments import MagicT, argument, magic_arguments
 
 __all__ = ["PROTOCOL_FLAGS", "ProtocolMagics", "protocol_arguments", "protocol_options"]
 
@@ -44,7 +45,7 @@ PROTOCOL_FLAGS: dict[str, tuple[str, str]] = {
 """The protocol options ``%ws_connect`` takes, each as ``--name-with-dashes`` (checked against core.options by a test)."""
 
 
-def protocol_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+def protocol_arguments(magic: MagicT) -> MagicT:
     """Add ``--protocol`` and every protocol option to a magic's arguments."""
     for name, (kind, help_text) in reversed(list(PROTOCOL_FLAGS.items())):
         magic = argument("--" + name.replace("_", "-"), default=None, metavar=kind.upper(), help=help_text)(magic)
@@ -160,12 +161,13 @@ def _split(line: str, head: int = 2) -> list[str]:
         timeout, line = ["--timeout", match.group(1)], line[: match.start()]
     if re.fullmatch(r"\s*(-h|--help)\s*", line):
         return ["-h"]
-    lexer = shlex.shlex(line, posix=True)
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     try:
-        words = [lexer.get_token() for _ in range(head)]
+        tokens = [lexer.get_token() for _ in range(head)]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    words = [w for w in words if w is not None]
-    rest = lexer.instream.read().strip()
+    words = [w for w in tokens if w is not None]
+    rest = stream.read().strip()  # what the lexer has not read
     return [*words, *([rest] if rest else []), *timeout]

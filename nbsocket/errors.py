@@ -22,6 +22,8 @@ too (in brackets)::
     ├── InvalidMessageError         [ValueError]    a widget's message box does not hold what its mode asks
     ├── CodecError                  [ValueError]    a received message did not parse
     ├── WaitTimeoutError            [TimeoutError]
+    ├── ExpectationError            [AssertionError]  an expectation of a test failed (expect, expect_none, assert_ok)
+    │   └── ExpectationTimeoutError [TimeoutError]    nothing matching arrived in time, or it arrived late (also a WaitTimeoutError)
     ├── TranscriptFormatError       [ValueError]    not a saved transcript
     ├── LoopThreadError             [RuntimeError]  a blocking call on nbsocket's loop thread
     ├── ProtocolError                               an application protocol used in a way it does not allow
@@ -42,6 +44,8 @@ __all__ = [
     "ConnectTimeoutError",
     "DemoServerError",
     "EncodeError",
+    "ExpectationError",
+    "ExpectationTimeoutError",
     "HandshakeStatusError",
     "InvalidMessageError",
     "InvalidOptionError",
@@ -205,6 +209,18 @@ class CodecError(NbSocketError, ValueError):
 
 class WaitTimeoutError(NbSocketError, TimeoutError):
     """Waiting for messages or for a state took longer than the timeout."""
+
+
+class ExpectationError(NbSocketError, AssertionError):
+    """An expectation failed: ``conn.expect`` (a schema violated), ``conn.expect_none``, ``report.assert_ok``.
+
+    Its text names the expectation, what arrived instead (the closest messages, with the fields that differ and both
+    values) and how long it waited; pytest shows it as an assertion failure.
+    """
+
+
+class ExpectationTimeoutError(ExpectationError, WaitTimeoutError):
+    """Nothing matching arrived in time (``expect``, ``request``), or it arrived later than ``within`` allowed."""
 
 
 class TranscriptFormatError(NbSocketError, ValueError):

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InvalidOptionError
 from .events import WsEvent
 
-__all__ = ["MISSING", "Match", "Matcher", "compile_match", "field"]
+__all__ = ["MISSING", "Match", "Matcher", "compile_match", "field", "field_of_event"]
 
 
 Match = Callable[[WsEvent], bool] | Mapping[str, Any] | str | None
@@ -49,6 +49,15 @@ def field(data: Any, name: str) -> Any:
     return value
 
 
+def field_of_event(event: WsEvent, name: str) -> Any:
+    """Field ``name`` of ``event``'s data (:func:`field`); ``topic`` is the event's topic on a protocol socket."""
+    if name == "topic":
+        topic = getattr(event, "topic", None)
+        if topic is not None:
+            return topic
+    return field(event.data, name)
+
+
 def _is_index(part: str) -> bool:
     return part.isdigit() or (part.startswith("-") and part[1:].isdigit())
 
@@ -58,12 +67,17 @@ class Matcher:
 
     A predicate that raises is taken as "no match" (a stream usually carries
     messages of other shapes); the first such error is kept in ``error`` and
-    shown if the wait times out.
+    shown if the wait times out. ``fields`` holds the ``(name, value)`` pairs of
+    a dict match (``None`` for a predicate), so a failure can say which fields
+    of the messages that did arrive differ.
     """
 
-    def __init__(self, test: Callable[[WsEvent], bool], description: str) -> None:
+    def __init__(
+        self, test: Callable[[WsEvent], bool], description: str, fields: tuple[tuple[str, Any], ...] | None = None
+    ) -> None:
         self._test = test
         self.description = description
+        self.fields = fields
         self.error: str | None = None
         self.errors = 0
 
@@ -100,10 +114,8 @@ def compile_match(match: Match, request: Any = None) -> Matcher:
             return compile_match(None)
 
         def test(event: WsEvent) -> bool:
-            data = event.data
             for name, value in items:
-                topic = getattr(event, "topic", None)
-                actual = topic if name == "topic" and topic is not None else field(data, name)
+                actual = field_of_event(event, name)
                 if actual is MISSING:
                     return False
                 if callable(value) and not isinstance(value, type):
@@ -114,7 +126,7 @@ def compile_match(match: Match, request: Any = None) -> Matcher:
             return True
 
         shown = ", ".join(f"{name}={_shown(value)}" for name, value in items)
-        return Matcher(test, "a message with " + shown)
+        return Matcher(test, "a message with " + shown, tuple(items))
     if callable(match):
         name = getattr(match, "__qualname__", None) or type(match).__name__
         return Matcher(match, f"a message for which {name}(event) is true")

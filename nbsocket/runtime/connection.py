@@ -140,7 +140,14 @@ class Connection:
         self._session.on_pong = self._latency.sample
         self._waits = Waits(self._session, self._dispatcher, self._handlers, self._observers, loop_thread, self)
         self._requests = Requests(
-            self, self._codec, lockable, self._transcript, self._latency, loop_thread, lambda: self._session.open_seq
+            self,
+            self._codec,
+            lockable,
+            self._transcript,
+            self._latency,
+            loop_thread,
+            lambda: self._session.open_seq,
+            lambda: self._outbox.last_put_ns,
         )
 
     def _receiver(self) -> Receiver:
@@ -455,18 +462,27 @@ class Connection:
         never missed. It returns as soon as the reply is received (the
         socket's handlers may still be running on it), so a sync handler may
         itself call ``request``. Blocks at most ``timeout`` seconds, then raises
-        :class:`WaitTimeoutError` showing the last messages received, or
+        :class:`ExpectationTimeoutError` (a :class:`WaitTimeoutError`) showing the closest messages received, or
         :class:`SocketClosedError` at once if the socket closes for good;
         Ctrl-C stops waiting. In a cell, ``await conn.request_async(...)``
         does not block the kernel.
         """
+        __tracebackhide__ = True
         return self._requests.request(message, match, timeout)
 
     async def request_async(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
         """Like :meth:`request`, for ``await`` (in a cell, or in an async handler)."""
         return await self._requests.request_async(message, match, timeout)
 
-    def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+    def expect(
+        self,
+        match: Match = None,
+        timeout: float | None = 5.0,
+        since: Any = None,
+        *,
+        within: float | None = None,
+        schema: Any = None,
+    ) -> WsEvent:
         """Wait for a message that matches (see :meth:`request` for ``match``) without sending; returns its event.
 
         By default, the messages that count are those received since the
@@ -478,12 +494,52 @@ class Connection:
         event or a :class:`Reply`) sets the starting point instead: messages
         received after it count (looked up in the transcript), e.g.
         ``conn.expect({"type": "done"}, since=reply)`` after a request.
-        """
-        return self._requests.expect(match, timeout, since)
 
-    async def expect_async(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+        ``within=S`` bounds the time: the message must arrive within ``S``
+        seconds of the last send on this socket (or of the ``since`` message;
+        of the connection's opening when nothing was sent); it waits until
+        then, and a message that arrived later fails too (``timeout`` is not
+        used). ``schema`` is a JSON Schema (a dict, checked with
+        ``jsonschema``) or a pydantic model class the message must be valid
+        under. A failure raises :class:`ExpectationError` (an
+        ``AssertionError``; when nothing arrived in time,
+        :class:`ExpectationTimeoutError`, also a :class:`WaitTimeoutError`)
+        whose text shows the expectation, the closest messages that did
+        arrive with the fields that differ, and how long it waited.
+        """
+        __tracebackhide__ = True  # pytest shows the test's line, not nbsocket's frames
+        return self._requests.expect(match, timeout, since, within=within, schema=schema)
+
+    async def expect_async(
+        self,
+        match: Match = None,
+        timeout: float | None = 5.0,
+        since: Any = None,
+        *,
+        within: float | None = None,
+        schema: Any = None,
+    ) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
-        return await self._requests.expect_async(match, timeout, since)
+        __tracebackhide__ = True
+        return await self._requests.expect_async(match, timeout, since, within=within, schema=schema)
+
+    def expect_none(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+        """Fail if a message that matches arrives: now, or during the next ``during`` seconds.
+
+        The messages that count are those :meth:`expect` would look at (received
+        since the current connection opened and after the last one an
+        ``expect`` or ``request`` returned, or after ``since``), then whatever
+        arrives during ``during`` seconds. ``match=None`` forbids any message.
+        Raises :class:`ExpectationError` showing the message and when it came;
+        returns ``None`` after ``during`` seconds otherwise.
+        """
+        __tracebackhide__ = True
+        self._requests.expect_none(match, during, since)
+
+    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+        """Like :meth:`expect_none`, for ``await``."""
+        __tracebackhide__ = True
+        await self._requests.expect_none_async(match, during, since)
 
     # --- transcript ------------------------------------------------------------------------
 

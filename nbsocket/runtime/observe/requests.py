@@ -3,7 +3,11 @@
 ``conn.request(message, match=...)`` sends and waits for the first reply
 that matches; it returns a :class:`Reply` (``.event``, ``.rtt`` in seconds;
 it also unpacks as ``event, rtt = ...``). ``conn.expect(match)`` waits
-without sending. Each has an ``_async`` twin for ``await`` in a cell.
+without sending; ``within=`` bounds when the message may arrive and
+``schema=`` checks it; ``conn.expect_none(match, during=S)`` fails when a
+matching message arrives. Each has an ``_async`` twin for ``await`` in a cell.
+A failure raises :class:`~nbsocket.errors.ExpectationError` (or its timeout
+kind), whose text :mod:`nbsocket.core.expectations` writes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ from typing import Any, NamedTuple
 
 from ...core.codecs import Codec
 from ...core.events import Request, WsEvent
+from ...core.expectations import (
+    Expectation,
+    Schema,
+    closest_messages,
+    compile_schema,
+    late_text,
+    missing_text,
+    schema_text,
+    unwanted_text,
+)
 from ...core.match import Match, Matcher, compile_match
-from ...core.redact import scrub
 from ...core.state import CLOSED_FOR_GOOD
 from ...core.transcript_entries import RECEIVED, Entry
-from ...errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
+from ...errors import ExpectationError, ExpectationTimeoutError, InvalidOptionError, SocketClosedError
 from ..loop import LoopThread
 from ..outbound.outbox import Outgoing
 from ..parts import SocketView
@@ -30,8 +43,8 @@ from .transcript import Transcript
 
 __all__ = ["Reply", "ReplyWaiter", "Requests"]
 
-SHOWN_ON_TIMEOUT = 5
-"""How many recent messages a timeout error shows."""
+CANDIDATES = 50
+"""How many of the messages that arrived instead a failed wait weighs to find the closest."""
 RECENT_PROTOCOL_EVENTS = 1000
 """Events a protocol socket keeps for a default ``expect`` to look back in."""
 
@@ -81,7 +94,7 @@ class ReplyWaiter:
         self.queued_ns = time.time_ns()
         self.sent_ns: int | None = None
         self.others = 0
-        self.seen: collections.deque[WsEvent] = collections.deque(maxlen=SHOWN_ON_TIMEOUT)
+        self.seen: collections.deque[WsEvent] = collections.deque(maxlen=CANDIDATES)
         self.future: concurrent.futures.Future[WsEvent] = concurrent.futures.Future()
 
     def on_received(self, event: WsEvent) -> None:
@@ -90,8 +103,12 @@ class ReplyWaiter:
         if self.matcher(event):
             self.resolve(event)
         else:
-            self.others += 1
-            self.seen.append(event)
+            self.passed_over(event)
+
+    def passed_over(self, event: WsEvent) -> None:
+        """Note a message that did not match (shown, if it comes close, when the wait fails)."""
+        self.others += 1
+        self.seen.append(event)
 
     def on_sent(self, item: Outgoing, ts_ns: int) -> None:
         if self.sent_ns is None and self.payload is not None and item.payload is self.payload:
@@ -130,26 +147,16 @@ class ReplyWaiter:
         start = self.sent_ns if self.sent_ns is not None and self.sent_ns <= event.timestamp_ns else self.queued_ns
         return Reply(event, max(0, event.timestamp_ns - start) / 1e9)
 
-    def timeout_message(self, timeout: float | None, sent: bool) -> str:
-        conn = self.conn
-        what = f"no reply matching {self.matcher.description}" if sent else f"no message matching {self.matcher.description}"
-        parts = [f"{what} arrived on {conn.name!r} within {timeout}s (socket {conn.state}"]
+    def failure_text(self, expectation: Expectation, waited: float, sent: bool) -> str:
+        """Why nothing matched: the expectation, how long it waited, and the closest of the messages that arrived."""
+        notes = []
         if sent and self.sent_ns is None:
-            parts.append("; the request was never written: it is still queued")
-        parts.append(f"; {self.others} other message(s) arrived meanwhile")
+            notes.append("the request was never written: it is still queued")
         if self.matcher.errors:
-            parts.append(f"; the match raised {self.matcher.error} on {self.matcher.errors} of them")
-        parts.append(")")
-        if self.seen:
-            parts.append(". Last messages received:\n" + "\n".join(_event_line(e) for e in self.seen))
-        else:
-            recent = self._recent(SHOWN_ON_TIMEOUT)
-            parts.append(
-                ". Last messages received before:\n" + "\n".join(_event_line(e) for e in recent)
-                if recent
-                else ". Nothing was received on this socket yet."
-            )
-        return scrub("".join(parts))
+            notes.append(f"the match raised {self.matcher.error} on {self.matcher.errors} of the messages")
+        candidates = list(self.seen) or self._recent(CANDIDATES)
+        closest = closest_messages(self.matcher, candidates)
+        return missing_text(expectation, waited, f"{self.conn.state}{_close_detail(self.conn)}", self.others, closest, notes)
 
 
 class Requests:
@@ -169,6 +176,7 @@ class Requests:
         latency: Latency,
         loop_thread: LoopThread,
         open_seq: Callable[[], int],
+        last_send_ns: Callable[[], int] = lambda: 0,
     ) -> None:
         self._conn = conn
         self._codec = codec
@@ -177,6 +185,7 @@ class Requests:
         self._latency = latency
         self._loop_thread = loop_thread
         self._open_seq = open_seq  # the socket's seq when the current connection opened
+        self._last_send_ns = last_send_ns  # when a message was last queued: what within= counts from
         self._consumed_seq = 0  # the last message an expect or request returned
         self._recent: collections.deque[WsEvent] | None = None
         if getattr(conn.options, "protocol", None) is not None:
@@ -191,58 +200,187 @@ class Requests:
 
     def request(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
         """See :meth:`Connection.request <nbsocket.Connection.request>`."""
+        __tracebackhide__ = True  # pytest shows the caller's line, not these frames
         self._loop_thread.refuse_blocking("request")
+        started = time.monotonic()
         waiter = self._start_request(message, match)
         try:
             event = waiter.future.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise WaitTimeoutError(waiter.timeout_message(timeout, sent=True)) from None
+            raise self._missing(waiter, self._expectation(waiter.matcher, timeout, reply=True), started, sent=True) from None
         finally:
             waiter.close()
         return self._note_reply(waiter, event)
 
     async def request_async(self, message: Any, match: Match = None, timeout: float | None = 5.0) -> Reply:
         """Like :meth:`request`, for ``await``."""
+        __tracebackhide__ = True
+        started = time.monotonic()
         waiter = self._start_request(message, match)
         try:
             event = await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout)
         except asyncio.TimeoutError:
-            raise WaitTimeoutError(waiter.timeout_message(timeout, sent=True)) from None
+            raise self._missing(waiter, self._expectation(waiter.matcher, timeout, reply=True), started, sent=True) from None
         finally:
             waiter.close()
         return self._note_reply(waiter, event)
 
-    def expect(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+    def expect(
+        self,
+        match: Match = None,
+        timeout: float | None = 5.0,
+        since: Any = None,
+        *,
+        within: float | None = None,
+        schema: Any = None,
+    ) -> WsEvent:
         """See :meth:`Connection.expect <nbsocket.Connection.expect>`."""
+        __tracebackhide__ = True
         self._loop_thread.refuse_blocking("expect")
-        waiter = self._waiter(match)
-        since_seq = _seq_of(since)
+        waiter, since_seq, expectation, wait = self._prepare_expect(match, timeout, since, within, schema)
+        started = time.monotonic()
         try:
             if self._loop_thread.running:
                 self._loop_thread.run(self._arm_async(waiter, since_seq), 10.0)
             else:
                 self._arm(waiter, since_seq)
-            event = waiter.future.result(timeout)
+            event = waiter.future.result(wait)
         except concurrent.futures.TimeoutError:
-            raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
+            raise self._missing(waiter, expectation, started) from None
         finally:
             waiter.close()
-        return self._consumed(event)
+        return self._judge(expectation, self._consumed(event), started)
 
-    async def expect_async(self, match: Match = None, timeout: float | None = 5.0, since: Any = None) -> WsEvent:
+    async def expect_async(
+        self,
+        match: Match = None,
+        timeout: float | None = 5.0,
+        since: Any = None,
+        *,
+        within: float | None = None,
+        schema: Any = None,
+    ) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
-        waiter = self._waiter(match)
-        since_seq = _seq_of(since)
+        __tracebackhide__ = True
+        waiter, since_seq, expectation, wait = self._prepare_expect(match, timeout, since, within, schema)
+        started = time.monotonic()
         try:
-            if self._loop_thread.in_loop_thread() or not self._loop_thread.running:
-                self._arm(waiter, since_seq)
-            else:
-                await asyncio.wrap_future(self._loop_thread.submit(self._arm_async(waiter, since_seq)))
-            return self._consumed(await asyncio.wait_for(asyncio.wrap_future(waiter.future), timeout))
+            await self._arm_from_anywhere(waiter, since_seq)
+            event = await asyncio.wait_for(asyncio.wrap_future(waiter.future), wait)
         except asyncio.TimeoutError:
-            raise WaitTimeoutError(waiter.timeout_message(timeout, sent=False)) from None
+            raise self._missing(waiter, expectation, started) from None
         finally:
             waiter.close()
+        return self._judge(expectation, self._consumed(event), started)
+
+    def expect_none(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+        """See :meth:`Connection.expect_none <nbsocket.Connection.expect_none>`."""
+        __tracebackhide__ = True
+        self._loop_thread.refuse_blocking("expect_none")
+        started, start_ns = time.monotonic(), time.time_ns()
+        waiter, since_seq, expectation = self._prepare_expect_none(match, during, since)
+        try:
+            if self._loop_thread.running:
+                self._loop_thread.run(self._arm_async(waiter, since_seq), 10.0)
+            else:
+                self._arm(waiter, since_seq)
+            event = waiter.future.result(during)
+        except concurrent.futures.TimeoutError:
+            return
+        finally:
+            waiter.close()
+        raise ExpectationError(unwanted_text(expectation, event, start_ns, time.monotonic() - started))
+
+    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+        """Like :meth:`expect_none`, for ``await``."""
+        __tracebackhide__ = True
+        started, start_ns = time.monotonic(), time.time_ns()
+        waiter, since_seq, expectation = self._prepare_expect_none(match, during, since)
+        try:
+            await self._arm_from_anywhere(waiter, since_seq)
+            event = await asyncio.wait_for(asyncio.wrap_future(waiter.future), during)
+        except asyncio.TimeoutError:
+            return
+        finally:
+            waiter.close()
+        raise ExpectationError(unwanted_text(expectation, event, start_ns, time.monotonic() - started))
+
+    async def _arm_from_anywhere(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
+        if self._loop_thread.in_loop_thread() or not self._loop_thread.running:
+            self._arm(waiter, since_seq)
+        else:
+            await asyncio.wrap_future(self._loop_thread.submit(self._arm_async(waiter, since_seq)))
+
+    # --- what an expectation is, and its verdict ---------------------------------------------------
+
+    def _prepare_expect(
+        self, match: Match, timeout: float | None, since: Any, within: float | None, schema: Any
+    ) -> tuple[ReplyWaiter, int | None, Expectation, float | None]:
+        """The waiter, where it starts looking, the expectation, and how long to wait (checked before any waiting)."""
+        if within is not None:
+            _check_seconds("within", within)
+        checked = compile_schema(schema)
+        since_seq = _seq_of(since)
+        waiter = self._waiter(match)
+        expectation = self._expectation(waiter.matcher, timeout, within=within, since=since, schema=checked)
+        wait = timeout
+        if within is not None:
+            wait = max(0.0, (expectation.reference_ns + within * 1e9 - time.time_ns()) / 1e9)
+        return waiter, since_seq, expectation, wait
+
+    def _prepare_expect_none(self, match: Match, during: float, since: Any) -> tuple[ReplyWaiter, int | None, Expectation]:
+        _check_seconds("during", during)
+        since_seq = _seq_of(since)
+        waiter = self._waiter(match)
+        return waiter, since_seq, Expectation(self._conn.name, waiter.matcher, during=during)
+
+    def _expectation(
+        self,
+        matcher: Matcher,
+        timeout: float | None,
+        *,
+        within: float | None = None,
+        since: Any = None,
+        schema: Schema | None = None,
+        reply: bool = False,
+    ) -> Expectation:
+        reference, reference_ns = "", 0
+        if within is not None:
+            reference, reference_ns = self._reference(since)
+        return Expectation(self._conn.name, matcher, within, reference, reference_ns, schema, timeout=timeout, reply=reply)
+
+    def _reference(self, since: Any) -> tuple[str, int]:
+        """What ``within`` counts from, and when it was: the ``since`` message, else the last send, else the opening."""
+        if isinstance(since, Reply):
+            since = since.event
+        if isinstance(since, WsEvent):
+            return f"message #{since.seq}", since.timestamp_ns
+        if since is not None:
+            seq = _seq_of(since)
+            for entry in reversed(self._transcript.entries()[0]):
+                if entry.direction == RECEIVED and entry.seq == seq:
+                    return f"message #{seq}", entry.ts_ns
+        last_send = self._last_send_ns()
+        if last_send and since is None:
+            return "the last send", last_send
+        opened = self._conn.stats.opened_at
+        return "the connection's opening", int(opened.timestamp() * 1e9) if opened is not None else time.time_ns()
+
+    def _missing(
+        self, waiter: ReplyWaiter, expectation: Expectation, started: float, sent: bool = False
+    ) -> ExpectationTimeoutError:
+        return ExpectationTimeoutError(waiter.failure_text(expectation, time.monotonic() - started, sent))
+
+    def _judge(self, expectation: Expectation, event: WsEvent, started: float) -> WsEvent:
+        """``event`` matched: it still fails the expectation if it came later than ``within`` or breaks the schema."""
+        __tracebackhide__ = True
+        if expectation.within is not None and event.timestamp_ns > expectation.reference_ns + expectation.within * 1e9:
+            raise ExpectationTimeoutError(late_text(expectation, event, time.monotonic() - started))
+        if expectation.schema is not None:
+            violations = expectation.schema.violations(event.data)
+            if violations:
+                raise ExpectationError(schema_text(expectation, event, violations, time.monotonic() - started))
+        return event
 
     def _waiter(self, match: Match, message: Any = None, payload: str | bytes | None = None) -> ReplyWaiter:
         return ReplyWaiter(self._conn, compile_match(match, message), payload, self.recent_received)
@@ -282,9 +420,11 @@ class Requests:
             since_seq = self._default_since()
             if self._recent is not None:
                 for event in list(self._recent):
-                    if event.seq > since_seq and waiter.matcher(event):
-                        waiter.resolve(event)
-                        return
+                    if event.seq > since_seq:
+                        if waiter.matcher(event):
+                            waiter.resolve(event)
+                            return
+                        waiter.passed_over(event)
                 self._conn.add_observer(waiter)
                 return
             if recorder is None or since_seq >= self._conn.received:
@@ -301,6 +441,7 @@ class Requests:
                 if waiter.matcher(event):
                     waiter.resolve(event)
                     return
+                waiter.passed_over(event)
         self._conn.add_observer(waiter)
 
     async def _arm_async(self, waiter: ReplyWaiter, since_seq: int | None) -> None:
@@ -335,17 +476,16 @@ def _seq_of(since: Any) -> int | None:
     raise InvalidOptionError(f"since must be a sequence number, an event or a Reply, not {type(since).__name__}")
 
 
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidOptionError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
 def _close_detail(conn: Any) -> str:
     code = conn.close_code
     if code is None:
         return ""
     return f" (closed with {code}{' ' + repr(conn.close_reason) if conn.close_reason else ''})"
-
-
-def _event_line(event: WsEvent) -> str:
-    body = event.request.body
-    shown = repr(body[:64]) + ("..." if len(body) > 64 else "") if isinstance(body, bytes) else _clip(body, 200)
-    return f"  #{event.seq} {event.timestamp:%H:%M:%S.%f} {shown}"
 
 
 def _clip(text: str, limit: int) -> str:

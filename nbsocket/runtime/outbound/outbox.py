@@ -45,6 +45,9 @@ class Outbox:
         self._room = threading.Condition(threading.Lock())
         self._waiting = 0
         self.priority = False
+        self.last_put_ns = 0
+        """When a message was last queued (UTC nanoseconds; 0 before the first): the "last send" ``expect(within=...)``
+        counts from."""
 
     def _fits(self, count: int) -> bool:
         return len(self._queue) + len(self._front) + count <= self.limit
@@ -65,6 +68,7 @@ class Outbox:
         with self._room:
             if self.priority:  # on_open: written first, and never waits for room it alone could make
                 self._front.extend(items)
+                self.last_put_ns = now
                 return items
             if count > self.limit:
                 raise OutboxFullError(
@@ -86,6 +90,7 @@ class Outbox:
                     "Wait and retry, raise outbox_size or send_timeout, or call conn.clear_outbox()."
                 )
             self._queue.extend(items)
+        self.last_put_ns = now
         return items
 
     def take(self) -> Outgoing | None:

@@ -155,7 +155,7 @@ class Manager:
             if name in self._connections:
                 raise NameInUseError(f"socket {name!r} was connected by another thread just now; use nbs.get({name!r})")
             self._connections[name] = conn
-            self._watch_version += 1
+            self._socket_changed(conn)
         if conn.frame is not None:
             conn.frame.on_watch_change = self._frames_changed
         if opts.insecure:
@@ -167,7 +167,7 @@ class Manager:
             with self._lock:
                 if self._connections.get(name) is conn:
                     del self._connections[name]
-                    self._watch_version += 1
+                    self._socket_changed(conn)
             self._discard(conn)
             raise ConnectTimeoutError(
                 f"{conn.url} did not open within {conn.open_timeout_total:g} s (open_timeout={opts.open_timeout}); "
@@ -178,7 +178,7 @@ class Manager:
             with self._lock:
                 if self._connections.get(name) is conn:
                     del self._connections[name]
-                    self._watch_version += 1
+                    self._socket_changed(conn)
             self._discard(conn)
             raise
         return conn
@@ -243,7 +243,7 @@ class Manager:
         with self._lock:
             conn = self.get(name)
             del self._connections[name]
-            self._watch_version += 1
+            self._socket_changed(conn)
         conn._mark_removed()
         queued = conn.queued
         if queued:
@@ -312,6 +312,12 @@ class Manager:
     def _frames_changed(self) -> None:
         """A live frame gained or lost a subscriber or sink: the ticker lists the frames it polls again."""
         self._watch_version += 1
+
+    def _socket_changed(self, conn: Connection) -> None:
+        """A socket came or went: the ticker lists the frames it polls again, if this socket's frame is one of them
+        (a loop of thousands of connects must not make every tick look at every socket)."""
+        if conn.frame is not None and conn.frame.watched:
+            self._watch_version += 1
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Close every socket with 1001 and stop the loop thread, within about ``timeout`` seconds."""

@@ -93,6 +93,34 @@ def test_every_notebook_has_checks_and_no_outputs_in_git() -> None:
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs saved"
 
 
+def _extra_closure(extras: dict[str, list[str]], name: str) -> set[str]:
+    """The distribution names an extra brings, following ``nbsocket[other]`` references."""
+    import re
+
+    names: set[str] = set()
+    for requirement in extras[name]:
+        project = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+        if project == "nbsocket":
+            for inner in requirement.split("[", 1)[1].split("]", 1)[0].split(","):
+                names |= _extra_closure(extras, inner.strip())
+        else:
+            names.add(project)
+    return names
+
+
+def test_the_demo_extra_brings_what_every_copied_notebook_needs() -> None:
+    """README's first command (pip install -e ".[demo]" && nbsocket demo) runs every notebook nbsocket demo copies:
+    protocols.ipynb's servers (the protocols-demo libraries) and the interactive charts (views) included."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    demo = _extra_closure(extras, "demo")
+    assert _extra_closure(extras, "protocols-demo") <= demo
+    assert {"plotly", "anywidget", "jupyterlab", "nbclient"} <= demo
+    notebooks = " ".join((NOTEBOOKS / name).read_text(encoding="utf-8") for name in CHECKS)
+    assert "protocol_servers" in notebooks  # protocols.ipynb starts the servers those libraries serve
+
+
 def _outputs_text(notebook: nbformat.NotebookNode) -> str:
     return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
 
@@ -176,17 +204,28 @@ def test_nbsocket_demo_headless_prints_a_summary(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_nbsocket_demo_serves_jupyterlab_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signal_name, background", [("SIGINT", False), ("SIGTERM", False), ("SIGINT", True), ("SIGTERM", True)])
+def test_nbsocket_demo_ends_all_it_started_on_a_signal(tmp_path: Path, signal_name: str, background: bool) -> None:
+    """Foreground (Ctrl-C) or background (``nbsocket demo &``, which inherits SIGINT ignored): JupyterLab, its kernels
+    and the demo server all stop, and nbsocket demo exits 0."""
+    import json as _json
     import signal
     import time
     import urllib.request
+
+    import psutil
+
+    def ignore_sigint() -> None:  # what a shell does to a job it starts with &
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbsocket", "demo", "--no-browser", "--dir", str(tmp_path / "ws"), "--server-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ignore_sigint if background else None,
     )
+    started: list[psutil.Process] = []
     try:
         assert proc.stdout is not None
         url = None
@@ -200,9 +239,23 @@ def test_nbsocket_demo_serves_jupyterlab_and_stops_on_ctrl_c(tmp_path: Path) -> 
         assert url is not None, "nbsocket demo printed no URL"
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200 and b"JupyterLab" in response.read()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        base, token = url.split("/lab/")[0], url.split("token=")[1]
+        request = urllib.request.Request(
+            f"{base}/api/kernels", data=b"{}", method="POST", headers={"Authorization": f"token {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert _json.loads(response.read())["id"]
+        started = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "demo-server" in names and "jupyterlab" in names and "ipykernel" in names, names
+        proc.send_signal(getattr(signal, signal_name))
+        assert proc.wait(60) == 0
+        _gone, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, f"still running after {signal_name}: {[p.cmdline() for p in alive]}"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        for child in started:
+            if child.is_running():
+                child.kill()

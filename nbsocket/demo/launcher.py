@@ -25,6 +25,7 @@ __all__ = [
     "PREVIEW_ROWS",
     "QUICKSTART",
     "SUMMARY_MARK",
+    "Stopped",
     "choose_server_port",
     "demo_server",
     "main",
@@ -33,6 +34,7 @@ __all__ = [
     "prepare_workspace",
     "run_headless",
     "run_lab",
+    "stop_on_signals",
 ]
 
 
@@ -132,6 +134,7 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # a Ctrl-C in the terminal reaches nbsocket demo only, which stops its children in order
     )
     try:
         assert proc.stdout is not None
@@ -146,14 +149,46 @@ def demo_server(host: str, port: int) -> Iterator[str]:
         _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+def _stop(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Stop a child with SIGTERM (JupyterLab then shuts its kernels down), and kill it if it outlasts ``timeout``.
+
+    SIGTERM, not SIGINT: a job started in the background with ``&`` inherits SIGINT ignored, and
+    JupyterLab answers SIGINT with a question on the terminal.
+    """
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+
+
+class Stopped(Exception):
+    """``nbsocket demo`` received SIGTERM, SIGINT or SIGHUP: stop everything it started, then exit."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM, SIGINT and SIGHUP into :class:`Stopped` in the main thread while the demo runs.
+
+    Python's own SIGINT handler is not there when the demo was started in the background (``nbsocket demo &``
+    inherits SIGINT ignored), and SIGTERM would end the process without cleaning up: JupyterLab, its kernels
+    and the demo server would be left running.
+    """
+    wanted = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def stop(signum: int, _frame: object) -> None:
+        for number in wanted:  # a second signal while stopping must not cut the cleanup short
+            signal.signal(number, signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, stop) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 PREVIEW_ROWS = 5
@@ -225,19 +260,19 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers often run as root; the server only listens on this machine
     env = {**os.environ, ENV_URL: server_url}
-    lab = subprocess.Popen(command, env=env)
+    lab = subprocess.Popen(command, env=env, start_new_session=True)
     if not _wait_listening(host, port, lab):
         _stop(lab)
         print(f"nbsocket demo: JupyterLab did not start (exit code {lab.returncode}); see its log above", file=sys.stderr)
         return 1
     print(f"nbsocket demo: demo server on {server_url}; notebooks in {workspace}")
     print(f"open http://{host}:{port}/lab/tree/{QUICKSTART}?token={token}")
-    print("Ctrl-C stops JupyterLab and the demo server.", flush=True)
+    print("Ctrl-C (or SIGTERM) stops JupyterLab, its kernels and the demo server.", flush=True)
     try:
         while lab.poll() is None:
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, Stopped):
+        print("nbsocket demo: stopping JupyterLab, its kernels and the demo server", flush=True)
     finally:
         _stop(lab)
     return 0
@@ -269,8 +304,16 @@ def main(
     headless: bool = False,
     open_browser: bool = True,
 ) -> int:
-    """Entry point of ``nbsocket demo``."""
+    """Entry point of ``nbsocket demo``: stops everything it started on Ctrl-C, SIGTERM or SIGHUP, in the foreground or not."""
     workspace = prepare_workspace(Path(directory).expanduser().resolve())
+    try:
+        with stop_on_signals():
+            return _run(workspace, host, port, server_port, headless, open_browser)
+    except Stopped:
+        return 0
+
+
+def _run(workspace: Path, host: str, port: int, server_port: int, headless: bool, open_browser: bool) -> int:
     with demo_server(host, server_port) as server_url:
         if headless:
             started = time.monotonic()

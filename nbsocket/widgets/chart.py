@@ -11,7 +11,7 @@ import collections
 import datetime as _dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -309,7 +309,7 @@ def decimate(points: Sequence[Point], max_points: int) -> list[Point]:
 
 def line_chart_svg(
     title: str,
-    lines: dict[str, Sequence[Point]],
+    lines: Mapping[str, Sequence[Point]],
     *,
     width: int = 560,
     height: int = 120,

@@ -10,9 +10,10 @@ next refresh (on the refresher thread, never from the loop).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -20,11 +21,13 @@ import ipywidgets as widgets
 from ..core.hints import in_widget_words
 from ..core.redact import redact_url, scrub, url_secrets
 from ..errors import EncodeError, InvalidMessageError, NbSocketError
+from ..runtime import ProtocolConnection
 from .render import feedback_html
+from .throttle import Refresher
 from .throttle import refresher as default_refresher
 
 if TYPE_CHECKING:
-    from ..runtime import Connection
+    from ..runtime import Connection, Manager
 
 __all__ = ["MODES", "InvalidMessageError", "SocketControls", "describe_payload", "parse_message"]
 
@@ -83,11 +86,11 @@ class SocketControls:
 
     def __init__(
         self,
-        manager: Any,
+        manager: Manager,
         name: str,
         *,
         compact: bool = False,
-        refresher: Any = None,
+        refresher: Refresher | None = None,
     ) -> None:
         self.manager = manager
         self.name = name
@@ -203,12 +206,14 @@ class SocketControls:
         except InvalidMessageError as exc:
             self.show(str(exc), ok=False)
             return
-        protocol = getattr(conn, "protocol", None)
-        if protocol in ("socketio", "jsonrpc", "stomp"):  # "NAME payload": emit an event / notify a method / publish
+        if isinstance(conn, ProtocolConnection) and conn.protocol in ("socketio", "jsonrpc", "stomp"):
+            # "NAME payload": emit an event / notify a method / publish
+            protocol = conn.protocol
             name, _, rest = text.strip().partition(" ")
             try:
                 payload = [parse_message(rest, self.mode.value)] if rest.strip() else []
-                verb = {"socketio": conn.emit, "jsonrpc": conn.notify, "stomp": conn.publish}[protocol]
+                verbs: dict[str, Callable[..., None]] = {"socketio": conn.emit, "jsonrpc": conn.notify, "stomp": conn.publish}
+                verb = verbs[protocol]
                 verb(name, *payload)
             except (InvalidMessageError, NbSocketError) as exc:
                 self.show(f"not sent: {exc}", ok=False)
@@ -265,7 +270,7 @@ class SocketControls:
         timeout = None if limit is None else limit + conn.stop_timeout
         self._start("connect", conn, conn.connect_async(), timeout, f"connected to {conn.url}")
 
-    def _start(self, verb: str, conn: Connection, coro: Coroutine[Any, Any, Any], timeout: float, done: str) -> None:
+    def _start(self, verb: str, conn: Connection, coro: Coroutine[Any, Any, Any], timeout: float | None, done: str) -> None:
         """Schedule ``coro`` on the loop thread; its outcome is shown when it completes."""
         if self._busy is not None:
             coro.close()
@@ -284,7 +289,7 @@ class SocketControls:
             return
         future.add_done_callback(lambda f: self._done(verb, done, timeout, f))
 
-    def _done(self, verb: str, done: str, timeout: float, future: Any) -> None:
+    def _done(self, verb: str, done: str, timeout: float | None, future: concurrent.futures.Future[Any]) -> None:
         """Runs on the loop thread when the action completes: remember the outcome, wake the refresher."""
         if future.cancelled():
             self._finish(f"{verb} was cancelled", False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -13,7 +13,10 @@ from .controls import SocketControls
 from .live import LiveView, descendants
 from .panel import COUNTERS_EVERY, MAX_RATE_HZ
 from .render import esc, summary_html
-from .throttle import RateMeter
+from .throttle import RateMeter, Refresher
+
+if TYPE_CHECKING:
+    from ..runtime import Manager
 
 __all__ = ["Dashboard", "SocketRow"]
 
@@ -21,7 +24,7 @@ __all__ = ["Dashboard", "SocketRow"]
 class SocketRow:
     """One socket's line in the dashboard: its summary and compact controls."""
 
-    def __init__(self, manager: Any, name: str, refresher: Any = None) -> None:
+    def __init__(self, manager: Manager, name: str, refresher: Refresher | None = None) -> None:
         self.manager = manager
         self.name = name
         self.meter = RateMeter()
@@ -53,10 +56,10 @@ class SocketRow:
             widget.close()
 
 
-class Dashboard(LiveView, widgets.VBox):
+class Dashboard(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types
     """All sockets of a manager, one row each, updating as sockets come and go."""
 
-    def __init__(self, *, manager: Any = None, max_rate_hz: float = 1.0, refresher: Any = None) -> None:
+    def __init__(self, *, manager: Manager | None = None, max_rate_hz: float = 1.0, refresher: Refresher | None = None) -> None:
         self.manager = manager if manager is not None else registry()
         self.max_rate_hz = min(float(max_rate_hz), MAX_RATE_HZ)
         self._row_refresher = refresher
@@ -119,7 +122,7 @@ class Dashboard(LiveView, widgets.VBox):
             row.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
             with self._lock:
                 summaries = "".join(row.summary.value for row in self.rows.values())

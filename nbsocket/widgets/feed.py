@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import collections
-from typing import Any
 
 import pandas as pd
 
+from ..core.frame import FrameSubscription, LiveFrame
 from .chart import ChartBuffer
 
 __all__ = ["SocketFeed"]
@@ -27,10 +27,10 @@ class SocketFeed:
         self.recent: pd.DataFrame | None = None
         self.version = 0
         self._inbox: collections.deque[pd.DataFrame] = collections.deque(maxlen=256)
-        self._subscription: Any = None
-        self._frame: Any = None
+        self._subscription: FrameSubscription | None = None
+        self._frame: LiveFrame | None = None
 
-    def attach(self, frame: Any) -> None:
+    def attach(self, frame: LiveFrame | None) -> None:
         """Follow ``frame`` (a :class:`~nbsocket.core.frame.LiveFrame`), starting from the rows it already has."""
         self.detach()
         self._frame = frame

@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .throttle import RateGate
+from .throttle import RateGate, Refresher
 from .throttle import refresher as default_refresher
 
 __all__ = ["LiveView", "descendants"]
@@ -41,7 +41,7 @@ class LiveView:
 
     _live = False
 
-    def _start_live(self, max_rate_hz: float, refresher: Any = None) -> None:
+    def _start_live(self, max_rate_hz: float, refresher: Refresher | None = None) -> None:
         self._gate = RateGate(max_rate_hz)
         self._refresher = refresher or default_refresher
         self._live = True
@@ -106,6 +106,6 @@ class LiveView:
     def close(self) -> None:
         """Stop updating and close every widget of the view."""
         self.stop()
-        for child in descendants(self):  # type: ignore[arg-type]
+        for child in descendants(self):
             child.close()
         super().close()  # type: ignore[misc]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -15,7 +15,10 @@ from .controls import SocketControls
 from .feed import SocketFeed
 from .live import LiveView
 from .render import errors_html, header_html, table_html
-from .throttle import RateMeter
+from .throttle import RateMeter, Refresher
+
+if TYPE_CHECKING:
+    from ..runtime import Connection, ErrorRecord, Manager
 
 __all__ = ["COUNTERS_EVERY", "MAX_RATE_HZ", "SocketPanel"]
 
@@ -26,7 +29,7 @@ MAX_RATE_HZ = 5.0
 """The most updates a second a view may ask for (each update is a few widget messages)."""
 
 
-class SocketPanel(LiveView, widgets.VBox):
+class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types
     """A live panel for one socket: state, counters, latest rows, a chart, buttons and errors.
 
     Updates at most ``max_rate_hz`` times a second whatever the message rate,
@@ -37,7 +40,7 @@ class SocketPanel(LiveView, widgets.VBox):
         self,
         name: str,
         *,
-        manager: Any = None,
+        manager: Manager | None = None,
         rows: int = 8,
         chart: bool = True,
         y: str | Sequence[str] | None = None,
@@ -45,17 +48,17 @@ class SocketPanel(LiveView, widgets.VBox):
         window: int = 500,
         by: str | None = AUTO,
         max_rate_hz: float = 2.0,
-        refresher: Any = None,
+        refresher: Refresher | None = None,
     ) -> None:
         self.manager = manager if manager is not None else registry()
         conn = self.manager.get(name)
         self.name = name
         self.max_rate_hz = min(float(max_rate_hz), MAX_RATE_HZ)
-        self._conn: Any = conn
+        self._conn: Connection = conn
         self._state_shown: str | None = None
         self._meter = RateMeter()
         self._last_full = float("-inf")
-        self._errors_shown: Any = None
+        self._errors_shown: ErrorRecord | None = None
         self._chart_version = -1
         self._table_version = -1
         self._lock = threading.Lock()
@@ -151,7 +154,7 @@ class SocketPanel(LiveView, widgets.VBox):
         return '<div class="nbsocket-panel-snapshot">' + "".join(parts) + "</div>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
             bundle["text/html"] = self.snapshot_html()
         return bundle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -13,11 +13,15 @@ from .chart import AUTO, ChartBuffer, svg_as_img
 from .feed import SocketFeed
 from .live import LiveView
 from .panel import MAX_RATE_HZ
+from .throttle import Refresher
+
+if TYPE_CHECKING:
+    from ..runtime import Manager
 
 __all__ = ["LiveChart"]
 
 
-class LiveChart(LiveView, widgets.VBox):
+class LiveChart(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types
     """A chart that follows new rows of one socket's live frame (the last ``window`` points per line).
 
     One widget message per redraw, at most ``max_rate_hz`` redraws a second.
@@ -33,9 +37,9 @@ class LiveChart(LiveView, widgets.VBox):
         by: str | None = AUTO,
         width: int = 560,
         height: int = 120,
-        manager: Any = None,
+        manager: Manager | None = None,
         max_rate_hz: float = 2.0,
-        refresher: Any = None,
+        refresher: Refresher | None = None,
     ) -> None:
         self.manager = manager if manager is not None else registry()
         conn = self.manager.get(name)
@@ -84,7 +88,7 @@ class LiveChart(LiveView, widgets.VBox):
         self.feed.detach()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
             bundle["text/html"] = svg_as_img(self.svg.value)
         return bundle

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.redact import scrub
+from ..core.state import ErrorRecord
 
 __all__ = [
     "CELL_CHARS",
@@ -208,7 +209,7 @@ def _time(value: _dt.datetime) -> str:
     return value.strftime("%H:%M:%S")
 
 
-def errors_html(records: Sequence[Any], limit: int = 5) -> str:
+def errors_html(records: Sequence[ErrorRecord], limit: int = 5) -> str:
     """The most recent errors, newest first, each with its traceback folded away."""
     if not records:
         return f'<div class="nbsocket-errors" style="{MUTED}">no errors</div>'

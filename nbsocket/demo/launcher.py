@@ -98,7 +98,8 @@ def _installed_lab_settings() -> Path | None:
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_free(host: str, port: int) -> bool:
@@ -200,7 +201,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 on 127.0.0.1 only) would stand above what the notebook received."""
 
 
-def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict[str, object]:
+def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict[str, Any]:
     """Execute the quickstart notebook with nbclient and return a summary of what it received.
 
     The summary has ``sockets``, ``messages_in``, ``rows``, ``states`` and
@@ -233,7 +234,8 @@ def run_headless(workspace: Path, server_url: str, timeout: float = 300) -> dict
     for output in notebook.cells[-1].get("outputs", []):
         text = output.get("text", "")
         if SUMMARY_MARK in text:
-            return json.loads(text.split(SUMMARY_MARK, 1)[1])
+            summary: dict[str, Any] = json.loads(text.split(SUMMARY_MARK, 1)[1])
+            return summary
     raise DemoServerError("the quickstart notebook ran but printed no summary")
 
 
@@ -325,9 +327,9 @@ def _run(workspace: Path, host: str, port: int, server_port: int, headless: bool
             print(
                 f"  sockets: {summary['sockets']}  messages received: {summary['messages_in']}  "
                 f"rows in the live frames: {summary['rows']}  states: {', '.join(summary['states'])}"
-            )  # type: ignore[arg-type]
+            )
             print(f"  the last {PREVIEW_ROWS} rows received:")
             print("\n".join("    " + line for line in str(summary.get("preview", "")).splitlines()))
             print(f"  the notebooks are in {workspace}; nbsocket demo opens them in JupyterLab")
-            return 0 if int(summary["messages_in"]) > 0 else 1  # type: ignore[call-overload]
+            return 0 if int(summary["messages_in"]) > 0 else 1
         return run_lab(workspace, server_url, host, port, open_browser)

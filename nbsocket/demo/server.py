@@ -237,6 +237,7 @@ class DemoServer:
 
     async def _route(self, ws: ServerConnection) -> None:
         self.connections += 1
+        assert ws.request is not None  # a connection reaches its handler after the handshake
         parts = urlsplit(ws.request.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
@@ -335,6 +336,7 @@ class DemoServer:
                 )
                 if not sent_reconnect and time.monotonic() - started >= reconnect_after:
                     sent_reconnect = True
+                    assert ws.request is not None  # (after the handshake)
                     new_url = f"ws://{ws.request.headers.get('Host', f'{self.host}:{self.port}')}/rtm?" + "&".join(
                         f"{k}={v}" for k, v in {**query, "ticket": self._issue_ticket()}.items()
                     )

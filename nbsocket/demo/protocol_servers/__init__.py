@@ -60,7 +60,8 @@ def start_socketio_server(*, ping_interval: float = 25, ping_timeout: float = 20
     answers are in ``server.acks``); namespace ``/admin`` needs ``auth={"token": "good"}``.
     """
     module = _load("socketio_server")
-    return module.SocketIOServer(ping_interval=ping_interval, ping_timeout=ping_timeout, port=port).start()
+    server: SocketIOServer = module.SocketIOServer(ping_interval=ping_interval, ping_timeout=ping_timeout, port=port).start()
+    return server
 
 
 def start_graphql_server(*, token: str | None = "good", keep_alive: float | None = None, port: int = 0) -> GraphQLServer:
@@ -71,7 +72,8 @@ def start_graphql_server(*, token: str | None = "good", keep_alive: float | None
     subscriptions ``ticks(n, delay)`` and ``boom(after)``.
     """
     module = _load("graphql_server")
-    return module.GraphQLServer(token=token, keep_alive=keep_alive, port=port).start()
+    server: GraphQLServer = module.GraphQLServer(token=token, keep_alive=keep_alive, port=port).start()
+    return server
 
 
 def start_jsonrpc_server(*, port: int = 0) -> JSONRPCServer:
@@ -81,4 +83,5 @@ def start_jsonrpc_server(*, port: int = 0) -> JSONRPCServer:
     ``notify_me`` (answers, then sends notifications), ``ask``, ``log``.
     """
     module = _load("jsonrpc_server")
-    return module.JSONRPCServer(port=port).start()
+    server: JSONRPCServer = module.JSONRPCServer(port=port).start()
+    return server

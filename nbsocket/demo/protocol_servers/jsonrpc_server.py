@@ -151,7 +151,8 @@ class JSONRPCServer:
             self._thread.start()
 
         async def listen() -> Server:
-            return await serve(self._handle, "127.0.0.1", self.port)
+            server: Server = await serve(self._handle, "127.0.0.1", self.port)
+            return server
 
         self._server = self._run(listen())
         self.port = next(iter(self._server.sockets)).getsockname()[1]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ...errors import InvalidOptionError
@@ -64,7 +64,7 @@ class SocketIOServer:
 
     # --- the application ------------------------------------------------------------
 
-    def _build(self) -> Any:
+    def _build(self) -> Any:  # a socketio.AsyncServer (python-socketio ships no types)
         import socketio
 
         sio = socketio.AsyncServer(
@@ -82,12 +82,10 @@ class SocketIOServer:
         for namespace in ("/", ADMIN_NAMESPACE):
             self._register_common(sio, namespace, record)
 
-        @sio.on("chat")
         async def chat(sid: str, *args: Any) -> None:
             record("/", "chat", args)
             await sio.emit("chat", _as_data(args))
 
-        @sio.on("ask")
         async def ask(sid: str, *args: Any) -> None:
             record("/", "ask", args)
 
@@ -97,25 +95,27 @@ class SocketIOServer:
 
             await sio.emit("question", _as_data(args), to=sid, callback=on_ack)
 
-        @sio.on("bin_echo")
         async def bin_echo(sid: str, *args: Any) -> Any:
             record("/", "bin_echo", args)
             await sio.emit("bin_echo", _as_data(args), to=sid)
             return args
 
-        @sio.on("kick")
         async def kick(sid: str, *args: Any) -> None:
             record("/", "kick", args)
             await sio.disconnect(sid)
 
-        @sio.on("stats", namespace=ADMIN_NAMESPACE)
         async def stats(sid: str, *args: Any) -> Any:
             record(ADMIN_NAMESPACE, "stats", args)
             return {"clients": len(self.sids(ADMIN_NAMESPACE))}
 
+        sio.on("chat", chat)
+        sio.on("ask", ask)
+        sio.on("bin_echo", bin_echo)
+        sio.on("kick", kick)
+        sio.on("stats", stats, namespace=ADMIN_NAMESPACE)
         return sio
 
-    def _register_common(self, sio: Any, namespace: str, record: Any) -> None:
+    def _register_common(self, sio: Any, namespace: str, record: Callable[[str, str, tuple[Any, ...]], None]) -> None:
         """connect/disconnect bookkeeping and ``echo`` for ``namespace``."""
         import socketio
 

@@ -108,11 +108,11 @@ def replay_schedule(entries: list[Entry], speed: float) -> list[tuple[float, str
         raise InvalidOptionError(
             f"speed must be >= 0 (1.0: original timing, 2.0: twice as fast, 0: as fast as possible), not {speed!r}"
         )
-    sent = [e for e in entries if e.direction == SENT and e.body is not None]
+    sent = [(e.ts_ns, e.body) for e in entries if e.direction == SENT and e.body is not None]
     if not sent:
         return []
-    first = sent[0].ts_ns
-    return [((e.ts_ns - first) / 1e9 / speed if speed else 0.0, e.body) for e in sent]
+    first = sent[0][0]
+    return [((ts_ns - first) / 1e9 / speed if speed else 0.0, body) for ts_ns, body in sent]
 
 
 def _expected_replies(entries: list[Entry]) -> int:
@@ -203,11 +203,12 @@ class _Replay:
 
     def close(self) -> None:
         """Remove a socket the replay opened (its close lands in the new transcript) and stop recording (blocking)."""
-        conn = getattr(self, "conn", None)
+        conn: Connection | None = getattr(self, "conn", None)
         if conn is None:
             return
         try:
-            if self.opened and not self.keep and self.manager.find(conn.name) is conn:
+            registered = self.manager.find(conn.name)
+            if self.opened and not self.keep and registered is conn:
                 self.manager.remove(conn.name)
         finally:
             conn.remove_observer(self.recorder)

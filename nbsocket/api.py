@@ -32,14 +32,15 @@ __all__ = [
 
 
 def public_error(exc: NbSocketError) -> NbSocketError:
-    """``exc`` made fit to raise from a public call: its inner frames dropped, its chained cause kept as ``exc.cause``.
+    """``exc`` made fit to raise from a public call: its chained cause kept as ``exc.cause``.
 
-    Used as ``raise public_error(exc) from None``, so the traceback a user sees
-    starts and ends at their own call into nbsocket.
+    Used as ``raise public_error(exc) from None``: the notebook shows the user's own frames and the
+    message (:meth:`NbSocketError._render_traceback_` leaves nbsocket's frames out), and the traceback
+    keeps every frame for ``%debug`` and logging.
     """
     if exc.cause is None:
         exc.cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    return exc.with_traceback(None)
+    return exc
 
 
 def connect(

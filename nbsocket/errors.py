@@ -23,7 +23,7 @@ too (in brackets)::
     ├── CodecError                  [ValueError]    a received message did not parse
     ├── WaitTimeoutError            [TimeoutError]
     ├── ExpectationError            [AssertionError]  an expectation of a test failed (expect, expect_none, assert_ok)
-    │   └── ExpectationTimeoutError [TimeoutError]    nothing matching arrived in time, or it arrived late (also a WaitTimeoutError)
+    │   └── ExpectationTimeoutError [TimeoutError]  nothing matching arrived in time, or it arrived late (also a WaitTimeoutError)
     ├── TranscriptFormatError       [ValueError]    not a saved transcript
     ├── LoopThreadError             [RuntimeError]  a blocking call on nbsocket's loop thread
     ├── ProtocolError                               an application protocol used in a way it does not allow
@@ -70,6 +70,14 @@ SHOWN_DATA_CHARS = 200
 """A ``ConnectError``'s ``data`` appears in its text when its JSON is at most this long."""
 
 
+def _inside_nbsocket(filename: str) -> bool:
+    """True for a frame of nbsocket's own code (its package folder)."""
+    import os
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(filename).startswith(package + os.sep)
+
+
 def _scrub_data(data: object) -> object:
     """``data`` with every secret nbsocket knows masked in its strings (dicts, lists and tuples are copied)."""
     if isinstance(data, str):
@@ -92,12 +100,41 @@ def _short_json(data: object) -> str | None:
 class NbSocketError(Exception):
     """Base class of every error nbsocket raises on purpose.
 
-    Raised from the public call with nbsocket's inner frames left out, so a
-    traceback is a line or two; ``cause`` keeps the underlying exception
+    A notebook shows it as a line or two: the caller's own frames and the message, without
+    nbsocket's inner frames (:meth:`_render_traceback_`), while the traceback itself keeps every
+    frame for ``%debug``, ``traceback`` and logging. ``cause`` keeps the underlying exception
     (``ConnectionRefusedError``, a ``websockets`` error, ...) when there is one.
     """
 
     cause: BaseException | None = None
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error: the frames up to the call into nbsocket, then the message.
+
+        IPython calls this instead of formatting the whole traceback (as it does for ipyparallel's remote
+        errors); frames inside nbsocket are counted, not shown. Outside IPython nothing changes.
+        """
+        import types
+
+        from IPython.core.getipython import get_ipython
+
+        shell = get_ipython()
+        caller_frames = []
+        tb = self.__traceback__
+        while tb is not None and not _inside_nbsocket(tb.tb_frame.f_code.co_filename):
+            caller_frames.append(tb)
+            tb = tb.tb_next
+        shown: types.TracebackType | None = None
+        for entry in reversed(caller_frames):
+            shown = types.TracebackType(shown, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+        if shell is None:
+            import traceback
+
+            return traceback.format_exception(type(self), self, shown)
+        formatter = shell.InteractiveTB
+        if shown is None:  # raised where no caller's frame is left (a thread of nbsocket's): the message alone
+            return list(formatter.structured_traceback(type(self), self, None))
+        return list(formatter.structured_traceback(type(self), self, shown))
 
 
 class InvalidURLError(NbSocketError, ValueError):

@@ -8,10 +8,17 @@ or the button to click; these functions reword a message for each.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = ["in_magic_words", "in_widget_words"]
 
 _NAME = r"'([^']*)'"
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    return "--" + match.group(1).replace("_", "-") + " ..."
+
+
 _MAGIC_WORDS = [
     (re.compile(rf"call nbs\.reset\({_NAME}\) to reconnect"), r"run %ws_reset \1 to reconnect"),
     (re.compile(rf"use nbs\.reset\({_NAME}, url=\.\.\.\) to move it"), r"use %ws_reset \1 URL to move it"),
@@ -22,6 +29,9 @@ _MAGIC_WORDS = [
     (re.compile(rf"use nbs\.get\({_NAME}\)"), r"see %ws_status \1"),
     (re.compile(r"see conn\.errors"), "see %ws_status"),
     (re.compile(r"nbs\.frame\(\)"), "%ws_frame"),
+    (re.compile(rf"nbs\.get\({_NAME}\)\.errors"), r"%ws_status \1"),
+    # connect keywords said as %ws_connect's flags: "pass the namespace as namespace=..." -> "--namespace ..."
+    (re.compile(r"\b(namespace|path|auth|init_payload|login|passcode|host|heartbeat|ack|keepalive|protocol)=\.\.\."), _as_flag),
 ]
 _WIDGET_WORDS = [
     (re.compile(rf"call nbs\.reset\({_NAME}\) to reconnect"), "click Connect (or Reset with a URL) to reconnect"),
@@ -31,7 +41,7 @@ _WIDGET_WORDS = [
 ]
 
 
-def _rewrite(message: str, rules: list[tuple[re.Pattern[str], str]]) -> str:
+def _rewrite(message: str, rules: list[tuple[re.Pattern[str], Any]]) -> str:
     for pattern, replacement in rules:
         message = pattern.sub(replacement, message)
     return message

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import html
 from typing import NamedTuple
 
-__all__ = ["CLOSED_FOR_GOOD", "STATES", "ErrorRecord", "Stats", "ns_to_datetime", "utc_now"]
+__all__ = ["CLOSED_FOR_GOOD", "STATES", "ErrorList", "ErrorRecord", "Stats", "ns_to_datetime", "utc_now"]
 
 STATES = ("connecting", "open", "closing", "reconnecting", "closed", "failed")
 """A socket's states, in the order of a normal life."""
@@ -50,4 +51,43 @@ class ErrorRecord(NamedTuple):
     seq: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.time:%H:%M:%S} {self.where}: {self.error}: {self.message}"
+        on = f" (message {self.seq})" if self.seq is not None else ""
+        return f"{self.time:%H:%M:%S} {self.where}: {self.error}: {self.message}{on}"
+
+    def __repr__(self) -> str:
+        folded = ", traceback folded: print(record.traceback)" if self.traceback else ""
+        return f"<ErrorRecord {self}{folded}>"
+
+    def _repr_html_(self) -> str:
+        return ErrorList([self])._repr_html_()
+
+
+class ErrorList(list[ErrorRecord]):
+    """A socket's error records (``conn.errors``), oldest first: a list that shows itself as a table.
+
+    In a notebook each record is a row (time, where, error, message, message number) with its
+    traceback folded under it; printed, one line per record.
+    """
+
+    def __repr__(self) -> str:
+        if not self:
+            return "ErrorList([]): no errors"
+        lines = [f"ErrorList of {len(self)} error(s), oldest first (each .traceback has the details):"]
+        lines += [f"  {index}: {record}" for index, record in enumerate(self)]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<div>no errors</div>"
+        cell = 'style="text-align:left;vertical-align:top;padding:2px 10px 2px 0"'
+        head = "".join(f"<th {cell}>{name}</th>" for name in ("#", "time (UTC)", "where", "error", "message", "message no."))
+        rows = []
+        for index, record in enumerate(self):
+            values = (index, f"{record.time:%H:%M:%S.%f}"[:-3], record.where, record.error, record.message, record.seq or "")
+            rows.append("<tr>" + "".join(f"<td {cell}>{html.escape(str(v))}</td>" for v in values) + "</tr>")
+            if record.traceback:
+                rows.append(
+                    f'<tr><td></td><td colspan="5"><details><summary style="cursor:pointer">traceback</summary>'
+                    f'<pre style="font-size:85%;white-space:pre-wrap">{html.escape(record.traceback)}</pre></details></td></tr>'
+                )
+        return f'<table class="nbsocket-errors-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...core.redact import scrub
-from ...core.state import ErrorRecord, Stats, utc_now
+from ...core.state import ErrorList, ErrorRecord, Stats, utc_now
 
 __all__ = ["MAX_ERROR_RECORDS", "WARN_EVERY", "ErrorLog"]
 
@@ -39,9 +39,9 @@ class ErrorLog:
     def __len__(self) -> int:
         return len(self._records)
 
-    def records(self) -> list[ErrorRecord]:
-        """The records kept, oldest first."""
-        return list(self._records)
+    def records(self) -> ErrorList:
+        """The records kept, oldest first (a list that shows itself as a table in a notebook)."""
+        return ErrorList(self._records)
 
     @property
     def last(self) -> ErrorRecord | None:
@@ -62,12 +62,14 @@ class ErrorLog:
         self._warned_handlers.add(handler_name)
         self.record(f"handler {handler_name}", type(exc).__name__, str(exc), tb, seq)
         (log.warning if first else log.debug)(
-            "socket %r: handler %s raised %s: %s on message %d (see conn.errors; the socket goes on)",
+            "socket %r: handler %s raised %s: %s on message %d (the socket goes on; the traceback is in its errors: "
+            "nbs.get(%r).errors, %%ws_status, or the panel's Errors)",
             self.name,
             handler_name,
             type(exc).__name__,
             scrub(exc),
             seq,
+            self.name,
         )
 
     def callback_failed(self, where: str, exc: BaseException, tb: str) -> None:
@@ -81,6 +83,8 @@ class ErrorLog:
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY:
             self._last_warning = now
-            log.warning("socket %r: %s (state %s; see conn.errors)", self.name, scrub(exc), self._state())
+            log.warning(
+                "socket %r: %s (state %s; see nbs.get(%r).errors or %%ws_status)", self.name, scrub(exc), self._state(), self.name
+            )
         else:
             log.debug("socket %r: %s", self.name, scrub(exc))

@@ -23,6 +23,7 @@ from ..core.state import CLOSED_FOR_GOOD, utc_now
 from ..errors import ConnectError, InvalidURLError
 from .dispatch.dispatcher import BACKLOG_HIGH
 from .loop import run_blocking
+from .observe.observers import LifecycleInfo
 from .outbound.writer import Writer
 from .parts import SocketParts
 from .receivers import Receiver
@@ -102,11 +103,11 @@ class Session:
         ws = self.ws
         return ws.subprotocol if ws is not None else None
 
-    def wake_writer(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], Any]], None]) -> None:
+    def wake_writer(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], object]], None]) -> None:
         """Wake an idle writer after a message was queued (a busy one takes it without being woken)."""
         self._writer.wake(in_loop_thread, call_soon)
 
-    def notify(self, kind: str, info: dict[str, Any]) -> None:
+    def notify(self, kind: str, info: LifecycleInfo) -> None:
         """Tell the observers about a lifecycle change."""
         observers = self._parts.observers
         observers.call(observers.on_lifecycle, kind, info)
@@ -172,8 +173,8 @@ class Session:
                 opened_once = True
                 if backoff is not None:
                     backoff.connection_lasted(time.monotonic() - started)
-                if not self._want_open:
-                    self._set_state("closed")
+                if not self._want_open:  # stop() or the receiver cleared it during _run (mypy keeps the loop's narrowing)
+                    self._set_state("closed")  # type: ignore[unreachable]
                     return
                 if backoff is None or policy is None:
                     self._set_state("closed" if code in NORMAL_CLOSES else "failed")

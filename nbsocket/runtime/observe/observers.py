@@ -12,12 +12,41 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TypedDict, overload
 
-__all__ = ["Observers"]
+from ...core.events import WsEvent
+from ..outbound.outbox import Outgoing
+from ..transport import Batch
+
+__all__ = ["BatchHook", "EventHook", "LifecycleHook", "LifecycleInfo", "Observers", "SentHook"]
 
 
 log = logging.getLogger("nbsocket")
+
+
+class LifecycleInfo(TypedDict, total=False):
+    """What a lifecycle change carries: ``state``; ``open`` (url, subprotocol); ``close`` (code, reason);
+    ``reset`` (url); ``error`` (where, error, message)."""
+
+    state: str
+    url: str
+    subprotocol: str | None
+    code: int
+    reason: str
+    where: str
+    error: str
+    message: str
+
+
+BatchHook = Callable[[int, "int | None", Batch, "list[str | None]"], object]
+"""``on_batch(ts_ns, first_seq, bodies, errors)``: one read's messages (``first_seq`` is ``None`` for a protocol's
+housekeeping, which has no number)."""
+EventHook = Callable[[WsEvent], object]
+"""``on_received(event)`` and ``on_handled(event)``."""
+SentHook = Callable[[Outgoing, int], object]
+"""``on_sent(item, ts_ns)``: the writer wrote ``item``."""
+LifecycleHook = Callable[[str, LifecycleInfo], object]
+"""``on_lifecycle(kind, info)``."""
 
 
 class Observers:
@@ -26,25 +55,25 @@ class Observers:
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
-        self.all: tuple[Any, ...] = ()
-        self.on_batch: tuple[Callable[..., Any], ...] = ()
-        self.on_received: tuple[Callable[..., Any], ...] = ()
-        self.on_handled: tuple[Callable[..., Any], ...] = ()
-        self.on_sent: tuple[Callable[..., Any], ...] = ()
-        self.on_lifecycle: tuple[Callable[..., Any], ...] = ()
+        self.all: tuple[object, ...] = ()
+        self.on_batch: tuple[BatchHook, ...] = ()
+        self.on_received: tuple[EventHook, ...] = ()
+        self.on_handled: tuple[EventHook, ...] = ()
+        self.on_sent: tuple[SentHook, ...] = ()
+        self.on_lifecycle: tuple[LifecycleHook, ...] = ()
 
-    def add(self, observer: Any) -> None:
+    def add(self, observer: object) -> None:
         """Attach ``observer``."""
         with self._lock:
             self._rebuild((*self.all, observer))
 
-    def remove(self, observer: Any) -> None:
+    def remove(self, observer: object) -> None:
         """Detach ``observer`` (no error if it is not attached)."""
         with self._lock:
             self._rebuild(tuple(o for o in self.all if o is not observer))
 
-    def _rebuild(self, observers: tuple[Any, ...]) -> None:
-        def hooks(kind: str, *skip: str) -> tuple[Callable[..., Any], ...]:
+    def _rebuild(self, observers: tuple[object, ...]) -> None:
+        def hooks(kind: str, *skip: str) -> tuple[Callable[..., object], ...]:
             return tuple(
                 getattr(o, kind)
                 for o in observers
@@ -59,7 +88,18 @@ class Observers:
         self.on_lifecycle = hooks("on_lifecycle")
         self.all = observers
 
-    def call(self, hooks: tuple[Callable[..., Any], ...], *args: Any) -> None:
+    @overload
+    def call(
+        self, hooks: tuple[BatchHook, ...], ts_ns: int, first_seq: int | None, bodies: Batch, errors: list[str | None], /
+    ) -> None: ...
+    @overload
+    def call(self, hooks: tuple[EventHook, ...], event: WsEvent, /) -> None: ...
+    @overload
+    def call(self, hooks: tuple[SentHook, ...], item: Outgoing, ts_ns: int, /) -> None: ...
+    @overload
+    def call(self, hooks: tuple[LifecycleHook, ...], kind: str, info: LifecycleInfo, /) -> None: ...
+
+    def call(self, hooks: tuple[Callable[..., object], ...], *args: object) -> None:
         """Call each hook with ``args``; a failing observer is logged and the others still run."""
         for hook in hooks:
             try:
@@ -70,5 +110,5 @@ class Observers:
     def __len__(self) -> int:
         return len(self.all)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[object]:
         return iter(self.all)

@@ -13,12 +13,11 @@ import asyncio
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from ...core.state import Stats
 from ..observe.errorlog import ErrorLog
 from ..observe.observers import Observers
-from ..transport import ConnectionClosed
+from ..transport import ConnectionClosed, Wire
 from .outbox import Outbox, Outgoing
 
 __all__ = ["WRITE_SLICE", "WRITE_SLICE_BYTES", "Writer"]
@@ -40,7 +39,7 @@ class Writer:
         self._wake: asyncio.Event | None = None
         self._idle = False
 
-    def wake(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], Any]], None]) -> None:
+    def wake(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], object]], None]) -> None:
         """A message was queued: wake the writer if it sleeps (a busy one takes it without being woken)."""
         wake = self._wake
         if not self._idle or wake is None:
@@ -50,7 +49,7 @@ class Writer:
         else:
             call_soon(wake.set)
 
-    async def run(self, ws: Any, ready: asyncio.Event) -> None:
+    async def run(self, ws: Wire, ready: asyncio.Event) -> None:
         """Write queued messages to ``ws`` once ``ready`` is set, until the connection closes (or the task is cancelled)."""
         if self._wake is None:
             self._wake = asyncio.Event()

@@ -6,10 +6,10 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ...core.redact import scrub
 from ...core.state import ErrorList, ErrorRecord, Stats, utc_now
+from .observers import LifecycleInfo
 
 __all__ = ["MAX_ERROR_RECORDS", "WARN_EVERY", "ErrorLog"]
 
@@ -27,7 +27,7 @@ class ErrorLog:
     ``state`` gives the socket's state for log lines.
     """
 
-    def __init__(self, name: str, stats: Stats, notify: Callable[[str, dict[str, Any]], None], state: Callable[[], str]) -> None:
+    def __init__(self, name: str, stats: Stats, notify: Callable[[str, LifecycleInfo], None], state: Callable[[], str]) -> None:
         self.name = name
         self._stats = stats
         self._notify = notify

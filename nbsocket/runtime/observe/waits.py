@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...core.events import WsEvent
 from ...errors import InvalidOptionError, LoopThreadError, WaitTimeoutError
@@ -30,9 +30,9 @@ class Waits:
         handlers: HandlerList,
         observers: Observers,
         loop_thread: LoopThread,
-        owner: Any,
+        owner: object,
     ) -> None:
-        self._owner = owner  # the connection, whose handlers run in its handler scope
+        self._owner = owner  # the connection, whose handlers run in its handler scope (compared by identity)
         self._session = session
         self._dispatcher = dispatcher
         self._handlers = handlers
@@ -108,7 +108,7 @@ class Waits:
 class MessageWaiter:
     """Collects the next messages of a socket; ``future`` resolves with the list once ``count`` arrived and were handled."""
 
-    def __init__(self, session: Any, observers: Observers, count: int, match: Callable[[WsEvent], bool] | None) -> None:
+    def __init__(self, session: Session, observers: Observers, count: int, match: Callable[[WsEvent], bool] | None) -> None:
         self._session = session
         self._observers = observers
         self.count = count

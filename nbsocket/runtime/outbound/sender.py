@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Literal
 
 from ...core.state import CLOSED_FOR_GOOD
 from ...errors import OutboxFullError, SocketClosedError
@@ -13,12 +15,21 @@ from .outbox import Outbox
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["DEFAULT_TIMEOUT", "Sender"]
+__all__ = ["DEFAULT_TIMEOUT", "Default", "SendTimeout", "Sender"]
 
 log = logging.getLogger("nbsocket")
 
-DEFAULT_TIMEOUT: Any = object()
+
+class Default(enum.Enum):
+    """The default of a per-call timeout: the socket's option applies (``send_timeout``)."""
+
+    OPTION = "the socket's option"
+
+
+DEFAULT_TIMEOUT: Final = Default.OPTION
 """Marks "use the socket's option" for a per-call timeout."""
+SendTimeout = float | None | Literal[Default.OPTION]
+"""A per-call send timeout: seconds, ``None`` (wait as long as it takes), or :data:`DEFAULT_TIMEOUT`."""
 
 
 class Sender:
@@ -28,7 +39,13 @@ class Sender:
     """
 
     def __init__(
-        self, name: str, outbox: Outbox, session: Session, loop_thread: LoopThread, send_timeout: float | None, removed: Any
+        self,
+        name: str,
+        outbox: Outbox,
+        session: Session,
+        loop_thread: LoopThread,
+        send_timeout: float | None,
+        removed: Callable[[], bool],
     ) -> None:
         self.name = name
         self._outbox = outbox
@@ -37,7 +54,7 @@ class Sender:
         self._send_timeout = send_timeout
         self._removed = removed
 
-    def send(self, payload: str | bytes, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    def send(self, payload: str | bytes, timeout: SendTimeout = DEFAULT_TIMEOUT) -> None:
         """Queue ``payload``; see ``Connection.send`` for when it waits and what it raises."""
         state = self._session.shown_state
         if self._removed() or state in CLOSED_FOR_GOOD:

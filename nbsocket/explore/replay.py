@@ -54,19 +54,20 @@ def _resolve(target: Any, manager: Manager) -> Connection:
 def burst(
     name: str | Connection,
     messages: Iterable[Any],
-    rate: float | None = None,
+    rate: float | str | None = None,
     *,
     count: int | None = None,
     timeout: float = 60.0,
     settle: float = 0.2,
     progress: bool | None = None,
+    match: str | None = None,
     manager: Manager | None = None,
 ) -> BurstReport:
     """Send ``messages`` (a list or a generator) on socket ``name`` at ``rate`` messages per second.
 
     Returns a :class:`BurstReport`.
 
-    ``rate=None`` (or 0) sends as fast as the socket takes them; ``count``
+    ``rate=None`` (or 0, or ``"max"``) sends as fast as the socket takes them; ``count``
     stops after that many (for endless generators). The report counts the
     messages queued, delivered (written to the socket), failed, and the
     replies received until ``settle`` seconds after the last write (while
@@ -74,10 +75,16 @@ def burst(
     ``settle`` seconds, so an echo's replies are all counted). Stops at
     ``timeout`` seconds; Ctrl-C stops it too. A progress bar shows in a
     notebook (``progress=False`` hides it).
+
+    The report times each reply's round trip (``report.p50_s``, ``p95_s``,
+    ``p99_s``, ``max_s``, the list in ``report.round_trips``; also in the
+    socket's ``latency()`` as kind ``burst``): the n-th reply answers the n-th
+    message (an echo), or, with ``match="id"``, the message whose ``id`` it
+    carries. ``report.assert_ok(p95_s=0.2, errors=0)`` makes it a test.
     """
     manager = manager or registry()
     manager.loop_thread.refuse_blocking("burst", "nbs")
-    run = Burst(_resolve(name, manager), messages, rate, count, timeout, settle, progress)
+    run = Burst(_resolve(name, manager), messages, rate, count, timeout, settle, progress, match)
     run_sync(run.steps())
     return run.report()
 
@@ -85,16 +92,17 @@ def burst(
 async def burst_async(
     name: str | Connection,
     messages: Iterable[Any],
-    rate: float | None = None,
+    rate: float | str | None = None,
     *,
     count: int | None = None,
     timeout: float = 60.0,
     settle: float = 0.2,
     progress: bool | None = None,
+    match: str | None = None,
     manager: Manager | None = None,
 ) -> BurstReport:
     """Like :func:`burst`, for ``await`` (the kernel stays free while it sends)."""
-    run = Burst(_resolve(name, manager or registry()), messages, rate, count, timeout, settle, progress)
+    run = Burst(_resolve(name, manager or registry()), messages, rate, count, timeout, settle, progress, match)
     await run_async(run.steps())
     return run.report()
 

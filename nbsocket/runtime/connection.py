@@ -588,16 +588,23 @@ class Connection:
         return await self._latency.ping_async(timeout)
 
     def latency(self) -> pd.DataFrame:
-        """Round-trip times over time: ``timestamp``, ``kind`` (``ping`` or ``request``), ``rtt_s`` (seconds).
+        """Round-trip times over time: ``timestamp``, ``kind`` (``ping``, ``request`` or ``burst``), ``rtt_s`` (seconds).
 
         ``ping`` rows are the keepalive pings (every ``ping_interval``) and
-        :meth:`ping` calls; ``request`` rows are :meth:`request` round trips.
+        :meth:`ping` calls; ``request`` rows are :meth:`request` round trips;
+        ``burst`` rows are the replies of :meth:`burst` and :func:`nbsocket.burst`.
         """
         return self._latency.history()
 
     def latency_stats(self) -> pd.DataFrame:
-        """Round-trip statistics in seconds (``*_s`` columns), one row each for ``ping`` and ``request``: count, mean, min, p50, p95, p99, max."""
+        """Round-trip statistics in seconds (``*_s`` columns), one row each for ``ping``, ``request`` and ``burst``:
+        count, mean, min, p50, p95, p99, max."""
         return self._latency.stats()
+
+    def note_round_trips(self, kind: str, samples: list[tuple[int, float]]) -> None:
+        """Keep round trips measured outside this connection's own verbs (a burst's replies) in :meth:`latency`:
+        ``(receipt time in ns, seconds)`` pairs of ``kind`` ``burst`` or ``request``."""
+        self._latency.note(kind, samples)
 
     def request_stats(self) -> pd.Series:
         """Round-trip statistics of :meth:`request` calls in seconds (``count``, ``p50_s``, ``p95_s``, ``p99_s`` ...)."""
@@ -606,15 +613,16 @@ class Connection:
     def burst(
         self,
         messages: Any,
-        rate: float | None = None,
+        rate: float | str | None = None,
         *,
         count: int | None = None,
         timeout: float = 60.0,
         settle: float = 0.2,
         progress: bool | None = None,
+        match: str | None = None,
     ) -> BurstReport:
-        """Send ``messages`` at ``rate`` per second and report what was delivered; see :func:`nbsocket.burst`."""
+        """Send ``messages`` at ``rate`` per second and report what was delivered and the round trips; see :func:`nbsocket.burst`."""
         self._loop_thread.refuse_blocking("burst", "conn", "nbs")
-        run = Burst(self, messages, rate, count, timeout, settle, progress)
+        run = Burst(self, messages, rate, count, timeout, settle, progress, match)
         run_sync(run.steps())
         return run.report()

@@ -1,4 +1,4 @@
-"""Round-trip times of a socket: keepalive pings, ``conn.ping()`` and request round trips, with statistics."""
+"""Round-trip times of a socket: keepalive pings, ``conn.ping()``, request and burst round trips, with statistics."""
 
 from __future__ import annotations
 
@@ -6,38 +6,49 @@ import asyncio
 import collections
 import concurrent.futures
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ...errors import SocketClosedError, WaitTimeoutError
+from ...errors import InvalidOptionError, SocketClosedError, WaitTimeoutError
 from ..loop import LoopThread
+from ..transport import Wire
 
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency"]
+__all__ = ["KINDS", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency"]
 
 MAX_LATENCY_SAMPLES = 10_000
-"""Ping and request round-trip times kept per socket (each)."""
+"""Ping, request and burst round-trip times kept per socket (each)."""
+KINDS = ("ping", "request", "burst")
+"""The kinds of round trip kept: keepalive and ``conn.ping()`` pings, ``request`` replies, a burst's replies."""
 STATS_COLUMNS = ["count", "mean_s", "min_s", "p50_s", "p95_s", "p99_s", "max_s"]
 """Columns of ``latency_stats``: round trips in seconds, the unit of every timeout and of ``Reply.rtt``."""
 
 
 class Latency:
-    """A connection's latency part: the history of ping and request round trips, in seconds."""
+    """A connection's latency part: the history of ping, request and burst round trips, in seconds."""
 
     def __init__(self, session: Session, loop_thread: LoopThread) -> None:
         self._session = session
         self._loop_thread = loop_thread
         self._ping_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self._request_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
-        self._last_ws: Any = None
+        self._burst_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._last_ws: Wire | None = None
         self._last = 0.0
 
     def note_request(self, ts_ns: int, rtt: float) -> None:
         """Keep one request's round trip."""
         self._request_samples.append((ts_ns, rtt))
+
+    def note(self, kind: str, samples: list[tuple[int, float]]) -> None:
+        """Keep round trips measured elsewhere: ``(receipt ts_ns, seconds)`` pairs of ``kind`` (``request`` or ``burst``)."""
+        target = {"request": self._request_samples, "burst": self._burst_samples}.get(kind)
+        if target is None:
+            raise InvalidOptionError(f"kind must be 'request' or 'burst', not {kind!r}")
+        target.extend(samples)
 
     def ping(self, timeout: float = 5.0) -> float:
         """See :meth:`Connection.ping <nbsocket.Connection.ping>`."""
@@ -77,7 +88,7 @@ class Latency:
         ws = self._session.ws
         if ws is None:
             return
-        latency = getattr(ws, "latency", 0.0)
+        latency = ws.latency
         if latency and (ws is not self._last_ws or latency != self._last):
             self._last_ws, self._last = ws, latency
             self._ping_samples.append((time.time_ns(), latency))
@@ -86,6 +97,7 @@ class Latency:
         """See :meth:`Connection.latency <nbsocket.Connection.latency>`."""
         rows = [(ts, "ping", rtt) for ts, rtt in list(self._ping_samples)]
         rows += [(ts, "request", rtt) for ts, rtt in list(self._request_samples)]
+        rows += [(ts, "burst", rtt) for ts, rtt in list(self._burst_samples)]
         rows.sort(key=lambda row: row[0])
         frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_s"])
         frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ns", utc=True)
@@ -95,7 +107,7 @@ class Latency:
     def stats(self) -> pd.DataFrame:
         """See :meth:`Connection.latency_stats <nbsocket.Connection.latency_stats>`."""
         rows = {}
-        for kind, samples in (("ping", self._ping_samples), ("request", self._request_samples)):
+        for kind, samples in zip(KINDS, (self._ping_samples, self._request_samples, self._burst_samples), strict=True):
             values = pd.Series([rtt for _ts, rtt in list(samples)], dtype="float64")
             quantiles = values.quantile([0.5, 0.95, 0.99]) if len(values) else pd.Series([float("nan")] * 3)
             rows[kind] = [len(values), values.mean(), values.min(), *quantiles.tolist(), values.max()]

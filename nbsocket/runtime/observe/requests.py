@@ -35,13 +35,15 @@ from ...core.match import Match, Matcher, compile_match
 from ...core.state import CLOSED_FOR_GOOD
 from ...core.transcript_entries import RECEIVED, Entry
 from ...errors import ExpectationError, ExpectationTimeoutError, InvalidOptionError, SocketClosedError
+from ..dispatch.lockable import Lockable
 from ..loop import LoopThread
 from ..outbound.outbox import Outgoing
 from ..parts import SocketView
 from .latency import Latency
+from .observers import LifecycleInfo
 from .transcript import Transcript
 
-__all__ = ["Reply", "ReplyWaiter", "Requests"]
+__all__ = ["Reply", "ReplyWaiter", "Requests", "SchemaSource", "Since"]
 
 CANDIDATES = 50
 """How many of the messages that arrived instead a failed wait weighs to find the closest."""
@@ -71,6 +73,12 @@ class Reply(NamedTuple):
 
     def __repr__(self) -> str:
         return f"<Reply seq={self.event.seq} rtt={self.rtt * 1000:.3f} ms data={_short(self.event.data)}>"
+
+
+Since = int | WsEvent | Reply | None
+"""Where an ``expect`` starts looking: after this message (its ``seq``, the event or a :class:`Reply`); ``None``: the default."""
+SchemaSource = dict[str, Any] | type
+"""What ``expect(schema=...)`` takes: a JSON Schema (a dict) or a pydantic model class."""
 
 
 class ReplyWaiter:
@@ -114,7 +122,7 @@ class ReplyWaiter:
         if self.sent_ns is None and self.payload is not None and item.payload is self.payload:
             self.sent_ns = ts_ns
 
-    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
+    def on_lifecycle(self, kind: str, info: LifecycleInfo) -> None:
         if kind == "state" and info.get("state") in CLOSED_FOR_GOOD and not self.future.done():
             conn = self.conn
             self._settle(
@@ -129,7 +137,7 @@ class ReplyWaiter:
     def resolve(self, event: WsEvent) -> None:
         self._settle(lambda f: f.set_result(event))
 
-    def _settle(self, settle: Any) -> None:
+    def _settle(self, settle: Callable[[concurrent.futures.Future[WsEvent]], object]) -> None:
         self.conn.remove_observer(self)
         try:
             settle(self.future)
@@ -171,7 +179,7 @@ class Requests:
         self,
         conn: SocketView,
         codec: Codec,
-        lockable: Any,
+        lockable: Lockable,
         transcript: Transcript,
         latency: Latency,
         loop_thread: LoopThread,
@@ -229,10 +237,10 @@ class Requests:
         self,
         match: Match = None,
         timeout: float | None = 5.0,
-        since: Any = None,
+        since: Since = None,
         *,
         within: float | None = None,
-        schema: Any = None,
+        schema: SchemaSource | None = None,
     ) -> WsEvent:
         """See :meth:`Connection.expect <nbsocket.Connection.expect>`."""
         __tracebackhide__ = True
@@ -255,10 +263,10 @@ class Requests:
         self,
         match: Match = None,
         timeout: float | None = 5.0,
-        since: Any = None,
+        since: Since = None,
         *,
         within: float | None = None,
-        schema: Any = None,
+        schema: SchemaSource | None = None,
     ) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
         __tracebackhide__ = True
@@ -273,7 +281,7 @@ class Requests:
             waiter.close()
         return self._judge(expectation, self._consumed(event), started)
 
-    def expect_none(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+    def expect_none(self, match: Match = None, during: float = 1.0, since: Since = None) -> None:
         """See :meth:`Connection.expect_none <nbsocket.Connection.expect_none>`."""
         __tracebackhide__ = True
         self._loop_thread.refuse_blocking("expect_none")
@@ -291,7 +299,7 @@ class Requests:
             waiter.close()
         raise ExpectationError(unwanted_text(expectation, event, start_ns, time.monotonic() - started))
 
-    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Since = None) -> None:
         """Like :meth:`expect_none`, for ``await``."""
         __tracebackhide__ = True
         started, start_ns = time.monotonic(), time.time_ns()
@@ -314,7 +322,7 @@ class Requests:
     # --- what an expectation is, and its verdict ---------------------------------------------------
 
     def _prepare_expect(
-        self, match: Match, timeout: float | None, since: Any, within: float | None, schema: Any
+        self, match: Match, timeout: float | None, since: Since, within: float | None, schema: SchemaSource | None
     ) -> tuple[ReplyWaiter, int | None, Expectation, float | None]:
         """The waiter, where it starts looking, the expectation, and how long to wait (checked before any waiting)."""
         if within is not None:
@@ -328,7 +336,7 @@ class Requests:
             wait = max(0.0, (expectation.reference_ns + within * 1e9 - time.time_ns()) / 1e9)
         return waiter, since_seq, expectation, wait
 
-    def _prepare_expect_none(self, match: Match, during: float, since: Any) -> tuple[ReplyWaiter, int | None, Expectation]:
+    def _prepare_expect_none(self, match: Match, during: float, since: Since) -> tuple[ReplyWaiter, int | None, Expectation]:
         _check_seconds("during", during)
         since_seq = _seq_of(since)
         waiter = self._waiter(match)
@@ -340,7 +348,7 @@ class Requests:
         timeout: float | None,
         *,
         within: float | None = None,
-        since: Any = None,
+        since: Since = None,
         schema: Schema | None = None,
         reply: bool = False,
     ) -> Expectation:
@@ -349,7 +357,7 @@ class Requests:
             reference, reference_ns = self._reference(since)
         return Expectation(self._conn.name, matcher, within, reference, reference_ns, schema, timeout=timeout, reply=reply)
 
-    def _reference(self, since: Any) -> tuple[str, int]:
+    def _reference(self, since: Since) -> tuple[str, int]:
         """What ``within`` counts from, and when it was: the ``since`` message, else the last send, else the opening."""
         if isinstance(since, Reply):
             since = since.event
@@ -449,14 +457,16 @@ class Requests:
 
     def _event_from_entry(self, entry: Entry) -> WsEvent:
         conn = self._conn
+        body, seq = entry.body, entry.seq
+        assert body is not None and seq is not None, entry  # a received message's entry has both
         data, error = None, entry.error
         if error is None:
             try:
-                data = self._codec.decode(entry.body)
+                data = self._codec.decode(body)
             except Exception as exc:
                 error = str(exc)
-        request = Request(entry.body, entry.kind == "binary", conn.content_type, conn.url)
-        return WsEvent(conn.name, data, request, entry.seq, entry.ts_ns, self._lockable, error, conn)
+        request = Request(body, entry.kind == "binary", conn.content_type, conn.url)
+        return WsEvent(conn.name, data, request, seq, entry.ts_ns, self._lockable, error, conn)
 
     def recent_received(self, n: int) -> list[WsEvent]:
         """The last ``n`` messages received, as events rebuilt from the transcript."""
@@ -464,7 +474,7 @@ class Requests:
         return [self._event_from_entry(e) for e in received[-n:]]
 
 
-def _seq_of(since: Any) -> int | None:
+def _seq_of(since: object) -> int | None:
     if since is None:
         return None
     if isinstance(since, Reply):
@@ -476,12 +486,12 @@ def _seq_of(since: Any) -> int | None:
     raise InvalidOptionError(f"since must be a sequence number, an event or a Reply, not {type(since).__name__}")
 
 
-def _check_seconds(name: str, value: Any) -> None:
+def _check_seconds(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise InvalidOptionError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
-def _close_detail(conn: Any) -> str:
+def _close_detail(conn: SocketView) -> str:
     code = conn.close_code
     if code is None:
         return ""
@@ -492,5 +502,5 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     return _clip(repr(value), 80)

@@ -38,12 +38,19 @@ from ...core.transcript_entries import (
 )
 from ...errors import InvalidOptionError
 from ..outbound.outbox import Outgoing
+from .observers import LifecycleInfo
 
-__all__ = ["Transcript", "TranscriptRecorder", "write_transcript_file"]
+__all__ = ["Meta", "Shape", "Transcript", "TranscriptRecorder", "write_transcript_file"]
 
-_RECEIVED_TEXT = (RECEIVED, TEXT, None, None, None, None)
-_RECEIVED_BINARY = (RECEIVED, BINARY, None, None, None, None)
-_SENT = {TEXT: (SENT, TEXT, None, None, None, None), BINARY: (SENT, BINARY, None, None, None, None)}
+Shape = tuple[str, "str | None", "str | None", "int | None", "str | None", Any]
+"""An entry's values but its time, number and body: ``direction``, ``kind``, ``error``, ``code``, ``reason``, ``info``
+(``info`` is whatever the entry carries: :attr:`Entry.info <nbsocket.core.transcript_entries.Entry.info>`)."""
+Meta = dict[str, Any]
+"""What a saved transcript says about its socket (JSON values: ``socket``, ``url``, ``content_type``, ``dropped``...)."""
+
+_RECEIVED_TEXT: Shape = (RECEIVED, TEXT, None, None, None, None)
+_RECEIVED_BINARY: Shape = (RECEIVED, BINARY, None, None, None, None)
+_SENT: dict[str, Shape] = {TEXT: (SENT, TEXT, None, None, None, None), BINARY: (SENT, BINARY, None, None, None, None)}
 
 
 class EntryColumns:
@@ -61,7 +68,7 @@ class EntryColumns:
         self.ts: collections.deque[int] = collections.deque()
         self.seq: collections.deque[int | None] = collections.deque()
         self.body: collections.deque[str | bytes | None] = collections.deque()
-        self.shape: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.shape: collections.deque[Shape] = collections.deque()
 
     def __len__(self) -> int:
         return len(self.shape)
@@ -76,7 +83,7 @@ class EntryColumns:
                 self.body.append(body)
                 self.shape.append(_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY)
             return
-        shapes = [
+        shapes: list[Shape] = [
             (_RECEIVED_TEXT if body.__class__ is str else _RECEIVED_BINARY)
             if errors[i] is None
             else (RECEIVED, TEXT if body.__class__ is str else BINARY, errors[i], None, None, None)
@@ -136,7 +143,7 @@ class EntryColumns:
                 column.clear()
 
 
-def write_transcript_file(path: str | os.PathLike[str], entries: Iterable[Entry], meta: dict[str, Any] | None = None) -> int:
+def write_transcript_file(path: str | os.PathLike[str], entries: Iterable[Entry], meta: Meta | None = None) -> int:
     """Write ``entries`` to ``path`` as a saved transcript (JSON Lines); returns how many were written."""
     entries = list(entries)
     with open(path, "w", encoding="utf-8") as out:
@@ -156,7 +163,7 @@ class TranscriptRecorder:
     def __init__(
         self,
         stats: Stats,
-        describe: Callable[[], dict[str, Any]],
+        describe: Callable[[], Meta],
         max_entries: int | None = DEFAULT_MAX_ENTRIES,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
@@ -197,7 +204,7 @@ class TranscriptRecorder:
         if len(entries) > self._limit or self._bytes > self._byte_limit:
             self._evict()
 
-    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
+    def on_lifecycle(self, kind: str, info: LifecycleInfo) -> None:
         ts = time.time_ns()
         if kind == "open":
             reconnects = self._stats.reconnects
@@ -250,7 +257,7 @@ class TranscriptRecorder:
         self._entries.clear()
         self._bytes = 0
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> Meta:
         """What a saved transcript says about its socket."""
         return {**self._describe(), "dropped": self.dropped}
 
@@ -265,9 +272,9 @@ class Transcript:
     def __init__(
         self,
         stats: Stats,
-        describe: Callable[[], dict[str, Any]],
-        attach: Callable[[Any], None],
-        detach: Callable[[Any], None],
+        describe: Callable[[], Meta],
+        attach: Callable[[TranscriptRecorder], None],
+        detach: Callable[[TranscriptRecorder], None],
         on_loop: Callable[[Callable[[], None]], None],
     ) -> None:
         self._stats = stats
@@ -278,7 +285,7 @@ class Transcript:
         self.recorder: TranscriptRecorder | None = TranscriptRecorder(stats, describe)
         attach(self.recorder)
 
-    def entries(self) -> tuple[list[Entry], dict[str, Any]]:
+    def entries(self) -> tuple[list[Entry], Meta]:
         """The entries kept and the meta data a saved transcript carries."""
         recorder = self.recorder
         if recorder is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from IPython.display import DisplayHandle
 
 __all__ = ["UPDATE_SECONDS", "ProgressBar", "frontend_present"]
 
@@ -14,7 +17,7 @@ UPDATE_SECONDS = 0.1
 """At most this often does the bar change (each change is a message to the frontend)."""
 
 
-def frontend_present(shell: Any = None) -> bool:
+def frontend_present(shell: object = None) -> bool:
     """True inside a Jupyter kernel, where a frontend can show widgets (``shell``: the IPython shell, default the current one)."""
     if shell is None:
         try:
@@ -35,12 +38,12 @@ class ProgressBar:
     """
 
     def __init__(
-        self, total: int | None, label: str, enabled: bool | None = None, display: Callable[[Any], Any] | None = None
+        self, total: int | None, label: str, enabled: bool | None = None, display: Callable[[object], object] | None = None
     ) -> None:
         self.total = total
         self.label = label
-        self.bar: Any = None
-        self.handle: Any = None
+        self.bar: Any = None  # an ipywidgets IntProgress (ipywidgets ships no types)
+        self.handle: DisplayHandle | None = None
         self._last = float("-inf")
         if enabled is None:
             enabled = frontend_present()

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.frame import LiveFrame
-from ..core.options import build_options, warn_insecure
+from ..core.options import ConnectOptions, build_options, warn_insecure
 from ..core.redact import add_secrets, install_log_filter, redact_url, url_secrets
 from ..core.state import CLOSED_FOR_GOOD
 from ..core.urls import validate_url
@@ -81,7 +81,7 @@ class Manager:
         self._connections: dict[str, Connection] = {}
         self._lock = threading.RLock()
         self.lockable = Lockable()
-        self._ticker: Any = None
+        self._ticker: concurrent.futures.Future[None] | None = None
         self._watched: list[LiveFrame] = []  # the frames with subscribers or sinks, listed again when ...
         self._watch_version = 0  # ... this changes (a frame gained or lost one, a socket came or went)
         self._watched_version = -1
@@ -184,7 +184,14 @@ class Manager:
         return conn
 
     @staticmethod
-    def _configure(conn: Connection, handler: Any, args: tuple[Any, ...], on_open: Any, on_close: Any, on_error: Any) -> None:
+    def _configure(
+        conn: Connection,
+        handler: Callable[..., Any] | None,
+        args: tuple[Any, ...],
+        on_open: Callable[..., Any] | None,
+        on_close: Callable[..., Any] | None,
+        on_error: Callable[..., Any] | None,
+    ) -> None:
         if handler is not None:
             conn.on_message(handler, args=args, key=PRIMARY)
         conn.on_open = on_open if on_open is not None else conn.on_open
@@ -192,7 +199,7 @@ class Manager:
         conn.on_error = on_error if on_error is not None else conn.on_error
 
     @staticmethod
-    def _in_use_message(existing: Connection, url: str, opts: Any) -> str:
+    def _in_use_message(existing: Connection, url: str, opts: ConnectOptions) -> str:
         if not existing._same_target(url, existing.options):
             what = f"connected to {existing.url}, not {redact_url(url)}"
         else:

@@ -31,7 +31,7 @@ _TLS_HINT = (
 )
 
 
-def _body_excerpt(body: bytes | None, limit: int = 200) -> str:
+def _body_excerpt(body: bytes | bytearray | None, limit: int = 200) -> str:
     if not body:
         return ""
     text = body[:limit].decode("utf-8", "replace").strip().replace("\n", " ")

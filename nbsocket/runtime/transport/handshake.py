@@ -47,7 +47,7 @@ def insecure_context() -> _ssl.SSLContext:
 
 
 def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
-    """The keyword arguments for ``websockets.asyncio.client.connect``."""
+    """The keyword arguments for ``websockets.asyncio.client.connect`` (values of as many types as its parameters)."""
     kwargs: dict[str, Any] = {
         "additional_headers": list(options.headers) or None,
         "subprotocols": list(options.subprotocols) or None,

@@ -195,7 +195,7 @@ class ScriptedTransport:
         refusal = self.refuse(self.opens) if self.refuse is not None else None
         if refusal is not None:
             raise refusal
-        chosen = self.subprotocol or (subprotocols or list(options.subprotocols) or [None])[0]
+        chosen = self.subprotocol or next(iter(subprotocols or options.subprotocols), None)
         wire = ScriptedWire(url, chosen, decode_text)
         peer = ScriptedPeer(wire, self.opens)
         self.peers.append(peer)

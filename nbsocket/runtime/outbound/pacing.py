@@ -20,7 +20,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sized
+from collections.abc import Callable, Generator, Hashable, Iterable, Sized
 from typing import Any
 
 from ...core.events import WsEvent
@@ -29,6 +29,8 @@ from ...core.state import CLOSED_FOR_GOOD
 from ...errors import ExpectationError, InvalidOptionError, OutboxFullError, SendError
 from ..parts import SocketView
 from ..progress import ProgressBar
+from ..transport import Batch
+from .outbox import Outgoing
 
 __all__ = [
     "POLL_SECONDS",
@@ -67,7 +69,7 @@ class Sending:
 
 def paced(
     conn: SocketView,
-    schedule: Iterable[tuple[float, Any]],
+    schedule: Iterable[tuple[float, Any]],  # (offset, a user's message)
     sending: Sending,
     deadline: float,
     progress: ProgressBar,
@@ -302,7 +304,7 @@ class RoundTripsInOrder:
         else:
             self._written.append(ts_ns)
 
-    def on_batch(self, ts_ns: int, first_seq: int | None, bodies: Any, errors: Any) -> None:
+    def on_batch(self, ts_ns: int, first_seq: int | None, bodies: Batch, errors: list[str | None]) -> None:
         if first_seq is None:  # a protocol's housekeeping
             return
         for _ in range(len(bodies)):
@@ -320,7 +322,7 @@ class RoundTripsByField:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self._written: dict[Any, int] = {}
+        self._written: dict[Hashable, int] = {}
         self._lock = threading.Lock()
         self.samples: list[tuple[int, float]] = []
 
@@ -338,48 +340,62 @@ class RoundTripsByField:
             self.samples.append((event.timestamp_ns, max(0, event.timestamp_ns - written) / 1e9))
 
 
-def _hashable(value: Any) -> Any:
+def _hashable(value: Any) -> Hashable:  # value: a field of a message
     try:
         hash(value)
     except TypeError:
         return repr(value)
-    return value
+    hashable: Hashable = value
+    return hashable
+
+
+class _Queued:
+    """The queued copies of one payload (a burst may send the same object again): how many wait, and their messages."""
+
+    __slots__ = ("count", "messages", "payload")
+
+    def __init__(self, payload: str | bytes, message: Any) -> None:
+        self.payload = payload
+        self.count = 1
+        self.messages: collections.deque[Any] = collections.deque([message])  # the user's messages, in order
 
 
 class _Delivery:
     """Observer counting the writes of the payloads a burst queued (by identity), and telling ``round_trips`` of each."""
 
     def __init__(self, round_trips: RoundTripsInOrder | RoundTripsByField) -> None:
-        self._pending: dict[int, list[Any]] = {}
+        self._pending: dict[int, _Queued] = {}
         self._lock = threading.Lock()
         self._round_trips = round_trips
         self.delivered = 0
         self.last_write = 0.0
 
-    def track(self, message: Any, payload: Any) -> None:
+    def track(self, message: Any, payload: str | bytes) -> None:
         with self._lock:
             slot = self._pending.get(id(payload))
             if slot is None:
-                self._pending[id(payload)] = [payload, 1, collections.deque([message])]
+                self._pending[id(payload)] = _Queued(payload, message)
             else:
-                slot[1] += 1
-                slot[2].append(message)
+                slot.count += 1
+                slot.messages.append(message)
 
-    def on_sent(self, item: Any, ts_ns: int) -> None:
+    def on_sent(self, item: Outgoing, ts_ns: int) -> None:
         with self._lock:
             slot = self._pending.get(id(item.payload))
-            if slot is None or slot[0] is not item.payload:
+            if slot is None or slot.payload is not item.payload:
                 return
-            slot[1] -= 1
-            message = slot[2].popleft()
-            if slot[1] == 0:
+            slot.count -= 1
+            message = slot.messages.popleft()
+            if slot.count == 0:
                 del self._pending[id(item.payload)]
             self.delivered += 1
             self.last_write = time.monotonic()
         self._round_trips.wrote(message, ts_ns)
 
 
-def burst_plan(messages: Any, rate: float | str | None, count: int | None) -> tuple[Iterable[tuple[float, Any]], int | None]:
+def burst_plan(
+    messages: Iterable[Any], rate: float | str | None, count: int | None
+) -> tuple[Iterable[tuple[float, Any]], int | None]:
     """The schedule of a burst: ``(offset_seconds, message)`` pairs at ``rate`` per second, and how many (if known).
 
     ``rate`` is messages per second, or ``None``, ``0`` or ``"max"`` for as fast as the socket takes them.
@@ -415,7 +431,7 @@ class Burst:
     def __init__(
         self,
         conn: SocketView,
-        messages: Any,
+        messages: Iterable[Any],
         rate: float | str | None,
         count: int | None,
         timeout: float,
@@ -427,7 +443,7 @@ class Burst:
             raise InvalidOptionError(f"match must be the name of a field replies share with their messages, not {match!r}")
         self.conn = conn
         self.schedule, total = burst_plan(messages, rate, count)
-        self.rate = None if rate == "max" else rate or None
+        self.rate = rate if isinstance(rate, (int, float)) and rate else None  # "max" and 0: as fast as possible
         self.settle = settle
         self.deadline = time.monotonic() + timeout
         self.sending = Sending()

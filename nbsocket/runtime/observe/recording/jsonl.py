@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from math import isfinite
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ __all__ = ["JsonlRecorder", "jsonl_text", "text_value"]
 class JsonlRecorder(Recorder):
     """Appends every row to a JSON Lines file, flushing each batch."""
 
-    def __init__(self, path: str, on_error: Callable[[str], Any] | None = None) -> None:
-        self._file: Any = None
+    def __init__(self, path: str, on_error: Callable[[str], object] | None = None) -> None:
+        self._file: TextIO | None = None
         super().__init__(path, on_error)
 
     def _add(self, chunk: pd.DataFrame) -> None:
@@ -113,7 +113,7 @@ def _json_float(value: float) -> str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)

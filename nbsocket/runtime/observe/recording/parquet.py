@@ -27,6 +27,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -56,7 +57,7 @@ class ParquetRecorder(Recorder):
     def __init__(
         self,
         path: str,
-        on_error: Callable[[str], Any] | None = None,
+        on_error: Callable[[str], object] | None = None,
         *,
         part_rows: int = PART_ROWS,
         part_seconds: float = PART_SECONDS,
@@ -99,7 +100,7 @@ class ParquetRecorder(Recorder):
 
         frame = self._buffer[0] if len(self._buffer) == 1 else pd.concat(self._buffer)
         schema = self._load()
-        columns: dict[str, pa.Array] = {}
+        columns: dict[str, pa.Array[Any]] = {}
         schema_changed = False
         for name in frame.columns:
             array = to_arrow(frame[name])
@@ -107,7 +108,7 @@ class ParquetRecorder(Recorder):
             if array.null_count == len(array):
                 if recorded is None:
                     continue  # no value yet: the column gets a type when one arrives
-                array = pa.nulls(len(array), recorded)
+                array = _nulls(len(array), recorded)
             elif recorded is None:
                 schema[name] = array.type
                 schema_changed = True
@@ -120,7 +121,7 @@ class ParquetRecorder(Recorder):
                 array = cast(array, target)
             columns[name] = array
         rows = len(frame)
-        table = pa.table({name: columns.get(name, pa.nulls(rows, kind)) for name, kind in schema.items()})
+        table = pa.table({name: columns[name] if name in columns else _nulls(rows, kind) for name, kind in schema.items()})
         os.makedirs(self.path, exist_ok=True)
         if schema_changed:
             self._write_atomically(pa.schema(list(schema.items())).empty_table(), SCHEMA_FILE, pq)
@@ -130,7 +131,7 @@ class ParquetRecorder(Recorder):
         self.rows_written += rows
         self._buffer, self._buffered = [], 0
 
-    def _write_atomically(self, table: pa.Table, name: str, pq: Any) -> None:
+    def _write_atomically(self, table: pa.Table, name: str, pq: ModuleType) -> None:
         temporary = os.path.join(self.path, f".{name}.tmp")
         pq.write_table(table, temporary)
         os.replace(temporary, os.path.join(self.path, name))
@@ -141,7 +142,7 @@ class ParquetRecorder(Recorder):
             return self._schema
         import pyarrow.parquet as pq
 
-        schema: dict[str, Any] = {}
+        schema: dict[str, pa.DataType] = {}
         if os.path.isdir(self.path):
             numbers = [int(m.group(1)) for m in map(_PART.match, os.listdir(self.path)) if m]
             self._next_part = max(numbers, default=0) + 1
@@ -173,14 +174,15 @@ class ParquetRecorder(Recorder):
 # --- values to Arrow ------------------------------------------------------------------------
 
 
-def to_arrow(column: pd.Series) -> pa.Array:
+def to_arrow(column: pd.Series) -> pa.Array[Any]:
     """One frame column as an Arrow array of a type every Parquet reader knows (see the module doc)."""
     import pyarrow as pa
 
     dtype = column.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         values = column if isinstance(dtype, pd.DatetimeTZDtype) else column.dt.tz_localize("UTC")
-        return pa.array(values.dt.tz_convert("UTC")).cast(pa.timestamp("us", tz="UTC"), safe=False)
+        times: pa.Array[Any] = pa.array(values.dt.tz_convert("UTC"))  # (the stubs take no Series here)
+        return times.cast(pa.timestamp("us", tz="UTC"), safe=False)
     if pd.api.types.is_bool_dtype(dtype):
         return pa.array(column, type=pa.bool_(), from_pandas=True)
     if pd.api.types.is_integer_dtype(dtype):
@@ -188,7 +190,8 @@ def to_arrow(column: pd.Series) -> pa.Array:
     if pd.api.types.is_float_dtype(dtype):
         return pa.array(column, type=pa.float64(), from_pandas=True)
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
-        return pa.array(column, from_pandas=True).cast(pa.string())
+        strings: pa.Array[Any] = pa.array(column, from_pandas=True)
+        return strings.cast(pa.string())
     kind = pd.api.types.infer_dtype(column, skipna=True)
     try:
         if kind == "empty":
@@ -208,7 +211,7 @@ def to_arrow(column: pd.Series) -> pa.Array:
     return pa.array([text_value(v) for v in column], type=pa.string())
 
 
-def widen(recorded: pa.DataType, array: pa.Array) -> pa.DataType:
+def widen(recorded: pa.DataType, array: pa.Array[Any]) -> pa.DataType:
     """The type a column recorded as ``recorded`` must have to also hold ``array``."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -224,7 +227,7 @@ def widen(recorded: pa.DataType, array: pa.Array) -> pa.DataType:
     return pa.string()
 
 
-def cast(array: Any, target: pa.DataType) -> Any:
+def cast(array: pa.Array[Any], target: pa.DataType) -> pa.Array[Any]:
     """``array`` as ``target``: numbers converted, anything as text for a string column."""
     import pyarrow as pa
 
@@ -235,3 +238,11 @@ def cast(array: Any, target: pa.DataType) -> Any:
             return pa.array([text_value(v) for v in array.to_pylist()], type=pa.string())
         return array.cast(pa.string())
     return array.cast(target, safe=False)
+
+
+def _nulls(count: int, kind: pa.DataType) -> pa.Array[Any]:
+    """``count`` nulls of type ``kind``."""
+    import pyarrow as pa
+
+    nulls: pa.Array[Any] = pa.nulls(count, kind)  # type: ignore[call-overload]  # the stubs list nulls() per concrete type
+    return nulls

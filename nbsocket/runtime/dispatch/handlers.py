@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from ...errors import InvalidOptionError
 
@@ -16,7 +16,7 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
     """True for ``async def`` functions, partials of them and objects with an async ``__call__``."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004 (is its __call__ async?)
 
 
 def describe(fn: Callable[..., Any]) -> str:
@@ -67,7 +67,7 @@ class HandlerList:
                     return
         self._set((*handlers, handler))
 
-    def remove(self, fn_or_key: Any) -> bool:
+    def remove(self, fn_or_key: Callable[..., Any] | str) -> bool:
         """Remove the handlers registered as function ``fn_or_key`` or under that key; True if one was."""
         kept = tuple(h for h in self.current if h.fn is not fn_or_key and (h.key is None or h.key != fn_or_key))
         removed = len(kept) != len(self.current)
@@ -100,12 +100,18 @@ class CallbackSlot:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = "_" + name
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> CallbackSlot: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[..., Any] | None: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> CallbackSlot | Callable[..., Any] | None:
         if obj is None:
             return self
-        return obj.__dict__.get(self.name)
+        callback: Callable[..., Any] | None = obj.__dict__.get(self.name)
+        return callback
 
-    def __set__(self, obj: Any, callback: Callable[..., Any] | None) -> None:
+    def __set__(self, obj: object, callback: Callable[..., Any] | None) -> None:
         obj.__dict__[self.name] = callback
         dispatcher = obj.__dict__.get("_dispatcher")
         if dispatcher is not None:

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["Lockable"]
 
 
-class Lockable(MutableMapping):
+class Lockable(MutableMapping[Any, Any]):  # the handlers' shared state: keys and values of any type
     """A dict shared by every handler, guarded by one re-entrant lock.
 
     ``with event.lockable as state: state["n"] = state.get("n", 0) + 1`` holds

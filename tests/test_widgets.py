@@ -46,7 +46,8 @@ class SendCounter:
         original = ipywidgets.Widget._send
 
         def counting_send(widget: ipywidgets.Widget, msg: Any, buffers: Any = None) -> None:
-            self.sent.append((time.monotonic(), widget.model_id))
+            comm = widget.comm  # Plotly's FigureWidget may send before its comm is open: nothing goes out then
+            self.sent.append((time.monotonic(), comm.comm_id if comm is not None else ""))
             original(widget, msg, buffers)
 
         monkeypatch.setattr(ipywidgets.Widget, "_send", counting_send)
@@ -422,12 +423,14 @@ def test_dashboard_follows_sockets_and_has_the_buttons(demo: Any) -> None:
 
 def test_plot_follows_ticks(demo: Any) -> None:
     nbs.connect("w-plot", demo.url("/ticker?rate=200&symbols=AAA,BBB"))
-    chart = nbs.plot("w-plot", y=["price"], x="timestamp", window=50, by="symbol")
-    assert isinstance(chart, LiveChart)
-    wait_for(lambda: chart.svg.value.count("<polyline") == 2, what="one line per symbol")
+    chart = nbs.plot("w-plot", y=["price"], x="timestamp", window=50, by="symbol", engine="svg")
+    assert isinstance(chart, LiveChart) and chart.engine == "svg" and chart.figure is None
+    assert chart.view.html is not None
+    wait_for(lambda: chart.view.html.value.count("<polyline") == 2, what="one line per symbol")
     wait_for(lambda: sum(map(len, chart.buffer.series["price"].values())) == 50, what="a full window of rows")
     auto = nbs.plot("w-plot")
-    wait_for(lambda: auto.buffer.columns == ["price"] and "<polyline" in auto.svg.value, what="the auto chart")
+    assert auto.engine == "plotly" and auto.figure is not None  # the views extra is installed for the tests
+    wait_for(lambda: auto.buffer.columns == ["price"] and len(auto.figure.data) == 2, what="the auto chart, a line per symbol")
     assert "text/html" in chart._repr_mimebundle_()
 
 
@@ -454,7 +457,7 @@ def test_headless_notebook_renders_a_static_snapshot(demo: Any, tmp_path: Any) -
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbclient.NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = nb.cells[0].outputs
-    data = next(o["data"] for o in outputs if o.get("output_type") == "execute_result")
+    data = next(o["data"] for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {}))
     assert "application/vnd.jupyter.widget-view+json" in data
     snapshot = data["text/html"]
     assert 'data-state="open"' in snapshot and "price" in snapshot and "<svg" not in snapshot

@@ -1,18 +1,21 @@
-"""The buttons of a socket: Send, Reset (to an optional new URL), Disconnect and Connect.
+"""The buttons of a socket: Send (a protocol's verbs on a protocol socket), Reset (to an optional new URL), Disconnect, Connect.
 
 Button callbacks run on the kernel's main thread and must never wait for the
-background loop: Send only queues the message, and Reset, Disconnect and
-Connect schedule the connection's coroutine on the loop thread and return at
-once. The outcome is kept when the future completes and shown by the view's
-next refresh (on the refresher thread, never from the loop).
+background loop: Send only queues the message (a protocol verb and a call are
+scheduled on the loop thread), and Reset, Disconnect and Connect schedule the
+connection's coroutine on the loop thread and return at once. The outcome is
+kept when the future completes and shown by the view's next refresh (on the
+refresher thread, never from the loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import html
 import json
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +26,25 @@ from ..core.redact import redact_url, scrub, url_secrets
 from ..errors import EncodeError, InvalidMessageError, NbSocketError
 from ..runtime import ProtocolConnection
 from .render import feedback_html
+from .sending import CALL_TIMEOUT, PlannedSend, ProtocolForm, form_for, plan_protocol_send
 from .throttle import Refresher
 from .throttle import refresher as default_refresher
 
 if TYPE_CHECKING:
     from ..runtime import Connection, Manager
 
-__all__ = ["MODES", "InvalidMessageError", "SocketControls", "describe_payload", "parse_message"]
+__all__ = ["MODES", "PLAIN_HINT", "PROTOCOL_MODES", "InvalidMessageError", "SocketControls", "describe_payload", "parse_message"]
 
 
 MODES = (("auto", "auto"), ("JSON", "json"), ("text", "text"))
-"""How Send reads the message box: ``auto`` sends JSON if it parses and text otherwise."""
+"""How Send reads the message box: ``auto`` sends a JSON object or array as JSON and other text as text."""
+PROTOCOL_MODES = (("JSON", "json"), ("text", "text"))
+"""How a protocol socket's payload box is read."""
+PLAIN_HINT = (
+    "auto: a JSON object or array is sent as JSON, anything else as a text message; text that starts like JSON "
+    "but does not parse is refused (choose text to send it as typed). JSON: must parse. text: sent as typed."
+)
+"""What a plain socket's Send row accepts (shown under it)."""
 
 
 def parse_message(text: str, mode: str = "auto") -> Any:
@@ -51,7 +62,7 @@ def parse_message(text: str, mode: str = "auto") -> Any:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        if mode == "json":
+        if mode == "json" or text.lstrip()[:1] in ("{", "["):  # auto: what starts like JSON must be JSON
             reason = getattr(exc, "msg", str(exc))
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             raise InvalidMessageError(
@@ -67,6 +78,10 @@ def describe_payload(message: Any) -> str:
         kind = "JSON object" if isinstance(message, dict) else "JSON array"
         return f"{kind} with {len(message)} item(s)"
     return f"text message ({len(message)} characters)"
+
+
+def _hint_html(text: str) -> str:
+    return f'<div class="nbsocket-hint" style="opacity:.7;font-size:85%;line-height:1.3">{html.escape(text)}</div>'
 
 
 def _button(description: str, icon: str, css: str, tooltip: str, style: str = "") -> widgets.Button:
@@ -98,16 +113,39 @@ class SocketControls:
         self._lock = threading.Lock()
         self._busy: str | None = None
         self._outcome: tuple[str, bool] | None = None
+        conn = manager.find(name)
+        self.protocol: str | None = conn.protocol if isinstance(conn, ProtocolConnection) else None
+        self.form: ProtocolForm | None = form_for(self.protocol)
+        form = self.form
+        self.verb = widgets.Dropdown(
+            options=form.verbs if form else ("send",),
+            value=form.verbs[0] if form else "send",
+            tooltip="what Send does",
+            layout=widgets.Layout(width="8em", display="flex" if form else "none"),
+        )
+        self.verb.add_class("nbsocket-verb")
+        self.target = widgets.Text(
+            placeholder=f"{form.target}, e.g. {form.target_example}" if form else "",
+            layout=widgets.Layout(flex="0 1 14em", width="auto", min_width="8em", display="flex" if form else "none"),
+        )
+        self.target.add_class("nbsocket-target")
         self.message = widgets.Text(
-            placeholder='message: {"op": "ping"} or text',
+            placeholder=f"{form.payload}: JSON, e.g. {form.payload_example} (empty: none)"
+            if form
+            else 'message: a JSON object or array, e.g. {"op": "ping"}, or text',
             continuous_update=True,
             layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="12em"),
         )
         self.message.add_class("nbsocket-message")
         self.mode = widgets.Dropdown(
-            options=MODES, value="auto", tooltip="auto: JSON if it parses, else text", layout=widgets.Layout(width="7em")
+            options=PROTOCOL_MODES if form else MODES,
+            value="json" if form else "auto",
+            tooltip="how the message box is read (see the line below)",
+            layout=widgets.Layout(width="7em"),
         )
         self.mode.add_class("nbsocket-mode")
+        self.hint = widgets.HTML(value=_hint_html(form.hint() if form else PLAIN_HINT))
+        self.hint.add_class("nbsocket-send-hint")
         self.send_button = _button("Send", "paper-plane", "nbsocket-send", "queue the message on the socket", "primary")
         self.url = widgets.Text(
             placeholder="new URL (optional): ws://... or wss://...",
@@ -124,23 +162,11 @@ class SocketControls:
         self.disconnect_button.on_click(self._on_disconnect)
         self.connect_button.on_click(self._on_connect)
         self.buttons = (self.send_button, self.reset_button, self.disconnect_button, self.connect_button)
-        if compact:
-            self.box = widgets.VBox(
-                [
-                    widgets.HBox(
-                        [self.message, self.send_button, self.reset_button, self.disconnect_button, self.connect_button]
-                    ),
-                    self.feedback,
-                ]
-            )
-        else:
-            self.box = widgets.VBox(
-                [
-                    widgets.HBox([self.message, self.mode, self.send_button]),
-                    widgets.HBox([self.url, self.reset_button, self.disconnect_button, self.connect_button]),
-                    self.feedback,
-                ]
-            )
+        send_row = widgets.HBox([self.verb, self.target, self.message, self.mode, self.send_button])
+        reset_row = widgets.HBox([self.url, self.reset_button, self.disconnect_button, self.connect_button])
+        self.box = widgets.VBox(
+            [send_row, reset_row, self.feedback] if compact else [send_row, self.hint, reset_row, self.feedback]
+        )
 
     @property
     def all_widgets(self) -> list[widgets.Widget]:
@@ -201,24 +227,18 @@ class SocketControls:
         if conn is None:
             return
         text = self.message.value
+        if self.form is not None and isinstance(conn, ProtocolConnection):
+            try:
+                planned = plan_protocol_send(self.form, str(self.verb.value), self.target.value, text, str(self.mode.value))
+            except InvalidMessageError as exc:
+                self.show(str(exc), ok=False)
+                return
+            self._run_verb(conn, planned)
+            return
         try:
             message = parse_message(text, self.mode.value)
         except InvalidMessageError as exc:
             self.show(str(exc), ok=False)
-            return
-        if isinstance(conn, ProtocolConnection) and conn.protocol in ("socketio", "jsonrpc", "stomp"):
-            # "NAME payload": emit an event / notify a method / publish
-            protocol = conn.protocol
-            name, _, rest = text.strip().partition(" ")
-            try:
-                payload = [parse_message(rest, self.mode.value)] if rest.strip() else []
-                verbs: dict[str, Callable[..., None]] = {"socketio": conn.emit, "jsonrpc": conn.notify, "stomp": conn.publish}
-                verb = verbs[protocol]
-                verb(name, *payload)
-            except (InvalidMessageError, NbSocketError) as exc:
-                self.show(f"not sent: {exc}", ok=False)
-                return
-            self.show(f"{'emitted' if protocol == 'socketio' else 'sent'} {name}")
             return
         try:
             try:
@@ -232,6 +252,46 @@ class SocketControls:
             self.show(f"not sent: {exc}", ok=False)
             return
         self.show(f"queued {describe_payload(message)}")
+
+    def _run_verb(self, conn: ProtocolConnection, planned: PlannedSend) -> None:
+        """Run a protocol verb on the loop thread (where it never waits); a call's reply is shown when it arrives."""
+        verb, target, args = planned.verb, planned.target, planned.args
+
+        async def run() -> Any:
+            if verb == "call":
+                return await conn.call_async(target, *args, timeout=CALL_TIMEOUT)
+            method: Callable[..., Any] = getattr(conn, verb)
+            return method(target, *args)  # on the loop thread a verb runs at once, without waiting
+
+        started = time.monotonic()
+        try:
+            future = self.manager.loop_thread.submit(run())
+        except Exception as exc:
+            self.show(f"not sent: {exc}", ok=False)
+            return
+        self.show(f"{planned.describe()}: waiting for the reply…" if verb == "call" else f"{planned.describe()}: queued")
+        future.add_done_callback(lambda f: self._verb_done(planned, started, f))
+
+    def _verb_done(self, planned: PlannedSend, started: float, future: concurrent.futures.Future[Any]) -> None:
+        """Runs on the loop thread when the verb finished: its outcome is shown by the next refresh."""
+        took = (time.monotonic() - started) * 1000
+        if future.cancelled():
+            self._finish(f"{planned.describe()} was cancelled", False)
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._finish(
+                f"not sent: {exc}" if planned.verb != "call" else f"{planned.describe()} failed: {type(exc).__name__}: {exc}",
+                False,
+            )
+        elif planned.verb == "call":
+            reply = json.dumps(future.result(), default=str, ensure_ascii=False)
+            shown = reply if len(reply) <= 200 else reply[:199] + "…"
+            self._finish(f"{planned.describe()}: reply after {took:,.0f} ms: {shown}", True, keep_busy=True)
+        elif planned.verb == "subscribe":
+            self._finish(f"subscribed to {planned.target} (its messages arrive as rows and in the log)", True, keep_busy=True)
+        else:
+            self._finish(f"{planned.describe()}: sent", True, keep_busy=True)
 
     def _on_reset(self, _button: Any = None) -> None:
         conn = self._connection(action=True)
@@ -302,7 +362,8 @@ class SocketControls:
         else:
             self._finish(f"{verb} failed: {type(exc).__name__}: {exc}", False)
 
-    def _finish(self, text: str, ok: bool) -> None:
+    def _finish(self, text: str, ok: bool, keep_busy: bool = False) -> None:
         self._outcome = (in_widget_words(scrub(text)), ok)
-        self._busy = None
+        if not keep_busy:  # a send's outcome leaves a Reset, Disconnect or Connect under way alone
+            self._busy = None
         self._refresher.poke()

@@ -10,9 +10,9 @@ import ipywidgets as widgets
 
 from ..runtime import registry
 from .controls import SocketControls
-from .live import LiveView, descendants
+from .live import LiveView, descendants, snapshot_widget
 from .panel import COUNTERS_EVERY, MAX_RATE_HZ
-from .render import esc, summary_html
+from .render import OFFLINE_STYLE, esc, offline_note, snapshot_note, summary_html
 from .throttle import RateMeter, Refresher
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ class Dashboard(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets shi
         self.title = widgets.HTML()
         self.title.add_class("nbsocket-dashboard-title")
         self.rows_box = widgets.VBox()
+        self.snapshot_holder = snapshot_widget()
         super().__init__(
-            children=[self.title, self.rows_box],
+            children=[self.title, self.rows_box, self.snapshot_holder],
             _view_count=0,
             layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px"),
         )
@@ -105,10 +106,14 @@ class Dashboard(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets shi
                 self.rows_box.children = boxes
             count = len(names)
             self.title.value = (
-                f"<b>nbsocket</b>: {count} socket{'s' if count != 1 else ''}"
-                if count
-                else "<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> "
-                f"or <code>{esc('nbs.connect(name, url)')}</code>"
+                OFFLINE_STYLE
+                + offline_note("these are the sockets as they were when the notebook was saved")
+                + (
+                    f"<b>nbsocket</b>: {count} socket{'s' if count != 1 else ''}"
+                    if count
+                    else "<b>nbsocket</b>: no sockets yet; connect one with <code>%ws_connect NAME URL</code> "
+                    f"or <code>{esc('nbs.connect(name, url)')}</code>"
+                )
             )
             self._last_full = now
 
@@ -121,10 +126,15 @@ class Dashboard(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets shi
         for row in rows:
             row.close()
 
+    def snapshot_html(self) -> str:
+        """Every socket's line as it looks now, as plain HTML (for viewers without widgets)."""
+        with self._lock:
+            summaries = "".join(row.summary.value for row in self.rows.values())
+            title = self.title.value
+        return f'<div class="nbsocket-dashboard-snapshot">{snapshot_note("the dashboard")}{title}{summaries}</div>'
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
-            with self._lock:
-                summaries = "".join(row.summary.value for row in self.rows.values())
-            bundle["text/html"] = f'<div class="nbsocket-dashboard-snapshot">{self.title.value}{summaries}</div>'
+            bundle["text/html"] = self.snapshot_html()
         return bundle

@@ -6,10 +6,18 @@ it creates and removes. A view that has been shown and then has no view left
 subscriptions and sends nothing until it is shown again. A view never seen by
 a frontend (a headless run, a frontend that does not count views) keeps
 updating at its bounded rate until it is closed.
+
+A view's static snapshot (the ``text/html`` beside the widget in its output, what viewers
+without widgets and a notebook run headless show) is refreshed as the view updates, at most
+every :data:`SNAPSHOT_EVERY` seconds: in the output itself where the frontend applies display
+updates (nbclient, papermill, ``nbconvert --execute``), and in a hidden ``nbsocket-snapshot``
+widget whose saved state ``nbsocket.demo.save_hook`` copies into the output when JupyterLab or
+Notebook 7 saves the notebook.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ipywidgets as widgets
@@ -17,7 +25,19 @@ import ipywidgets as widgets
 from .throttle import RateGate, Refresher
 from .throttle import refresher as default_refresher
 
-__all__ = ["LiveView", "descendants"]
+__all__ = ["SNAPSHOT_CLASS", "SNAPSHOT_EVERY", "LiveView", "descendants", "snapshot_widget"]
+
+SNAPSHOT_EVERY = 3.0
+"""Seconds between refreshes of a view's static snapshot (when it changed)."""
+SNAPSHOT_CLASS = "nbsocket-snapshot"
+"""The CSS class of the hidden widget that holds a view's snapshot (the save hook looks for it)."""
+
+
+def snapshot_widget() -> widgets.HTML:
+    """The hidden widget that holds a view's static snapshot (its saved state keeps it)."""
+    holder = widgets.HTML(layout=widgets.Layout(display="none"))
+    holder.add_class(SNAPSHOT_CLASS)
+    return holder
 
 
 def descendants(widget: widgets.Widget) -> list[widgets.Widget]:
@@ -47,6 +67,8 @@ class LiveView:
         self._live = True
         self._views_seen = False
         self._paused = False
+        self._snapshot_at = time.monotonic()
+        self._display_handles: list[Any] = []
         self.observe(self._on_view_count, names="_view_count")  # type: ignore[attr-defined]
         self._refresher.add(self)
 
@@ -80,7 +102,45 @@ class LiveView:
         keep = self._tick(now)
         if not keep:
             self._live = False
+        if now - self._snapshot_at >= SNAPSHOT_EVERY or not keep:
+            self._snapshot_at = now
+            self.refresh_snapshot()
         return keep
+
+    # --- the static snapshot ----------------------------------------------------------------
+
+    def snapshot_html(self) -> str:
+        """The view as it looks now, as plain HTML (subclasses draw it)."""
+        raise NotImplementedError
+
+    def refresh_snapshot(self) -> bool:
+        """Take the snapshot again and put it where viewers without widgets will find it; True if it changed."""
+        holder = getattr(self, "snapshot_holder", None)
+        if holder is None:
+            return False
+        html = self.snapshot_html()
+        if holder.value == html:
+            return False
+        holder.value = html
+        if self._display_handles:
+            bundle = self._repr_mimebundle_()  # type: ignore[attr-defined]
+            for handle in list(self._display_handles):
+                try:
+                    handle.update(bundle, raw=True)
+                except Exception:  # no kernel to publish to any more (the view outlived its shell)
+                    self._display_handles.remove(handle)
+        return True
+
+    def _ipython_display_(self) -> None:
+        """Shown with a display id, so the snapshot beside the widget can be refreshed later."""
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()  # type: ignore[attr-defined]
+        if bundle is None:
+            return
+        handle = display(bundle, raw=True, display_id=True)
+        if handle is not None:
+            self._display_handles.append(handle)
 
     def _tick(self, now: float) -> bool:
         raise NotImplementedError

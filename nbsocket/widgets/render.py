@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,12 @@ from ..core.state import ErrorRecord
 __all__ = [
     "CELL_CHARS",
     "MUTED",
+    "OFFLINE_STYLE",
     "OWN_COLUMN_TITLES",
     "STATE_COLORS",
     "TABLE_COLUMNS",
     "counters",
+    "epoch_seconds",
     "errors_html",
     "esc",
     "feedback_html",
@@ -31,6 +34,8 @@ __all__ = [
     "human_bytes",
     "human_rate",
     "latency_text",
+    "offline_note",
+    "snapshot_note",
     "state_badge",
     "summary_html",
     "table_html",
@@ -49,6 +54,22 @@ STATE_COLORS = {
 CELL_CHARS = 40
 TABLE_COLUMNS = 8
 MUTED = "opacity:.7"
+OFFLINE_STYLE = (
+    "<style>"
+    ".nbsocket-offline-note{display:none}"
+    # restored from a saved notebook with no live kernel behind it: ipywidgets marks every part disconnected
+    ".jupyter-widgets-disconnected .nbsocket-offline-note,.jupyter-widgets-disconnected.nbsocket-header-box "
+    ".nbsocket-offline-note{display:block}"
+    ".jupyter-widgets-disconnected .nbsocket-state,.jupyter-widgets-disconnected.nbsocket-header-box .nbsocket-state"
+    "{display:none}"
+    ".nbsocket-panel .jupyter-widgets-disconnected::before,.nbsocket-panel.jupyter-widgets-disconnected::before,"
+    ".nbsocket-plot .jupyter-widgets-disconnected::before,.nbsocket-plot.jupyter-widgets-disconnected::before,"
+    ".nbsocket-dashboard .jupyter-widgets-disconnected::before,.nbsocket-dashboard.jupyter-widgets-disconnected::before"
+    "{display:none!important}"
+    "</style>"
+)
+"""What a view looks like without a live kernel (a saved notebook reopened): no state badge, no broken-link
+icons on every part, and a note that says so (shown only then, by CSS)."""
 
 
 def esc(text: object) -> str:
@@ -121,11 +142,29 @@ def header_html(status: dict[str, Any], rate: float) -> str:
             f'<div class="nbsocket-protocol"><span style="{MUTED}">protocol</span> <b>{esc(status["protocol"])}</b>'
             f"{f' <span style={chr(34)}{MUTED}{chr(34)}>topics</span> {esc(topics)}' if topics else ''}</div>"
         ) + last_line
+    offline = offline_note("this is the socket as it was when the notebook was saved")
     return (
-        '<div class="nbsocket-header" style="line-height:1.7">'
+        f'{OFFLINE_STYLE}<div class="nbsocket-header" style="line-height:1.7">'
         f'<b style="font-size:110%">{esc(status.get("name", ""))}</b> {state_badge(str(status.get("state", "")))} '
         f'<code class="nbsocket-url">{esc(status.get("url", ""))}</code>'
-        f"<div>{items}</div>{last_line}</div>"
+        f"{offline}<div>{items}</div>{last_line}</div>"
+    )
+
+
+def offline_note(what: str) -> str:
+    """A note shown only when the view has no live kernel behind it (a saved notebook reopened): see :data:`OFFLINE_STYLE`."""
+    return (
+        '<div class="nbsocket-offline-note" style="color:#8a6d00;font-weight:bold">'
+        f"no live kernel: {esc(what)}; run the cell again to connect</div>"
+    )
+
+
+def snapshot_note(what: str, taken: _dt.datetime | None = None) -> str:
+    """The line a static snapshot starts with: what it is and when it shows it (it is never live)."""
+    when = (taken or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f'<div class="nbsocket-snapshot-note" style="{MUTED};font-size:85%">snapshot of {esc(what)} taken {when} '
+        "(not live: run the notebook to connect)</div>"
     )
 
 
@@ -142,6 +181,38 @@ def summary_html(status: dict[str, Any], rate: float) -> str:
         f'<span style="{MUTED}">latency</span> {esc(values["latency"])}'
         "</div>"
     )
+
+
+_EPOCH_NAMES = re.compile(r"(^|[._])(ts|time|timestamp|date|epoch|datetime|created|updated|sent|received)$|_(at|ts|time)$", re.I)
+_EPOCH_RANGES = ((1e9, 4.2e9, 1.0), (1e12, 4.2e12, 1e3), (1e15, 4.2e15, 1e6), (1e18, 4.2e18, 1e9))
+"""Numbers that read as 2001-2103 in seconds, milliseconds, microseconds or nanoseconds since 1970."""
+
+
+def epoch_seconds(name: str, values: pd.Series) -> float | None:
+    """The divisor that turns column ``name``'s numbers into seconds when they are times since 1970, else ``None``.
+
+    Only a column named like a time (``ts``, ``timestamp``, ``sent_at``, ...) whose values all fall in one
+    plausible range counts, so prices and counters are never shown as dates.
+    """
+    if not _EPOCH_NAMES.search(name) or not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
+        return None
+    numbers = values.dropna()
+    if not len(numbers):
+        return None
+    low, high = float(numbers.min()), float(numbers.max())
+    for start, end, divisor in _EPOCH_RANGES:
+        if start <= low and high < end:
+            return divisor
+    return None
+
+
+def _epoch_cell(value: Any, divisor: float) -> str:
+    try:
+        moment = _dt.datetime.fromtimestamp(float(value) / divisor, _dt.timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return _cell(value)
+    shown = moment.strftime("%H:%M:%S.%f")[:-3]
+    return f'<span title="{esc(value)} = {esc(moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))}">{esc(shown)}</span>'
 
 
 def _cell(value: Any) -> str:
@@ -178,18 +249,32 @@ def _header_cell(column: str) -> str:
     return f'<th style="{style}">{esc(column)}</th>'
 
 
-def table_html(rows: pd.DataFrame | None, total: int | None = None, max_columns: int = TABLE_COLUMNS) -> str:
-    """The latest rows as a small table (newest last), or a note when there are none."""
-    if rows is None:
+def table_html(
+    rows: pd.DataFrame | None, total: int | None = None, max_columns: int = TABLE_COLUMNS, *, framed: bool = True
+) -> str:
+    """The latest rows as a small table (newest last), or a note when there are none.
+
+    ``framed`` is False for a socket connected with ``frame=False`` (it has no rows to show). Numbers in a
+    column named like a time (``ts``, ``sent_at``, ...) that read as a time since 1970 show as a time of day
+    (UTC), the number in their tooltip.
+    """
+    if not framed:
         return f'<div class="nbsocket-table" style="{MUTED}">no live frame (connected with frame=False)</div>'
-    if not len(rows):
+    if rows is None or not len(rows):
         return f'<div class="nbsocket-table" style="{MUTED}">no messages yet</div>'
     columns = [c for c in rows.columns if c != "socket" and rows[c].notna().any()]
     hidden = max(0, len(columns) - max_columns)
     columns = columns[:max_columns]
     th = "".join(_header_cell(str(c)) for c in columns)
+    divisors = [epoch_seconds(str(c), rows[c]) for c in columns]
+    cell = 'style="padding:1px 8px 1px 0;white-space:nowrap"'
     body = "".join(
-        "<tr>" + "".join(f'<td style="padding:1px 8px 1px 0;white-space:nowrap">{_cell(v)}</td>' for v in values) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td {cell}>{_cell(v) if divisor is None else _epoch_cell(v, divisor)}</td>"
+            for v, divisor in zip(values, divisors, strict=True)
+        )
+        + "</tr>"
         for values in rows[columns].itertuples(index=False, name=None)
     )
     note = []

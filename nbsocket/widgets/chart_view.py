@@ -1,0 +1,62 @@
+"""A chart of a socket's rows as a widget: Plotly's ``FigureWidget`` when installed, else the built-in SVG chart.
+
+Both draw the same :class:`~nbsocket.widgets.chart.ChartBuffer` (so the same lines, colours and
+breaks), and the SVG chart is also the static snapshot of either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from .chart import ChartBuffer, svg_as_img
+from .figure import PlotlyChart, choose_engine
+
+__all__ = ["ChartView"]
+
+
+class ChartView:
+    """The widget that draws ``buffer`` (``widget``), redrawn by :meth:`draw` on the refresher thread.
+
+    ``engine`` is ``auto`` (Plotly when available), ``plotly`` or ``svg``; ``breaks`` feeds it the
+    times the socket went down, so lines break there.
+    """
+
+    def __init__(self, buffer: ChartBuffer, engine: str = "auto", *, width: int = 900, height: int = 220) -> None:
+        self.buffer = buffer
+        self.engine = choose_engine(engine)
+        self.width, self.height = width, height
+        self._drawn = -1
+        self._breaks_seen = 0.0
+        self.plotly: PlotlyChart | None = None
+        self.html: widgets.HTML | None = None
+        if self.engine == "plotly":
+            self.plotly = PlotlyChart(buffer)
+            self.widget: Any = self.plotly.figure
+        else:
+            self.html = widgets.HTML(value=buffer.render(width, height))
+            self.widget = self.html
+        self.widget.add_class("nbsocket-chart-box")
+
+    def note_downs(self, downs: list[float]) -> None:
+        """Times the socket went down (seconds since the epoch, oldest first): lines break at the new ones."""
+        for when in downs:
+            if when > self._breaks_seen:
+                self._breaks_seen = when
+                self.buffer.add_break(when)
+
+    def draw(self) -> bool:
+        """Redraw if the buffer changed since the last draw; True if something was sent."""
+        if self.buffer.version == self._drawn:
+            return False
+        self._drawn = self.buffer.version
+        if self.plotly is not None:
+            return self.plotly.draw()
+        assert self.html is not None
+        self.html.value = self.buffer.render(self.width, self.height)
+        return True
+
+    def snapshot_html(self) -> str:
+        """The chart as it looks now, as an image (inline SVG would be turned into loose text by sanitizers)."""
+        return svg_as_img(self.buffer.render(self.width, self.height))

@@ -1,0 +1,116 @@
+"""What the widgets see of a socket besides its rows: the latest messages both ways, and when it went down.
+
+:class:`SocketTraffic` is an observer of one connection (``conn.add_observer``). Its hooks run on
+the loop thread and only append to bounded deques, so a fast socket pays a few hundred
+nanoseconds per read for it; the refresher thread reads the deques when it renders.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ..runtime import Connection
+
+__all__ = ["KEEP_MESSAGES", "LogItem", "SocketTraffic"]
+
+KEEP_MESSAGES = 500
+"""Messages (both ways) a panel's log keeps."""
+
+
+class LogItem(NamedTuple):
+    """One line of the message log: a message sent or received, or a connection event."""
+
+    number: int
+    """Grows by one per item: tells items apart and orders them."""
+    ts_ns: int
+    direction: str
+    """``sent``, ``received`` or ``event``."""
+    seq: int | None
+    """The received message's number on its socket (``None`` for protocol housekeeping and sent messages)."""
+    body: str | bytes
+    """The message as on the wire, or the event's description."""
+    error: str | None = None
+    """Why a received message did not parse."""
+
+
+class SocketTraffic:
+    """The latest :data:`KEEP_MESSAGES` messages of one socket, both ways, and the times it went down.
+
+    ``attach(conn)`` starts observing (``detach()`` stops); ``items()`` and ``downs()`` are read
+    from any thread. ``version`` grows with every change, so views know when to render.
+    """
+
+    def __init__(self, keep: int = KEEP_MESSAGES) -> None:
+        self.keep = keep
+        self._items: collections.deque[LogItem] = collections.deque(maxlen=max(1, keep))
+        self._downs: collections.deque[float] = collections.deque(maxlen=256)
+        self._numbers = itertools.count(1)
+        self._conn: Connection | None = None
+        self.version = 0
+
+    # --- attaching (any thread) --------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        """Observe ``conn`` (and stop observing the one before)."""
+        if conn is self._conn:
+            return
+        self.detach()
+        self._conn = conn
+        conn.add_observer(self)
+
+    def detach(self) -> None:
+        """Stop observing."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.remove_observer(self)
+
+    # --- observer hooks (loop thread) ---------------------------------------------------------
+
+    def on_batch(self, ts_ns: int, first_seq: int | None, bodies: list[str | bytes], errors: list[str | None]) -> None:
+        """The messages of one read (``first_seq`` is ``None`` for protocol housekeeping)."""
+        if not self.keep:
+            return
+        count = len(bodies)
+        start = max(0, count - self.keep)
+        numbers, items = self._numbers, self._items
+        for index in range(start, count):
+            seq = None if first_seq is None else first_seq + index
+            items.append(LogItem(next(numbers), ts_ns, "received", seq, bodies[index], errors[index]))
+        self.version += 1
+
+    def on_sent(self, item: Any, ts_ns: int) -> None:
+        """A message went out (``item.payload`` is what was written)."""
+        if self.keep:
+            self._items.append(LogItem(next(self._numbers), ts_ns, "sent", None, item.payload))
+            self.version += 1
+
+    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
+        """The socket opened, closed, failed or was reset: remembered, and a close breaks the charts' lines."""
+        if kind == "close":
+            self._downs.append(time.time())
+            text = f"closed (code {info.get('code')}{', ' + str(info['reason']) if info.get('reason') else ''})"
+        elif kind == "open":
+            text = "open"
+        elif kind == "reset":
+            text = "reset"
+        elif kind == "state" and info.get("state") == "failed":
+            text = "failed"
+        else:
+            return
+        if self.keep:
+            self._items.append(LogItem(next(self._numbers), time.time_ns(), "event", None, text))
+        self.version += 1
+
+    # --- reading (any thread) -----------------------------------------------------------------
+
+    def items(self) -> list[LogItem]:
+        """The items kept, oldest first."""
+        return list(self._items)
+
+    def downs(self) -> list[float]:
+        """When the socket went down (seconds since the epoch), oldest first."""
+        return list(self._downs)

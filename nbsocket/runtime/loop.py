@@ -11,6 +11,8 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import selectors
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -18,7 +20,7 @@ from typing import Any, TypeVar
 from ..errors import LoopThreadError
 from .dispatch.workers import WorkerPool
 
-__all__ = ["LoopThread", "handler_scope", "in_handler", "run_blocking"]
+__all__ = ["LoopThread", "WaitHookSelector", "handler_scope", "in_handler", "run_blocking"]
 
 
 log = logging.getLogger("nbsocket")
@@ -53,6 +55,28 @@ class handler_scope:
         _handler_context.owners.pop()
 
 
+class WaitHookSelector(selectors.DefaultSelector):
+    """The loop's selector, which calls ``before_wait`` each time the loop is about to wait for I/O (once per
+    turn of the loop): the handler pool wakes its worker then, when the loop lets go of the interpreter lock."""
+
+    before_wait: Callable[[], None] | None = None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        before_wait = self.before_wait
+        if before_wait is not None:
+            before_wait()
+        return super().select(timeout)
+
+
+def _new_loop() -> tuple[asyncio.AbstractEventLoop, WaitHookSelector | None]:
+    """A new event loop for the loop thread, with its :class:`WaitHookSelector` (none on Windows, whose default
+    proactor loop has no selector and whose selector loop is limited to 512 sockets)."""
+    if sys.platform == "win32":
+        return asyncio.new_event_loop(), None
+    selector = WaitHookSelector()
+    return asyncio.SelectorEventLoop(selector), selector
+
+
 class LoopThread:
     """A daemon thread running one asyncio event loop, started on first use."""
 
@@ -60,6 +84,7 @@ class LoopThread:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._selector: WaitHookSelector | None = None
         self._thread: threading.Thread | None = None
         self._handler_pool: WorkerPool | None = None
 
@@ -76,7 +101,7 @@ class LoopThread:
             if self._loop is not None and self._thread is not None and self._thread.is_alive():
                 return self._loop
             ready = threading.Event()
-            loop = asyncio.new_event_loop()
+            loop, selector = _new_loop()
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
@@ -93,8 +118,19 @@ class LoopThread:
             thread = threading.Thread(target=contextvars.Context().run, args=(run,), name=self.name, daemon=True)
             thread.start()
             ready.wait()
-            self._loop, self._thread = loop, thread
+            self._loop, self._selector, self._thread = loop, selector, thread
+            if self._handler_pool is not None:
+                self._join_pool(self._handler_pool)
             return loop
+
+    def _join_pool(self, pool: WorkerPool) -> None:
+        """Let ``pool`` wake its workers when this loop is about to wait (under ``_lock``, with the loop started)."""
+        selector, thread = self._selector, self._thread
+        if selector is None or thread is None:
+            pool.wake_when_loop_waits(None)
+            return
+        pool.wake_when_loop_waits(thread.ident)
+        selector.before_wait = pool.loop_waits
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -110,6 +146,7 @@ class LoopThread:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            self._selector = None
             pool, self._handler_pool = self._handler_pool, None
         if loop is None or thread is None:
             return True
@@ -226,6 +263,8 @@ class LoopThread:
         with self._lock:
             if self._handler_pool is None:
                 self._handler_pool = WorkerPool(max_workers=32, name="nbsocket-handler")
+                if self._loop is not None:
+                    self._join_pool(self._handler_pool)
             return self._handler_pool
 
 

@@ -2,9 +2,10 @@
 
 Handing a batch to a thread pool with ``run_in_executor`` costs a wake-up of
 the loop for every batch, which dominates at low message rates. A lane only
-hands work to the pool (:meth:`~nbsocket.runtime.dispatch.workers.WorkerPool.run_soon`,
-no future) when it goes from idle to busy, and the loop hears back only when
-it asked to (``wait_idle``).
+hands work to the pool (:meth:`~nbsocket.runtime.dispatch.workers.WorkerPool.hand_over`,
+no future) when it goes from idle to busy: what is pushed while it runs joins
+its queue and is taken by the same drain. The loop hears back only when it
+asked to (``wait_idle``).
 """
 
 from __future__ import annotations
@@ -41,18 +42,14 @@ class SerialLane:
         return self._busy
 
     def push(self, item: Any) -> None:
-        """Queue ``item``; starts a worker if the lane was idle."""
+        """Queue ``item``; hands the lane to the pool if it was idle (a busy lane's drain takes it)."""
         with self._lock:
             self._items.append(item)
             busy, self._busy = self._busy, True
         if busy:
-            try:
-                self._pool().nudge(asyncio.get_running_loop())
-            except RuntimeError:  # not on a loop
-                pass
             return
         try:
-            self._pool().run_after_this_turn(self._drain)
+            self._pool().hand_over(self._drain)
         except RuntimeError:  # the interpreter is exiting: executors take no more work
             self._drain()
 

@@ -2,16 +2,15 @@
 
 A ``ThreadPoolExecutor`` builds a future, a work item and a condition for
 every submission, which dominates when a socket hands over a small batch of
-messages every millisecond. :class:`WorkerPool` takes plain callables on a
-``queue.SimpleQueue`` (:meth:`WorkerPool.run_soon`, no future) and is also an
-``Executor`` for the occasional ``run_in_executor``. Its threads are daemons:
+messages every millisecond. :class:`WorkerPool` takes plain callables
+(:meth:`WorkerPool.hand_over` and :meth:`WorkerPool.run_soon`, no future) and
+is also an ``Executor`` for the occasional ``run_in_executor``. Its threads are daemons:
 a handler stuck in ``time.sleep(40)`` does not keep the process alive at
 exit (the exit handler logs what it abandons).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures
 import logging
@@ -27,8 +26,6 @@ log = logging.getLogger("nbsocket")
 
 _STOP = object()
 _DRAIN = object()
-HAND_OVER_DELAY = 0.002
-"""Seconds handler work is gathered on the loop before the workers are woken for it (the most a handler call waits)."""
 SPAWN_AFTER = 0.02
 """Seconds every worker must have been busy before work waiting in the queue starts another thread (a burst of
 short handler batches then shares one or two threads instead of waking many that fight over the GIL)."""
@@ -45,12 +42,15 @@ def note_running(what: str) -> None:
 class WorkerPool(concurrent.futures.Executor):
     """Up to ``max_workers`` daemon threads taking callables in order of arrival; threads start as work needs them.
 
-    Work gathered on the loop (:meth:`run_after_this_turn`) goes to a shared
-    ready list in one hand-over, and one worker is woken to drain it: with many
-    quiet sockets a wake-up runs the handlers of every socket that received
-    something meanwhile. When every draining worker has been held by one
-    callable for :data:`SPAWN_AFTER`, another worker is woken for the rest, so a
-    slow handler of one socket delays another's by about that much at most.
+    Work handed over with :meth:`hand_over` goes to a shared ready list. When no worker is on that list, one
+    is woken for it, so a message that arrives alone is handled without delay. On the loop thread named by
+    :meth:`wake_when_loop_waits` that wake-up waits for the end of the loop's turn (:meth:`loop_waits`): the
+    worker then finds the interpreter lock free instead of fighting the loop for it, and one wake-up serves every
+    socket read in that turn. While a worker drains the list (or its wake-up is on its way), more work simply
+    joins the list and costs no wake-up: with many quiet sockets one wake-up runs the handlers of every socket
+    that received something meanwhile. When every draining worker has been held by one callable for
+    :data:`SPAWN_AFTER`, another worker is woken for the rest, so a slow handler of one socket delays another's
+    by about that much at most.
     """
 
     def __init__(self, max_workers: int = 32, name: str = "nbsocket-handler") -> None:
@@ -65,62 +65,52 @@ class WorkerPool(concurrent.futures.Executor):
         self._drainers: dict[int, list[Any]] = {}  # the same, for the workers draining the ready list
         self._draining = 0  # drain wake-ups handed out whose worker has not yet found the ready list empty
         self._closed = False
-        self._gathered: list[Callable[[], Any]] = []
-        self._hand_over_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._loop_thread_id: int | None = None
+        self._wake_due = False  # a drain wake-up counted in _draining, sent when the loop is about to wait
 
-    def run_after_this_turn(self, fn: Callable[[], Any]) -> None:
-        """Like :meth:`run_soon`, called on an asyncio loop: work is gathered for :data:`HAND_OVER_DELAY` and
-        handed over together, so with many quiet sockets the workers wake once per gathering rather than once
-        per message (each wake is a thread switch that costs more than a small handler). The gathering goes
-        on its timer, or with the first work that arrives after it is due (:meth:`nudge`)."""
-        if self._closed:
-            raise RuntimeError("the worker pool is shut down")
-        gathered = self._gathered
-        gathered.append(fn)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on a loop: now
-            self._hand_over()
-            return
-        if len(gathered) == 1:
-            self._hand_over_at = loop.time() + HAND_OVER_DELAY
-            self._timer = loop.call_later(HAND_OVER_DELAY, self._hand_over)
-        else:
-            self.nudge(loop)
-
-    def nudge(self, loop: asyncio.AbstractEventLoop) -> None:
-        """More work arrived on ``loop`` (for a lane already handed over or gathered): if the gathering is due,
-        hand it over now rather than on its timer (a busy loop then wakes once for both)."""
-        if self._gathered and loop.time() >= self._hand_over_at:
-            timer = self._timer
-            if timer is not None:
-                timer.cancel()
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        gathered, self._gathered = self._gathered, []
-        self._timer = None
-        if self._closed:
-            for fn in gathered:
-                fn()  # the interpreter is exiting: run the last handlers here
-            return
+    def hand_over(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on a worker soon (no result, no future): on an idle worker as soon as this turn of the loop
+        ends (at once off the loop), else after the work the draining worker has before it. Raises
+        ``RuntimeError`` once the pool is shut down."""
         with self._lock:
-            self._ready.extend(gathered)
-        self._wake_drainer()
+            if self._closed:
+                raise RuntimeError("the worker pool is shut down")
+            self._ready.append(fn)
+            wake = self._drainer_wanted()
+        if wake:
+            if threading.get_ident() == self._loop_thread_id:
+                self._wake_due = True
+            else:
+                self._wake_drainer()
+
+    def wake_when_loop_waits(self, thread_id: int | None) -> None:
+        """Hand-overs made on thread ``thread_id`` wake their worker only when that thread's loop calls
+        :meth:`loop_waits` (``None``: always at once)."""
+        self._loop_thread_id = thread_id
+
+    def loop_waits(self) -> None:
+        """The loop is about to wait for I/O (called by its selector, on its thread): send the wake-up its turn owes."""
+        if self._wake_due:
+            self._wake_due = False
+            try:
+                self._wake_drainer()
+            except Exception:
+                log.exception("nbsocket: could not wake a handler worker")
+
+    def _drainer_wanted(self) -> bool:
+        """Whether the ready list needs another worker woken for it (under ``_lock``; counts the wake-up if so)."""
+        if not self._ready or self._closed:
+            return False
+        if self._draining > len(self._drainers):
+            return False  # a wake-up is on its way to a worker
+        if self._drainers:
+            recently = time.monotonic() - SPAWN_AFTER
+            if any(slot[1] > recently for slot in list(self._drainers.values())):
+                return False  # a drainer is moving on: it takes the new work without a wake-up
+        self._draining += 1
+        return True
 
     def _wake_drainer(self) -> None:
-        """Wake a worker to drain the ready list unless one is on it (or about to be) and not held up."""
-        with self._lock:
-            if not self._ready or self._closed:
-                return
-            if self._draining > len(self._drainers):
-                return  # a wake-up is on its way to a worker
-            if self._drainers:
-                recently = time.monotonic() - SPAWN_AFTER
-                if any(slot[1] > recently for slot in list(self._drainers.values())):
-                    return  # a drainer is moving on
-            self._draining += 1
         self._queue.put(_DRAIN)
         if self._idle <= 0:
             self._maybe_add_worker(force=True)
@@ -170,7 +160,10 @@ class WorkerPool(concurrent.futures.Executor):
         """Wake or start another worker if work waits while every worker has been busy for a while (call it
         periodically)."""
         if self._ready:
-            self._wake_drainer()
+            with self._lock:
+                wake = self._drainer_wanted()
+            if wake:
+                self._wake_drainer()
         if self._idle <= 0 and not self._queue.empty():
             self._maybe_add_worker()
 

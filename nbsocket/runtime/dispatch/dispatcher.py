@@ -15,8 +15,8 @@ import enum
 import inspect
 import logging
 import traceback
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final, Literal, Protocol, overload
 
 from ...core.events import WsEvent
 from ..loop import LoopThread, handler_scope, run_blocking
@@ -25,7 +25,7 @@ from ..observe.observers import Observers
 from ..outbound.outbox import Outbox
 from .handlers import Handler, HandlerList, describe, is_async_callable
 from .lane import SerialLane
-from .workers import note_running
+from .workers import WorkerPool, note_running
 
 log = logging.getLogger("nbsocket")
 
@@ -34,7 +34,7 @@ BACKLOG_HIGH = 100_000
 BACKLOG_LOW = BACKLOG_HIGH // 2
 BATCH = 512
 
-__all__ = ["BACKLOG_HIGH", "BACKLOG_LOW", "Dispatcher", "Kind"]
+__all__ = ["BACKLOG_HIGH", "BACKLOG_LOW", "Callbacks", "Dispatcher", "Item", "Kind"]
 
 
 class Kind(enum.Enum):
@@ -46,7 +46,28 @@ class Kind(enum.Enum):
     ERROR = "on_error"
 
 
-MESSAGES, OPEN, CLOSE, ERROR = Kind.MESSAGES, Kind.OPEN, Kind.CLOSE, Kind.ERROR
+MESSAGES: Final = Kind.MESSAGES
+OPEN: Final = Kind.OPEN
+CLOSE: Final = Kind.CLOSE
+ERROR: Final = Kind.ERROR
+
+Item = tuple[Any, ...]
+"""``(kind, *arguments)`` as :meth:`Dispatcher.push` takes it (its overloads give each kind's arguments). Kept as a
+plain tuple on the hot path; mypy cannot narrow a union of tuples by their first item, so inside it is untyped."""
+
+
+class Callbacks(Protocol):
+    """What the dispatcher sees of its connection: the lifecycle callbacks, read when an item runs (the connection is
+    their first argument)."""
+
+    @property
+    def on_open(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def on_close(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def on_error(self) -> Callable[..., Any] | None: ...
 
 
 class Dispatcher:
@@ -66,7 +87,7 @@ class Dispatcher:
     def __init__(
         self,
         name: str,
-        callbacks: Any,
+        callbacks: Callbacks,
         handlers: HandlerList,
         outbox: Outbox,
         observers: Observers,
@@ -80,7 +101,7 @@ class Dispatcher:
         self._observers = observers
         self._errors = errors
         self._loop_thread = loop_thread
-        self._items: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._items: collections.deque[Item] = collections.deque()
         self._lane = SerialLane(self._run_batch_sync, lambda: loop_thread.handler_pool)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -112,6 +133,15 @@ class Dispatcher:
                 pass
 
     # --- what the reader pushes (loop thread) ----------------------------------------
+
+    @overload
+    def push(self, kind: Literal[Kind.MESSAGES], events: list[WsEvent], /) -> None: ...
+    @overload
+    def push(self, kind: Literal[Kind.OPEN], ready: asyncio.Event, /) -> None: ...
+    @overload
+    def push(self, kind: Literal[Kind.CLOSE], code: int | None, reason: str, /) -> None: ...
+    @overload
+    def push(self, kind: Literal[Kind.ERROR], exc: BaseException, /) -> None: ...
 
     def push(self, *item: Any) -> None:
         """Queue an item (loop thread only): ``(MESSAGES, [event, ...])`` (the messages of one read, or one protocol
@@ -161,7 +191,7 @@ class Dispatcher:
 
     async def wait_drained(self) -> None:
         """Wait until the backlog is back under the low-water mark (the reader's backpressure; rare, so it polls)."""
-        while self.backlog > BACKLOG_LOW and self._task is not None and not self._task.done():
+        while self.backlog > BACKLOG_LOW and self._task is not None and not self._task.done():  # noqa: ASYNC110 (rare: polls)
             await asyncio.sleep(0.01)
 
     # --- running items ------------------------------------------------------------------
@@ -186,7 +216,7 @@ class Dispatcher:
             finally:
                 self._task_busy = False
 
-    def _callback(self, item: tuple[Any, ...]) -> tuple[str, Any, tuple[Any, ...], asyncio.Event | None]:
+    def _callback(self, item: Item) -> tuple[str, Callable[..., Any] | None, tuple[object, ...], asyncio.Event | None]:
         """For an ``OPEN``/``CLOSE``/``ERROR`` item: its name, callback (or ``None``), arguments and ready event."""
         conn = self._callbacks
         kind: Kind = item[0]
@@ -206,7 +236,7 @@ class Dispatcher:
         finally:
             outbox.priority = False
 
-    def _run_batch_sync(self, batch: list[tuple[Any, ...]]) -> None:
+    def _run_batch_sync(self, batch: list[Item]) -> None:
         with handler_scope(self._callbacks):
             for item in batch:
                 if item[0] is MESSAGES:
@@ -230,7 +260,7 @@ class Dispatcher:
             if observers.on_handled:
                 observers.call(observers.on_handled, event)
 
-    def _run_callback_sync(self, item: tuple[Any, ...]) -> None:
+    def _run_callback_sync(self, item: Item) -> None:
         where, callback, args, ready = self._callback(item)
         try:
             if callback is not None:
@@ -243,7 +273,7 @@ class Dispatcher:
             if ready is not None:
                 self._loop_thread.loop.call_soon_threadsafe(ready.set)
 
-    async def _run_item(self, item: tuple[Any, ...], pool: Any) -> None:
+    async def _run_item(self, item: Item, pool: WorkerPool) -> None:
         if item[0] is MESSAGES:
             for event in item[1]:
                 await self._run_event(event, pool)
@@ -262,7 +292,7 @@ class Dispatcher:
             if ready is not None:
                 ready.set()
 
-    async def _run_event(self, event: WsEvent, pool: Any) -> None:
+    async def _run_event(self, event: WsEvent, pool: WorkerPool) -> None:
         """One message through every handler, async ones on the loop, sync ones on a worker."""
         for handler in self._handlers.current:
             if handler.is_async:
@@ -274,7 +304,7 @@ class Dispatcher:
                 await run_blocking(pool, self._run_one_sync, handler, event)
         self.note_handled(event)
 
-    def _run_one_sync(self, handler: Handler, event: Any) -> None:
+    def _run_one_sync(self, handler: Handler, event: WsEvent) -> None:
         """Run one sync handler on one event (worker thread); a failure is recorded and does not propagate."""
         with handler_scope(self._callbacks):
             note_running(handler.name)
@@ -283,21 +313,21 @@ class Dispatcher:
             except Exception as exc:
                 self._handler_failed(handler, event, exc)
 
-    def _handler_failed(self, handler: Handler, event: Any, exc: Exception) -> None:
+    def _handler_failed(self, handler: Handler, event: WsEvent, exc: Exception) -> None:
         self._errors.handler_failed(handler.name, event.seq, exc, traceback.format_exc())
         if self._callbacks.on_error is not None:
             self._loop_thread.call_soon(self.push, ERROR, exc)
 
-    def _call_sync(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _call_sync(self, fn: Callable[..., object], *args: object) -> None:
         """Call ``fn`` on a worker thread; if it returns an awaitable, await it on the loop."""
         result = fn(*args)
         if result is not None and inspect.isawaitable(result):
             self._await_on_loop(result)
 
-    def _await_on_loop(self, awaitable: Any) -> None:
+    def _await_on_loop(self, awaitable: Awaitable[object]) -> None:
         """A sync handler returned an awaitable: await it on the loop (worker thread waits)."""
         asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop_thread.loop).result()
 
 
-async def _awaited(awaitable: Any) -> Any:
+async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable

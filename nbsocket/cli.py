@@ -1,4 +1,4 @@
-"""The ``nbsocket`` command: ``nbsocket demo`` and ``nbsocket demo-server``."""
+"""The ``nbsocket`` command: ``nbsocket demo``, ``nbsocket demo-server`` and ``nbsocket run FILE``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,23 @@ def _demo(args: argparse.Namespace) -> int:
         return 130
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .core.sharding import parse_shard
+    from .errors import InvalidOptionError
+    from .service import RunSettings, run
+    from .service.logs import install
+    from .service.metrics import parse_address
+
+    install(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        metrics = parse_address(args.metrics) if args.metrics else None
+    except InvalidOptionError as exc:
+        print(f"nbsocket run: {exc}", file=sys.stderr)
+        return 2
+    return run(RunSettings(args.file, shard, metrics, args.stop_timeout))
+
+
 MAIN_COMMAND = (
     "Start here: nbsocket demo  (JupyterLab on the quickstart notebook, against the embedded demo server;\n"
     "            the example notebooks are copied into ./nbsocket-demo, and your edits are kept there)"
@@ -60,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(
         prog="nbsocket",
-        description="Named connections to WebSocket servers from Jupyter: the demo and the demo server.",
+        description="Named connections to WebSocket servers from Jupyter: the demo, its server, feed files run headless.",
     )
     parser.add_argument("--version", action="version", version=f"nbsocket {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -79,6 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}; only this machine)")
     server.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     server.set_defaults(func=_demo_server)
+    runner = sub.add_parser(
+        "run",
+        help="run a feed file (ordinary nbsocket API calls) as a service, with no Jupyter",
+        description="Run FILE, a Python file that uses the nbsocket API, until SIGTERM or SIGINT; then close every "
+        "socket with 1001, flush every sink and exit 0. Logs are JSON lines on stderr. Exit codes: 0 stopped, "
+        "1 the file raised, 2 bad usage, 3 every socket ended and one failed, 4 a sink could not be flushed, "
+        "130 or 143 a second SIGINT or SIGTERM ended it at once.",
+    )
+    runner.add_argument("file", help="the feed file")
+    runner.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="hold only the sockets whose names fall to shard I of N (a stable hash of the name; I from 1 to N)",
+    )
+    runner.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    runner.add_argument(
+        "--stop-timeout", type=float, default=30.0, metavar="S", help="seconds the graceful stop may take (default 30)"
+    )
+    runner.set_defaults(func=_run)
     return parser
 
 

@@ -24,7 +24,7 @@ PACKAGE = "nbsocket"
 ENTRY_POINTS = {"__init__", "__main__", "api", "cli", "errors"}
 """The only modules allowed at the top level of the package."""
 
-SUBPACKAGES = {"core", "runtime", "explore", "magics", "widgets", "demo"}
+SUBPACKAGES = {"core", "runtime", "explore", "magics", "widgets", "demo", "service"}
 
 FORBIDDEN_IN_CORE = {
     "asyncio",
@@ -47,6 +47,7 @@ LAYER_OF = {
     "magics": 3,
     "widgets": 3,
     "demo": 3,
+    "service": 3,
     "api": 3,
     "cli": 3,
     "__init__": 3,
@@ -54,7 +55,7 @@ LAYER_OF = {
 }
 """How high each part sits: a module may import from its own layer or lower ones only."""
 
-FRONT_ENDS = ("api", "cli", "magics", "widgets", "demo", "explore")
+FRONT_ENDS = ("api", "cli", "magics", "widgets", "demo", "explore", "service")
 """Parts that use the runtime through public names only."""
 
 
@@ -442,6 +443,12 @@ def test_import_nbsocket_stays_light() -> None:
         "nbsocket.magics",
         "nbsocket.demo",
         "nbsocket.runtime.observe.recording.parquet",
+        "nbsocket.runtime.observe.recording.jetstream",
+        "nbsocket.runtime.observe.recording.parts",
+        "nbsocket.service",
+        "nats",
+        "fsspec",
+        "prometheus_client",
     )
     loaded = [m for m in added if m.startswith(heavy)]
     assert "nbsocket" in added

@@ -13,6 +13,7 @@ from .codecs import get_codec, normalize_content_type
 from .protocols import get_protocol as protocol_class
 from .protocols import make_protocol, protocol_option_names, secret_values
 from .redact import MASK, add_secrets, header_secrets, redact_headers, scrub, url_secrets
+from .streams import parse_nats_url, parse_parts_url, record_kind
 
 __all__ = [
     "CONNECT_OPTIONS",
@@ -67,6 +68,22 @@ def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> t
             raise InvalidOptionError(f"header {name!r} has a line break in its value")
         out.append((name, value))
     return tuple(out)
+
+
+def _record(name: str, value: Any) -> str | None:
+    """A ``record=`` target, checked without I/O (the kind of target, a JetStream URL's subject, a parts URL's options)."""
+    if value is None:
+        return None
+    if hasattr(value, "__fspath__"):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise InvalidOptionError(f"{name} must be a path or URL, not {value!r}")
+    kind = record_kind(value)
+    if kind == "nats":
+        parse_nats_url(value)
+    elif kind == "parts":
+        parse_parts_url(value)
+    return value
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -294,12 +311,15 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
     Option(
         "record",
         None,
-        "Also write every row of the live frame to a .jsonl file or a .parquet directory",
+        "Also record every message: to a .jsonl file or .parquet folder, to Parquet parts on an fsspec URL "
+        "(s3://bucket/prefix/), or to JetStream (nats://HOST:PORT/SUBJECT, the subject may hold {name})",
+        _record,
         kind=str,
         none=True,
         flag=Flag(
             ("--record",),
-            "also write every row of the live frame to PATH, a .jsonl file or a .parquet directory (default: off)",
+            "also record every message to PATH: a .jsonl file, a .parquet folder, Parquet parts on an fsspec URL "
+            "(s3://bucket/prefix/) or JetStream (nats://HOST:PORT/SUBJECT) (default: off)",
             metavar="PATH",
         ),
     ),

@@ -19,7 +19,9 @@ from __future__ import annotations
 from ..core.state import ErrorRecord
 from .connection import Connection
 from .dispatch.lockable import Lockable
+from .elsewhere import HeldElsewhere
 from .manager import Manager, registry
+from .observe.recording import process_run, stop_stream_publishers
 from .observe.requests import Reply
 from .observe.transcript import TranscriptRecorder, write_transcript_file
 from .outbound.pacing import POLL_SECONDS, Burst, BurstReport, Sending, paced, run_async, run_sync
@@ -33,6 +35,7 @@ __all__ = [
     "BurstReport",
     "Connection",
     "ErrorRecord",
+    "HeldElsewhere",
     "Lockable",
     "Manager",
     "ProgressBar",
@@ -46,8 +49,10 @@ __all__ = [
     "Transport",
     "frontend_present",
     "paced",
+    "process_run",
     "registry",
     "run_async",
     "run_sync",
+    "stop_stream_publishers",
     "write_transcript_file",
 ]

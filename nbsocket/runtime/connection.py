@@ -35,7 +35,7 @@ from .loop import LoopThread
 from .observe.errorlog import ErrorLog
 from .observe.latency import Latency
 from .observe.observers import Observers
-from .observe.recording import Recorder, open_recorder
+from .observe.recording import Recording, open_recorder
 from .observe.requests import Reply, Requests
 from .observe.transcript import Transcript
 from .observe.waits import MessageWaiter, Waits
@@ -107,9 +107,14 @@ class Connection:
         )
         if self.frame is not None:
             self.frame.on_column_cap = lambda message: self._errors.record("frame", "ColumnCap", message)
-        self.recorder: Recorder | None = (
+        self.recorder: Recording | None = (
             open_recorder(
-                options.record, self.frame, on_error=lambda message: self._errors.record("record", "RecordingError", message)
+                options.record,
+                self.frame,
+                on_error=lambda message: self._errors.record("record", "RecordingError", message),
+                socket=name,
+                content_type=options.content_type,
+                observe=self._observers.add,
             )
             if options.record is not None
             else None
@@ -269,6 +274,20 @@ class Connection:
             "last_message_at": self.last_message_at,
             "rows": len(self.frame) if self.frame is not None else None,
             "handlers": len(self.handlers),
+            **self._recording_status(),
+        }
+
+    def _recording_status(self) -> dict[str, Any]:
+        """The recording's columns of the status row: where it goes, what waits for it, what it dropped, its lag."""
+        recording = self.recorder
+        if recording is None:
+            return {"record": None, "record_pending": None, "record_dropped": None, "record_lag_s": None}
+        sink = recording.sink_stats()
+        return {
+            "record": sink["target"],
+            "record_pending": sink["pending"],
+            "record_dropped": sink["dropped"],
+            "record_lag_s": sink["lag_s"],
         }
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -21,6 +21,7 @@ from ..core.urls import validate_url
 from ..errors import ConnectTimeoutError, InvalidOptionError, NameInUseError, UnknownSocketError
 from .connection import Connection
 from .dispatch.lockable import Lockable
+from .elsewhere import HeldElsewhere
 from .loop import LoopThread
 from .protocols.connection import ProtocolConnection
 from .transport import Transport, WebsocketsTransport
@@ -53,6 +54,10 @@ STATUS_COLUMNS = [
     "last_message_at",
     "rows",
     "handlers",
+    "record",
+    "record_pending",
+    "record_dropped",
+    "record_lag_s",
 ]
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PRIMARY = "connect"
@@ -86,6 +91,26 @@ class Manager:
         self._watch_version = 0  # ... this changes (a frame gained or lost one, a socket came or went)
         self._watched_version = -1
         self._atexit_registered = False
+        self._holds: Callable[[str], bool] | None = None
+        self._shard = ""
+        self._elsewhere: dict[str, HeldElsewhere] = {}
+        self._connect_listeners: list[Callable[[Connection], Any]] = []
+
+    # --- running as one shard of many (nbsocket run --shard I/N) ------------------------------
+
+    def hold_only(self, holds: Callable[[str], bool] | None, shard: str = "") -> None:
+        """Open only the sockets whose names ``holds`` accepts; ``connect`` returns a :class:`HeldElsewhere` for the
+        others (``None``: hold every socket)."""
+        self._holds = holds
+        self._shard = shard
+
+    def add_connect_listener(self, listener: Callable[[Connection], Any]) -> None:
+        """Call ``listener(conn)`` for every new connection, before it opens (a service logs its state changes)."""
+        self._connect_listeners.append(listener)
+
+    def held_elsewhere(self) -> list[str]:
+        """Names ``connect`` was called with that another shard holds."""
+        return list(self._elsewhere)
 
     # --- registry -------------------------------------------------------------------
 
@@ -99,6 +124,9 @@ class Manager:
         with self._lock:
             conn = self._connections.get(name)
             if conn is None:
+                elsewhere = self._elsewhere.get(name)
+                if elsewhere is not None:
+                    return cast(Connection, elsewhere)  # the same verbs, doing nothing
                 raise UnknownSocketError(name, list(self._connections))
             return conn
 
@@ -133,6 +161,10 @@ class Manager:
         for cb_name, cb in (("handler", handler), ("on_open", on_open), ("on_close", on_close), ("on_error", on_error)):
             if cb is not None and not callable(cb):
                 raise InvalidOptionError(f"{cb_name} must be callable, not {type(cb).__name__}")
+        if self._holds is not None and not self._holds(name):
+            with self._lock:
+                elsewhere = self._elsewhere.setdefault(name, HeldElsewhere(name, url, self._shard))
+            return cast(Connection, elsewhere)  # a stand-in with the verbs of a Connection, doing nothing
         with self._lock:
             existing = self._connections.get(name)
             if existing is not None and not replace:
@@ -151,6 +183,8 @@ class Manager:
         kind = ProtocolConnection if opts.protocol is not None else Connection
         conn = kind(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread, transport=self.transport)
         self._configure(conn, handler, args, on_open, on_close, on_error)
+        for listener in self._connect_listeners:
+            listener(conn)
         with self._lock:
             if name in self._connections:
                 raise NameInUseError(f"socket {name!r} was connected by another thread just now; use nbs.get({name!r})")
@@ -248,6 +282,8 @@ class Manager:
     def remove(self, name: str) -> None:
         """Disconnect socket ``name`` and forget it."""
         with self._lock:
+            if self._elsewhere.pop(name, None) is not None:
+                return
             conn = self.get(name)
             del self._connections[name]
             self._socket_changed(conn)

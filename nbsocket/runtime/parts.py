@@ -23,7 +23,7 @@ from .dispatch.lockable import Lockable
 from .loop import LoopThread
 from .observe.errorlog import ErrorLog
 from .observe.observers import Observers
-from .observe.recording import Recorder
+from .observe.recording import Recording
 from .outbound.outbox import Outbox
 
 __all__ = ["SessionPort", "SocketParts", "SocketView"]
@@ -45,7 +45,7 @@ class SocketParts:
     errors: ErrorLog
     dispatcher: Dispatcher
     frame: LiveFrame | None
-    recorder: Recorder | None
+    recorder: Recording | None
 
 
 class SessionPort(Protocol):

@@ -39,12 +39,14 @@ class Recorder:
     """Writes the chunks of rows it is given to ``path`` on its own thread; see the module doc for the formats."""
 
     is_folder = False
+    kind = "file"
 
     def __init__(self, path: str, on_error: Callable[[str], Any] | None = None) -> None:
-        self.path = os.path.abspath(path)
+        self.path = self._normalize(path)
         self.on_error = on_error
         self.rows_written = 0
         self.rows_lost = 0
+        self.rows_queued = 0
         self._frames: list[LiveFrame] = []
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -82,6 +84,7 @@ class Recorder:
                     target=self._run, name=f"nbsocket-record-{os.path.basename(self.path)}", daemon=True
                 )
                 self._thread.start()
+            self.rows_queued += len(chunk)
             self._queue.put(("rows", chunk))
 
     def flush(self, timeout: float | None = 60.0) -> None:
@@ -92,6 +95,19 @@ class Recorder:
         """Final flush: every row so far goes to disk and the writer thread ends. Recording resumes if rows arrive later."""
         self._ask("close", timeout)
         self._release()
+
+    def sink_stats(self) -> dict[str, Any]:
+        """What this sink did so far: rows written, rows queued for the writer thread, rows lost."""
+        return {
+            "kind": self.kind,
+            "target": self.path,
+            "received": self.rows_queued,
+            "written": self.rows_written,
+            "pending": max(0, self.rows_queued - self.rows_written - self.rows_lost),
+            "dropped": self.rows_lost,
+            "lag_s": 0.0,
+            "connected": True,
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path!r}: {self.rows_written} rows written>"
@@ -171,6 +187,10 @@ class Recorder:
                 del _claims[self.path]
 
     # --- format hooks ------------------------------------------------------------------
+
+    def _normalize(self, path: str) -> str:
+        """The recording's path as claimed and shown (a local path made absolute)."""
+        return os.path.abspath(path)
 
     def _check_path(self) -> None:
         parent = os.path.dirname(self.path)

@@ -1,0 +1,130 @@
+"""Recording a live frame as Parquet parts on any fsspec URL (``record="s3://bucket/feeds/"``, ``file://``, ``memory://``).
+
+Each socket writes its own folder, ``<url>/<socket>/`` (or the URL with ``{name}`` filled in), so many
+sockets and many processes can share one prefix. A part is written when it has ``part_rows`` rows or
+about ``part_mb`` MiB, every ``part_seconds`` while rows arrive, and at disconnect; it goes first
+to a hidden temporary name (``.part-....parquet.tmp``) and is then renamed, so a reader never sees
+half a part, and a crash loses at most the part not yet written. Part names,
+``part-<first row's time>Z-<run>-<number>.parquet``, never collide between processes (the run is new
+at every process start) and sort by time. The parts of many sockets and shards read as one table::
+
+    duckdb.sql("select * from read_parquet('s3://bucket/feeds/**/*.parquet', union_by_name=true)")
+
+A column keeps the type of its first part in this recorder's later parts (integers that become
+fractions are widened to double, anything else that changes becomes text); parts written by other
+processes may differ, which ``union_by_name`` reconciles. Rows are written by the recorder's own
+thread (:class:`~nbsocket.runtime.observe.recording.base.Recorder`); the loop never waits for storage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import posixpath
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ....core.redact import redact_url
+from ....core.streams import PartsTarget, part_name
+from ....errors import InvalidOptionError
+from .base import Recorder
+from .parquet import cast, to_arrow, widen
+from .runs import process_run
+
+__all__ = ["PartsRecorder"]
+
+
+class PartsRecorder(Recorder):
+    """Writes a socket's rows as Parquet parts under an fsspec URL (see the module doc)."""
+
+    is_folder = True
+    kind = "parts"
+
+    def __init__(self, target: PartsTarget, socket: str, on_error: Callable[[str], Any] | None = None) -> None:
+        if importlib.util.find_spec("pyarrow") is None or importlib.util.find_spec("fsspec") is None:
+            raise InvalidOptionError("recording Parquet parts to a URL needs pyarrow and fsspec: pip install 'nbsocket[record]'")
+        import fsspec
+
+        try:
+            fs, folder = fsspec.core.url_to_fs(target.folder_for(socket))
+        except (ImportError, ValueError) as exc:
+            raise InvalidOptionError(
+                f"cannot record to {target.shown}: {exc} (for s3:// install s3fs, for gs:// gcsfs, for az:// adlfs)"
+            ) from None
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+
+        self.target = target
+        self.socket = socket
+        self.run = process_run()
+        self.fs = fs
+        self.folder: str = folder
+        self.parts_written = 0
+        self.part_rows = target.part_rows
+        self.part_seconds = target.part_seconds
+        self.part_bytes = target.part_bytes
+        self._buffer: list[pd.DataFrame] = []
+        self._buffered = 0
+        self._buffered_bytes = 0
+        self._buffer_since = 0.0
+        self._schema: dict[str, Any] = {}  # column -> pyarrow DataType
+        super().__init__(target.folder_for(socket), on_error)
+
+    def _normalize(self, path: str) -> str:
+        return redact_url(path)  # a URL, not a local path; shown in status and errors
+
+    def _check_path(self) -> None:
+        """Nothing to check before the first part: a remote folder appears when written to."""
+
+    def _deadline(self) -> float | None:
+        return self._buffer_since + self.part_seconds if self._buffered else None
+
+    def _add(self, chunk: pd.DataFrame) -> None:
+        if not self._buffered:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(chunk)
+        self._buffered += len(chunk)
+        self._buffered_bytes += int(chunk.memory_usage(deep=False).sum())
+        if self._buffered >= self.part_rows or self._buffered_bytes >= self.part_bytes:
+            self._commit()
+
+    def _discard_buffer(self) -> int:
+        lost, self._buffer, self._buffered, self._buffered_bytes = self._buffered, [], 0, 0
+        return lost
+
+    def _commit(self) -> None:
+        if not self._buffered:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = self._buffer[0] if len(self._buffer) == 1 else pd.concat(self._buffer)
+        columns: dict[str, Any] = {}
+        for name in frame.columns:
+            array = to_arrow(frame[name])
+            recorded = self._schema.get(name)
+            if array.null_count == len(array):
+                if recorded is None:
+                    continue
+                array = pa.nulls(len(array), recorded)
+            elif recorded is None:
+                self._schema[name] = array.type
+            elif array.type != recorded:
+                target = widen(recorded, array)
+                self._schema[name] = target
+                array = cast(array, target)
+            columns[str(name)] = array
+        table = pa.table(columns)
+        first_ts = int(frame["timestamp"].iloc[0].value) if "timestamp" in frame and len(frame) else time.time_ns()
+        name = part_name(self.run, self.parts_written + 1, first_ts)
+        final = posixpath.join(self.folder, name)
+        temporary = posixpath.join(self.folder, f".{name}.tmp")
+        self.fs.makedirs(self.folder, exist_ok=True)
+        with self.fs.open(temporary, "wb") as out:
+            pq.write_table(table, out)
+        self.fs.mv(temporary, final)
+        self.parts_written += 1
+        self.rows_written += len(frame)
+        self._buffer, self._buffered, self._buffered_bytes = [], 0, 0

@@ -37,7 +37,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -46,6 +46,9 @@ from websockets.protocol import State
 from websockets.version import version as websockets_version
 
 from .interface import Batch, CloseInfo, Sink
+
+if TYPE_CHECKING:
+    from websockets.protocol import Event
 
 __all__ = ["MAX_BATCH", "READ_SIZE", "BatchingConnection", "RawTextConnection"]
 
@@ -272,7 +275,7 @@ class BatchingConnection(ClientConnection):
                     break
             stop = start + length
             if (
-                (head == _WHOLE_TEXT or head == _WHOLE_BINARY)
+                (head == _WHOLE_TEXT or head == _WHOLE_BINARY)  # noqa: SIM109 (no tuple built per frame)
                 and not masked
                 and not self._fragmented
                 and (limit is None or length <= limit)
@@ -303,7 +306,7 @@ class BatchingConnection(ClientConnection):
             # a frame for websockets: note where messages start and end, so the wire stays in step with its parser
             opcode = head & 0x0F
             ends_text = False
-            if opcode == _TEXT or opcode == _BINARY:
+            if opcode == _TEXT or opcode == _BINARY:  # noqa: SIM109 (no tuple built per frame)
                 if head & 0x80:
                     ends_text = opcode == _TEXT and not self._fragmented
                 else:
@@ -352,7 +355,7 @@ class BatchingConnection(ClientConnection):
             else:
                 sink(batch)
 
-    def process_event(self, event: Any) -> None:
+    def process_event(self, event: Event) -> None:
         batch = self._batch
         if batch is None or self.response is None or not isinstance(event, Frame):
             super().process_event(event)  # the handshake response, or a frame outside a read
@@ -377,7 +380,7 @@ class BatchingConnection(ClientConnection):
         else:
             super().process_event(event)
 
-    def _deliver(self, batch: Batch, is_text: bool, data: Any) -> None:
+    def _deliver(self, batch: Batch, is_text: bool, data: bytes | bytearray | memoryview) -> None:
         if not is_text or not self.decode_text:
             batch.append(bytes(data))
         else:
@@ -424,11 +427,12 @@ def _frame_size(part: bytes) -> int:
     if length == 127:
         if len(part) < 10:
             return 0
-        return size + 8 + _unpack_length(part, 2)[0]
+        length64: int = _unpack_length(part, 2)[0]
+        return size + 8 + length64
     return size + length
 
 
-def _short_path_problem(protocol: Any) -> str | None:
+def _short_path_problem(protocol: Any) -> str | None:  # websockets' Protocol: its attributes differ by version
     """Why whole frames cannot be cut here on this connection, or None when they can."""
     for name in ("state", "extensions", "debug", "logger"):
         if not hasattr(protocol, name):
@@ -441,9 +445,10 @@ def _short_path_problem(protocol: Any) -> str | None:
     return None
 
 
-def _frame_limit(protocol: Any) -> int | None:
+def _frame_limit(protocol: Any) -> int | None:  # (as above)
     """The largest frame websockets' parser would take from this connection (``max_size``), or None."""
-    limit = protocol.max_message_size if hasattr(protocol, "max_message_size") else protocol.max_size  # (websockets 14)
+    limit: int | None  # max_size in websockets 14
+    limit = protocol.max_message_size if hasattr(protocol, "max_message_size") else protocol.max_size
     fragment_limit = getattr(protocol, "max_fragment_size", None)
     if fragment_limit is not None and (limit is None or fragment_limit < limit):
         limit = fragment_limit

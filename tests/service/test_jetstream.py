@@ -20,7 +20,9 @@ from .natsserver import NatsServer
 
 def test_every_message_goes_to_jetstream_with_its_headers_and_the_body_as_received(demo: Any, nats_server: NatsServer) -> None:
     count = 3000
-    conn = nbs.connect("ticks", demo.url(f"/ticker?rate=max&count={count}"), record=nats_server.url + "/js1.{name}", reconnect=False)
+    conn = nbs.connect(
+        "ticks", demo.url(f"/ticker?rate=max&count={count}"), record=nats_server.url + "/js1.{name}", reconnect=False
+    )
     eventually(lambda: conn.stats.messages_in == count, 30.0, what="every tick")
     assert conn.recorder is not None and conn.recorder.flush(30.0)
     seen = nbs.frame("ticks")

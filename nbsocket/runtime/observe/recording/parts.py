@@ -87,7 +87,15 @@ class PartsRecorder(Recorder):
         self._buffer.append(chunk)
         self._buffered += len(chunk)
         self._buffered_bytes += int(chunk.memory_usage(deep=False).sum())
-        if self._buffered >= self.part_rows or self._buffered_bytes >= self.part_bytes:
+        while self._buffered >= self.part_rows:  # a part holds part_rows rows at most, however the chunks came
+            frame = pd.concat(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+            rest = frame.iloc[self.part_rows :]
+            self._buffer, self._buffered = [frame.iloc[: self.part_rows]], self.part_rows
+            self._commit()
+            if len(rest):
+                self._buffer, self._buffered = [rest], len(rest)
+                self._buffered_bytes = int(rest.memory_usage(deep=False).sum())
+        if self._buffered_bytes >= self.part_bytes:
             self._commit()
 
     def _discard_buffer(self) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
 
+from .core.saved_tests import SavedTest
 from .errors import NbSocketError
 from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (the nbs.* verbs, re-exported by the package)
+from .explore.saved_tests import propose_ignore  # noqa: F401  (an nbs.* verb, re-exported by the package)
 from .explore.transcript_files import compare, load_transcript  # noqa: F401
 from .runtime import Connection, registry
 
@@ -24,6 +27,7 @@ __all__ = [
     "public_error",
     "remove",
     "reset",
+    "save_test",
     "send",
     "shutdown",
     "test",
@@ -173,6 +177,20 @@ def wait(name: str, count: int = 1, timeout: float | None = 30.0) -> list[Any]:
     """Block until ``count`` more messages arrive on socket ``name``; returns their events."""
     try:
         return registry().get(name).wait(count, timeout)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
+
+
+def save_test(name: str, path: str | os.PathLike[str], ignore: str | Iterable[str] = ()) -> SavedTest:
+    """Write socket ``name``'s exploration as a pytest file at ``path`` (see :meth:`Connection.save_test`).
+
+    ``ignore`` lists fields the expectations leave out (names or glob patterns:
+    ``("ts", "items.*.id")``); :func:`propose_ignore` finds the ones that change
+    on every run. Returns what was written: ``.path`` and ``.environment``, the
+    variables the test reads (its URL, and every secret, never written).
+    """
+    try:
+        return registry().get(name).save_test(path, ignore)
     except NbSocketError as exc:
         raise public_error(exc) from None
 

@@ -13,7 +13,7 @@ from .codecs import get_codec
 from .match import MISSING, field
 from .transcript_entries import RECEIVED, as_entries
 
-__all__ = ["COLUMNS", "compare"]
+__all__ = ["COLUMNS", "compare", "is_ignored"]
 
 COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
 """``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``,
@@ -126,7 +126,7 @@ def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> 
     fields_a, fields_b = _fields(ra[2]), _fields(rb[2])
     rows = []
     for name in {**fields_a, **fields_b}:
-        if _ignored(name, patterns):
+        if is_ignored(name, patterns):
             continue
         va, vb = fields_a.get(name, MISSING), fields_b.get(name, MISSING)
         if va is MISSING:
@@ -174,7 +174,8 @@ def _items(value: dict[Any, Any] | list[Any]) -> Any:
     return iter(value.items()) if isinstance(value, dict) else enumerate(value)
 
 
-def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
+def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    """Is field ``name`` (dotted) left out by ``patterns``: a glob that matches it, or a name it is nested in?"""
     return any(fnmatch.fnmatchcase(name, p) or name.startswith(p + ".") for p in patterns)
 
 

@@ -31,6 +31,7 @@ import pytest
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..core.saved_tests import SavedTest
     from ..runtime import BurstReport, Connection, Manager
 
 __all__ = [
@@ -159,9 +160,15 @@ class SocketRegistry:
 
         return load_transcript(path)
 
-    def save_test(self, name: str, path: str | os.PathLike[str], ignore: str | Iterable[str] = (), **options: Any) -> str:
+    def save_test(self, name: str, path: str | os.PathLike[str], ignore: str | Iterable[str] = ()) -> SavedTest:
         """Write socket ``name``'s exploration as a pytest file (see :func:`nbsocket.save_test`)."""
-        return self.manager.get(name).save_test(path, ignore, **options)
+        return self.manager.get(name).save_test(path, ignore)
+
+    def propose_ignore(self, name: str, **options: Any) -> tuple[str, ...]:
+        """The fields of socket ``name``'s exploration that change from run to run (see :func:`nbsocket.propose_ignore`)."""
+        from .saved_tests import propose_ignore
+
+        return propose_ignore(name, manager=self.manager, **options)
 
     # --- secrets from the environment ------------------------------------------------------------
 

@@ -331,6 +331,46 @@ class NbSocketMagics(Magics):
         print(f"{args.name}: {shown}")
         return is_open
 
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="name of the socket whose exploration to save")
+    @argument("path", help="the test file to write, e.g. tests/test_echo_saved.py; {expr} inserts a value from the notebook")
+    @argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="a field the expectations leave out: a name (quote.ts) or a glob (items.*.ts); repeatable (default: none)",
+    )
+    @argument(
+        "--propose-ignore",
+        action="store_true",
+        help="first replay the exploration on a new socket to the same server and leave out the fields that changed too",
+    )
+    @line_magic
+    @_one_line_errors
+    def ws_save_test(self, line: str) -> Any:
+        """Write a socket's exploration as a pytest file: its connect, each message sent, an expect for each reply.
+
+        The file reads its URL and every secret from environment variables it
+        names (printed here); nothing secret is written. Run it with
+        ``pytest PATH`` (the ws fixture comes with nbsocket). Example::
+
+            %ws_save_test echo tests/test_echo_saved.py --ignore ts --ignore id
+        """
+        args = _parse(self.ws_save_test, line)
+        path, _ = expand(args.path, self.namespace, "path")
+        ignore = list(args.ignore)
+        if args.propose_ignore:
+            proposed = api.propose_ignore(args.name)
+            print("fields that changed when replayed: " + (", ".join(proposed) or "none"))
+            ignore += [field for field in proposed if field not in ignore]
+        saved = api.save_test(args.name, path, ignore)
+        print(f"wrote {saved.path} (run it with: pytest {saved.path}); it reads from the environment:")
+        for variable, description in saved.environment.items():
+            print(f"  {variable}: {description}")
+        return saved
+
     @magic_arguments()
     @argument("name", nargs="?", help="name of the socket (default: every socket, merged by time)")
     @argument("--tail", type=int, default=None, metavar="N", help="only the last N rows (default: all rows)")

@@ -10,10 +10,11 @@ delegate that carries the user-facing docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -25,9 +26,10 @@ from ..core.events import WsEvent
 from ..core.frame import TOPIC, LiveFrame
 from ..core.match import Match
 from ..core.options import ConnectOptions
+from ..core.saved_tests import Exploration, ProtocolStep, SavedTest, plan, render
 from ..core.state import STATES, ErrorRecord, Stats, ns_to_datetime
 from ..core.transcript_entries import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Entry
-from ..errors import SocketClosedError
+from ..errors import InvalidOptionError, SocketClosedError
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.handlers import CallbackSlot, Handler, HandlerList
 from .dispatch.lockable import Lockable
@@ -442,6 +444,13 @@ class Connection:
     def _notify(self, kind: str, info: dict[str, Any]) -> None:
         self._observers.call(self._observers.on_lifecycle, kind, info)
 
+    def _connect_arguments(self) -> tuple[str, dict[str, Any]]:
+        """The real URL and the ``connect`` keywords that open another socket like this one (no handlers)."""
+        fields = [f.name for f in dataclasses.fields(self.options) if f.name != "protocol_options"]
+        options = {name: getattr(self.options, name) for name in fields}
+        options.update(self.options.protocol_options)
+        return self._session.real_url, options
+
     def _describe(self) -> dict[str, Any]:
         return {"socket": self.name, "url": self.url, "content_type": self.content_type}
 
@@ -595,6 +604,44 @@ class Connection:
     def clear_transcript(self) -> None:
         """Forget the transcript so far (recording goes on)."""
         self._transcript.clear()
+
+    # --- saved tests ---------------------------------------------------------------------------
+
+    def save_test(self, path: str | os.PathLike[str], ignore: str | Iterable[str] = ()) -> SavedTest:
+        """Write this socket's exploration as a pytest file at ``path``; returns what it wrote (``.environment``).
+
+        The file uses the ``ws`` fixture of nbsocket's pytest plugin. It connects
+        (the URL from an environment variable, by default the recorded one;
+        every secret from an environment variable it names, never written), then
+        repeats the exploration: each message sent, and for each message
+        received an ``expect`` of its fields, bounded ``within`` five times the
+        round trip observed (at least a second). A protocol socket's test uses
+        its verbs: ``emit``, ``call`` with an ``assert`` on the result,
+        ``subscribe`` and the events that came. ``ignore`` leaves fields out of
+        the expectations (names or glob patterns, as in :func:`nbsocket.compare`):
+        timestamps, ids, whatever changes on every run
+        (:func:`nbsocket.propose_ignore` finds them).
+        """
+        target = os.fspath(path)
+        if not target.endswith(".py"):
+            raise InvalidOptionError(f"a saved test is a Python file: the path must end with .py, not {target!r}")
+        exploration = self.exploration()
+        text, saved = render(exploration, plan(exploration), ignore, path=target)
+        folder = os.path.dirname(target)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(text)
+        return saved
+
+    def exploration(self) -> Exploration:
+        """What :meth:`save_test` writes from: the URL, options and transcript (and a protocol socket's verbs)."""
+        entries, _ = self._transcript.entries()
+        return Exploration(self.name, self._session.real_url, self.options, entries, self._protocol_steps())
+
+    def _protocol_steps(self) -> list[ProtocolStep] | None:
+        """A protocol socket's log of verbs and messages (``None`` for a plain socket, whose transcript says it all)."""
+        return None
 
     # --- latency ---------------------------------------------------------------------------
 

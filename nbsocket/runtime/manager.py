@@ -243,6 +243,13 @@ class Manager:
             f"Pass replace=True to replace it, use nbs.reset({existing.name!r}, url=...) to move it, or pick another name."
         )
 
+    def connect_like(self, source: Connection, name: str, **overrides: Any) -> Connection:
+        """Open socket ``name`` here to ``source``'s URL with its options (not its handlers, callbacks or recording);
+        ``overrides`` are ``connect`` keywords that differ. ``source`` may belong to another manager."""
+        url, options = source._connect_arguments()
+        options.update({"record": None, **overrides})
+        return self.connect(name, url, **options)
+
     def validate_url_for(self, conn: Connection, url: str) -> str:
         """``url`` checked as a new URL for ``conn`` (scheme, TLS options kept); its secrets are remembered."""
         url = validate_url(url)

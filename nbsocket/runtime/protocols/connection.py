@@ -12,10 +12,12 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ...core.events import WsEvent
+from ...core.saved_tests import ProtocolStep
 from ...core.options import ConnectOptions
 from ...core.protocols import make_protocol
 from ...core.redact import scrub
@@ -27,6 +29,7 @@ from ..loop import LoopThread
 from ..transport import Transport
 from .calls import HandlerOutcomes
 from .driver import ProtocolDriver
+from .log import ProtocolLog
 
 __all__ = ["ProtocolConnection", "Subscription"]
 
@@ -86,6 +89,8 @@ class ProtocolConnection(Connection):
     ) -> None:
         super().__init__(manager, name, url, options, lockable=lockable, loop_thread=loop_thread, transport=transport)
         self._verb_lock = threading.Lock()
+        self._log = ProtocolLog()  # the verbs and received messages, for save_test
+        self.add_observer(self._log)
 
     def _receiver(self) -> ProtocolDriver:
         """The protocol's driver receives this socket's messages (called once, while the connection is built)."""
@@ -95,6 +100,10 @@ class ProtocolConnection(Connection):
             self._parts, self._session, self, make_protocol(options.protocol, dict(options.protocol_options))
         )
         return self._driver
+
+    def _protocol_steps(self) -> list[ProtocolStep]:
+        """The protocol log: the verbs called and the messages received, in order (what ``save_test`` writes from)."""
+        return self._log.steps()
 
     # --- what it is ------------------------------------------------------------------------
 
@@ -174,10 +183,12 @@ class ProtocolConnection(Connection):
     def emit(self, event: str, *args: Any) -> None:
         """Send event ``event`` with ``args`` (Socket.IO ``42["event", ...]``); queued while reconnecting."""
         self._send_verb("emit", event, *args)
+        self._log.verb("emit", (event, *args))
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification: no id, no reply (JSON-RPC)."""
         self._send_verb("notify", method, params)
+        self._log.verb("notify", (method, params))
 
     def publish(
         self,
@@ -198,6 +209,8 @@ class ProtocolConnection(Connection):
             self.call(destination, body, headers, content_type, timeout=timeout)
             return
         self._send_verb("publish", destination, body, headers, content_type)
+        extra = {k: v for k, v in (("headers", headers), ("content_type", content_type)) if v}
+        self._log.verb("publish", (destination, body), extra)
 
     def call(self, *args: Any, timeout: float | None = 10.0, **kwargs: Any) -> Any:
         """Send a request and return its reply's value: a Socket.IO ack (``call("echo", x)``; a list when acked with
@@ -229,7 +242,10 @@ class ProtocolConnection(Connection):
 
     def _start_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, concurrent.futures.Future[Any]]:
         driver = self._driver
-        return self._verb(lambda: driver.start_call(lambda: driver.protocol.call(*args, **kwargs)))
+        started = time.time_ns()
+        call_id, future = self._verb(lambda: driver.start_call(lambda: driver.protocol.call(*args, **kwargs)))
+        future.add_done_callback(functools.partial(self._log.call_done, args, kwargs, started))
+        return call_id, future
 
     def _give_up(self, call_id: Any) -> None:
         driver = self._driver
@@ -254,6 +270,7 @@ class ProtocolConnection(Connection):
             sub = Subscription(self, sub_id, topic, args[0] if args else None)
             driver.subscriptions[sub_id] = sub
             driver.queue(messages, bound=True)
+            self._log.verb("subscribe", args, kwargs, name=sub_id, outcome=topic)
             return sub
 
         return self._verb(start)
@@ -269,6 +286,7 @@ class ProtocolConnection(Connection):
             driver.queue(messages, bound=True)
 
         self._verb(stop)
+        self._log.verb("unsubscribe", name=sub_id)
 
     def acknowledge(self, event: WsEvent, value: Any = None, *, positive: bool = True) -> None:
         """ACK (or NACK) a message that asked for one (STOMP ``ack="client"``): scheduled, never blocks."""

@@ -20,6 +20,7 @@ __all__ = [
     "connections",
     "dashboard",
     "disconnect",
+    "follow",
     "frame",
     "get",
     "panel",
@@ -191,6 +192,30 @@ def save_test(name: str, path: str | os.PathLike[str], ignore: str | Iterable[st
     """
     try:
         return registry().get(name).save_test(path, ignore)
+    except NbSocketError as exc:
+        raise public_error(exc) from None
+
+
+def follow(
+    name: str,
+    url: str,
+    since: Any = "new",
+    handler: Callable[..., Any] | None = None,
+    *,
+    replace: bool = False,
+    **options: Any,
+) -> Connection:
+    """Follow a JetStream subject that recorders elsewhere write (``record="nats://..."``) as socket ``name``.
+
+    ``url`` is ``nats://HOST:PORT/SUBJECT`` (``?stream=NAME`` to name the stream). ``since`` is
+    ``"start"`` (all the stream holds), ``"new"`` (only what is published from now on) or a time
+    (a datetime or ISO 8601 string; naive means UTC). Returns a read-only :class:`Connection`: its
+    live frame (``nbs.frame(name)``), ``nbs.panel(name)``, ``nbs.plot(name)``, handlers and waits
+    work as for a socket; rows keep the recorder's receipt time and seq. Options are ``connect``'s
+    (``content_type``, ``max_rows``, ``on_open``, ...). Needs nats-py (``pip install 'nbsocket[nats]'``).
+    """
+    try:
+        return registry().follow(name, url, since, handler, replace=replace, **options)
     except NbSocketError as exc:
         raise public_error(exc) from None
 

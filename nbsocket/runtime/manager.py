@@ -182,6 +182,51 @@ class Manager:
             self.remove(name)
         kind = ProtocolConnection if opts.protocol is not None else Connection
         conn = kind(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread, transport=self.transport)
+        return self._open_new(conn, handler, args, on_open, on_close, on_error)
+
+    def follow(
+        self,
+        name: str,
+        url: str,
+        since: Any = "new",
+        handler: Callable[..., Any] | None = None,
+        *,
+        args: tuple[Any, ...] = (),
+        on_open: Callable[..., Any] | None = None,
+        on_close: Callable[..., Any] | None = None,
+        on_error: Callable[..., Any] | None = None,
+        replace: bool = False,
+        **options: Any,
+    ) -> Connection:
+        """Follow a JetStream subject as socket ``name`` (see :func:`nbsocket.follow`); returns once it is followed."""
+        from .follow import FollowConnection, JetStreamTransport, follow_target
+
+        validate_name(name)
+        transport = JetStreamTransport(follow_target(url), since)
+        opts = build_options(url, **options)
+        with self._lock:
+            existing = self._connections.get(name)
+        if existing is not None and not replace:
+            if not isinstance(existing, FollowConnection) or not existing._same_target(url, opts):
+                raise NameInUseError(self._in_use_message(existing, url, opts))
+            self._configure(existing, handler, args, on_open, on_close, on_error)
+            return existing
+        if existing is not None:
+            self.remove(name)
+        conn = FollowConnection(self, name, url, opts, lockable=self.lockable, loop_thread=self._loop_thread, transport=transport)
+        return self._open_new(conn, handler, args, on_open, on_close, on_error)
+
+    def _open_new(
+        self,
+        conn: Connection,
+        handler: Callable[..., Any] | None,
+        args: tuple[Any, ...],
+        on_open: Callable[..., Any] | None,
+        on_close: Callable[..., Any] | None,
+        on_error: Callable[..., Any] | None,
+    ) -> Connection:
+        """Register a new connection and wait for its first open; if that fails, nothing stays registered."""
+        name, opts = conn.name, conn.options
         self._configure(conn, handler, args, on_open, on_close, on_error)
         for listener in self._connect_listeners:
             listener(conn)

@@ -22,8 +22,10 @@ from .server import DEFAULT_HOST, ENV_URL
 
 __all__ = [
     "KERNEL_ARGUMENTS",
+    "LAB_SERVER_OPTIONS",
     "PREVIEW_ROWS",
     "QUICKSTART",
+    "SAVE_HOOK",
     "SUMMARY_MARK",
     "Stopped",
     "choose_server_port",
@@ -45,6 +47,12 @@ LAB_SETTINGS = ".jupyterlab-settings"
 LAB_DEFAULTS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
 """Setting defaults of the demo JupyterLab: notebooks are saved with their widget state, so a
 saved notebook reopened later shows its panels and charts as they were (not "model not found")."""
+
+
+SAVE_HOOK = "nbsocket.demo.save_hook.refresh_snapshots"
+"""The demo JupyterLab's pre-save hook: a saved notebook's snapshots show its views as they were when it was saved."""
+LAB_SERVER_OPTIONS = [f"--ContentsManager.pre_save_hook={SAVE_HOOK}"]
+"""Server options of the demo JupyterLab (beside its app settings)."""
 
 
 def notebooks_source() -> Path:
@@ -256,6 +264,7 @@ def run_lab(workspace: Path, server_url: str, host: str, port: int, open_browser
         f"--LabApp.default_url=/lab/tree/{QUICKSTART}",
         f"--IdentityProvider.token={token}",
         f"--LabApp.app_settings_dir={lab_app_settings(workspace)}",
+        *LAB_SERVER_OPTIONS,
     ]
     if not open_browser:
         command.append("--no-browser")

@@ -33,7 +33,8 @@ class ChartView:
         self.html: widgets.HTML | None = None
         if self.engine == "plotly":
             self.plotly = PlotlyChart(buffer)
-            self.widget: Any = self.plotly.figure
+            self.waiting = widgets.HTML(value=buffer.render(width, height))  # "waiting for ... to chart" until a line shows
+            self.widget: Any = widgets.VBox([self.waiting])
         else:
             self.html = widgets.HTML(value=buffer.render(width, height))
             self.widget = self.html
@@ -52,7 +53,11 @@ class ChartView:
             return False
         self._drawn = self.buffer.version
         if self.plotly is not None:
-            return self.plotly.draw()
+            drawn = self.plotly.draw()
+            shown = (self.plotly.figure,) if self.plotly.figure.data else (self.waiting,)
+            if self.widget.children != shown:
+                self.widget.children = shown
+            return drawn
         assert self.html is not None
         self.html.value = self.buffer.render(self.width, self.height)
         return True

@@ -47,7 +47,7 @@ def choose_engine(engine: str) -> str:
 
 
 def _arrays(line: Gapped, is_time: bool) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """A line's x and y as float arrays, a gap as NaN (x in milliseconds on a time axis, as Plotly's dates are)."""
+    """A line's x and y as arrays, a gap as a NaN y (x as UTC times on a time axis)."""
     xs, ys = line
     x = np.array([math.nan if v is None else v for v in xs], dtype="float64")
     y = np.array([math.nan if v is None else v for v in ys], dtype="float64")
@@ -56,7 +56,9 @@ def _arrays(line: Gapped, is_time: bool) -> tuple[np.ndarray[Any, Any], np.ndarr
         x[gaps] = np.concatenate(([x[~gaps][0]], x[:-1]))[gaps] if (~gaps).any() else 0.0
     if len(x) > MAX_POINTS:
         x, y = _decimate(x, y, MAX_POINTS)
-    return (x * 1000.0 if is_time else x), y
+    if is_time:  # ISO times (milliseconds, UTC): a date axis reads them as such, whatever it guessed before
+        return (x * 1000.0).astype("int64").astype("datetime64[ms]"), y
+    return x, y
 
 
 def _decimate(
@@ -99,12 +101,19 @@ class PlotlyChart:
                 "template": "plotly_white",
                 "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
                 "font": {"size": 12},
+                "xaxis": self._x_axis(),
             }
         )
         self.figure.add_class("nbsocket-plotly")
         self._drawn = -1
         self._columns: list[str] = []
         self._traces: list[tuple[str, str]] = []
+
+    def _x_axis(self) -> dict[str, Any]:
+        """The x axis: a date axis in UTC for the time of receipt, else a number axis named after the column."""
+        if self.buffer.x_is_time:
+            return {"type": "date", "title": {"text": "time (UTC)"}, "hoverformat": "%H:%M:%S.%L", "showgrid": True}
+        return {"type": "linear", "title": {"text": self.buffer.x}, "showgrid": True}
 
     def draw(self) -> bool:
         """Show the buffer's points now (if they changed); True if something was sent."""
@@ -133,13 +142,7 @@ class PlotlyChart:
         size = (1.0 - gap * (count - 1)) / count
         layout: dict[str, Any] = {
             "height": 60 + ROW_HEIGHT * count,
-            "xaxis": {
-                "type": "date" if buffer.x_is_time else "linear",
-                "title": {"text": "time (UTC)" if buffer.x_is_time else buffer.x},
-                "hoverformat": "%H:%M:%S.%L" if buffer.x_is_time else None,
-                "anchor": f"y{count}" if count > 1 else "y",
-                "showgrid": True,
-            },
+            "xaxis": {**self._x_axis(), "anchor": f"y{count}" if count > 1 else "y"},
         }
         for index, column in enumerate(columns, start=1):
             top = 1.0 - (index - 1) * (size + gap)
@@ -164,7 +167,6 @@ class PlotlyChart:
                     yaxis="y" if index == 1 else f"y{index}",
                     hovertemplate="%{y:.6g}",
                     meta=column,
-                    uid=f"{column}/{name}",  # the same line across rebuilds: a legend click that hid it stays
                 )
             )
             shown.add(name)

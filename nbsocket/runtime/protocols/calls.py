@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as _dt
+from collections.abc import Hashable
 from typing import Any
 
 from ...core.events import WsEvent
@@ -43,7 +44,12 @@ class QueuedVerb:
 
     __slots__ = ("call_id", "future", "items", "unsent", "written_on")
 
-    def __init__(self, items: list[Outgoing], call_id: Any = None, future: concurrent.futures.Future[Any] | None = None) -> None:
+    def __init__(
+        self,
+        items: list[Outgoing],
+        call_id: Hashable = None,
+        future: concurrent.futures.Future[Any] | None = None,  # resolves with the reply's value
+    ) -> None:
         self.items = items
         self.unsent = len(items)
         self.call_id = call_id
@@ -55,12 +61,17 @@ class OutgoingLedger:
     """Calls in flight, multi-message verbs half written, and connection-bound messages (loop thread only)."""
 
     def __init__(self) -> None:
-        self.calls: dict[Any, QueuedVerb] = {}
+        self.calls: dict[Hashable, QueuedVerb] = {}
         self._groups: dict[int, QueuedVerb] = {}  # id(item) -> its group, while the item waits in the outbox
         self._bound: dict[int, Outgoing] = {}  # id(item) -> item, messages of one connection still in the outbox
 
     def add(
-        self, items: list[Outgoing], *, bound: bool, call_id: Any = None, future: concurrent.futures.Future[Any] | None = None
+        self,
+        items: list[Outgoing],
+        *,
+        bound: bool,
+        call_id: Hashable = None,
+        future: concurrent.futures.Future[Any] | None = None,
     ) -> None:
         """Keep track of what a verb just queued (only what needs it: calls, several messages, bound ones)."""
         if bound:
@@ -99,7 +110,7 @@ class OutgoingLedger:
             if not call.items and call.written_on is None:
                 call.written_on = connection
 
-    def pop_call(self, call_id: Any) -> tuple[QueuedVerb | None, set[int]]:
+    def pop_call(self, call_id: Hashable) -> tuple[QueuedVerb | None, set[int]]:
         """Stop tracking call ``call_id``: the call (or ``None``) and the ids of its items still in the outbox."""
         call = self.calls.pop(call_id, None)
         return call, (self._forget_unsent(call) if call is not None else set())

@@ -13,14 +13,14 @@ import concurrent.futures
 import functools
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from ...core.events import WsEvent
-from ...core.saved_tests import ProtocolStep
 from ...core.options import ConnectOptions
 from ...core.protocols import make_protocol
 from ...core.redact import scrub
+from ...core.saved_tests import ProtocolStep
 from ...errors import WaitTimeoutError
 from ..connection import Connection, Registry
 from ..dispatch.handlers import is_async_callable
@@ -32,6 +32,8 @@ from .driver import ProtocolDriver
 from .log import ProtocolLog
 
 __all__ = ["ProtocolConnection", "Subscription"]
+
+T = TypeVar("T")
 
 VERB_TIMEOUT = 10.0
 """How long a verb may wait for the loop thread to run it (it is usually immediate)."""
@@ -46,7 +48,7 @@ class Subscription:
     re-established after every reconnect while active. ``cancel()`` ends it.
     """
 
-    def __init__(self, conn: ProtocolConnection, sub_id: Any, topic: str, what: Any) -> None:
+    def __init__(self, conn: ProtocolConnection, sub_id: Hashable, topic: str, what: object) -> None:
         self.id = sub_id
         self.topic = topic
         self.what = what
@@ -55,7 +57,7 @@ class Subscription:
     @property
     def active(self) -> bool:
         """True while the subscription runs (and will be re-established after a reconnect)."""
-        return self._conn._driver.is_active(self.id)
+        return self._conn._subscription_active(self.id)
 
     def cancel(self) -> None:
         """End the subscription (GraphQL ``complete``/``stop``, STOMP ``UNSUBSCRIBE``); a no-op when it already ended."""
@@ -87,6 +89,7 @@ class ProtocolConnection(Connection):
         loop_thread: LoopThread,
         transport: Transport,
     ) -> None:
+        self._subscriptions: dict[Hashable, Subscription] = {}  # by id, in the order made (changed on the loop thread)
         super().__init__(manager, name, url, options, lockable=lockable, loop_thread=loop_thread, transport=transport)
         self._verb_lock = threading.Lock()
         self._log = ProtocolLog()  # the verbs and received messages, for save_test
@@ -121,7 +124,11 @@ class ProtocolConnection(Connection):
     @property
     def subscriptions(self) -> list[Subscription]:
         """The active subscriptions, in the order made."""
-        return [sub for sub in list(self._driver.subscriptions.values()) if sub.active]
+        return [sub for sub in list(self._subscriptions.values()) if sub.active]
+
+    def _subscription_active(self, sub_id: Hashable) -> bool:
+        """True while subscription ``sub_id`` was not ended here and the protocol keeps it active; any thread."""
+        return sub_id in self._subscriptions and self._driver.is_active(sub_id)
 
     def status(self) -> dict[str, Any]:
         """This socket's row of :func:`nbsocket.connections`, with its ``protocol``."""
@@ -145,7 +152,7 @@ class ProtocolConnection(Connection):
 
         return register if fn is None else register(fn)
 
-    def remove_handler(self, fn_or_key: Any) -> bool:
+    def remove_handler(self, fn_or_key: Callable[..., Any] | str) -> bool:
         """Remove a handler by function or key; True if one was removed."""
         for handler in self._handlers.current:
             if getattr(handler.fn, "__wrapped__", None) is fn_or_key:
@@ -159,11 +166,11 @@ class ProtocolConnection(Connection):
 
     # --- running a protocol verb on the loop ------------------------------------------------------
 
-    def _verb(self, fn: Callable[[], Any]) -> Any:
+    def _verb(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the loop thread (where the protocol object lives) and return its result."""
         if self._loop_thread.in_loop_thread():
             return fn()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
             try:
@@ -240,18 +247,18 @@ class ProtocolConnection(Connection):
             self._give_up(call_id)
             raise WaitTimeoutError(self._timeout_message(args, call_id, timeout)) from None
 
-    def _start_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, concurrent.futures.Future[Any]]:
+    def _start_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, concurrent.futures.Future[Any]]:
         driver = self._driver
         started = time.time_ns()
         call_id, future = self._verb(lambda: driver.start_call(lambda: driver.protocol.call(*args, **kwargs)))
         future.add_done_callback(functools.partial(self._log.call_done, args, kwargs, started))
         return call_id, future
 
-    def _give_up(self, call_id: Any) -> None:
+    def _give_up(self, call_id: Hashable) -> None:
         driver = self._driver
         self._loop_thread.call_soon(lambda: _quietly(driver.cancel_call, call_id))
 
-    def _timeout_message(self, args: tuple[Any, ...], call_id: Any, timeout: float | None) -> str:
+    def _timeout_message(self, args: tuple[Any, ...], call_id: Hashable, timeout: float | None) -> str:
         what = args[0] if args else "?"
         return scrub(
             f"no reply to {self.protocol} call {what!r} (id {call_id!r}) on {self.name!r} within {timeout}s "
@@ -268,21 +275,21 @@ class ProtocolConnection(Connection):
         def start() -> Subscription:
             sub_id, topic, messages = driver.protocol.subscribe(*args, **kwargs)
             sub = Subscription(self, sub_id, topic, args[0] if args else None)
-            driver.subscriptions[sub_id] = sub
+            self._subscriptions[sub_id] = sub
             driver.queue(messages, bound=True)
             self._log.verb("subscribe", args, kwargs, name=sub_id, outcome=topic)
             return sub
 
         return self._verb(start)
 
-    def unsubscribe(self, sub_id: Any) -> None:
+    def unsubscribe(self, sub_id: Hashable) -> None:
         """End subscription ``sub_id`` (or pass the :class:`Subscription`)."""
         sub_id = sub_id.id if isinstance(sub_id, Subscription) else sub_id
         driver = self._driver
 
         def stop() -> None:
             messages = driver.protocol.unsubscribe(sub_id)
-            driver.subscriptions.pop(sub_id, None)
+            self._subscriptions.pop(sub_id, None)
             driver.queue(messages, bound=True)
 
         self._verb(stop)
@@ -308,7 +315,7 @@ def _keep_reply(fn: Callable[..., Any], outcomes: HandlerOutcomes) -> Callable[.
     if is_async_callable(fn):
 
         @functools.wraps(fn)
-        async def keep_async(event: Any, *args: Any) -> Any:
+        async def keep_async(event: WsEvent, *args: Any) -> Any:
             outcomes.ran(event)
             try:
                 value = await fn(event, *args)
@@ -322,7 +329,7 @@ def _keep_reply(fn: Callable[..., Any], outcomes: HandlerOutcomes) -> Callable[.
         return keep_async
 
     @functools.wraps(fn)
-    def keep(event: Any, *args: Any) -> Any:
+    def keep(event: WsEvent, *args: Any) -> Any:
         outcomes.ran(event)
         try:
             value = fn(event, *args)
@@ -336,7 +343,7 @@ def _keep_reply(fn: Callable[..., Any], outcomes: HandlerOutcomes) -> Callable[.
     return keep
 
 
-def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+def _quietly(fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
     except Exception:

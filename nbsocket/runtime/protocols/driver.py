@@ -34,18 +34,32 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import datetime as _dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from ...core.events import Request, WsEvent, utf8_size
 from ...core.flatten import PREFIX, message_fields
 from ...core.frame import TOPIC
 from ...core.options import ConnectOptions
-from ...core.protocols.base import Close, Deliver, Housekeeping, Malformed, Protocol, Ready, Refused, Reply, Report, Send
+from ...core.protocols.base import (
+    Action,
+    Close,
+    Deliver,
+    Housekeeping,
+    Malformed,
+    Protocol,
+    Ready,
+    Refused,
+    Reply,
+    Report,
+    Send,
+)
 from ...core.redact import scrub
 from ...core.state import CLOSED_FOR_GOOD
 from ...errors import ConnectError, ConnectTimeoutError, RemoteError, SocketClosedError
+from ..observe.observers import LifecycleInfo
 from ..outbound.outbox import Outgoing
 from ..parts import SessionPort, SocketParts, SocketView
 from ..receivers import hand_over
@@ -69,7 +83,7 @@ class ProtocolDriver:
         self.name = parts.name
         self._session = session
         self._loop_thread = parts.loop_thread
-        self._ws: Any = None
+        self._ws: Wire | None = None
         self._writer_ready: asyncio.Event | None = None
         self._open_pending = False
         self._first: asyncio.Future[None] | None = None
@@ -77,17 +91,16 @@ class ProtocolDriver:
         self._server_ended = False
         self._ledger = OutgoingLedger()
         self.outcomes = HandlerOutcomes()
-        self._opened_at: Any = None
+        self._opened_at: _dt.datetime | None = None
         self._urgent: collections.deque[str | bytes] = collections.deque()
         self._flushing = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
-        self.subscriptions: dict[Any, Any] = {}  # id -> Subscription, in the order made
         self.topics = RecentTopics()
         self.handshakes = 0
         """How many connections opened; the current one's number."""
-        self.info: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}  # what the server said at Ready (decoded JSON)
         parts.observers.add(self)
 
     # --- session hooks ---------------------------------------------------------------
@@ -174,27 +187,26 @@ class ProtocolDriver:
 
     # --- actions ------------------------------------------------------------------------
 
-    def _carry_out(self, action: Any, body: str | bytes, ts: int) -> int | None:
-        kind = type(action)
-        if kind is Send:
+    def _carry_out(self, action: Action, body: str | bytes, ts: int) -> int | None:
+        if type(action) is Send:
             self._urgent.append(action.payload)
-        elif kind is Deliver:
+        elif type(action) is Deliver:
             return self._deliver(body, ts, action.topic, action.data, action.error, action.ack, action.headers)
-        elif kind is Malformed:
+        elif type(action) is Malformed:
             self._parts.stats.parse_errors += 1
             return self._deliver(body, ts, action.topic, None, action.error, None, None, malformed=True)
-        elif kind is Reply:
+        elif type(action) is Reply:
             self._reply(action)
-        elif kind is Ready:
+        elif type(action) is Ready:
             self._on_ready(action.info)
-        elif kind is Refused:
+        elif type(action) is Refused:
             self._fail_handshake(f"the server refused the {self.protocol.name} connection: {action.reason}", data=action.data)
             self._close(1000, "handshake refused")
-        elif kind is Close:
+        elif type(action) is Close:
             self._protocol_close(action.code, action.reason)
-        elif kind is Report:
+        elif type(action) is Report:
             self._parts.errors.record("protocol", action.error, action.message)
-        elif kind is not Housekeeping:
+        elif type(action) is not Housekeeping:
             self._parts.errors.record("protocol", "UnknownAction", f"{type(self.protocol).__name__} returned {action!r}")
         return None
 
@@ -203,9 +215,9 @@ class ProtocolDriver:
         body: str | bytes,
         ts: int,
         topic: str | None,
-        data: Any,
+        data: Any,  # the message's decoded content
         error: str | None,
-        ack: Any,
+        ack: Any,  # the protocol's token for answering the message (its own type), or None
         headers: dict[str, Any] | None,
         malformed: bool = False,
     ) -> int:
@@ -273,7 +285,7 @@ class ProtocolDriver:
             first.set_result(None)
         # the writer (and on_open) start once the handshake's own sends (re-subscriptions) are written: see _flush
 
-    def _fail_handshake(self, message: str, timeout: bool = False, data: Any = None) -> None:
+    def _fail_handshake(self, message: str, timeout: bool = False, data: Any = None) -> None:  # data: the server's refusal
         error_type = ConnectTimeoutError if timeout else ConnectError
         error = error_type(scrub(f"{self._session.url}: {message}"), kind="timeout" if timeout else "protocol", data=data)
         self._failure = error
@@ -379,8 +391,8 @@ class ProtocolDriver:
         messages: list[str | bytes],
         *,
         bound: bool,
-        call_id: Any = None,
-        future: concurrent.futures.Future[Any] | None = None,
+        call_id: Hashable = None,
+        future: concurrent.futures.Future[Any] | None = None,  # a call's: resolves with the reply's value
     ) -> None:
         """Put a verb's messages in the outbox, in order and all or nothing (``OutboxFullError``: none was queued).
 
@@ -400,7 +412,9 @@ class ProtocolDriver:
         if self._ws is not None:
             self._arm()
 
-    def start_call(self, make: Callable[[], tuple[Any, list[str | bytes]]]) -> tuple[Any, concurrent.futures.Future[Any]]:
+    def start_call(
+        self, make: Callable[[], tuple[Hashable, list[str | bytes]]]
+    ) -> tuple[Hashable, concurrent.futures.Future[Any]]:
         """Start a call: its id and the future its ``Reply`` resolves (its messages are never bound to a connection)."""
         call_id, messages = make()
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -411,7 +425,7 @@ class ProtocolDriver:
             raise
         return call_id, future
 
-    def cancel_call(self, call_id: Any) -> None:
+    def cancel_call(self, call_id: Hashable) -> None:
         """The caller of ``call_id`` gave up: drop what of it is unsent, forget it here and in the protocol.
 
         What the protocol returns (a GraphQL ``complete``) is sent only when the call reached the server.
@@ -424,7 +438,7 @@ class ProtocolDriver:
         if messages and reached_server and self._ws is not None and self._view.state not in CLOSED_FOR_GOOD:
             self.queue(messages, bound=True)
 
-    def _cancel_in_protocol(self, call_id: Any) -> list[str | bytes]:
+    def _cancel_in_protocol(self, call_id: Hashable) -> list[str | bytes]:
         try:
             return list(self.protocol.cancel_call(call_id) or [])
         except Exception as exc:
@@ -462,10 +476,8 @@ class ProtocolDriver:
         if call.future is not None:
             _settle(call.future, exception=SocketClosedError(scrub(message)))
 
-    def is_active(self, sub_id: Any) -> bool:
-        """True while subscription ``sub_id`` is active (not cancelled, completed or errored); any thread."""
-        if sub_id not in self.subscriptions:
-            return False
+    def is_active(self, sub_id: Hashable) -> bool:
+        """True while the protocol keeps subscription ``sub_id`` active (not cancelled, completed or errored); any thread."""
         is_active = getattr(self.protocol, "is_active", None)
         if is_active is not None:
             return bool(is_active(sub_id))
@@ -478,7 +490,7 @@ class ProtocolDriver:
         """The writer wrote ``item`` (loop thread): note the connection it reached."""
         self._ledger.written(item, self.handshakes)
 
-    def on_lifecycle(self, kind: str, info: dict[str, Any]) -> None:
+    def on_lifecycle(self, kind: str, info: LifecycleInfo) -> None:
         """The socket closed for good: fail the calls still waiting (loop thread, or scheduled there)."""
         if kind != "state" or info.get("state") not in CLOSED_FOR_GOOD:
             return
@@ -505,7 +517,9 @@ class ProtocolDriver:
         self._loop_thread.call_soon(answer)
 
 
-def _settle(future: concurrent.futures.Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:
+def _settle(
+    future: concurrent.futures.Future[Any], *, result: Any = None, exception: BaseException | None = None
+) -> None:  # a call's reply value
     try:
         if exception is not None:
             future.set_exception(exception)

@@ -315,8 +315,10 @@ def test_updates_are_bounded_at_ticker_max_rate(demo: Any, monkeypatch: pytest.M
         f"at most {max_per_second(sent)} in one second"
     )
     assert sent, "the panel never updated"
-    assert max_per_second(sent) <= 10
-    assert len(sent) <= 10 * (elapsed + 1)
+    # each refresh (2 a second) sends the header, the message log and the chart (a Plotly update is two messages),
+    # and the snapshot every few seconds: a few dozen a second at most, far under jupyter_server's 1000
+    assert max_per_second(sent) <= 20
+    assert len(sent) <= 20 * (elapsed + 1)
     assert panel.feed.chart is not None and panel.feed.chart.series["price"]  # the chart followed the ticks
 
 
@@ -389,9 +391,12 @@ def test_secrets_never_reach_the_widgets(demo: Any) -> None:
     board = nbs.dashboard()
     chart = nbs.plot("w-secret")
     nbs.send("w-secret", {"echoed": "tok-SUPERSECRET-1", "v": 1})
+    panel.tabs.selected_index = 1  # the latest rows (the message log is the first tab)
     wait_for(
         lambda: "ValueError" in panel.errors.value and "echoed" in panel.table.value, what="the message and error in the panel"
     )
+    panel.tabs.selected_index = 0
+    wait_for(lambda: "echoed" in panel.messages.view.value, what="the message in the log")
     panel.controls.url.value = demo.url("/echo?token=tok-OTHERSECRET-2")
     panel.controls.reset_button.click()
     wait_for(lambda: "reconnected" in panel.controls.feedback.value, what="the reset")

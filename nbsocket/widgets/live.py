@@ -100,11 +100,11 @@ class LiveView:
             self._paused = False
             self._on_shown()
         keep = self._tick(now)
-        if not keep:
-            self._live = False
         if now - self._snapshot_at >= SNAPSHOT_EVERY or not keep:
             self._snapshot_at = now
             self.refresh_snapshot()
+        if not keep:
+            self._live = False
         return keep
 
     # --- the static snapshot ----------------------------------------------------------------

@@ -125,7 +125,8 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
         if not self._gate.ready(now):
             return True
         news = self.feed.drain()
-        news = self.messages.render() or news
+        if self.tabs.selected_index == 0:  # a tab not shown is not sent (its snapshot still is, every few seconds)
+            news = self.messages.render() or news
         news = news or self.controls.has_news() or current.state != self._state_shown
         if news:
             self._changed_at = _dt.datetime.now(_dt.timezone.utc)
@@ -146,9 +147,9 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
             self._state_shown = state
             self._last_full = now
             self.header.value = header_html(status, rate)
-            if self.feed.version != self._table_version:
+            if self.feed.version != self._table_version and self.tabs.selected_index == 1:
                 self._table_version = self.feed.version
-                self.table.value = table_html(self.feed.recent, self.feed.total, framed=conn.frame is not None)
+                self.table.value = self._table()
             if self.chart_view is not None:
                 self.chart_view.note_downs(self.traffic.downs())
                 self.chart_view.draw()
@@ -158,6 +159,9 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
                 self._errors_shown = last
                 self.errors.value = errors_html(errors)
             self.controls.sync(state)
+
+    def _table(self) -> str:
+        return table_html(self.feed.recent, self.feed.total, framed=self._conn.frame is not None)
 
     def _on_hidden(self) -> None:
         self.feed.detach()
@@ -174,12 +178,13 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
 
     def snapshot_html(self) -> str:
         """The panel as it looks now, as plain HTML (for notebooks run headless and viewers without widgets)."""
+        self.messages.render()
         with self._lock:
             log = self.messages.view.value
             parts = [snapshot_note(f"socket {self.name!r}", self._changed_at), self.header.value]
             if len(log) <= SNAPSHOT_LOG_CHARS:
                 parts.append(log)
-            parts.append(self.table.value)
+            parts.append(self._table())
             if self.chart_view is not None:
                 parts.append(self.chart_view.snapshot_html())
         return '<div class="nbsocket-panel-snapshot">' + "".join(parts) + "</div>"

@@ -14,7 +14,7 @@ import logging
 import selectors
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..errors import LoopThreadError
@@ -205,16 +205,20 @@ class LoopThread:
 
     def run_or_schedule(
         self,
-        coro: Coroutine[Any, Any, Any],
+        coro: Coroutine[Any, Any, object],
         timeout: float | None,
-        on_failure: Callable[[BaseException], Any],
+        on_failure: Callable[[BaseException], object],
     ) -> None:
         """Run ``coro`` on the loop and wait for it, or, from a handler or the loop itself (where waiting would
         deadlock), start it and hand a failure to ``on_failure`` instead of raising it."""
         if in_handler() or self.in_loop_thread():
-            self.spawn(coro).add_done_callback(
-                lambda done: None if done.cancelled() or done.exception() is None else on_failure(done.exception())
-            )
+
+            def report(done: concurrent.futures.Future[object] | asyncio.Future[object]) -> None:
+                failure = None if done.cancelled() else done.exception()
+                if failure is not None:
+                    on_failure(failure)
+
+            self.spawn(coro).add_done_callback(report)
             return
         self.run(coro, timeout)
 
@@ -240,7 +244,7 @@ class LoopThread:
                 f"handler or callback), where it would deadlock; use {instead} there"
             )
 
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` on the loop thread soon, from any thread (inline-scheduled if already there)."""
         loop = self.ensure_started()
         if self.in_loop_thread():
@@ -248,11 +252,11 @@ class LoopThread:
         else:
             loop.call_soon_threadsafe(fn, *args, context=contextvars.Context())
 
-    def spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> concurrent.futures.Future[Any] | asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T] | asyncio.Task[T]:
         """Start ``coro`` without waiting: a task if on the loop thread, else a submitted future."""
         if self.in_loop_thread():
             return asyncio.ensure_future(coro)
-        return self.submit(coro)  # type: ignore[arg-type]
+        return self.submit(coro)
 
     @property
     def handler_pool(self) -> WorkerPool:
@@ -268,7 +272,7 @@ class LoopThread:
             return self._handler_pool
 
 
-async def run_blocking(executor: concurrent.futures.Executor | None, fn: Callable[..., T], *args: Any) -> T:
+async def run_blocking(executor: concurrent.futures.Executor | None, fn: Callable[..., T], *args: object) -> T:
     """Run ``fn(*args)`` on a worker thread without blocking the loop.
 
     When the interpreter is exiting, executors refuse new work; then ``fn`` runs

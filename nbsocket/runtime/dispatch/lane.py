@@ -14,20 +14,22 @@ import asyncio
 import collections
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar
 
 from .workers import WorkerPool
 
 __all__ = ["SerialLane"]
 
+ItemT = TypeVar("ItemT")
 
-class SerialLane:
+
+class SerialLane(Generic[ItemT]):
     """Items pushed from the loop thread, run by ``run_batch`` on ``pool``, strictly in order, one batch at a time."""
 
-    def __init__(self, run_batch: Callable[[list[Any]], None], pool: Callable[[], WorkerPool]) -> None:
+    def __init__(self, run_batch: Callable[[list[ItemT]], None], pool: Callable[[], WorkerPool]) -> None:
         self._run_batch = run_batch
         self._pool = pool
-        self._items: collections.deque[Any] = collections.deque()
+        self._items: collections.deque[ItemT] = collections.deque()
         self._lock = threading.Lock()
         self._busy = False
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -41,7 +43,7 @@ class SerialLane:
         """True while items are queued or a batch runs."""
         return self._busy
 
-    def push(self, item: Any) -> None:
+    def push(self, item: ItemT) -> None:
         """Queue ``item``; hands the lane to the pool if it was idle (a busy lane's drain takes it)."""
         with self._lock:
             self._items.append(item)

@@ -18,25 +18,45 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 __all__ = ["WorkerPool", "note_running"]
 
 log = logging.getLogger("nbsocket")
 
-_STOP = object()
-_DRAIN = object()
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _STOP() -> None:
+    """Put in the queue: the worker that takes it ends (compared by identity, never called)."""
+
+
+def _DRAIN() -> None:
+    """Put in the queue: the worker that takes it drains the ready list (compared by identity, never called)."""
+
+
 SPAWN_AFTER = 0.02
 """Seconds every worker must have been busy before work waiting in the queue starts another thread (a burst of
 short handler batches then shares one or two threads instead of waking many that fight over the GIL)."""
 _slot = threading.local()
 
 
+class _Slot:
+    """What a worker runs now and since when (``time.monotonic()``); one per worker, changed in place."""
+
+    __slots__ = ("since", "what")
+
+    def __init__(self) -> None:
+        self.what = ""
+        self.since = 0.0
+
+
 def note_running(what: str) -> None:
     """Tell the worker running this what it runs now (named in the log if it is abandoned at exit)."""
-    slot = getattr(_slot, "what", None)
+    slot: _Slot | None = getattr(_slot, "what", None)
     if slot is not None:
-        slot[0] = what
+        slot.what = what
 
 
 class WorkerPool(concurrent.futures.Executor):
@@ -56,19 +76,19 @@ class WorkerPool(concurrent.futures.Executor):
     def __init__(self, max_workers: int = 32, name: str = "nbsocket-handler") -> None:
         self.max_workers = max_workers
         self.name = name
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._ready: collections.deque[Callable[[], Any]] = collections.deque()
+        self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._ready: collections.deque[Callable[[], object]] = collections.deque()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._busy_with: dict[int, list[Any]] = {}  # thread id -> [what it runs now, since when]
-        self._drainers: dict[int, list[Any]] = {}  # the same, for the workers draining the ready list
+        self._busy_with: dict[int, _Slot] = {}  # thread id -> what it runs now, since when
+        self._drainers: dict[int, _Slot] = {}  # the same, for the workers draining the ready list
         self._draining = 0  # drain wake-ups handed out whose worker has not yet found the ready list empty
         self._closed = False
         self._loop_thread_id: int | None = None
         self._wake_due = False  # a drain wake-up counted in _draining, sent when the loop is about to wait
 
-    def hand_over(self, fn: Callable[[], Any]) -> None:
+    def hand_over(self, fn: Callable[[], object]) -> None:
         """Run ``fn()`` on a worker soon (no result, no future): on an idle worker as soon as this turn of the loop
         ends (at once off the loop), else after the work the draining worker has before it. Raises
         ``RuntimeError`` once the pool is shut down."""
@@ -105,7 +125,7 @@ class WorkerPool(concurrent.futures.Executor):
             return False  # a wake-up is on its way to a worker
         if self._drainers:
             recently = time.monotonic() - SPAWN_AFTER
-            if any(slot[1] > recently for slot in list(self._drainers.values())):
+            if any(slot.since > recently for slot in list(self._drainers.values())):
                 return False  # a drainer is moving on: it takes the new work without a wake-up
         self._draining += 1
         return True
@@ -115,7 +135,7 @@ class WorkerPool(concurrent.futures.Executor):
         if self._idle <= 0:
             self._maybe_add_worker(force=True)
 
-    def run_soon(self, fn: Callable[[], Any]) -> None:
+    def run_soon(self, fn: Callable[[], object]) -> None:
         """Run ``fn()`` on a worker thread (no result, no future); an exception it raises is logged."""
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
@@ -123,9 +143,9 @@ class WorkerPool(concurrent.futures.Executor):
         if self._idle <= 0:
             self._maybe_add_worker()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
         """``Executor.submit``: run ``fn(*args, **kwargs)`` on a worker thread, with a future for its result."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def work() -> None:
             if not future.set_running_or_notify_cancel():
@@ -154,7 +174,7 @@ class WorkerPool(concurrent.futures.Executor):
 
     def running(self) -> list[str]:
         """What the busy workers run now (for the exit log)."""
-        return [slot[0] for slot in list(self._busy_with.values())]
+        return [slot.what for slot in list(self._busy_with.values())]
 
     def check(self) -> None:
         """Wake or start another worker if work waits while every worker has been busy for a while (call it
@@ -173,7 +193,7 @@ class WorkerPool(concurrent.futures.Executor):
                 return
             if not force:
                 recently = time.monotonic() - SPAWN_AFTER
-                if any(slot[1] > recently for slot in list(self._busy_with.values())):
+                if any(slot.since > recently for slot in list(self._busy_with.values())):
                     return  # a worker started its task just now and will be free soon (check() covers a slow one)
             thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
@@ -184,7 +204,7 @@ class WorkerPool(concurrent.futures.Executor):
         get = self._queue.get
         me = threading.get_ident()
         busy = self._busy_with
-        slot = _slot.what = ["", 0.0]
+        slot = _slot.what = _Slot()
         idle_now = True
         while True:
             if not idle_now:
@@ -201,15 +221,15 @@ class WorkerPool(concurrent.futures.Executor):
                 if fn is _DRAIN:
                     self._drain(me, slot)
                 else:
-                    slot[0] = getattr(fn, "__qualname__", None) or repr(fn)
-                    slot[1] = time.monotonic()
+                    slot.what = getattr(fn, "__qualname__", None) or repr(fn)
+                    slot.since = time.monotonic()
                     fn()
             except BaseException:
                 log.exception("nbsocket: a worker task failed")
             finally:
                 busy.pop(me, None)
 
-    def _drain(self, me: int, slot: list[Any]) -> None:
+    def _drain(self, me: int, slot: _Slot) -> None:
         """Run the ready list's callables until it is empty (one drain wake-up)."""
         ready, drainers = self._ready, self._drainers
         with self._lock:
@@ -224,8 +244,8 @@ class WorkerPool(concurrent.futures.Executor):
                     self._draining -= 1
                     del drainers[me]
                     return
-            slot[0] = "handler work"
-            slot[1] = time.monotonic()
+            slot.what = "handler work"
+            slot.since = time.monotonic()
             try:
                 fn()
             except BaseException:

@@ -10,12 +10,15 @@ import pandas as pd
 
 from .core.saved_tests import SavedTest
 from .errors import NbSocketError
-from .explore.replay import burst, burst_async, replay, replay_async  # noqa: F401  (the nbs.* verbs, re-exported by the package)
-from .explore.saved_tests import propose_ignore  # noqa: F401  (an nbs.* verb, re-exported by the package)
-from .explore.transcript_files import compare, load_transcript  # noqa: F401
+from .explore.replay import burst, burst_async, replay, replay_async
+from .explore.saved_tests import propose_ignore
+from .explore.transcript_files import compare, load_transcript
 from .runtime import Connection, registry
 
-__all__ = [
+__all__ = [  # with the explore verbs the package offers as nbs.* (burst, compare, replay ...)
+    "burst",
+    "burst_async",
+    "compare",
     "connect",
     "connections",
     "dashboard",
@@ -23,10 +26,14 @@ __all__ = [
     "follow",
     "frame",
     "get",
+    "load_transcript",
     "panel",
     "plot",
+    "propose_ignore",
     "public_error",
     "remove",
+    "replay",
+    "replay_async",
     "reset",
     "save_test",
     "send",

@@ -283,7 +283,9 @@ class LiveFrame:
         """The socket name ``count`` times: slices of one array, shared by the chunks."""
         names = self._socket_names
         if names is None or len(names) < count:
-            names = self._socket_names = pd.array([self.name] * max(count, self.chunk_rows), dtype="str")
+            names = self._socket_names = pd.array(  # type: ignore[call-overload]  # pandas-stubs 2.x lack dtype="str"
+                [self.name] * max(count, self.chunk_rows), dtype="str"
+            )
         return names[:count]
 
     def _store(self, frame: pd.DataFrame, start: int) -> None:
@@ -332,7 +334,7 @@ class LiveFrame:
         frame = self._combine([c.frame for c in chunks], columns)
         with self._lock:
             current = self._chunks
-            if len(current) >= len(chunks) and all(a is b for a, b in zip(current, chunks)):
+            if len(current) >= len(chunks) and all(a is b for a, b in zip(current, chunks, strict=False)):
                 # nothing of these rows changed meanwhile: keep the combined frame as their one chunk
                 consolidated = [_Chunk(frame, chunks[0].start)] if len(chunks) > 1 else []
                 current[: len(chunks)] = consolidated or current[: len(chunks)]

@@ -125,7 +125,8 @@ def _ssl(name: str, value: Any) -> Any:
 def _compression(name: str, value: Any) -> str | None:
     if value not in ("deflate", None):
         raise InvalidOptionError("compression must be 'deflate' or None")
-    return value
+    compression: str | None = value
+    return compression
 
 
 def _reconnect(name: str, value: Any) -> ReconnectPolicy | None:

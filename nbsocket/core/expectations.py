@@ -171,7 +171,7 @@ class Schema:
             ) from None
         validator_class = jsonschema.validators.validator_for(schema)
         try:
-            validator_class.check_schema(schema)
+            validator_class.check_schema(schema)  # type: ignore[arg-type]  # any Mapping does; the stubs say dict
         except jsonschema.SchemaError as exc:
             where = _dotted(exc.absolute_path)
             raise InvalidOptionError(f"schema is not a valid JSON Schema: {exc.message} (at {where})") from None

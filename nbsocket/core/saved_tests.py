@@ -184,7 +184,7 @@ def bound(observed_s: float) -> float:
     """A saved expectation's time bound for a round trip of ``observed_s`` seconds: :data:`WITHIN_FACTOR` times it,
     at least :data:`MIN_WITHIN`, rounded up to two significant digits."""
     value = max(MIN_WITHIN, WITHIN_FACTOR * max(0.0, observed_s))
-    magnitude = 10 ** (math.floor(math.log10(value)) - 1)
+    magnitude: float = 10 ** (math.floor(math.log10(value)) - 1)
     return round(math.ceil(value / magnitude - 1e-9) * magnitude, 6)
 
 
@@ -328,7 +328,7 @@ def ignore_patterns(names: Iterable[str]) -> tuple[str, ...]:
     groups: dict[str, set[str]] = {}
     for name in names:
         groups.setdefault(re.sub(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)", "*", name), set()).add(name)
-    found = []
+    found: list[str] = []
     for pattern, members in groups.items():
         found.extend([pattern] if len(members) > 1 else members)
     return tuple(sorted(found))

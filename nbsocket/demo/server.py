@@ -10,10 +10,14 @@ WebSocket endpoints:
 * ``/rtm?ticket=...``: behaves like Slack's RTM API: ``hello``, then messages, then a
   ``{"type": "reconnect_url", "url": ...}``; the old ticket expires soon after.
 * ``/close/CODE``: accepts, then closes at once with CODE (for reconnect tests).
+* ``/notifications``: a subscriber's feed: ``{"type": "subscribed"}`` once it is listening,
+  then every notification pushed over HTTP, as ``{"type": "notification", "id", "topic", "text", "ts"}``.
 
 HTTP endpoints: ``/rtm.connect`` returns ``{"ok": true, "url": "ws://.../rtm?ticket=..."}``
-(the "pre-call"), ``/status/CODE`` refuses the handshake with that status,
-``/health`` answers ``ok``.
+(the "pre-call"), ``/notify?topic=...&text=...`` pushes a notification to every
+``/notifications`` subscriber and returns ``{"ok": true, "id": N, "delivered": K}`` (a GET:
+the WebSocket server speaks no other method), ``/status/CODE`` refuses the handshake with
+that status, ``/health`` answers ``ok``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ class DemoServer:
         self.received: deque[tuple[str, str | bytes]] = deque(maxlen=10_000)
         """The last messages received, as ``(path, message)``, for checking what clients sent."""
         self._chat: set[ServerConnection] = set()
+        self._subscribers: set[ServerConnection] = set()
+        self._notifications = itertools.count(1)
         self._tickets: dict[str, float] = {}  # ticket -> expiry (monotonic), inf while current
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,6 +215,8 @@ class DemoServer:
             return _text_response(200, "ok\n")
         if path == "/rtm.connect":
             return _json_response(200, {"ok": True, "url": self._new_rtm_url(request)})
+        if path == "/notify":
+            return _json_response(200, self._notify(parse_qs(parts.query)))
         if path.startswith("/status/"):
             try:
                 status = int(path.rsplit("/", 1)[1])
@@ -248,6 +256,8 @@ class DemoServer:
                 await self._ticker(ws, query)
             elif path == "/chat":
                 await self._chat_room(ws)
+            elif path == "/notifications":
+                await self._notifications_feed(ws)
             elif path == "/rtm":
                 await self._rtm(ws, query)
             elif path.startswith("/close/"):
@@ -312,6 +322,27 @@ class DemoServer:
                 broadcast(self._chat, message)
         finally:
             self._chat.discard(ws)
+
+    def _notify(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Push a notification to every ``/notifications`` subscriber (the HTTP side of the REST-and-WebSocket pattern)."""
+        notification = {
+            "type": "notification",
+            "id": next(self._notifications),
+            "topic": query.get("topic", ["general"])[-1],
+            "text": query.get("text", [""])[-1],
+            "ts": f"{time.time():.6f}",
+        }
+        broadcast(self._subscribers, json.dumps(notification))
+        return {"ok": True, "id": notification["id"], "delivered": len(self._subscribers)}
+
+    async def _notifications_feed(self, ws: ServerConnection) -> None:
+        self._subscribers.add(ws)
+        try:
+            await ws.send(json.dumps({"type": "subscribed", "subscribers": len(self._subscribers)}))
+            async for message in ws:
+                self.received.append(("/notifications", message))
+        finally:
+            self._subscribers.discard(ws)
 
     async def _rtm(self, ws: ServerConnection, query: dict[str, str]) -> None:
         ticket = query.get("ticket", "")

@@ -521,11 +521,13 @@ class Connection:
         arrived before ``expect`` was called. ``since`` (a sequence number, an
         event or a :class:`Reply`) sets the starting point instead: messages
         received after it count (looked up in the transcript), e.g.
-        ``conn.expect({"type": "done"}, since=reply)`` after a request.
+        ``conn.expect({"type": "done"}, since=reply)`` after a request. A
+        ``datetime`` is a moment: the messages received after it count, e.g.
+        what a REST call made the server push (``since=before_the_call``).
 
         ``within=S`` bounds the time: the message must arrive within ``S``
-        seconds of the last send on this socket (or of the ``since`` message;
-        of the connection's opening when nothing was sent); it waits until
+        seconds of the last send on this socket (or of the ``since`` message or
+        moment; of the connection's opening when nothing was sent); it waits until
         then, and a message that arrived later fails too (``timeout`` is not
         used). ``schema`` is a JSON Schema (a dict, checked with
         ``jsonschema``) or a pydantic model class the message must be valid

@@ -69,14 +69,16 @@ def test_the_same_name_in_every_test(ws, n):
 
 
 def test_verbs_of_nbs_on_the_registry(ws):
+    ws.connect("ticks", ECHO.replace("/echo", "/ticker?rate=50"))
+    assert len(ws.wait("ticks", 3)) == 3
     ws.connect("a", REPLIES)
     ws.send("a", {"id": 1})
-    assert ws.wait("a")[0].data["id"] == 1
+    assert ws.get("a").expect({"id": 1}).data["echo"] == {"id": 1}
     assert ws.test("a") and ws.get("a").name == "a"
     report = ws.burst("a", ({"id": i} for i in range(20)), rate=None)
     assert report.delivered == 20
     ws.remove("a")
-    assert ws.connections().empty
+    assert ws.connections()["name"].tolist() == ["ticks"]
 
 
 def test_a_failing_expectation(ws):

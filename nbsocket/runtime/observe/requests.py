@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import datetime
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -75,8 +76,9 @@ class Reply(NamedTuple):
         return f"<Reply seq={self.event.seq} rtt={self.rtt * 1000:.3f} ms data={_short(self.event.data)}>"
 
 
-Since = int | WsEvent | Reply | None
-"""Where an ``expect`` starts looking: after this message (its ``seq``, the event or a :class:`Reply`); ``None``: the default."""
+Since = int | WsEvent | Reply | datetime.datetime | None
+"""Where an ``expect`` starts looking: after this message (its ``seq``, the event or a :class:`Reply`), or after this
+moment (a ``datetime``: what a REST call made the server push); ``None``: the default."""
 SchemaSource = dict[str, Any] | type
 """What ``expect(schema=...)`` takes: a JSON Schema (a dict) or a pydantic model class."""
 
@@ -328,7 +330,7 @@ class Requests:
         if within is not None:
             _check_seconds("within", within)
         checked = compile_schema(schema)
-        since_seq = _seq_of(since)
+        since_seq = self._since_seq(since)
         waiter = self._waiter(match)
         expectation = self._expectation(waiter.matcher, timeout, within=within, since=since, schema=checked)
         wait = timeout
@@ -338,7 +340,7 @@ class Requests:
 
     def _prepare_expect_none(self, match: Match, during: float, since: Since) -> tuple[ReplyWaiter, int | None, Expectation]:
         _check_seconds("during", during)
-        since_seq = _seq_of(since)
+        since_seq = self._since_seq(since)
         waiter = self._waiter(match)
         return waiter, since_seq, Expectation(self._conn.name, waiter.matcher, during=during)
 
@@ -363,6 +365,8 @@ class Requests:
             since = since.event
         if isinstance(since, WsEvent):
             return f"message #{since.seq}", since.timestamp_ns
+        if isinstance(since, datetime.datetime):
+            return "the time given as since", _ns(since)
         if since is not None:
             seq = _seq_of(since)
             for entry in reversed(self._transcript.entries()[0]):
@@ -373,6 +377,17 @@ class Requests:
             return "the last send", last_send
         opened = self._conn.stats.opened_at
         return "the connection's opening", int(opened.timestamp() * 1e9) if opened is not None else time.time_ns()
+
+    def _since_seq(self, since: Since) -> int | None:
+        """The ``seq`` after which ``since`` starts looking: a message's own, or the last one received before a moment."""
+        if not isinstance(since, datetime.datetime):
+            return _seq_of(since)
+        moment = _ns(since)
+        if self._recent is not None:
+            before = [event.seq for event in list(self._recent) if event.timestamp_ns < moment]
+        else:
+            before = [e.seq for e in self._transcript.entries()[0] if e.direction == RECEIVED and e.seq and e.ts_ns < moment]
+        return max(before, default=0)
 
     def _missing(
         self, waiter: ReplyWaiter, expectation: Expectation, started: float, sent: bool = False
@@ -426,18 +441,18 @@ class Requests:
         recorder = self._transcript.recorder
         if since_seq is None:
             since_seq = self._default_since()
-            if self._recent is not None:
-                for event in list(self._recent):
-                    if event.seq > since_seq:
-                        if waiter.matcher(event):
-                            waiter.resolve(event)
-                            return
-                        waiter.passed_over(event)
+            if self._recent is None and (recorder is None or since_seq >= self._conn.received):
                 self._conn.add_observer(waiter)
                 return
-            if recorder is None or since_seq >= self._conn.received:
-                self._conn.add_observer(waiter)
-                return
+        if self._recent is not None:  # a protocol socket's events cannot be rebuilt from the transcript
+            for event in list(self._recent):
+                if event.seq > since_seq:
+                    if waiter.matcher(event):
+                        waiter.resolve(event)
+                        return
+                    waiter.passed_over(event)
+            self._conn.add_observer(waiter)
+            return
         if recorder is None:
             raise InvalidOptionError(
                 "expect(since=...) looks back in the transcript, which is off for this socket; "
@@ -483,7 +498,12 @@ def _seq_of(since: object) -> int | None:
         return since.seq
     if isinstance(since, int) and not isinstance(since, bool):
         return since
-    raise InvalidOptionError(f"since must be a sequence number, an event or a Reply, not {type(since).__name__}")
+    raise InvalidOptionError(f"since must be a sequence number, an event, a Reply or a datetime, not {type(since).__name__}")
+
+
+def _ns(moment: datetime.datetime) -> int:
+    """A datetime as UTC nanoseconds (a naive one is taken as local time, as ``datetime.timestamp`` does)."""
+    return int(moment.timestamp() * 1_000_000_000)
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -46,6 +46,7 @@ from websockets.protocol import State
 from websockets.version import version as websockets_version
 
 from .interface import Batch, CloseInfo, Sink
+from .reads import limit_reads
 
 if TYPE_CHECKING:
     from websockets.protocol import Event
@@ -61,8 +62,8 @@ _END_OF_HEAD = b"\r\n\r\n"
 _unpack_length = struct.Struct("!Q").unpack_from
 
 READ_SIZE = 64 * 1024
-"""Bytes asked of the socket per read (asyncio's default is 256 KiB): a flooded socket then holds the
-loop for a short read at a time, and other sockets, timers and writers run in between."""
+"""Bytes asked of the socket per read, over TLS too (asyncio's default is 256 KiB; see ``reads``): a flooded
+socket then holds the loop for a short read at a time, and other sockets, timers and writers run in between."""
 MAX_BATCH = 256
 """A read that completes more messages hands them over in batches of at most this many, so the
 live frame and the handlers see a long read progress instead of all at its end."""
@@ -170,8 +171,7 @@ class BatchingConnection(ClientConnection):
             on_pong()
 
     def connection_made(self, transport: Any) -> None:
-        if isinstance(getattr(transport, "max_size", None), int):
-            transport.max_size = READ_SIZE
+        limit_reads(transport, READ_SIZE)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:

@@ -48,6 +48,12 @@ assert {"sent", "received"} <= set(transcript["direction"])
 assert "close" in set(transcript["direction"]) | set(transcript.get("kind", []))
 assert len(same) == 0 and len(diff) >= 1 and "value" in " ".join(map(str, diff["field"]))
 assert "ping" in echo.latency_stats().index and report.delivered == 500 and report.failed == 0
+assert quote.data["symbol"] == "ABC" and "symbol: expected 'XYZ', got 'ABC'" in expectation_message
+assert len(report.round_trips) == 500 and report.p50_s <= report.p95_s <= report.max_s
+assert note.data["text"] == "order 42 shipped" and pushed["delivered"] >= 1
+assert volatile == ("timestamp",) and result.returncode == 0 and "2 passed" in result.stdout, result.stdout
+assert token not in Path(saved_orders.path).read_text() and "NBS_ORDERS_AUTHORIZATION" in saved_orders.environment
+assert '"timestamp"' not in Path(saved_ticks.path).read_text().split("def test_")[1]
 print("CHECKED")
 """,
     "pode-to-nbsocket.ipynb": """
@@ -117,6 +123,7 @@ def test_the_demo_extra_brings_what_every_copied_notebook_needs() -> None:
     demo = _extra_closure(extras, "demo")
     assert _extra_closure(extras, "protocols-demo") <= demo
     assert {"plotly", "anywidget", "jupyterlab", "nbclient"} <= demo
+    assert {"pytest", "jsonschema", "httpx"} <= demo  # testing-a-server.ipynb runs its saved tests, calls /notify
     notebooks = " ".join((NOTEBOOKS / name).read_text(encoding="utf-8") for name in CHECKS)
     assert "protocol_servers" in notebooks  # protocols.ipynb starts the servers those libraries serve
 

@@ -78,8 +78,8 @@ WRITTEN_OPTIONS = (
     "compression",
     "secret_headers",
 )
-"""The ``connect`` options a saved test repeats when they differ from the default (``ssl``, ``record``, ``reconnect``
-and the live frame's options do not belong in a test)."""
+"""The ``connect`` options a saved test repeats when they differ from the default (and ``reconnect=False``); ``ssl``,
+``record``, a reconnect policy and the live frame's options do not belong in a test."""
 
 
 class ProtocolStep(NamedTuple):
@@ -611,6 +611,8 @@ def render(exploration: Exploration, steps: list[Step], ignore: Iterable[str] = 
         if value == getattr(defaults, name) or (name == "user_agent" and not isinstance(value, str)):
             continue
         connect_args.append(f"{name}={writer.code(list(value) if isinstance(value, tuple) else value, 8)}")
+    if options.reconnect is None:
+        connect_args.append("reconnect=False")
     if options.protocol is not None:
         connect_args.append(f"protocol={_literal(options.protocol)}")
         for key, value in options.protocol_options:

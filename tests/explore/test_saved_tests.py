@@ -298,3 +298,18 @@ def test_the_magic_saves_with_ignored_and_proposed_fields(
         assert result.returncode == 0, result.stdout
     finally:
         shell.run_line_magic("unload_ext", "nbsocket")
+
+
+def test_a_feed_is_saved_with_its_timestamps_proposed_and_its_close_noted(tmp_path: Path, demo: Any) -> None:
+    ticks = nbs.connect("ticks", demo.url("/ticker?rate=20&count=3&seed=7&symbols=ABC"), reconnect=False)
+    for n in (1, 2, 3):
+        ticks.expect({"seq": n}, within=5)
+    proposed = nbs.propose_ignore("ticks")
+    assert proposed == ("timestamp",)  # the prices follow the seed; the time of each tick does not
+    saved = ticks.save_test(tmp_path / "test_ticks_saved.py", ignore=proposed)
+    code = Path(saved.path).read_text().split("def test_")[1]
+    assert 'ticks = ws.connect("ticks", ws.expand(URL), reconnect=False)' in code
+    assert '"timestamp"' not in code and code.count("ticks.expect({") == 3
+    assert "# while exploring, the socket's connection had a close (1000 'ticker finished') here" in code
+    result = run_pytest(saved.path, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout

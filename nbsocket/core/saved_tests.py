@@ -197,11 +197,14 @@ def plan(exploration: Exploration) -> list[Step]:
 
 def _transcript_plan(entries: list[Entry], content_type: str) -> list[Step]:
     codec = _codec(content_type)
+    if not entries:
+        raise InvalidOptionError("the transcript is empty: nothing to save (was it cleared or turned off?)")
     opened = next((i for i, e in enumerate(entries) if e.direction == EVENT and e.kind in ("open", "reconnect")), None)
-    if opened is None:
-        raise InvalidOptionError("the transcript has no open: nothing to save (was the transcript cleared or turned off?)")
     steps: list[Step] = []
-    reference = entries[opened].ts_ns
+    if opened is None:  # the bound dropped the opening: start at the first message sent of what is kept
+        steps.append(Note("the transcript's oldest entries, the opening among them, were dropped (its bound): it starts here"))
+        opened = next((i for i, e in enumerate(entries) if e.direction == SENT), len(entries)) - 1
+    reference = entries[max(opened, 0)].ts_ns
     for entry in entries[opened + 1 :]:
         if entry.direction == SENT and entry.body is not None:
             steps.append(_send(entry.body, codec))

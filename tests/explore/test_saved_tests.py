@@ -271,10 +271,21 @@ def test_save_test_refusals(tmp_path: Path, demo: Any) -> None:
     with pytest.raises(nbs.InvalidOptionError, match="ignore"):
         conn.save_test(tmp_path / "test_echo.py", ignore=[1])  # type: ignore[list-item]
     conn.keep_transcript(0)
-    with pytest.raises(nbs.InvalidOptionError, match="no open"):
+    with pytest.raises(nbs.InvalidOptionError, match="the transcript is empty"):
         conn.save_test(tmp_path / "test_echo.py")
     with pytest.raises(nbs.UnknownSocketError):
         nbs.save_test("nobody", tmp_path / "test_x.py")
+
+
+def test_a_transcript_that_lost_its_opening_to_its_bound_is_saved_from_what_it_kept(tmp_path: Path, demo: Any) -> None:
+    conn = nbs.connect("echo", demo.url("/echo"))
+    conn.keep_transcript(max_entries=20)
+    for i in range(30):
+        conn.request({"id": i}, match="id")
+    saved = conn.save_test(tmp_path / "test_echo_saved.py")
+    code = Path(saved.path).read_text().split("def test_")[1]
+    assert "the opening among them, were dropped" in code and 'echo.expect({"id": 29}, within=1)' in code
+    assert run_pytest(saved.path, cwd=tmp_path).returncode == 0
 
 
 def test_the_magic_saves_with_ignored_and_proposed_fields(

@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 import pandas as pd
 
@@ -36,23 +36,25 @@ from .dispatch.lockable import Lockable
 from .loop import LoopThread
 from .observe.errorlog import ErrorLog
 from .observe.latency import Latency
-from .observe.observers import Observers
+from .observe.observers import LifecycleInfo, Observers
 from .observe.recording import Recording, open_recorder
-from .observe.requests import Reply, Requests
-from .observe.transcript import Transcript
+from .observe.requests import Reply, Requests, SchemaSource, Since
+from .observe.transcript import Meta, Transcript
 from .observe.waits import MessageWaiter, Waits
 from .outbound.outbox import Outbox
 from .outbound.pacing import Burst, BurstReport, run_sync
-from .outbound.sender import DEFAULT_TIMEOUT, Sender
+from .outbound.sender import DEFAULT_TIMEOUT, Sender, SendTimeout
 from .parts import SocketParts
 from .receivers import PlainReceiver, Receiver
 from .session import Session
 from .transport import Transport
 
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
 log = logging.getLogger("nbsocket")
 
 
-__all__ = ["STATES", "Connection", "ErrorRecord", "MessageWaiter", "Registry", "Stats"]
+__all__ = ["STATES", "Connection", "ErrorRecord", "HandlerT", "MessageWaiter", "Registry", "Stats"]
 
 
 class Registry(Protocol):
@@ -298,28 +300,37 @@ class Connection:
 
     # --- handlers ---------------------------------------------------------------------
 
-    def on_message(self, fn: Callable[..., Any] | None = None, *, args: tuple[Any, ...] = (), key: str | None = None) -> Any:
+    @overload
+    def on_message(
+        self, fn: None = None, *, args: tuple[Any, ...] = (), key: str | None = None
+    ) -> Callable[[HandlerT], HandlerT]: ...
+    @overload
+    def on_message(self, fn: HandlerT, *, args: tuple[Any, ...] = (), key: str | None = None) -> HandlerT: ...
+
+    def on_message(
+        self, fn: HandlerT | None = None, *, args: tuple[Any, ...] = (), key: str | None = None
+    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
         """Add a handler called as ``fn(event, *args)`` for every message; usable as a decorator.
 
         A handler registered with the same ``key`` as an existing one replaces it
         (re-running a cell does not add a second copy).
         """
 
-        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        def register(func: HandlerT) -> HandlerT:
             self._handlers.add(Handler(func, args, key))
             return func
 
         return register if fn is None else register(fn)
 
-    def remove_handler(self, fn_or_key: Any) -> bool:
+    def remove_handler(self, fn_or_key: Callable[..., Any] | str) -> bool:
         """Remove a handler by function or key; True if one was removed."""
         return self._handlers.remove(fn_or_key)
 
-    def add_observer(self, observer: Any) -> None:
+    def add_observer(self, observer: object) -> None:
         """Attach an internal observer (see :mod:`nbsocket.runtime.observe.observers` for the hooks it may have)."""
         self._observers.add(observer)
 
-    def remove_observer(self, observer: Any) -> None:
+    def remove_observer(self, observer: object) -> None:
         """Detach an observer."""
         self._observers.remove(observer)
 
@@ -333,7 +344,7 @@ class Connection:
         """
         return encode_message(self._codec, message, self.content_type, self.name)
 
-    def send(self, message: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    def send(self, message: Any, *, timeout: SendTimeout = DEFAULT_TIMEOUT) -> None:
         """Queue ``message`` for sending (Pode's ``Send-PodeWebSocket``).
 
         dict/list and other objects are encoded by the socket's content type;
@@ -416,7 +427,7 @@ class Connection:
             return None
         return self.options.open_timeout + 5.0
 
-    def _run_or_schedule(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
+    def _run_or_schedule(self, coro: Coroutine[Any, Any, object], timeout: float | None) -> None:
         """Run ``coro`` on the loop: wait from a notebook thread; from a handler or the loop, schedule and log a failure."""
         self._loop_thread.run_or_schedule(coro, timeout, self._record_scheduled_failure)
 
@@ -441,7 +452,7 @@ class Connection:
     def _abort(self) -> None:
         self._session.abort_transport()
 
-    def _notify(self, kind: str, info: dict[str, Any]) -> None:
+    def _notify(self, kind: str, info: LifecycleInfo) -> None:
         self._observers.call(self._observers.on_lifecycle, kind, info)
 
     def _connect_arguments(self) -> tuple[str, dict[str, Any]]:
@@ -451,7 +462,7 @@ class Connection:
         options.update(self.options.protocol_options)
         return self._session.real_url, options
 
-    def _describe(self) -> dict[str, Any]:
+    def _describe(self) -> Meta:
         return {"socket": self.name, "url": self.url, "content_type": self.content_type}
 
     # --- waiting for messages ---------------------------------------------------------------
@@ -506,10 +517,10 @@ class Connection:
         self,
         match: Match = None,
         timeout: float | None = 5.0,
-        since: Any = None,
+        since: Since = None,
         *,
         within: float | None = None,
-        schema: Any = None,
+        schema: SchemaSource | None = None,
     ) -> WsEvent:
         """Wait for a message that matches (see :meth:`request` for ``match``) without sending; returns its event.
 
@@ -544,16 +555,16 @@ class Connection:
         self,
         match: Match = None,
         timeout: float | None = 5.0,
-        since: Any = None,
+        since: Since = None,
         *,
         within: float | None = None,
-        schema: Any = None,
+        schema: SchemaSource | None = None,
     ) -> WsEvent:
         """Like :meth:`expect`, for ``await``."""
         __tracebackhide__ = True
         return await self._requests.expect_async(match, timeout, since, within=within, schema=schema)
 
-    def expect_none(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+    def expect_none(self, match: Match = None, during: float = 1.0, since: Since = None) -> None:
         """Fail if a message that matches arrives: now, or during the next ``during`` seconds.
 
         The messages that count are those :meth:`expect` would look at (received
@@ -566,7 +577,7 @@ class Connection:
         __tracebackhide__ = True
         self._requests.expect_none(match, during, since)
 
-    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Any = None) -> None:
+    async def expect_none_async(self, match: Match = None, during: float = 1.0, since: Since = None) -> None:
         """Like :meth:`expect_none`, for ``await``."""
         __tracebackhide__ = True
         await self._requests.expect_none_async(match, during, since)
@@ -587,12 +598,13 @@ class Connection:
         """
         return self._transcript.frame(parse)
 
-    def transcript_entries(self) -> tuple[list[Entry], dict[str, Any]]:
+    def transcript_entries(self) -> tuple[list[Entry], Meta]:
         """The transcript's raw entries and meta data (what :func:`nbsocket.replay` and ``compare`` read)."""
         return self._transcript.entries()
 
     def save_transcript(self, path: str | os.PathLike[str]) -> int:
-        """Write the transcript to ``path`` as JSON Lines (replay it with :func:`nbsocket.replay`); returns the entries written."""
+        """Write the transcript to ``path`` as JSON Lines (replay it with :func:`nbsocket.replay`); returns the entries
+        written."""
         return self._transcript.save(path)
 
     def keep_transcript(self, max_entries: int | None = DEFAULT_MAX_ENTRIES, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
@@ -676,11 +688,11 @@ class Connection:
 
     def request_stats(self) -> pd.Series:
         """Round-trip statistics of :meth:`request` calls in seconds (``count``, ``p50_s``, ``p95_s``, ``p99_s`` ...)."""
-        return self._latency.stats().loc["request"]
+        return self._latency.stats().loc["request"]  # type: ignore[return-value]  # one row: the index is unique
 
     def burst(
         self,
-        messages: Any,
+        messages: Iterable[Any],
         rate: float | str | None = None,
         *,
         count: int | None = None,
@@ -689,7 +701,8 @@ class Connection:
         progress: bool | None = None,
         match: str | None = None,
     ) -> BurstReport:
-        """Send ``messages`` at ``rate`` per second and report what was delivered and the round trips; see :func:`nbsocket.burst`."""
+        """Send ``messages`` at ``rate`` per second and report what was delivered and the round trips; see
+        :func:`nbsocket.burst`."""
         self._loop_thread.refuse_blocking("burst", "conn", "nbs")
         run = Burst(self, messages, rate, count, timeout, settle, progress, match)
         run_sync(run.steps())

@@ -30,6 +30,7 @@ from ..core.options import ConnectOptions
 from ..core.streams import HEADER_BINARY, HEADER_SEQ, HEADER_TIMESTAMP, NatsTarget, parse_nats_url, parse_timestamp
 from ..errors import ConnectError, InvalidOptionError, SocketClosedError
 from .connection import Connection
+from .outbound.outbox import SendTimeout
 from .parts import SessionPort, SocketParts
 from .receivers import Receiver, hand_over
 from .transport import Batch, CloseInfo, Sink, Wire
@@ -316,7 +317,7 @@ class FollowConnection(Connection):
     def _receiver(self) -> Receiver:
         return StreamReceiver(self._parts, self._session, self)
 
-    def send(self, message: Any, *, timeout: float | None = None) -> None:
+    def send(self, message: Any, *, timeout: SendTimeout = None) -> None:
         """A followed stream is read-only: raises :class:`SocketClosedError`."""
         raise SocketClosedError(f"{self.name!r} follows {self.url}: a followed stream is read-only, it cannot send")
 

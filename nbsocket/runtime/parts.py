@@ -24,7 +24,7 @@ from .loop import LoopThread
 from .observe.errorlog import ErrorLog
 from .observe.observers import Observers
 from .observe.recording import Recording
-from .outbound.outbox import Outbox
+from .outbound.outbox import Outbox, SendTimeout
 
 __all__ = ["SessionPort", "SocketParts", "SocketView"]
 
@@ -98,7 +98,7 @@ class SocketView(Protocol):
 
     def encode(self, message: Any) -> str | bytes: ...  # a user's message: any value its codec encodes
 
-    def send(self, message: Any, *, timeout: float | None = ...) -> None: ...
+    def send(self, message: Any, *, timeout: SendTimeout = ...) -> None: ...
 
     def disconnect(self, code: int = 1000, reason: str = "") -> None: ...
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import collections
+import enum
 import threading
 import time
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from ...core.events import utf8_size
 from ...errors import OutboxFullError
 
-__all__ = ["Outbox", "Outgoing"]
+__all__ = ["DEFAULT_TIMEOUT", "Default", "Outbox", "Outgoing", "SendTimeout"]
+
+
+class Default(enum.Enum):
+    """The default of a per-call timeout: the socket's option applies (``send_timeout``)."""
+
+    OPTION = "the socket's option"
+
+
+DEFAULT_TIMEOUT: Final = Default.OPTION
+"""Marks "use the socket's option" for a per-call timeout."""
+SendTimeout = float | None | Literal[Default.OPTION]
+"""A per-call send timeout: seconds, ``None`` (wait as long as it takes), or :data:`DEFAULT_TIMEOUT`."""
 
 
 class Outgoing(NamedTuple):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING
 
 from ...core.state import CLOSED_FOR_GOOD
 from ...errors import OutboxFullError, SocketClosedError
 from ..loop import LoopThread
-from .outbox import Outbox
+from .outbox import DEFAULT_TIMEOUT, Default, Outbox, SendTimeout
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -18,18 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TIMEOUT", "Default", "SendTimeout", "Sender"]
 
 log = logging.getLogger("nbsocket")
-
-
-class Default(enum.Enum):
-    """The default of a per-call timeout: the socket's option applies (``send_timeout``)."""
-
-    OPTION = "the socket's option"
-
-
-DEFAULT_TIMEOUT: Final = Default.OPTION
-"""Marks "use the socket's option" for a per-call timeout."""
-SendTimeout = float | None | Literal[Default.OPTION]
-"""A per-call send timeout: seconds, ``None`` (wait as long as it takes), or :data:`DEFAULT_TIMEOUT`."""
 
 
 class Sender:

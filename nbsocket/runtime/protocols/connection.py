@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ...core.events import WsEvent
 from ...core.options import ConnectOptions
@@ -22,7 +22,7 @@ from ...core.protocols import make_protocol
 from ...core.redact import scrub
 from ...core.saved_tests import ProtocolStep
 from ...errors import WaitTimeoutError
-from ..connection import Connection, Registry
+from ..connection import Connection, HandlerT, Registry
 from ..dispatch.handlers import is_async_callable
 from ..dispatch.lockable import Lockable
 from ..loop import LoopThread
@@ -143,10 +143,19 @@ class ProtocolConnection(Connection):
 
     # --- handlers: their return value answers a Socket.IO ack / JSON-RPC request -------------
 
-    def on_message(self, fn: Callable[..., Any] | None = None, *, args: tuple[Any, ...] = (), key: str | None = None) -> Any:
+    @overload
+    def on_message(
+        self, fn: None = None, *, args: tuple[Any, ...] = (), key: str | None = None
+    ) -> Callable[[HandlerT], HandlerT]: ...
+    @overload
+    def on_message(self, fn: HandlerT, *, args: tuple[Any, ...] = (), key: str | None = None) -> HandlerT: ...
+
+    def on_message(
+        self, fn: HandlerT | None = None, *, args: tuple[Any, ...] = (), key: str | None = None
+    ) -> HandlerT | Callable[[HandlerT], HandlerT]:
         """Add a handler (see :meth:`Connection.on_message`); what it returns answers an event that asked for an ack."""
 
-        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        def register(func: HandlerT) -> HandlerT:
             Connection.on_message(self, _keep_reply(func, self._driver.outcomes), args=args, key=key)
             return func
 

@@ -94,7 +94,7 @@ class Manager:
         self._holds: Callable[[str], bool] | None = None
         self._shard = ""
         self._elsewhere: dict[str, HeldElsewhere] = {}
-        self._connect_listeners: list[Callable[[Connection], Any]] = []
+        self._connect_listeners: list[Callable[[Connection], object]] = []
 
     # --- running as one shard of many (nbsocket run --shard I/N) ------------------------------
 
@@ -104,7 +104,7 @@ class Manager:
         self._holds = holds
         self._shard = shard
 
-    def add_connect_listener(self, listener: Callable[[Connection], Any]) -> None:
+    def add_connect_listener(self, listener: Callable[[Connection], object]) -> None:
         """Call ``listener(conn)`` for every new connection, before it opens (a service logs its state changes)."""
         self._connect_listeners.append(listener)
 

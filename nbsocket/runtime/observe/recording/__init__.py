@@ -37,7 +37,7 @@ class Recording(Protocol):
     """Where it records (secrets masked)."""
     kind: str
 
-    def flush(self, timeout: float | None = 60.0) -> Any:
+    def flush(self, timeout: float | None = 60.0) -> bool | None:
         """Write out (or publish) everything received so far, waiting up to ``timeout`` seconds."""
 
     def close(self, timeout: float | None = 60.0) -> None:
@@ -50,11 +50,11 @@ class Recording(Protocol):
 def open_recorder(
     path: str | os.PathLike[str],
     frame: LiveFrame | None,
-    on_error: Callable[[str], Any] | None = None,
+    on_error: Callable[[str], object] | None = None,
     *,
     socket: str = "",
     content_type: str = "application/octet-stream",
-    observe: Callable[[Any], None] | None = None,
+    observe: Callable[[object], None] | None = None,
 ) -> Recording:
     """A recording for ``path``: a ``.parquet`` folder or ``.jsonl`` file, attached to ``frame``; an fsspec URL
     (Parquet parts of ``socket``, attached to ``frame``); or ``nats://...`` (JetStream, handed to ``observe`` to see

@@ -41,7 +41,7 @@ class Recorder:
     is_folder = False
     kind = "file"
 
-    def __init__(self, path: str, on_error: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, path: str, on_error: Callable[[str], object] | None = None) -> None:
         self.path = self._normalize(path)
         self.on_error = on_error
         self.rows_written = 0
@@ -49,7 +49,7 @@ class Recorder:
         self.rows_queued = 0
         self._frames: list[LiveFrame] = []
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # ("rows", a chunk) or ("flush"/"close", an Event)
         self._thread: threading.Thread | None = None
         self._reported: set[str] = set()
         self._check_path()
@@ -148,7 +148,7 @@ class Recorder:
             if kind == "close":
                 return
 
-    def _safely(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _safely(self, what: str, fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
         except Exception as exc:

@@ -35,14 +35,14 @@ from ..runtime import (
     run_sync,
     write_transcript_file,
 )
-from .transcript_files import as_entries
+from .transcript_files import TranscriptSource, as_entries
 
 __all__ = ["BurstReport", "burst", "burst_async", "replay", "replay_async", "replay_schedule"]
 
 _temp_names = itertools.count(1)
 
 
-def _resolve(target: Any, manager: Manager) -> Connection:
+def _resolve(target: str | Connection, manager: Manager) -> Connection:
     if isinstance(target, Connection):
         return target
     return manager.get(target)
@@ -133,8 +133,8 @@ def _expected_replies(entries: list[Entry]) -> int:
 class _Replay:
     def __init__(
         self,
-        transcript: Any,
-        target: Any,
+        transcript: TranscriptSource,
+        target: str | Connection,
         speed: float,
         settle: float,
         timeout: float | None,
@@ -243,7 +243,7 @@ class _Replay:
 
 
 def replay(
-    transcript: Any,
+    transcript: TranscriptSource,
     target: str | Connection,
     speed: float = 1.0,
     *,
@@ -281,7 +281,7 @@ def replay(
 
 
 async def replay_async(
-    transcript: Any,
+    transcript: TranscriptSource,
     target: str | Connection,
     speed: float = 1.0,
     *,

@@ -16,9 +16,13 @@ import pandas as pd
 from ..core import transcript_entries as core
 from ..core.compare import compare as compare_entries
 from ..core.transcript_entries import Entry, frame_from_entries
-from ..runtime import write_transcript_file
+from ..runtime import Connection, write_transcript_file
 
-__all__ = ["as_entries", "compare", "load_transcript", "read_transcript_file", "write_transcript_file"]
+__all__ = ["TranscriptSource", "as_entries", "compare", "load_transcript", "read_transcript_file", "write_transcript_file"]
+
+TranscriptSource = str | os.PathLike[str] | pd.DataFrame | Connection
+"""A transcript as the explore verbs take it: a saved file's path, a transcript DataFrame (``conn.transcript()``,
+a replay's result) or a Connection."""
 
 
 def read_transcript_file(path: str | os.PathLike[str]) -> tuple[list[Entry], dict[str, Any]]:
@@ -36,7 +40,7 @@ def load_transcript(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame_from_entries(entries, meta)
 
 
-def as_entries(transcript: Any) -> tuple[list[Entry], dict[str, Any]]:
+def as_entries(transcript: TranscriptSource) -> tuple[list[Entry], dict[str, Any]]:
     """Entries and meta data of a transcript given as a path, a DataFrame or a Connection."""
     if isinstance(transcript, (str, os.PathLike)):
         entries, meta = read_transcript_file(transcript)
@@ -45,7 +49,9 @@ def as_entries(transcript: Any) -> tuple[list[Entry], dict[str, Any]]:
     return core.as_entries(transcript)
 
 
-def compare(a: Any, b: Any, *, key: str | None = None, ignore: str | Iterable[str] = ()) -> pd.DataFrame:
+def compare(
+    a: TranscriptSource, b: TranscriptSource, *, key: str | None = None, ignore: str | Iterable[str] = ()
+) -> pd.DataFrame:
     """Which replies differ between transcripts ``a`` and ``b``, field by field; empty when they agree.
 
     ``a`` and ``b`` are paths of saved ``.jsonl`` transcripts, transcript

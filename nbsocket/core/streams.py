@@ -92,7 +92,8 @@ class NatsTarget:
     """The URL with its credentials masked."""
     stream: str | None = None
     """The JetStream stream to use (``?stream=NAME``); by default the one whose subjects cover the subject,
-    created (as ``NBS_<first token>``, subjects ``<prefix>.>``) when there is none."""
+    created when there is none: for ``feeds.{name}`` ``NBS_feeds`` taking ``feeds.>``, for a subject without
+    ``{name}`` ``NBS_<subject>`` taking that subject."""
     max_pending: int = 100_000
     """Messages the sink holds before it drops new ones (``?max_pending=N``)."""
 
@@ -113,8 +114,8 @@ class NatsTarget:
         """The name of a stream this target creates when none covers its subject."""
         if self.stream:
             return self.stream
-        first = self.subject.split(".", 1)[0].replace(_NAME, "ALL")
-        return "NBS_" + re.sub(r"[^A-Za-z0-9_\-]", "_", first or "ALL")
+        named = self.subject.split(".", 1)[0].replace(_NAME, "ALL") if _NAME in self.subject else self.subject
+        return "NBS_" + re.sub(r"[^A-Za-z0-9_\-]", "_", named or "ALL")
 
 
 def parse_nats_url(url: str, *, wildcards: bool = False) -> NatsTarget:
@@ -184,10 +185,18 @@ def run_id(now_ns: int | None = None, entropy: str = "") -> str:
     return (text or "0") + entropy
 
 
+_second_text: tuple[int, str] = (-1, "")
+
+
 def timestamp_text(ts_ns: int) -> str:
     """A receipt time (ns since the epoch) as RFC 3339 UTC with nanoseconds: ``2026-01-02T03:04:05.123456789Z``."""
+    global _second_text
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+    cached, text = _second_text
+    if cached != seconds:  # one strftime per second, not per message
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_text = (seconds, text)
+    return f"{text}.{nanos:09d}Z"
 
 
 def parse_timestamp(text: str) -> int:

@@ -39,7 +39,8 @@ __all__ = ["FollowConnection", "JetStreamTransport", "StreamReceiver", "StreamWi
 
 log = logging.getLogger("nbsocket")
 
-Since = str | _dt.datetime | Any
+Since = Any
+"""Where following starts: "start", "new", or a time (a datetime, a pandas Timestamp or an ISO 8601 string)."""
 
 
 def parse_since(since: Since) -> tuple[str, _dt.datetime | None]:

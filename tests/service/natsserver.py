@@ -76,7 +76,7 @@ class NatsServer:
         self.startup_timeout = startup_timeout
         self.port, self.monitor_port = _free_ports(2)
         self.store = Path(tempfile.mkdtemp(prefix="nbsocket-nats-"))
-        self._process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._log = self.store / "server.log"
 
     @property
@@ -87,7 +87,7 @@ class NatsServer:
     def start(self) -> NatsServer:
         """Start (or start again, on the same port and store) and return once it accepts clients."""
         with open(self._log, "ab") as output:
-            self._process = subprocess.Popen(
+            self.process = subprocess.Popen(
                 [
                     self.binary,
                     "-js",
@@ -109,8 +109,8 @@ class NatsServer:
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise NatsUnavailable(f"nats-server exited with status {self._process.returncode}:\n{self.log_tail()}")
+            if self.process.poll() is not None:
+                raise NatsUnavailable(f"nats-server exited with status {self.process.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.monitor_port), timeout=1) as probe:
                 probe.sendall(b"GET /jsz HTTP/1.0\r\n\r\n")
                 if b"200 OK" in probe.recv(64):
@@ -126,7 +126,7 @@ class NatsServer:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL); the store and port stay for a later ``start()``."""
-        process, self._process = self._process, None
+        process, self.process = self.process, None
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError):

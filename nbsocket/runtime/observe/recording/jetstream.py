@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
-import json
 import logging
 import threading
 import time
@@ -47,6 +46,15 @@ BATCH_MESSAGES = 1024
 ACK_TIMEOUT = 5.0
 """Seconds to wait for a batch's acknowledgements before publishing the rest of it again."""
 DROP_REPORT_SECONDS = 10.0
+
+
+class _InFlight:
+    """The batch waiting for its acknowledgements: reply subject -> position, each position's outcome."""
+
+    def __init__(self, size: int) -> None:
+        self.tokens: dict[str, int] = {}
+        self.outcomes: list[bool] = [False] * size
+        self.done = asyncio.Event()
 
 
 @dataclass
@@ -189,6 +197,7 @@ class JetStreamPublisher:
         self._drops_unreported = 0
         self._last_drop_report = float("-inf")
         self._tokens = 0
+        self._in_flight: _InFlight | None = None
         self._loop = asyncio.new_event_loop()
         self._wake: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -292,14 +301,13 @@ class JetStreamPublisher:
         self._ready.set()
         nc: Any = None
         inbox = ""
-        acks: dict[str, asyncio.Future[bool]] = {}
         backoff = 0.1
         while True:
             if nc is None or not nc.is_connected:
                 if self._stop_requested and not self._has_work():
                     break
                 try:
-                    nc, inbox = await self._connect(acks, nc)
+                    nc, inbox = await self._connect(nc)
                     backoff = 0.1
                 except Exception as exc:
                     self.connected = False
@@ -317,7 +325,7 @@ class JetStreamPublisher:
                     break
                 await self._idle_wait()
                 continue
-            ok = await self._publish(nc, inbox, acks, batch)
+            ok = await self._publish(nc, inbox, batch)
             if not ok:
                 await self._sleep(backoff)
                 backoff = min(2.0, backoff * 2)
@@ -329,7 +337,7 @@ class JetStreamPublisher:
             except Exception:
                 pass
 
-    async def _connect(self, acks: dict[str, asyncio.Future[bool]], old: Any) -> tuple[Any, str]:
+    async def _connect(self, old: Any) -> tuple[Any, str]:
         import nats
 
         if old is not None:
@@ -363,21 +371,17 @@ class JetStreamPublisher:
         inbox = nc.new_inbox()
 
         async def on_ack(msg: Any) -> None:
-            future = acks.pop(msg.subject, None)
-            if future is None or future.done():
-                return
-            status = (msg.headers or {}).get("Status")
-            if status:  # 503: no stream takes the subject
-                future.set_result(False)
-                return
-            try:
-                reply = json.loads(msg.data)
-            except ValueError:
-                future.set_result(False)
-                return
-            if "error" in reply:
-                log.debug("recording: JetStream refused a message: %s", reply["error"])
-            future.set_result("error" not in reply)
+            batch = self._in_flight
+            index = batch.tokens.pop(msg.subject, None) if batch is not None else None
+            if batch is None or index is None:
+                return  # a late acknowledgement of a batch already settled
+            data: bytes = msg.data
+            ok = not (msg.headers or {}).get("Status") and data.startswith(b"{") and b'"error"' not in data
+            if not ok:
+                log.debug("recording: JetStream refused a message: %r", data[:200])
+            batch.outcomes[index] = ok
+            if not batch.tokens:
+                batch.done.set()
 
         await nc.subscribe(inbox + ".*", cb=on_ack)
         self.connected = True
@@ -430,46 +434,37 @@ class JetStreamPublisher:
             batch.extend(_Pending(recorder, first_seq + i, ts_ns, body) for i, body in enumerate(bodies))
         return batch
 
-    async def _publish(self, nc: Any, inbox: str, acks: dict[str, asyncio.Future[bool]], batch: list[_Pending]) -> bool:
+    async def _publish(self, nc: Any, inbox: str, batch: list[_Pending]) -> bool:
         """Publish ``batch`` and await its acknowledgements together; what was not acknowledged goes back in front."""
-        loop = asyncio.get_running_loop()
         for subject in {item.recorder.target.stream_subjects for item in batch} - self._streams_ready:
             await self._ensure_stream(nc, self._targets.get(subject) or batch[0].recorder.target)
-        futures: list[asyncio.Future[bool]] = []
-        sent = 0
+        flight = _InFlight(len(batch))
+        self._in_flight = flight
         try:
-            for item in batch:
+            for index, item in enumerate(batch):
                 recorder = item.recorder
                 self._tokens += 1
                 token = f"{inbox}.{self._tokens}"
-                future: asyncio.Future[bool] = loop.create_future()
-                acks[token] = future
-                futures.append(future)
+                flight.tokens[token] = index
                 body = item.body
                 payload = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
                 headers = stream_headers(
                     recorder.socket, recorder.run, item.seq, item.ts_ns, recorder.content_type, not isinstance(body, str)
                 )
                 await nc.publish(recorder.subject, payload, reply=token, headers=headers)
-                sent += 1
-            await nc.flush(timeout=ACK_TIMEOUT)
+            await asyncio.wait_for(flight.done.wait(), ACK_TIMEOUT)
+        except asyncio.TimeoutError:
+            pass
         except Exception as exc:
             self._log_once(f"publishing to {self.shown_server} failed: {type(exc).__name__}: {exc}; retrying")
-        if sent:
-            await asyncio.wait(futures[:sent], timeout=ACK_TIMEOUT)
+        self._in_flight = None
         failed: list[_Pending] = []
         acknowledged: dict[JetStreamRecorder, int] = {}
-        outcomes: list[asyncio.Future[bool] | None] = [*futures, *([None] * (len(batch) - len(futures)))]
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if outcome is not None and outcome.done() and not outcome.cancelled() and outcome.result():
+        for item, ok in zip(batch, flight.outcomes, strict=True):
+            if ok:
                 acknowledged[item.recorder] = acknowledged.get(item.recorder, 0) + 1
             else:
                 failed.append(item)
-        for future in futures:
-            if not future.done():
-                future.cancel()
-        for token in [token for token, future in acks.items() if future.done()]:
-            del acks[token]
         with self._lock:
             for recorder, count in acknowledged.items():
                 count = min(count, recorder.pending)  # what was abandoned at close meanwhile is not counted
@@ -483,9 +478,7 @@ class JetStreamPublisher:
             self._acknowledged.notify_all()
         if failed:
             self._streams_ready.clear()  # a missing stream (503) is made again before the next try
-            self._log_once(
-                f"{len(failed)} message(s) were not acknowledged by {self.shown_server} in time; publishing them again"
-            )
+            self._log_once(f"{len(failed)} message(s) not acknowledged by {self.shown_server} in time; publishing them again")
             return False
         return True
 
@@ -511,8 +504,15 @@ class JetStreamPublisher:
         try:
             await js.add_stream(name=target.stream_name, subjects=[subject], duplicate_window=120.0)
             log.info("recording: created the JetStream stream %s for %s", target.stream_name, subject)
-        except BadRequestError:
-            pass  # another process created it meanwhile
+        except BadRequestError as exc:  # another process created it meanwhile, or the name is taken by other subjects
+            try:
+                await js.find_stream_name_by_subject(probe)
+            except Exception:
+                self._log_once(
+                    f"no stream takes {subject} on {self.shown_server} and stream {target.stream_name} cannot be created "
+                    f"({exc}); create one, or name it with ?stream=NAME"
+                )
+                return
         except Exception as exc:
             self._log_once(f"cannot create a stream for {subject} on {self.shown_server}: {type(exc).__name__}: {exc}")
             return

@@ -113,6 +113,19 @@ def test_traffic_keeps_both_directions_and_the_downs() -> None:
     assert len(traffic.downs()) == 1 and traffic.version == 3
 
 
+def test_a_panel_shown_late_shows_what_came_before(demo: Any) -> None:
+    conn = nbs.connect("views-late", demo.url("/echo"), on_open=lambda c: c.send({"op": "subscribe", "early": True}))
+    wait_for(lambda: conn.stats.messages_in >= 1, what="the echo of the subscription")
+    panel = nbs.panel("views-late")
+    entries = [(i.direction, i.body) for i in panel.traffic.items()]
+    assert ("sent", '{"op":"subscribe","early":true}') in entries and ("received", '{"op":"subscribe","early":true}') in entries
+    assert "early" in panel.messages.view.value
+    conn.send({"op": "later"})
+    wait_for(lambda: "later" in panel.messages.view.value, what="a message sent after the panel was shown")
+    numbers = [i.number for i in panel.traffic.items()]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
 # --- what Send sends ---------------------------------------------------------------------------
 
 

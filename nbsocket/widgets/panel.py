@@ -82,7 +82,7 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
         )
         self.table = widgets.HTML()
         self.table.add_class("nbsocket-table-box")
-        self.tabs = widgets.Tab(children=[self.messages.box, self.table], titles=("Messages (sent and received)", "Latest rows"))
+        self.tabs = widgets.Tab(children=[self.messages.box, self.table], titles=("Messages", "Latest rows"))
         self.tabs.add_class("nbsocket-tabs")
         self.chart: Any = self.chart_view.widget if self.chart_view is not None else widgets.HTML()
         self.controls = SocketControls(self.manager, name, refresher=refresher)

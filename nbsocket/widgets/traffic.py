@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from ..core.transcript_entries import Entry
     from ..runtime import Connection
 
 __all__ = ["KEEP_MESSAGES", "LogItem", "SocketTraffic"]
@@ -37,6 +38,19 @@ class LogItem(NamedTuple):
     """Why a received message did not parse."""
 
 
+def _as_item(entry: Entry) -> LogItem | None:
+    """A transcript entry as a log item (renumbered by the caller: below every observed item, which count up from 1)."""
+    if entry.direction in ("sent", "received"):
+        body = entry.body if entry.body is not None else ""
+        return LogItem(
+            -entry.ts_ns, entry.ts_ns, entry.direction, entry.seq if entry.direction == "received" else None, body, entry.error
+        )
+    if entry.kind in ("open", "reconnect", "close", "reset", "failed"):
+        text = f"closed (code {entry.code})" if entry.kind == "close" else str(entry.kind)
+        return LogItem(-entry.ts_ns, entry.ts_ns, "event", None, text)
+    return None
+
+
 class SocketTraffic:
     """The latest :data:`KEEP_MESSAGES` messages of one socket, both ways, and the times it went down.
 
@@ -55,12 +69,26 @@ class SocketTraffic:
     # --- attaching (any thread) --------------------------------------------------------------
 
     def attach(self, conn: Connection) -> None:
-        """Observe ``conn`` (and stop observing the one before)."""
+        """Observe ``conn`` (and stop observing the one before), starting with what its transcript kept so far.
+
+        So a panel shown after the socket opened still shows what was sent and received before it (an
+        ``on_open`` subscription and its replies, say).
+        """
         if conn is self._conn:
             return
         self.detach()
         self._conn = conn
+        if not self.keep:
+            conn.add_observer(self)
+            return
+        attached_at = time.time_ns()
         conn.add_observer(self)
+        entries, _ = conn.transcript_entries()
+        earlier = [entry for entry in entries[-self.keep :] if entry.ts_ns < attached_at]
+        found = [item for item in map(_as_item, earlier) if item is not None]
+        seeded = [LogItem(index - len(found), *item[1:]) for index, item in enumerate(found)]  # -n .. -1: before all
+        self._items.extendleft(reversed(seeded[-(self.keep - len(self._items)) :] if len(self._items) < self.keep else []))
+        self.version += 1
 
     def detach(self) -> None:
         """Stop observing."""

@@ -19,6 +19,12 @@ from ..servers import eventually
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 PANEL = ".nbsocket-panel"
+LOG_ENTRY = ".nbsocket-log-box .nbsocket-log-entry"
+GRAPH = ".nbsocket-chart-box .js-plotly-plot"
+SERIES = """(selector) => {
+    const graph = document.querySelector(selector);
+    return graph && graph.data ? graph.data.map((t) => t.name).sort().join(',') : '';
+}"""
 UI_TIMEOUT = 60_000  # ms: first page load and kernel start can be slow on a busy machine
 
 NOTEBOOK_READY = """(path) => {
@@ -54,6 +60,17 @@ def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None
     assert page.locator("text=Error displaying widget").count() == 0
 
 
+def scroll_to(page: Any, selector: str) -> None:
+    """Bring ``selector`` into sight (JupyterLab detaches and re-attaches the outputs of cells out of sight: retry)."""
+    for _ in range(10):
+        try:
+            page.locator(selector).first.scroll_into_view_if_needed(timeout=5_000)
+            return
+        except Exception:
+            page.wait_for_timeout(500)
+    page.locator(selector).first.scroll_into_view_if_needed()
+
+
 def send_from_panel(page: Any, demo: Any, message: dict[str, Any]) -> None:
     """Type ``message`` as JSON, click Send, and wait until the echo server has it."""
     page.locator(f"{PANEL} .nbsocket-message input").fill(json.dumps(message))
@@ -73,7 +90,8 @@ def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifact
 
     send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 1})
     send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 2})
-    page.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('browser')")
+    page.wait_for_selector(f"{PANEL} {LOG_ENTRY}[data-direction='sent']:has-text('browser')")
+    page.wait_for_selector(f"{PANEL} {LOG_ENTRY}[data-direction='received']:has-text('browser')")
 
     connections_before = demo.connections
     new_url = demo.url("/echo?room=browser")
@@ -85,8 +103,10 @@ def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifact
     assert demo.connections > connections_before, "the server saw no new connection after Reset"
     assert page.locator(f"{PANEL} .nbsocket-reset-url input").input_value() == ""
     send_from_panel(page, demo, {"op": "after-reset", "n": 3})
+    page.wait_for_selector(f"{PANEL} {LOG_ENTRY}:has-text('after-reset')")
+    page.wait_for_selector(f"{PANEL} {GRAPH}")  # the echoed numbers, charted
+    page.locator(f"{PANEL} .nbsocket-tabs .lm-TabBar-tab:has-text('Latest rows')").click()
     page.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('after-reset')")
-    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline")
 
     panel.screenshot(path=str(artifacts / "panel.png"))
 
@@ -132,7 +152,7 @@ def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page
         timeout=UI_TIMEOUT,
         polling=200,
     )
-    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)")  # one line per symbol
+    page.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PANEL} {GRAPH}", timeout=UI_TIMEOUT)
     panel_shot = str(artifacts / "ticker-panel.png")
     page.locator(PANEL).screenshot(path=panel_shot)
     page.locator(f"{PANEL} button.nbsocket-disconnect").click()
@@ -141,17 +161,22 @@ def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page
     assert "rate exceeded" not in jupyter_server.log_path.read_text(errors="replace")
 
 
-SERIES_NAMES = """(selector) => Array.from(document.querySelectorAll(selector)).map((t) => t.textContent).sort().join(',')"""
-
-
 def test_quickstart_panel_chart_has_one_line_per_symbol(jupyter_server: Any, page: Any, artifacts: Path) -> None:
     """The quickstart as a newcomer runs it: `%ws_plot prices` and `%ws_panel prices`, no options, one line per symbol."""
     notebooks = Path(__file__).resolve().parents[2] / "notebooks"
     (jupyter_server.root / "quickstart.ipynb").write_bytes((notebooks / "quickstart.ipynb").read_bytes())
     open_and_run(page, jupyter_server, "quickstart.ipynb")
     for view in (PANEL, ".nbsocket-plot"):
-        lines = f"{view} .nbsocket-chart svg polyline > title"
-        page.wait_for_function(f"(s) => ({SERIES_NAMES})(s) === 'ABC,QRS,XYZ'", arg=lines, timeout=UI_TIMEOUT, polling=200)
-        assert page.locator(f"{view} .nbsocket-chart svg").first.get_attribute("aria-label") == "price by symbol"
+        graph = f"{view} {GRAPH}"
+        scroll_to(page, view)  # JupyterLab detaches the views of cells out of sight
+        page.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=graph, timeout=UI_TIMEOUT, polling=200)
+        title = page.evaluate("(s) => document.querySelector(s).layout.yaxis.title.text", graph)
+        assert title == "price by symbol"
+    scroll_to(page, PANEL)
+    page.locator(f"{PANEL} .nbsocket-log-direction button:has-text('sent')").click()  # what the notebook sent
+    page.wait_for_selector(f"{PANEL} {LOG_ENTRY}[data-direction='sent']:has-text('subscribe')")
+    page.locator(f"{PANEL} {LOG_ENTRY}[data-direction='sent'] summary").first.click()
+    scroll_to(page, PANEL)
     page.locator(PANEL).screenshot(path=str(artifacts / "quickstart-panel.png"))
+    page.locator(PANEL).screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "panel.png"))
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from nbsocket.demo.launcher import lab_app_settings
+from nbsocket.demo.launcher import LAB_SERVER_OPTIONS, lab_app_settings
 
-from .test_lab import NOTEBOOK_READY, PANEL, UI_TIMEOUT, open_and_run, wait_for
+from .test_lab import GRAPH, NOTEBOOK_READY, PANEL, SERIES, UI_TIMEOUT, open_and_run, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -28,7 +28,7 @@ SAVE_STATE = "@jupyter-widgets/jupyterlab-manager:saveWidgetState"
 
 @pytest.fixture(scope="module")
 def lab_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return [f"--LabApp.app_settings_dir={lab_app_settings(tmp_path_factory.mktemp('demo-workspace'))}"]
+    return [f"--LabApp.app_settings_dir={lab_app_settings(tmp_path_factory.mktemp('demo-workspace'))}", *LAB_SERVER_OPTIONS]
 
 
 def cells(demo: Any, name: str) -> list[str]:
@@ -64,8 +64,11 @@ def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
     assert page.evaluate(f"() => window.jupyterapp.commands.isToggled({SAVE_STATE!r})"), (
         "the demo's JupyterLab should save widget state (Settings > Save Widget State Automatically)"
     )
-    page.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)", timeout=UI_TIMEOUT)
-    page.wait_for_selector(f"{PLOT} svg polyline", timeout=UI_TIMEOUT)
+    page.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PANEL} {GRAPH}", timeout=UI_TIMEOUT)
+    page.wait_for_selector(f"{PLOT} {GRAPH}", timeout=UI_TIMEOUT)
+    conn_rows = page.locator(f"{PANEL} .nbsocket-header-box .nbsocket-counter[data-counter='in'] b")
+    wait_for(lambda: int(conn_rows.inner_text().replace(",", "")) > 150, what="150 ticks (more than when the panel was shown)")
+    page.wait_for_timeout(4000)  # the snapshot is refreshed every few seconds
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
 
     def saved_state() -> dict[str, Any] | None:
@@ -74,16 +77,32 @@ def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
 
     state = wait_for(saved_state, what="the notebook saved with its widget state")
     assert any("nbsocket-header" in str(model["state"].get("value", "")) for model in state["state"].values())
+    saved = json.loads((jupyter_server.root / path).read_text(encoding="utf-8"))
+    snapshot = "".join(saved["cells"][0]["outputs"][0]["data"]["text/html"])
+    rows = int(snapshot.split("latest ")[1].split(" of ")[1].split(" rows")[0].replace(",", ""))
+    assert rows > 150, f"the saved snapshot shows {rows} rows: the panel as first shown, not as saved"
+    assert "snapshot of socket" in snapshot
     page.close()
     shut_down_kernels(jupyter_server)
 
     tab = reopen(browser_context, jupyter_server, path, "reopened")
     try:
         tab.wait_for_selector(f"{PANEL} .nbsocket-header:has-text('kept')", timeout=UI_TIMEOUT)
-        tab.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('ABC')")
-        tab.wait_for_selector(f"{PANEL} .nbsocket-chart svg polyline:nth-of-type(3)")
-        tab.wait_for_selector(f"{PLOT} .nbsocket-chart-box svg polyline")
+        tab.wait_for_selector(f"{PANEL} .nbsocket-log-box .nbsocket-log-entry:has-text('ABC')")
+        tab.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PANEL} {GRAPH}", timeout=UI_TIMEOUT)
+        tab.wait_for_selector(f"{PLOT} {GRAPH}")
+        # no live kernel behind it: it says so, shows no "open" badge and no broken-link icon on every part
+        tab.wait_for_selector(f"{PANEL} .nbsocket-offline-note:has-text('no live kernel')", timeout=UI_TIMEOUT)
+        assert not tab.locator(f"{PANEL} .nbsocket-header-box .nbsocket-state").is_visible()
+        icons = tab.evaluate(
+            """() => Array.from(document.querySelectorAll('.nbsocket-panel .jupyter-widgets-disconnected, '
+                + '.nbsocket-panel.jupyter-widgets-disconnected, .nbsocket-plot .jupyter-widgets-disconnected'))
+                .map((e) => getComputedStyle(e, '::before').display)"""
+        )
+        assert icons and set(icons) == {"none"}, icons  # restored without a kernel, yet no icon is drawn
+        tab.locator(PANEL).scroll_into_view_if_needed()
         tab.screenshot(path=str(artifacts / "saved-notebook-reopened.png"), full_page=True)
+        tab.locator(PANEL).screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "saved-panel-no-kernel.png"))
         assert tab.locator("text=model not found").count() == 0
         assert tab.locator("text=Error displaying widget").count() == 0
     finally:

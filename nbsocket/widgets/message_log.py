@@ -166,12 +166,12 @@ def log_html(
             continue
         if needle and needle not in entry.text().lower() and (entry.reply is None or needle not in entry.reply.text().lower()):
             continue
-        matching += 1
+        matching += item.direction != "event"
         if len(shown) < rows:
             shown.append(entry)
     messages = sum(1 for e in entries if e.item.direction != "event")
     note = f"{matching:,} of the last {messages:,} messages match" if matching != messages else f"the last {messages:,} messages"
-    if matching > len(shown):
+    if len(shown) == rows and matching >= rows:
         note += f"; the newest {len(shown)} shown"
     if paused:
         note = "paused (new messages are kept, not shown); " + note

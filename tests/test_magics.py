@@ -387,6 +387,8 @@ def test_status_and_frame_return_dataframes(ip, demo) -> None:
     assert isinstance(status, pd.DataFrame) and list(status["name"]) == ["st", "st2"]
     one = magic(ip, "ws_status st")
     assert list(one["name"]) == ["st"] and int(one["messages_in"][0]) == 3
+    assert len(status.columns) <= 10 and "latency_ms" in status.columns and "protocol" not in status.columns  # fits a cell
+    assert list(magic(ip, "ws_status --all").columns) == list(nbs.connections().columns)
     cell(ip, "df = %ws_frame st")
     df = ip.user_ns["df"]
     assert list(df.columns[:3]) == ["timestamp", "socket", "seq"] and list(df["q.bid"]) == [0, 1, 2]

@@ -33,7 +33,14 @@ from .hints import install_magic_suggestions, uninstall_magic_suggestions
 from .protocol_magics import ProtocolMagics, protocol_arguments, protocol_options
 from .wait import events_frame, wait_for_messages
 
-__all__ = ["CELL_KEY", "NbSocketMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "CELL_KEY",
+    "STATUS_COLUMNS",
+    "NbSocketMagics",
+    "load_ipython_extension",
+    "status_summary",
+    "unload_ipython_extension",
+]
 
 
 log = logging.getLogger("nbsocket")
@@ -56,6 +63,25 @@ def _option_arguments(*names: str) -> Callable[[MagicT], MagicT]:
         return magic
 
     return add
+
+
+STATUS_COLUMNS = ("name", "state", "protocol", "url", "messages_in", "messages_out", "errors", "last_error", "last_message_at")
+"""The columns ``%ws_status`` shows (``--all``: every one), with the latency in milliseconds after ``errors``."""
+
+
+def status_summary(status: pd.DataFrame) -> pd.DataFrame:
+    """``nbs.connections()`` narrowed to what fits a cell: :data:`STATUS_COLUMNS` and ``latency_ms``.
+
+    ``protocol`` only when a socket speaks one.
+    """
+    columns = [c for c in STATUS_COLUMNS if c in status.columns]
+    if "protocol" in status.columns and not status["protocol"].notna().any():
+        columns.remove("protocol")
+    summary = status[columns].copy()
+    if "latency_s" in status.columns:
+        latency = pd.to_numeric(status["latency_s"], errors="coerce") * 1000
+        summary.insert(columns.index("errors") + 1, "latency_ms", latency.round(1))
+    return summary
 
 
 def _unknown_socket_message(exc: UnknownSocketError) -> str:
@@ -303,16 +329,21 @@ class NbSocketMagics(Magics):
 
     @magic_arguments()
     @argument("name", nargs="?", help="only this socket (default: every socket)")
+    @argument("--all", action="store_true", help="every column of nbs.connections() (default: the ones that fit a cell)")
     @line_magic
     @_one_line_errors
     def ws_status(self, line: str) -> pd.DataFrame:
-        """The status table: one row per socket with state, counters, latency and last error (no secrets)."""
+        """The status table: one row per socket with state, counters, latency and last error (no secrets).
+
+        It shows the columns that fit a notebook cell (name, state, protocol, url, in, out, errors,
+        last_error, latency_ms, last_message_at); ``--all`` shows every column of ``nbs.connections()``.
+        """
         args = _parse(self.ws_status, line)
         status = api.connections()
         if args.name:
             api.get(args.name)
             status = status[status["name"] == args.name].reset_index(drop=True)
-        return status
+        return status if args.all else status_summary(status)
 
     @magic_arguments()
     @argument("name", help="name of the socket")

@@ -13,7 +13,7 @@ from .codecs import get_codec
 from .match import MISSING, field
 from .transcript_entries import RECEIVED, as_entries
 
-__all__ = ["COLUMNS", "compare", "is_ignored"]
+__all__ = ["COLUMNS", "compare", "is_ignored", "leaf_fields", "leaves", "same_value"]
 
 COLUMNS = ["reply", "seq_a", "seq_b", "field", "a", "b", "change"]
 """``reply`` is the reply's position (or its ``key`` value); ``change`` is ``changed``, ``only in a``, ``only in b``,
@@ -123,7 +123,7 @@ def _key_of(reply: Reply, key: str) -> Any:
 
 
 def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> list[dict[str, Any]]:
-    fields_a, fields_b = _fields(ra[2]), _fields(rb[2])
+    fields_a, fields_b = leaf_fields(ra[2]), leaf_fields(rb[2])
     rows = []
     for name in {**fields_a, **fields_b}:
         if is_ignored(name, patterns):
@@ -133,7 +133,7 @@ def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> 
             change = "only in b"
         elif vb is MISSING:
             change = "only in a"
-        elif _same(va, vb):
+        elif same_value(va, vb):
             continue
         else:
             change = "changed"
@@ -151,27 +151,26 @@ def _field_rows(label: Any, ra: Reply, rb: Reply, patterns: tuple[str, ...]) -> 
     return rows
 
 
-def _fields(data: Any) -> dict[str, Any]:
-    """Leaf values of parsed data by dotted name (dicts and lists walked, in order); anything else is the field ``data``."""
+def leaves(data: Any) -> list[tuple[tuple[Any, ...], Any]]:
+    """The leaf values of parsed data with their paths (dict keys and list indices), in order; empty dicts and
+    lists are leaves too. Data that is not a dict or list is one leaf with the empty path."""
     if not isinstance(data, (dict, list)) or not data:
-        return {"data": data}
-    out: dict[str, Any] = {}
-    stack: list[tuple[str, Any]] = [("", _items(data))]
+        return [((), data)]
+    found: list[tuple[tuple[Any, ...], Any]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
     while stack:
-        prefix, items = stack[-1]
-        for name, item in items:
-            path = f"{prefix}{name}"
-            if isinstance(item, (dict, list)) and item:
-                stack.append((path + ".", _items(item)))
-                break
-            out[path] = item
+        path, value = stack.pop()
+        if isinstance(value, (dict, list)) and value:
+            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            stack.extend(((*path, key), item) for key, item in reversed(items))
         else:
-            stack.pop()
-    return out
+            found.append((path, value))
+    return found
 
 
-def _items(value: dict[Any, Any] | list[Any]) -> Any:
-    return iter(value.items()) if isinstance(value, dict) else enumerate(value)
+def leaf_fields(data: Any) -> dict[str, Any]:
+    """Leaf values of parsed data by dotted name (``quote.bid``, ``items.0.id``); anything else is the field ``data``."""
+    return {".".join(str(part) for part in path) or "data": value for path, value in leaves(data)}
 
 
 def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:
@@ -179,7 +178,8 @@ def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name.startswith(p + ".") for p in patterns)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Are two field values the same: equal, of the same kind (``True`` is not ``1``), or both NaN?"""
     if isinstance(a, bool) != isinstance(b, bool):
         return False
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ..errors import InvalidOptionError
 from .codecs import get_codec
-from .compare import is_ignored
+from .compare import is_ignored, leaf_fields, leaves, same_value
 from .options import ConnectOptions
 from .protocols import get_protocol
 from .redact import MASK, is_secret_name, redact_url, scrub
@@ -52,7 +52,6 @@ __all__ = [
     "environment_prefix",
     "ignore_patterns",
     "kept_fields",
-    "leaves",
     "plan",
     "render",
 ]
@@ -275,23 +274,6 @@ def _decode(body: str | bytes, codec: Any, error: str | None) -> tuple[Any, bool
         return None, False
 
 
-def leaves(data: Any) -> list[tuple[tuple[Any, ...], Any]]:
-    """The leaf values of parsed data with their paths (dict keys and list indices), in order; empty dicts and
-    lists are leaves too. Data that is not a dict or list is one leaf with the empty path."""
-    if not isinstance(data, (dict, list)) or not data:
-        return [((), data)]
-    found: list[tuple[tuple[Any, ...], Any]] = []
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, (dict, list)) and value:
-            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
-            stack.extend(((*path, key), item) for key, item in reversed(items))
-        else:
-            found.append((path, value))
-    return found
-
-
 def kept_fields(data: Any, ignore: tuple[str, ...], *, split: bool = True) -> list[tuple[tuple[Any, ...], Any]]:
     """The fields of ``data`` a check keeps, as ``(path, value)``: whole values where nothing inside is ignored, and
     inside a dict or list only where something is (so ``{"quote": {...}}`` stays one field). ``split`` takes the
@@ -314,14 +296,8 @@ def kept_fields(data: Any, ignore: tuple[str, ...], *, split: bool = True) -> li
 def differing_fields(recorded: Any, replayed: Any) -> set[str]:
     """The dotted names of the leaf fields whose values differ between two messages (or exist in one only);
     ``data`` when either is not a dict or list."""
-    a, b = dict(_named_leaves(recorded)), dict(_named_leaves(replayed))
-    return {
-        name for name in {**a, **b} if name not in a or name not in b or a[name] != b[name] or type(a[name]) is not type(b[name])
-    }
-
-
-def _named_leaves(data: Any) -> list[tuple[str, Any]]:
-    return [(_dotted(path) or "data", value) for path, value in leaves(data)]
+    a, b = leaf_fields(recorded), leaf_fields(replayed)
+    return {name for name in {**a, **b} if name not in a or name not in b or not same_value(a[name], b[name])}
 
 
 def ignore_patterns(names: Iterable[str]) -> tuple[str, ...]:

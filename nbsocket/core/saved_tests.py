@@ -511,7 +511,8 @@ class _Writer:
         conn = self.variable
         within = f"within={step.within:g}"
         topic = f"{step.subscription}.topic" if step.subscription else (_literal(step.topic) if step.topic is not None else None)
-        if step.decoded and isinstance(step.data, dict) and step.data:
+        whole = not isinstance(step.data, dict) and kept_fields(step.data, self.ignore, split=False) == [((), step.data)]
+        if step.decoded and isinstance(step.data, (dict, list)) and step.data and not whole:
             fields = {
                 _dotted(path): value
                 for path, value in kept_fields(step.data, self.ignore)
@@ -559,7 +560,8 @@ class _Writer:
             return
         self.call("result = " + f"{self.variable}.call", args)
         for path, kept in kept_fields(value, self.ignore, split=False):
-            self.add(f"assert result{''.join(f'[{_literal(p)}]' for p in path)} == {self.code(kept, 4)}")
+            compared = "is None" if kept is None else f"== {self.code(kept, 4)}"
+            self.add(f"assert result{''.join(f'[{_literal(p)}]' for p in path)} {compared}")
 
 
 def render(exploration: Exploration, steps: list[Step], ignore: Iterable[str] = (), *, path: str = "") -> tuple[str, SavedTest]:

@@ -107,7 +107,8 @@ def shown_files(shown: str) -> set[str]:
     """The file names of the frames a rendered traceback shows (IPython's ``File path:line`` or Python's ``File "path"``)."""
     import re
 
-    return {Path(path).name for path in re.findall(r'^\s*File "?([^",:]+)', shown, re.MULTILINE)}
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # IPython colours the traceback when a shell with colours exists
+    return {Path(path).name for path in re.findall(r'^\s*File "?([^",:]+)', plain, re.MULTILINE)}
 
 
 def test_a_refused_connect_has_a_short_traceback_and_keeps_its_cause(unused_port) -> None:

@@ -4,7 +4,7 @@
 
 Targets (default: all of them):
 
-* ``wire``: byte streams played to nbsocket's wire and to websockets' own parser (``tests/test_transport_differential.py``);
+* ``wire``: byte streams played to nbsocket's wire and to websockets' own parser (``tests/runtime/transport/test_differential.py``);
 * ``socketio``: the Socket.IO/Engine.IO codec against python-socketio's and python-engineio's packet classes;
 * ``jsonrpc``, ``graphql``, ``stomp``: each codec's properties, against json-rpc-2.0's and graphql-ws's validators
   and stomp.py's frame parser.
@@ -27,11 +27,11 @@ __all__ = ["TARGETS", "main"]
 ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = {
-    "wire": ["tests/test_transport_differential.py", "-k", "any_stream or without_the_short_path"],
-    "socketio": ["tests/test_protocol_socketio_differential.py"],
-    "jsonrpc": ["tests/test_protocol_jsonrpc_properties.py"],
-    "graphql": ["tests/test_protocol_graphql_properties.py"],
-    "stomp": ["tests/test_protocol_stomp_properties.py"],
+    "wire": ["tests/runtime/transport/test_differential.py", "-k", "any_stream or without_the_short_path"],
+    "socketio": ["tests/protocols/socketio/test_differential.py"],
+    "jsonrpc": ["tests/protocols/jsonrpc/test_properties.py"],
+    "graphql": ["tests/protocols/graphql/test_properties.py"],
+    "stomp": ["tests/protocols/stomp/test_properties.py"],
 }
 """What each target runs (pytest arguments)."""
 

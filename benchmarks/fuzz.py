@@ -4,7 +4,8 @@
 
 Targets (default: all of them):
 
-* ``wire``: byte streams played to nbsocket's wire and to websockets' own parser (``tests/runtime/transport/test_differential.py``);
+* ``wire``: byte streams played to nbsocket's wire and to websockets' own parser
+  (``tests/runtime/transport/test_differential.py``);
 * ``socketio``: the Socket.IO/Engine.IO codec against python-socketio's and python-engineio's packet classes;
 * ``jsonrpc``, ``graphql``, ``stomp``: each codec's properties, against json-rpc-2.0's and graphql-ws's validators
   and stomp.py's frame parser.

@@ -17,8 +17,8 @@ import pytest
 
 import nbsocket as nbs
 
-from ..servers import AiohttpServer, SilentTcpServer, WsServer, eventually
 from ..runtime.transport.wire_streams import Script, StreamServer, close_payload, frame
+from ..servers import AiohttpServer, SilentTcpServer, WsServer, eventually
 
 FAST = nbs.ReconnectPolicy(initial=0.05, maximum=0.2, stable_after=1.0)
 

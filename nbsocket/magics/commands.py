@@ -25,11 +25,20 @@ from ..core.hints import in_magic_words
 from ..core.redact import scrub
 from ..errors import NameInUseError, NbSocketError, UnknownSocketError
 from ..runtime import ProgressBar, frontend_present, registry
-from .args import expand, flag_spec, flagged_options, lookup_callable, optional_number, parse_headers, send_value, split_send_line
 from .arguments import MagicT, ParsedMagic, argument, magic_arguments
 from .config import CONFIG_OPTIONS, NbSocket
 from .handler import compile_handler, has_body
 from .hints import install_magic_suggestions, uninstall_magic_suggestions
+from .line_input import (
+    expand,
+    flag_spec,
+    flagged_options,
+    lookup_callable,
+    optional_number,
+    parse_headers,
+    send_value,
+    split_send_line,
+)
 from .protocol_magics import ProtocolMagics, protocol_arguments, protocol_options
 from .wait import events_frame, wait_for_messages
 

@@ -24,8 +24,8 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from .. import api
 from ..core.redact import add_secrets, scrub
 from ..errors import NbSocketError
-from .args import expand, parse_literal
 from .arguments import MagicT, argument, magic_arguments
+from .line_input import expand, parse_literal
 
 __all__ = ["PROTOCOL_FLAGS", "ProtocolMagics", "protocol_arguments", "protocol_options"]
 

@@ -19,8 +19,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import nbsocket as nbs
 from nbsocket.core.options import CONNECT_OPTIONS, DEFAULT, PROTOCOL_OPTIONS, ConnectOptions, build_options, option
 from nbsocket.errors import InvalidOptionError
-from nbsocket.magics.args import flag_spec
 from nbsocket.magics.config import CONFIG_OPTIONS, NbSocket
+from nbsocket.magics.line_input import flag_spec
 
 PROTOCOL_FIELDS = ("protocol", "protocol_options")
 """``ConnectOptions`` fields that belong to the protocol table, not to the plain one."""
@@ -140,7 +140,7 @@ def test_ws_connect_flags_follow_the_table(parser: argparse.ArgumentParser) -> N
 
 
 def test_ws_connect_flags_reach_connect(parser: argparse.ArgumentParser) -> None:
-    from nbsocket.magics.args import flagged_options
+    from nbsocket.magics.line_input import flagged_options
 
     args = parser.parse_args(
         [

@@ -92,7 +92,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-def _max_rows(name: str, value: Any) -> int | None:
+def _positive_int_or_none(name: str, value: Any) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise InvalidOptionError(f"{name} must be a positive integer or None, not {value!r}")
     return value
@@ -275,7 +275,15 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
         config=True,
         flag=Flag(("--max-size",), "largest message accepted", metavar="BYTES|none"),
     ),
-    Option("max_queue", 64, "Received messages websockets buffers before it stops reading", _positive_int, int),
+    Option(
+        "max_queue",
+        64,
+        "Messages received but not yet handled beyond which the socket stops reading until the handlers are down "
+        "to half as many; None never stops",
+        _positive_int_or_none,
+        int,
+        none=True,
+    ),
     Option("compression", "deflate", "'deflate' (permessage-deflate) or None", _compression),
     Option(
         "reconnect",
@@ -300,7 +308,7 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
         "max_rows",
         100_000,
         "Rows kept in each socket's live DataFrame, oldest dropped first; None keeps every row",
-        _max_rows,
+        _positive_int_or_none,
         int,
         none=True,
         config=True,
@@ -374,7 +382,7 @@ class ConnectOptions:
     ping_timeout: float | None = _field("ping_timeout")
     close_timeout: float | None = _field("close_timeout")
     max_size: int | None = _field("max_size")
-    max_queue: int = _field("max_queue")
+    max_queue: int | None = _field("max_queue")
     compression: str | None = _field("compression")
     reconnect: ReconnectPolicy | None = _field("reconnect")
     outbox_size: int = _field("outbox_size")

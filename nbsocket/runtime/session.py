@@ -21,7 +21,6 @@ from ..core.closes import NORMAL_CLOSES
 from ..core.redact import redact_url
 from ..core.state import CLOSED_FOR_GOOD, utc_now
 from ..errors import ConnectError, InvalidURLError
-from .dispatch.dispatcher import BACKLOG_HIGH
 from .loop import run_blocking
 from .observe.observers import LifecycleInfo
 from .outbound.writer import Writer
@@ -58,7 +57,7 @@ class Session:
         self.closed_reason = ""
         self._supervisor: asyncio.Task[None] | None = None
         self._writer = Writer(parts.outbox, parts.stats, parts.observers, parts.errors)
-        self._reading_paused = False
+        self._paused_wire: Wire | None = None  # the connection whose reading waits for the handlers to catch up
         self.on_pong: Callable[[], None] | None = None
         """Called when a keepalive pong arrives (the connection keeps its latency history with it)."""
         self.open_seq = 0
@@ -275,20 +274,26 @@ class Session:
             self.receiver.receive(batch)
         except Exception as exc:  # a bug of ours must not end the session
             self._parts.errors.record("receive", type(exc).__name__, str(exc), traceback.format_exc())
-        if self._parts.dispatcher.backlog > BACKLOG_HIGH and not self._reading_paused:
-            self._pause_reading(wire)
+        high = self.options.max_queue
+        if high is not None and self._parts.dispatcher.backlog > high and self._paused_wire is not wire:
+            self._pause_reading(wire, high // 2)
 
-    def _pause_reading(self, wire: Wire) -> None:
-        """Too many messages wait for the handlers: stop reading (TCP backpressure) until they catch up."""
-        self._reading_paused = True
+    def _pause_reading(self, wire: Wire, low: int) -> None:
+        """More than ``max_queue`` messages wait for the handlers: stop reading (TCP pushes back on the server) until
+        at most ``low`` do. Only this socket stops; the loop and every other socket go on."""
+        waiting = self._paused_wire is not None  # a connection that closed while paused: its resume task serves this one
+        self._paused_wire = wire
         wire.pause_reading()
+        if waiting:
+            return
 
         async def resume() -> None:
             try:
-                await self._parts.dispatcher.wait_drained()
+                await self._parts.dispatcher.wait_drained(low)
             finally:
-                self._reading_paused = False
-                wire.resume_reading()
+                paused, self._paused_wire = self._paused_wire, None
+                if paused is not None:
+                    paused.resume_reading()
 
         asyncio.get_running_loop().create_task(resume(), name=f"nbsocket-backpressure-{self.name}")
 

@@ -97,6 +97,15 @@ def test_every_checked_option_refuses_a_bad_value() -> None:
             build_options("wss://localhost/", **{name: value})
 
 
+def test_max_queue_is_a_positive_integer_or_none() -> None:
+    assert ConnectOptions().max_queue == 64
+    assert build_options("ws://localhost/", max_queue=None).max_queue is None  # never stops reading
+    assert build_options("ws://localhost/", max_queue=1).max_queue == 1
+    for bad in (0, -5, 1.5, "64", True):
+        with pytest.raises(InvalidOptionError, match=r"max_queue must be a positive integer or None, not "):
+            build_options("ws://localhost/", max_queue=bad)
+
+
 def test_secret_options_are_never_shown() -> None:
     secret = [o.name for o in CONNECT_OPTIONS if o.secret]
     assert secret == ["secrets"]

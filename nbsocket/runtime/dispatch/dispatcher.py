@@ -29,12 +29,9 @@ from .workers import WorkerPool, note_running
 
 log = logging.getLogger("nbsocket")
 
-BACKLOG_HIGH = 100_000
-"""Messages waiting for handlers beyond which the reader pauses (TCP backpressure)."""
-BACKLOG_LOW = BACKLOG_HIGH // 2
 BATCH = 512
 
-__all__ = ["BACKLOG_HIGH", "BACKLOG_LOW", "Callbacks", "Dispatcher", "Item", "Kind"]
+__all__ = ["Callbacks", "Dispatcher", "Item", "Kind"]
 
 
 class Kind(enum.Enum):
@@ -109,6 +106,8 @@ class Dispatcher:
         self._task_busy = False  # the task is running items it took: new ones must queue behind them
         self.pushed_seq = 0
         self.handled_seq = 0
+        self._drained: asyncio.Future[None] | None = None  # what wait_drained waits for, while it waits
+        self._drain_low = 0
 
     @property
     def backlog(self) -> int:
@@ -122,8 +121,9 @@ class Dispatcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.name}")
 
     async def stop(self) -> None:
-        """Stop the dispatcher task, abandoning what is queued."""
+        """Stop the dispatcher task, abandoning what is queued (a reader waiting for the backlog to drain goes on)."""
         self._lane.clear()
+        self._release_drained()
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -175,6 +175,8 @@ class Dispatcher:
     def note_handled(self, event: WsEvent) -> None:
         """``event`` has been through every handler (any thread): tell the observers."""
         self.handled_seq = event.seq
+        if self._drained is not None and self.pushed_seq - event.seq <= self._drain_low:
+            self._release_drained()
         observers = self._observers
         if observers.on_handled:
             observers.call(observers.on_handled, event)
@@ -189,10 +191,27 @@ class Dispatcher:
     def _all_sync_now(self) -> bool:
         return self._handlers.all_sync and self._callbacks_sync
 
-    async def wait_drained(self) -> None:
-        """Wait until the backlog is back under the low-water mark (the reader's backpressure; rare, so it polls)."""
-        while self.backlog > BACKLOG_LOW and self._task is not None and not self._task.done():  # noqa: ASYNC110 (rare: polls)
-            await asyncio.sleep(0.01)
+    async def wait_drained(self, low: int) -> None:
+        """Wait until at most ``low`` messages wait for their handlers, or the dispatcher stops (loop thread; the
+        reader's backpressure). The handler that brings the backlog down to ``low`` wakes it, from any thread."""
+        if self.backlog <= low or self._task is None or self._task.done():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_low = low
+        self._drained = waiter
+        if self.backlog <= low:  # a worker handled the rest before it could see the waiter
+            self._release_drained()
+        try:
+            await waiter
+        finally:
+            if self._drained is waiter:
+                self._drained = None
+
+    def _release_drained(self) -> None:
+        """Wake :meth:`wait_drained` (any thread)."""
+        waiter, self._drained = self._drained, None
+        if waiter is not None:
+            self._loop_thread.loop.call_soon_threadsafe(_settle, waiter)
 
     # --- running items ------------------------------------------------------------------
 
@@ -257,6 +276,8 @@ class Dispatcher:
                 except Exception as exc:
                     self._handler_failed(handler, event, exc)
             self.handled_seq = event.seq
+            if self._drained is not None and self.pushed_seq - event.seq <= self._drain_low:
+                self._release_drained()
             if observers.on_handled:
                 observers.call(observers.on_handled, event)
 
@@ -331,3 +352,8 @@ class Dispatcher:
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -28,7 +28,9 @@ no more data). ``websockets`` caps a message at 4,096 fragments
 Autobahn's 9.3/9.4 cases send 65,536).
 
 Until :meth:`BatchingConnection.attach` gives it a sink, batches are kept, so
-nothing that arrives with the handshake response is lost or reordered.
+nothing that arrives with the handshake response is lost or reordered; once a
+read has been kept, reading waits for the sink, so what is kept is at most one
+read (the sink's backpressure holds from the first message on).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class BatchingConnection(ClientConnection):
         super().__init__(*args, **kwargs)
         self._sink: Sink | None = None
         self._held: Batch = []
+        self._held_paused = False  # reading waits for attach() (something is kept for a sink not given yet)
         self._batch: Batch | None = None
         self.short_path = False
         """True once the handshake is done and whole frames are cut here (False: everything goes through websockets)."""
@@ -158,6 +161,9 @@ class BatchingConnection(ClientConnection):
     def attach(self, sink: Sink) -> None:
         """Hand every batch from now on to ``sink`` (loop thread); what arrived before goes first."""
         self._sink = sink
+        if self._held_paused:
+            self._held_paused = False
+            self.resume_reading()  # before the sink sees what was kept: it may pause reading again
         held, self._held = self._held, []
         if held:
             sink(held)
@@ -352,6 +358,9 @@ class BatchingConnection(ClientConnection):
             sink = self._sink
             if sink is None:
                 self._held.extend(batch)
+                if not self._held_paused:
+                    self._held_paused = True
+                    self.pause_reading()
             else:
                 sink(batch)
 

@@ -39,7 +39,7 @@ __all__ = ["FollowConnection", "JetStreamTransport", "StreamReceiver", "StreamWi
 
 log = logging.getLogger("nbsocket")
 
-Since = Any
+Since = str | _dt.datetime | None
 """Where following starts: "start", "new", or a time (a datetime, a pandas Timestamp or an ISO 8601 string)."""
 
 

@@ -31,11 +31,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ....core.streams import NatsTarget, stream_headers
 from ....errors import InvalidOptionError
 from .runs import process_run, run_for
+
+if TYPE_CHECKING:  # nats-py is imported when a recording first publishes
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 __all__ = ["ACK_TIMEOUT", "BATCH_MESSAGES", "JetStreamPublisher", "JetStreamRecorder", "publisher_for", "stop_publishers"]
 
@@ -299,7 +303,7 @@ class JetStreamPublisher:
     async def _main(self) -> None:
         self._wake = asyncio.Event()
         self._ready.set()
-        nc: Any = None
+        nc: Client | None = None
         inbox = ""
         backoff = 0.1
         while True:
@@ -337,7 +341,7 @@ class JetStreamPublisher:
             except Exception:
                 pass
 
-    async def _connect(self, old: Any) -> tuple[Any, str]:
+    async def _connect(self, old: Client | None) -> tuple[Client, str]:
         import nats
 
         if old is not None:
@@ -370,7 +374,7 @@ class JetStreamPublisher:
         )
         inbox = nc.new_inbox()
 
-        async def on_ack(msg: Any) -> None:
+        async def on_ack(msg: Msg) -> None:
             batch = self._in_flight
             index = batch.tokens.pop(msg.subject, None) if batch is not None else None
             if batch is None or index is None:
@@ -434,7 +438,7 @@ class JetStreamPublisher:
             batch.extend(_Pending(recorder, first_seq + i, ts_ns, body) for i, body in enumerate(bodies))
         return batch
 
-    async def _publish(self, nc: Any, inbox: str, batch: list[_Pending]) -> bool:
+    async def _publish(self, nc: Client, inbox: str, batch: list[_Pending]) -> bool:
         """Publish ``batch`` and await its acknowledgements together; what was not acknowledged goes back in front."""
         for subject in {item.recorder.target.stream_subjects for item in batch} - self._streams_ready:
             await self._ensure_stream(nc, self._targets.get(subject) or batch[0].recorder.target)
@@ -482,7 +486,7 @@ class JetStreamPublisher:
             return False
         return True
 
-    async def _ensure_stream(self, nc: Any, target: NatsTarget) -> None:
+    async def _ensure_stream(self, nc: Client, target: NatsTarget) -> None:
         """Make sure a stream takes ``target``'s subjects (create ``target.stream_name`` if none does)."""
         from nats.js.errors import BadRequestError, NotFoundError
 

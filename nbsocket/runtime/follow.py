@@ -22,9 +22,9 @@ import datetime as _dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.events import Request, WsEvent
+from ..core.events import Request, SocketVerbs, WsEvent
 from ..core.inbound import decode_batch
 from ..core.options import ConnectOptions
 from ..core.streams import HEADER_BINARY, HEADER_SEQ, HEADER_TIMESTAMP, NatsTarget, parse_nats_url, parse_timestamp
@@ -34,6 +34,11 @@ from .outbound.outbox import SendTimeout
 from .parts import SessionPort, SocketParts
 from .receivers import Receiver, hand_over
 from .transport import Batch, CloseInfo, Sink, Wire
+
+if TYPE_CHECKING:  # nats-py is imported when a stream is first followed
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js.client import JetStreamContext
 
 __all__ = ["FollowConnection", "JetStreamTransport", "StreamReceiver", "StreamWire", "follow_target", "parse_since"]
 
@@ -70,7 +75,7 @@ class StreamWire:
     subprotocol = None
     latency = 0.0
 
-    def __init__(self, nc: Any, target: NatsTarget) -> None:
+    def __init__(self, nc: Client, target: NatsTarget) -> None:
         self.on_pong: Callable[[], None] | None = None
         self.failure: BaseException | None = None
         self.batch_meta: list[tuple[int, int]] = []
@@ -78,7 +83,7 @@ class StreamWire:
         self.last_stream_seq = 0
         self._nc = nc
         self._target = target
-        self._sub: Any = None
+        self._sub: JetStreamContext.PushSubscription | None = None
         self._sink: Sink | None = None
         self._waiting: list[tuple[str | bytes, int, int]] = []
         self._scheduled = False
@@ -108,7 +113,7 @@ class StreamWire:
             stream=self._target.stream,
         )
 
-    async def _on_message(self, msg: Any) -> None:
+    async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers or {}
         data: bytes = msg.data
         body: str | bytes = data if headers.get(HEADER_BINARY) == "1" else data.decode("utf-8", "replace")
@@ -257,7 +262,7 @@ class StreamReceiver:
 
     decode_text = True
 
-    def __init__(self, parts: SocketParts, delivery: SessionPort, verbs: Any) -> None:
+    def __init__(self, parts: SocketParts, delivery: SessionPort, verbs: SocketVerbs) -> None:
         self._parts = parts
         self._delivery = delivery
         self._verbs = verbs

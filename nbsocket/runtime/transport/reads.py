@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["limit_reads"]
 
 
-def limit_reads(transport: Any, size: int) -> bool:
+def limit_reads(transport: Any, size: int) -> bool:  # Any: asyncio's private transports, read by attribute
     """Ask ``transport`` (as given to ``connection_made``) for reads of at most ``size`` bytes (for TLS: of at most
     ``size`` encrypted bytes, so one read decrypts to about that much); True if it could be asked."""
     if _set_max_size(transport, size):

@@ -39,7 +39,7 @@ from .jsonl import text_value
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["PART_ROWS", "PART_SECONDS", "SCHEMA_FILE", "ParquetRecorder", "cast", "to_arrow", "widen"]
+__all__ = ["PART_ROWS", "PART_SECONDS", "SCHEMA_FILE", "ParquetRecorder", "cast", "import_pyarrow", "to_arrow", "widen"]
 
 log = logging.getLogger("nbsocket")
 
@@ -47,6 +47,15 @@ PART_ROWS = 100_000
 PART_SECONDS = 10.0
 SCHEMA_FILE = "part-000000-schema.parquet"
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
+
+
+def import_pyarrow() -> None:
+    """Import what writing Parquet uses now, not at the first write: that may be the last flush at interpreter exit,
+    when a module that registers an exit hook can no longer be imported (pyarrow's bridge to pandas imports
+    ``concurrent.futures.thread``, which does; Python 3.10 refuses it then)."""
+    import pyarrow
+    import pyarrow.pandas_compat
+    import pyarrow.parquet  # noqa: F401
 
 
 class ParquetRecorder(Recorder):
@@ -64,8 +73,7 @@ class ParquetRecorder(Recorder):
     ) -> None:
         if importlib.util.find_spec("pyarrow") is None:
             raise InvalidOptionError("recording to Parquet needs pyarrow: pip install pyarrow (or record to a .jsonl file)")
-        # Imported now, not at the first write: that may be at interpreter exit, when a module that
-        # registers an exit hook (pyarrow's thread pools) can no longer be imported.
+        import_pyarrow()
 
         self.part_rows = part_rows
         self.part_seconds = part_seconds

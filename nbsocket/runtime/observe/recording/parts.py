@@ -30,7 +30,7 @@ from ....core.redact import redact_url
 from ....core.streams import PartsTarget, part_name
 from ....errors import InvalidOptionError
 from .base import Recorder
-from .parquet import cast, to_arrow, widen
+from .parquet import cast, import_pyarrow, to_arrow, widen
 from .runs import process_run
 
 __all__ = ["PartsRecorder"]
@@ -53,8 +53,7 @@ class PartsRecorder(Recorder):
             raise InvalidOptionError(
                 f"cannot record to {target.shown}: {exc} (for s3:// install s3fs, for gs:// gcsfs, for az:// adlfs)"
             ) from None
-        import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import_pyarrow()
 
         self.target = target
         self.socket = socket

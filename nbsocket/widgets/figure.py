@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .chart import ChartBuffer, Gapped, series_colors
+from .plotly_script import live_figure
 
 __all__ = ["ENGINES", "MAX_POINTS", "ROW_HEIGHT", "PlotlyChart", "choose_engine", "plotly_available"]
 
@@ -26,6 +27,8 @@ MAX_POINTS = 1000
 """Points sent per line and redraw at most (spikes kept: each stride's lowest and highest)."""
 ROW_HEIGHT = 230
 """Pixels per column's chart."""
+AXIS = {"showgrid": True, "ticklabeloverflow": "allow"}
+"""Every axis: gridlines; tick labels drawn as they come (Plotly measures each label again on every update otherwise)."""
 
 
 def plotly_available() -> bool:
@@ -88,15 +91,13 @@ class PlotlyChart:
     """
 
     def __init__(self, buffer: ChartBuffer) -> None:
-        import plotly.graph_objects as go
-
         self.buffer = buffer
-        self.figure = go.FigureWidget(
+        self.figure = live_figure(
             layout={
                 "uirevision": "nbsocket",  # zoom, pan and legend clicks survive every update
                 "autosize": True,
                 "height": ROW_HEIGHT,
-                "margin": {"l": 64, "r": 16, "t": 40, "b": 44},
+                "margin": {"l": 72, "r": 16, "t": 40, "b": 44, "autoexpand": False},
                 "hovermode": "x unified",
                 "template": "plotly_white",
                 "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
@@ -112,8 +113,10 @@ class PlotlyChart:
     def _x_axis(self) -> dict[str, Any]:
         """The x axis: a date axis in UTC for the time of receipt, else a number axis named after the column."""
         if self.buffer.x_is_time:
-            return {"type": "date", "title": {"text": "time (UTC)"}, "hoverformat": "%H:%M:%S.%L", "showgrid": True}
-        return {"type": "linear", "title": {"text": self.buffer.x}, "showgrid": True}
+            axis = {"type": "date", "title": {"text": "time (UTC)"}, "hoverformat": "%H:%M:%S.%L"}
+        else:
+            axis = {"type": "linear", "title": {"text": self.buffer.x}}
+        return {**axis, **AXIS}
 
     def draw(self) -> bool:
         """Show the buffer's points now (if they changed); True if something was sent."""
@@ -149,8 +152,7 @@ class PlotlyChart:
             layout["yaxis" if index == 1 else f"yaxis{index}"] = {
                 "domain": [max(0.0, top - size), top],
                 "title": {"text": buffer.title(column)},
-                "showgrid": True,
-                "automargin": True,
+                **AXIS,
             }
         shown: set[str] = set()
         new_traces = []

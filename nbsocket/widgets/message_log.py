@@ -249,8 +249,8 @@ class MessageLog:
             items = self.traffic.items()
             self._entries = log_entries(items, self.protocol, self._cache)
             if len(self._cache) > 4 * self.traffic.keep:  # forget how items that left the log read
-                oldest = items[0].number if items else 0
-                self._cache = {number: view for number, view in self._cache.items() if number >= oldest}
+                kept = {item.number for item in items}
+                self._cache = {number: view for number, view in self._cache.items() if number in kept}
         entries = self._entries
         self.view.value = log_html(
             entries,

@@ -39,16 +39,23 @@ class LogItem(NamedTuple):
 
 
 def _as_item(entry: Entry) -> LogItem | None:
-    """A transcript entry as a log item (renumbered by the caller: below every observed item, which count up from 1)."""
+    """A transcript entry as a log item (numbered by the caller)."""
     if entry.direction in ("sent", "received"):
         body = entry.body if entry.body is not None else ""
-        return LogItem(
-            -entry.ts_ns, entry.ts_ns, entry.direction, entry.seq if entry.direction == "received" else None, body, entry.error
-        )
+        return LogItem(0, entry.ts_ns, entry.direction, entry.seq if entry.direction == "received" else None, body, entry.error)
     if entry.kind in ("open", "reconnect", "close", "reset", "failed"):
         text = f"closed (code {entry.code})" if entry.kind == "close" else str(entry.kind)
-        return LogItem(-entry.ts_ns, entry.ts_ns, "event", None, text)
+        return LogItem(0, entry.ts_ns, "event", None, text)
     return None
+
+
+def _time_order(item: LogItem) -> tuple[int, int]:
+    return (item.ts_ns, item.number)
+
+
+def _key(item: LogItem) -> tuple[int, str, int | None, str | bytes]:
+    """What tells a message apart from another one: the same message observed and read from the transcript match."""
+    return (item.ts_ns, item.direction, item.seq, item.body)
 
 
 class SocketTraffic:
@@ -72,7 +79,8 @@ class SocketTraffic:
         """Observe ``conn`` (and stop observing the one before), starting with what its transcript kept so far.
 
         So a panel shown after the socket opened still shows what was sent and received before it (an
-        ``on_open`` subscription and its replies, say).
+        ``on_open`` subscription and its replies, say), and one shown again after a pause shows what
+        came meanwhile; nothing it already has is added twice.
         """
         if conn is self._conn:
             return
@@ -81,13 +89,18 @@ class SocketTraffic:
         if not self.keep:
             conn.add_observer(self)
             return
+        had = list(self._items)
+        newest = had[-1].ts_ns if had else None  # everything up to here was seen (or read) already
         attached_at = time.time_ns()
         conn.add_observer(self)
         entries, _ = conn.transcript_entries()
-        earlier = [entry for entry in entries[-self.keep :] if entry.ts_ns < attached_at]
-        found = [item for item in map(_as_item, earlier) if item is not None]
-        seeded = [LogItem(index - len(found), *item[1:]) for index, item in enumerate(found)]  # -n .. -1: before all
-        self._items.extendleft(reversed(seeded[-(self.keep - len(self._items)) :] if len(self._items) < self.keep else []))
+        seen = {_key(item) for item in self._items}  # what the hooks added since, too (a batch read before attach)
+        for entry in entries[-self.keep :]:
+            if entry.ts_ns >= attached_at or (newest is not None and entry.ts_ns <= newest):
+                continue
+            item = _as_item(entry)
+            if item is not None and _key(item) not in seen:
+                self._items.append(LogItem(next(self._numbers), *item[1:]))  # items() puts them in time order
         self.version += 1
 
     def detach(self) -> None:
@@ -136,8 +149,8 @@ class SocketTraffic:
     # --- reading (any thread) -----------------------------------------------------------------
 
     def items(self) -> list[LogItem]:
-        """The items kept, oldest first."""
-        return list(self._items)
+        """The items kept, oldest first (by time: what was read from the transcript may have been added after newer items)."""
+        return sorted(self._items, key=_time_order)
 
     def downs(self) -> list[float]:
         """When the socket went down (seconds since the epoch), oldest first."""

@@ -122,8 +122,45 @@ def test_a_panel_shown_late_shows_what_came_before(demo: Any) -> None:
     assert "early" in panel.messages.view.value
     conn.send({"op": "later"})
     wait_for(lambda: "later" in panel.messages.view.value, what="a message sent after the panel was shown")
-    numbers = [i.number for i in panel.traffic.items()]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    items = panel.traffic.items()
+    assert [i.ts_ns for i in items] == sorted(i.ts_ns for i in items)
+    assert len({i.number for i in items}) == len(items)
+
+
+def test_a_panel_shown_again_shows_what_came_meanwhile_once() -> None:
+    """Hidden (JupyterLab took its output out of sight) and shown again: the log gains what came meanwhile, nothing twice."""
+    from nbsocket.runtime import Manager, ScriptedPeer, ScriptedTransport
+
+    async def echo(peer: ScriptedPeer) -> None:
+        while True:
+            await peer.send(await peer.recv(timeout=None))
+
+    manager = Manager(transport=ScriptedTransport(echo))
+    try:
+        conn = manager.connect("views-again", "ws://scripted/echo")
+        conn.send({"n": 1})
+        wait_for(lambda: conn.stats.messages_in >= 1, what="the first echo")
+        panel = SocketPanel("views-again", manager=manager)
+        panel._view_count = 1  # shown ...
+        wait_for(lambda: '"n": 1' in panel.messages.view.value or "n&quot;: 1" in panel.messages.view.value, what="the log")
+        panel._view_count = 0  # ... taken out of sight
+        wait_for(lambda: panel.traffic._conn is None, what="the panel to pause")
+        conn.send({"n": 2})
+        wait_for(lambda: conn.stats.messages_in >= 2, what="the second echo")
+        panel._view_count = 1  # ... and shown again
+        wait_for(lambda: len(panel.traffic.items()) >= 5, what="the messages sent and received while hidden")
+        wait_for(lambda: panel.traffic._conn is conn, what="the panel to follow the socket again")
+        conn.send({"n": 3})
+        wait_for(lambda: len([i for i in panel.traffic.items() if i.direction != "event"]) >= 6, what="the third echo")
+        messages = [(i.direction, i.body) for i in panel.traffic.items() if i.direction != "event"]
+        assert messages == [(direction, f'{{"n":{n}}}') for n in (1, 2, 3) for direction in ("sent", "received")]
+        events = [i.body for i in panel.traffic.items() if i.direction == "event"]
+        assert events == ["open"]
+        entries = log_entries(panel.traffic.items(), None)
+        assert len({id(e.view) for e in entries}) == len(entries)
+        panel.close()
+    finally:
+        manager.shutdown()
 
 
 # --- what Send sends ---------------------------------------------------------------------------
@@ -253,6 +290,36 @@ def test_the_plotly_chart_draws_the_same_lines_with_gaps_and_a_date_axis() -> No
     assert choose_engine("svg") == "svg" and choose_engine("auto") == "plotly"
     with pytest.raises(nbs.InvalidOptionError):
         choose_engine("bokeh")
+
+
+def test_plotlys_script_goes_to_the_browser_once_per_kernel_not_once_per_chart() -> None:
+    """A panel and a plot used to carry Plotly's whole front end each (5 MB), into the saved notebook too."""
+    from plotly.basewidget import BaseFigureWidget
+
+    from nbsocket.widgets import plotly_script
+
+    assert plotly_script.plotly_front_end() == str(BaseFigureWidget._esm)  # what Plotly's own charts carry
+
+    charts = [PlotlyChart(ChartBuffer(y="price")) for _ in range(3)]
+    script = plotly_script.script_widget()
+    assert script is plotly_script.script_widget()  # one per kernel
+    assert script.script == plotly_script.plotly_front_end() and len(script.script) > 1_000_000
+    for chart in charts:
+        assert len(chart.figure._esm) < 2_000  # a chart's own script only hands over to the shared one
+        assert plotly_script.script_key() in chart.figure._esm and plotly_script.script_key() in script._esm
+    script.close()  # closed (ipywidgets' Widget.close_all, say): the next chart brings it back
+    assert PlotlyChart(ChartBuffer(y="price")).figure is not None and plotly_script.script_widget() is not script
+
+
+def test_the_plotly_chart_measures_nothing_again_on_each_update() -> None:
+    """Redraws stay cheap in the browser: fixed margins, no margin pushing, tick labels not measured for overflow."""
+    chart = PlotlyChart(ChartBuffer(y=["price", "size"], by="symbol", window=50))
+    chart.buffer.ingest(ticks(1_796_522_950.0, 20).assign(size=1.0))
+    chart.draw()
+    layout = chart.figure.layout
+    assert layout.margin.autoexpand is False
+    for axis in (layout.xaxis, layout.yaxis, layout.yaxis2):
+        assert axis.automargin in (None, False) and axis.ticklabeloverflow == "allow" and axis.showgrid
 
 
 # --- the table and the header --------------------------------------------------------------------

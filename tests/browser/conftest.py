@@ -3,7 +3,9 @@
 The browser is the system's Chromium (``$CHROMIUM_PATH`` or ``chromium`` on
 PATH): Playwright is only the driver. JupyterLab runs from this interpreter
 with its config, settings, workspaces and runtime files in a temporary folder.
-Screenshots and a copy of the server log go to ``test-artifacts/`` (never committed).
+Screenshots and a copy of the server log go to ``test-artifacts/`` (never committed). The
+screenshots the README shows are copied over ``docs/`` only when ``NBSOCKET_UPDATE_DOCS=1``,
+so a test run leaves the repository as it was.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SERVER_START_TIMEOUT = 60.0
 FAILED = pytest.StashKey[bool]()
 
@@ -215,6 +218,12 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
     finally:
         playwright.stop()
+
+
+def to_docs(shot: Path, name: str | None = None) -> None:
+    """Copy screenshot ``shot`` over ``docs/`` (as ``name``) when ``NBSOCKET_UPDATE_DOCS=1``."""
+    if os.environ.get("NBSOCKET_UPDATE_DOCS") == "1":
+        shutil.copyfile(shot, DOCS / (name or shot.name))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..servers import eventually
+from .conftest import to_docs
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -38,6 +39,13 @@ KERNEL_IDLE = """() => {
     const panel = window.jupyterapp.shell.currentWidget;
     return panel.sessionContext.session.kernel.status === 'idle';
 }"""
+ALL_CELLS_RUN = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const cells = panel.content.widgets.filter((cell) => cell.model.type === 'code');
+    const done = cells.every((cell) => cell.model.executionCount !== null && cell.model.executionState !== 'running');
+    return done && panel.sessionContext.session.kernel.status === 'idle';
+}"""
+"""Every code cell has run (a run-all goes idle between cells, so idle alone is not the end)."""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -56,7 +64,7 @@ def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None
     page.wait_for_function(NOTEBOOK_READY, arg=notebook, timeout=UI_TIMEOUT, polling=200)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
-    page.wait_for_function(KERNEL_IDLE, timeout=UI_TIMEOUT, polling=200)
+    page.wait_for_function(ALL_CELLS_RUN, timeout=UI_TIMEOUT, polling=200)
     assert page.locator("text=Error displaying widget").count() == 0
 
 
@@ -69,6 +77,19 @@ def scroll_to(page: Any, selector: str) -> None:
         except Exception:
             page.wait_for_timeout(500)
     page.locator(selector).first.scroll_into_view_if_needed()
+
+
+def shoot(page: Any, selector: str, path: Path) -> None:
+    """A screenshot of ``selector`` (brought into sight; JupyterLab may detach it meanwhile: retry)."""
+    for attempt in range(5):
+        scroll_to(page, selector)
+        try:
+            page.locator(selector).first.screenshot(path=str(path), timeout=10_000)
+            return
+        except Exception:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(500)
 
 
 def send_from_panel(page: Any, demo: Any, message: dict[str, Any]) -> None:
@@ -86,7 +107,6 @@ def notebook_source(demo: Any, name: str) -> list[str]:
 def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
     path = jupyter_server.write_notebook("lab-panel.ipynb", notebook_source(demo, "lab-echo"))
     open_and_run(page, jupyter_server, path)
-    panel = page.locator(PANEL)
 
     send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 1})
     send_from_panel(page, demo, {"op": "hello", "from": "browser", "n": 2})
@@ -108,7 +128,7 @@ def test_panel_in_jupyterlab(jupyter_server: Any, page: Any, demo: Any, artifact
     page.locator(f"{PANEL} .nbsocket-tabs .lm-TabBar-tab:has-text('Latest rows')").click()
     page.wait_for_selector(f"{PANEL} .nbsocket-table td:has-text('after-reset')")
 
-    panel.screenshot(path=str(artifacts / "panel.png"))
+    shoot(page, PANEL, artifacts / "lab-panel.png")
 
     page.locator(f"{PANEL} button.nbsocket-disconnect").click()
     page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
@@ -153,8 +173,7 @@ def test_fast_ticker_panel_stays_under_the_iopub_limit(jupyter_server: Any, page
         polling=200,
     )
     page.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PANEL} {GRAPH}", timeout=UI_TIMEOUT)
-    panel_shot = str(artifacts / "ticker-panel.png")
-    page.locator(PANEL).screenshot(path=panel_shot)
+    shoot(page, PANEL, artifacts / "ticker-panel.png")
     page.locator(f"{PANEL} button.nbsocket-disconnect").click()
     page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="closed"]', timeout=UI_TIMEOUT)
     assert page.locator("text=IOPub message rate exceeded").count() == 0
@@ -177,6 +196,6 @@ def test_quickstart_panel_chart_has_one_line_per_symbol(jupyter_server: Any, pag
     page.wait_for_selector(f"{PANEL} {LOG_ENTRY}[data-direction='sent']:has-text('subscribe')")
     page.locator(f"{PANEL} {LOG_ENTRY}[data-direction='sent'] summary").first.click()
     scroll_to(page, PANEL)
-    page.locator(PANEL).screenshot(path=str(artifacts / "quickstart-panel.png"))
-    page.locator(PANEL).screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "panel.png"))
+    shoot(page, PANEL, artifacts / "quickstart-panel.png")
+    to_docs(artifacts / "quickstart-panel.png", "panel.png")
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0

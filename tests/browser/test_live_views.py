@@ -3,7 +3,8 @@
 The interactive chart (Plotly's FigureWidget): hover values, a zoom kept across updates, the width of
 the cell, one colour per series in every chart. The panel's two-way message log and its filters, and
 protocol-aware sending: a Socket.IO emit and a call from the panel, the ack shown beside its call, a
-whole packet typed into the event box refused. Screenshots go to ``docs/`` (the README shows them).
+whole packet typed into the event box refused. Screenshots go to ``test-artifacts/`` (and to ``docs/``, which the
+README shows, with ``NBSOCKET_UPDATE_DOCS=1``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import pytest
 
 from tests.protocol_servers.socketio_server import SocketIOServer
 
-from .test_lab import PANEL, UI_TIMEOUT, open_and_run, wait_for
+from .conftest import to_docs
+from .test_lab import PANEL, UI_TIMEOUT, open_and_run, shoot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLOT = ".nbsocket-plot"
 GRAPH = ".js-plotly-plot"
 TRACES = """(selector) => {
@@ -45,7 +46,7 @@ def sio_server() -> Iterator[SocketIOServer]:
         yield server
 
 
-def test_chart_hover_zoom_width_and_colours(jupyter_server: Any, page: Any, demo: Any) -> None:
+def test_chart_hover_zoom_width_and_colours(jupyter_server: Any, page: Any, demo: Any, artifacts: Path) -> None:
     source = [
         (
             "import nbsocket as nbs\n"
@@ -80,7 +81,8 @@ def test_chart_hover_zoom_width_and_colours(jupyter_server: Any, page: Any, demo
     wait_for(lambda: any(ch.isdigit() for ch in (hover.text_content() or "")), what="a hover tooltip with values")
     text = hover.text_content() or ""
     assert sum(symbol in text for symbol in ("ABC", "XYZ", "QRS")) >= 2, text
-    page.locator(PLOT).screenshot(path=str(DOCS / "chart-hover.png"))
+    page.locator(PLOT).screenshot(path=str(artifacts / "chart-hover.png"))  # the tooltip stays while the mouse does
+    to_docs(artifacts / "chart-hover.png")
 
     # zoom into the middle of the chart: the range stays while new points arrive
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
@@ -103,7 +105,7 @@ def _log_entries(page: Any) -> list[dict[str, str]]:
 
 
 def test_socketio_emit_and_call_from_the_panel_and_the_log_filters(
-    jupyter_server: Any, page: Any, sio_server: SocketIOServer
+    jupyter_server: Any, page: Any, sio_server: SocketIOServer, artifacts: Path
 ) -> None:
     source = [
         f"import nbsocket as nbs\nsio = nbs.connect('sio-panel', {sio_server.url!r}, protocol='socketio')\nnbs.panel('sio-panel')"
@@ -140,7 +142,8 @@ def test_socketio_emit_and_call_from_the_panel_and_the_log_filters(
     call.locator("summary").click()  # open it: the payload and the reply, pretty-printed
     page.wait_for_selector(f"{PANEL} .nbsocket-log-entry[open] .nbsocket-log-reply-body")
     assert '"x": 1' in call.inner_text()
-    page.locator(PANEL).screenshot(path=str(DOCS / "panel-socketio.png"))
+    shoot(page, PANEL, artifacts / "panel-socketio.png")
+    to_docs(artifacts / "panel-socketio.png")
 
     # the log's filters: direction, then text
     page.locator(f"{PANEL} .nbsocket-log-direction button:has-text('sent')").click()

@@ -17,7 +17,8 @@ import pytest
 
 from nbsocket.demo.launcher import LAB_SERVER_OPTIONS, lab_app_settings
 
-from .test_lab import GRAPH, NOTEBOOK_READY, PANEL, SERIES, UI_TIMEOUT, open_and_run, wait_for
+from .conftest import to_docs
+from .test_lab import GRAPH, NOTEBOOK_READY, PANEL, SERIES, UI_TIMEOUT, open_and_run, shoot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -102,7 +103,8 @@ def test_notebook_saved_in_jupyterlab_reopens_with_its_panels(
         assert icons and set(icons) == {"none"}, icons  # restored without a kernel, yet no icon is drawn
         tab.locator(PANEL).scroll_into_view_if_needed()
         tab.screenshot(path=str(artifacts / "saved-notebook-reopened.png"), full_page=True)
-        tab.locator(PANEL).screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "saved-panel-no-kernel.png"))
+        shoot(tab, PANEL, artifacts / "saved-panel-no-kernel.png")
+        to_docs(artifacts / "saved-panel-no-kernel.png")
         assert tab.locator("text=model not found").count() == 0
         assert tab.locator("text=Error displaying widget").count() == 0
     finally:

@@ -78,6 +78,18 @@ def _inside_nbsocket(filename: str) -> bool:
     return os.path.abspath(filename).startswith(package + os.sep)
 
 
+def _inside_ipython(filename: str) -> bool:
+    """True for a frame of IPython's own code (the shell that runs a cell)."""
+    import os
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    if ipython is None or ipython.__file__ is None:
+        return False
+    package = os.path.dirname(os.path.abspath(ipython.__file__))
+    return os.path.abspath(filename).startswith(package + os.sep)
+
+
 def _scrub_data(data: object) -> object:
     """``data`` with every secret nbsocket knows masked in its strings (dicts, lists and tuples are copied)."""
     if isinstance(data, str):
@@ -121,6 +133,8 @@ class NbSocketError(Exception):
         shell = get_ipython()
         caller_frames = []
         tb = self.__traceback__
+        while tb is not None and _inside_ipython(tb.tb_frame.f_code.co_filename):
+            tb = tb.tb_next  # the shell's own frames (run_code) above the cell's
         while tb is not None and not _inside_nbsocket(tb.tb_frame.f_code.co_filename):
             caller_frames.append(tb)
             tb = tb.tb_next
@@ -132,9 +146,8 @@ class NbSocketError(Exception):
 
             return traceback.format_exception(type(self), self, shown)
         formatter = shell.InteractiveTB
-        if shown is None:  # raised where no caller's frame is left (a thread of nbsocket's): the message alone
-            return list(formatter.structured_traceback(type(self), self, None))
-        return list(formatter.structured_traceback(type(self), self, shown))
+        # tb_offset=0: the shell's frames are left out above, so every frame left is the caller's
+        return list(formatter.structured_traceback(type(self), self, shown, tb_offset=0))
 
 
 class InvalidURLError(NbSocketError, ValueError):

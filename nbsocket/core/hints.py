@@ -28,6 +28,7 @@ _MAGIC_WORDS = [
     (re.compile(r"connect one with nbs\.connect\(name, url\)"), "connect one with %ws_connect NAME URL"),
     (re.compile(rf"use nbs\.get\({_NAME}\)"), r"see %ws_status \1"),
     (re.compile(r"see conn\.errors"), "see %ws_status"),
+    (re.compile(r"is recorded in conn\.errors"), "is recorded as an error (see %ws_status)"),
     (re.compile(r"nbs\.frame\(\)"), "%ws_frame"),
     (re.compile(rf"nbs\.get\({_NAME}\)\.errors"), r"%ws_status \1"),
     # connect keywords said as %ws_connect's flags: "pass the namespace as namespace=..." -> "--namespace ..."
@@ -38,6 +39,7 @@ _WIDGET_WORDS = [
     (re.compile(rf"use nbs\.reset\({_NAME}, url=\.\.\.\) to move it"), "use Reset with a new URL to move it"),
     (re.compile(r"connect it again with nbs\.connect\(\)"), "connect it again with %ws_connect NAME URL"),
     (re.compile(r"see conn\.errors"), "see Errors below"),
+    (re.compile(r"is recorded in conn\.errors"), "is recorded in Errors below"),
 ]
 
 

@@ -152,15 +152,16 @@ def log_html(
     """The newest ``rows`` entries that pass the filters, newest first, with a line that counts what is shown."""
     needle, wanted_topic = text.strip().lower(), topic.strip().lower()
     shown: list[Entry] = []
-    matching = 0
+    matching = hidden = 0
     for entry in reversed(entries):
         item, view = entry.item, entry.view
+        if view.housekeeping and not housekeeping:
+            hidden += 1
+            continue
         if item.direction == "event":
             if direction != "all" or needle or wanted_topic:
                 continue
         elif direction != "all" and item.direction != direction:
-            continue
-        if view.housekeeping and not housekeeping:
             continue
         if wanted_topic and wanted_topic not in (view.topic or "").lower():
             continue
@@ -169,8 +170,10 @@ def log_html(
         matching += item.direction != "event"
         if len(shown) < rows:
             shown.append(entry)
-    messages = sum(1 for e in entries if e.item.direction != "event")
+    messages = sum(1 for e in entries if e.item.direction != "event") - hidden  # the protocol's housekeeping aside
     note = f"{matching:,} of the last {messages:,} messages match" if matching != messages else f"the last {messages:,} messages"
+    if hidden:
+        note += f" ({hidden:,} of the protocol's housekeeping hidden: tick housekeeping to see them)"
     if len(shown) == rows and matching >= rows:
         note += f"; the newest {len(shown)} shown"
     if paused:

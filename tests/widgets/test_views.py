@@ -95,7 +95,10 @@ def test_the_log_pairs_each_reply_with_its_call_and_filters() -> None:
     assert "echo" in sent_only and "chat" not in sent_only and "closed" not in sent_only
     assert "echo" not in log_html(entries, topic="cha") and "chat" in log_html(entries, topic="cha")
     assert "nothing matches" in log_html(entries, text="no such words")
-    assert "1 of the last 4 messages match" in log_html(entries, text="x") or "match" in log_html(entries, text="x")
+    assert "1 of the last 2 messages match" in log_html(entries, text="echo")  # the ack is inside its call
+    # no filter set: housekeeping is not "a message that does not match", it is said to be hidden
+    assert "the last 2 messages (1 of the protocol&#x27;s housekeeping hidden" in html
+    assert "the last 3 messages<" in log_html(entries, housekeeping=True)
     unanswered = log_entries(items[:1], "socketio")
     assert "no reply yet" in log_html(unanswered)
 
@@ -197,6 +200,14 @@ def test_a_protocol_send_row_reads_the_name_and_the_payload_apart() -> None:
     with pytest.raises(InvalidMessageError, match="JSON object"):
         plan_protocol_send(PROTOCOL_FORMS["graphql-ws"], "call", "query { hello }", "[1]", "json")
     assert "emit sends the event" in sio.hint() and "call waits for the reply" in sio.hint()
+
+
+def test_a_calls_late_reply_is_said_in_the_callers_words() -> None:
+    from nbsocket.core.hints import in_magic_words, in_widget_words
+
+    said = "no reply to socketio call 'x' (id 2) within 10.0s; the call was forgotten, a late reply is recorded in conn.errors"
+    assert in_widget_words(said).endswith("a late reply is recorded in Errors below")  # the panel's Errors list
+    assert in_magic_words(said).endswith("a late reply is recorded as an error (see %ws_status)")
 
 
 def test_a_call_from_the_panel_never_blocks_and_its_reply_is_shown() -> None:

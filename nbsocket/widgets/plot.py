@@ -15,7 +15,7 @@ from .chart_view import ChartView
 from .feed import SocketFeed
 from .live import LiveView, snapshot_widget
 from .panel import MAX_RATE_HZ
-from .render import snapshot_note
+from .render import OFFLINE_STYLE, offline_note, snapshot_note
 from .throttle import Refresher
 from .traffic import SocketTraffic
 
@@ -63,7 +63,10 @@ class LiveChart(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets shi
         self.traffic.attach(conn)
         self.snapshot_holder = snapshot_widget()
         self._changed_at = _dt.datetime.now(_dt.timezone.utc)
-        super().__init__(children=[self.view.widget, self.snapshot_holder], _view_count=0)
+        # shown only when a saved notebook is reopened without its kernel (and no broken-link icons then)
+        self.offline = widgets.HTML(value=OFFLINE_STYLE + offline_note(f"this chart of socket {name!r} is as it was saved"))
+        self.offline.add_class("nbsocket-offline-box")
+        super().__init__(children=[self.offline, self.view.widget, self.snapshot_holder], _view_count=0)
         self.add_class("nbsocket-plot")
         self.feed.attach(conn.frame)
         self.view.draw()

@@ -20,6 +20,7 @@ from .conftest import to_docs
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 PANEL = ".nbsocket-panel"
+PANEL_OPEN = f'{PANEL} .nbsocket-state[data-state="open"]'
 LOG_ENTRY = ".nbsocket-log-box .nbsocket-log-entry"
 GRAPH = ".nbsocket-chart-box .js-plotly-plot"
 SERIES = """(selector) => {
@@ -53,9 +54,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
     return eventually(predicate, timeout, 0.05, what)
 
 
-def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None:
+def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab", ready: str = PANEL_OPEN) -> None:
     """Open a notebook in JupyterLab (a fresh workspace) or Notebook 7, wait for its kernel, run every cell,
-    and wait for the panel to show the socket open."""
+    and wait for ``ready`` (by default: the panel shows the socket open)."""
     if ui == "lab":
         url = server.url(f"/lab/workspaces/{notebook.replace('.', '-')}/tree/{notebook}?reset")
     else:
@@ -63,7 +64,7 @@ def open_and_run(page: Any, server: Any, notebook: str, ui: str = "lab") -> None
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_function(NOTEBOOK_READY, arg=notebook, timeout=UI_TIMEOUT, polling=200)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(f'{PANEL} .nbsocket-state[data-state="open"]', timeout=UI_TIMEOUT)
+    page.wait_for_selector(ready, timeout=UI_TIMEOUT)
     page.wait_for_function(ALL_CELLS_RUN, timeout=UI_TIMEOUT, polling=200)
     assert page.locator("text=Error displaying widget").count() == 0
 

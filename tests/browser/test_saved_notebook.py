@@ -148,3 +148,36 @@ def test_notebook_executed_headless_shows_its_snapshot_in_jupyterlab(
     finally:
         tab.close()
         shut_down_kernels(jupyter_server)
+
+
+def test_a_plot_alone_reopened_without_a_kernel_says_so(
+    jupyter_server: Any, page: Any, demo: Any, browser_context: Any, artifacts: Path
+) -> None:
+    """No panel beside it (whose header brings the offline style): the chart itself says it is not live."""
+    source = [f"import nbsocket as nbs\nconn = nbs.connect('alone', {demo.url('/ticker?rate=20')!r})\nnbs.plot('alone')"]
+    path = jupyter_server.write_notebook("saved-plot.ipynb", source)
+    open_and_run(page, jupyter_server, path, ready=f"{PLOT} {GRAPH}")
+    note = page.locator(f"{PLOT} .nbsocket-offline-box")
+    assert not page.locator(f"{PLOT} .nbsocket-offline-note").is_visible()  # live: no note ...
+    assert note.bounding_box()["height"] < 30  # ... and hardly a line of room for it
+    page.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PLOT} {GRAPH}", timeout=UI_TIMEOUT)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    wait_for(
+        lambda: WIDGET_STATE in (jupyter_server.root / path).read_text(encoding="utf-8"), what="the notebook saved with its state"
+    )
+    page.close()
+    shut_down_kernels(jupyter_server)
+
+    tab = reopen(browser_context, jupyter_server, path, "plot-reopened")
+    try:
+        tab.wait_for_function(f"(s) => ({SERIES})(s) === 'ABC,QRS,XYZ'", arg=f"{PLOT} {GRAPH}", timeout=UI_TIMEOUT)
+        tab.wait_for_selector(f"{PLOT} .nbsocket-offline-note:has-text('no live kernel')", timeout=UI_TIMEOUT)
+        icons = tab.evaluate(
+            """() => Array.from(document.querySelectorAll('.nbsocket-plot .jupyter-widgets-disconnected, '
+                + '.nbsocket-plot.jupyter-widgets-disconnected')).map((e) => getComputedStyle(e, '::before').display)"""
+        )
+        assert icons and set(icons) == {"none"}, icons
+        shoot(tab, PLOT, artifacts / "saved-plot-no-kernel.png")
+    finally:
+        tab.close()
+        shut_down_kernels(jupyter_server)

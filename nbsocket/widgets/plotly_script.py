@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["CHART_ESM", "LOADER_ESM", "live_figure", "plotly_front_end", "script_key", "script_widget"]
+__all__ = ["CHART_CSS", "CHART_ESM", "LOADER_ESM", "live_figure", "plotly_front_end", "script_key", "script_widget"]
 
 LOADER_ESM = """
 const KEY = %(key)s;
@@ -46,6 +46,9 @@ function plotly() {
 export default async () => (await plotly()).default();
 """
 """A chart's module: Plotly's own widget factory, once the hidden widget has loaded it."""
+
+CHART_CSS = ".nbsocket-plotly { contain: layout paint; }"
+"""A chart's redraw lays out and paints the chart only, not the whole notebook page around it."""
 
 _lock = threading.Lock()
 _script: Any = None
@@ -89,6 +92,7 @@ def _classes() -> tuple[Any, Any]:
         """Plotly's ``FigureWidget`` whose front end comes from the kernel's one :class:`PlotlyScript`."""
 
         _esm = CHART_ESM % {"key": key}
+        _css = CHART_CSS
 
     _made = (PlotlyScript, LiveFigure)
     return _made

@@ -6,14 +6,22 @@ breaks), and the SVG chart is also the static snapshot of either.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ipywidgets as widgets
 
 from .chart import ChartBuffer, svg_as_img
 from .figure import PlotlyChart, choose_engine
+from .throttle import RedrawBudget
 
-__all__ = ["ChartView"]
+__all__ = ["PLOTLY_REDRAWS_PER_SECOND", "ChartView", "plotly_redraws"]
+
+PLOTLY_REDRAWS_PER_SECOND = 3.0
+"""Redraws a second of every Plotly chart of the kernel together, each chart also at most its view's ``max_rate_hz``
+(2): one chart redraws twice a second, two every 0.7 s, six every 2 s, so more charts never take more of the browser."""
+plotly_redraws = RedrawBudget(PLOTLY_REDRAWS_PER_SECOND)
+"""The kernel's Plotly charts take turns within :data:`PLOTLY_REDRAWS_PER_SECOND`."""
 
 
 class ChartView:
@@ -48,9 +56,15 @@ class ChartView:
                 self.buffer.add_break(when)
 
     def draw(self) -> bool:
-        """Redraw if the buffer changed since the last draw; True if something was sent."""
+        """Redraw if the buffer changed since the last draw (a Plotly chart: when its turn of the
+        kernel's :data:`plotly_redraws` has come); True if something was sent."""
         if self.buffer.version == self._drawn:
             return False
+        if self.plotly is not None:
+            now = time.monotonic()
+            if self.plotly.figure.data and not plotly_redraws.ready(self, now):
+                return False  # drawn at a later refresh
+            plotly_redraws.drew(self, now)
         self._drawn = self.buffer.version
         if self.plotly is not None:
             drawn = self.plotly.draw()

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from ..errors import InvalidOptionError
 
-__all__ = ["TICK_SECONDS", "RateGate", "RateMeter", "Refresher", "View", "refresher"]
+__all__ = ["TICK_SECONDS", "RateGate", "RateMeter", "RedrawBudget", "Refresher", "View", "refresher"]
 
 
 log = logging.getLogger("nbsocket")
@@ -75,6 +75,39 @@ class RateMeter:
         first_t, first_n = samples[0]
         elapsed = now - first_t
         return (count - first_n) / elapsed if elapsed > 0 else 0.0
+
+
+class RedrawBudget:
+    """Redraws shared by every view of a kind in the kernel: together at most ``per_second`` a second.
+
+    A browser spends its main thread on each redraw of an interactive chart (tens of milliseconds
+    for a Plotly chart), so the more charts a notebook shows, the less often each redraws: a view
+    may redraw once ``active / per_second`` seconds have passed since its last redraw, ``active``
+    being the views that redrew in the last :attr:`active_for` seconds (itself included). The
+    views take turns; a view's own rate limit still applies.
+    """
+
+    def __init__(self, per_second: float, active_for: float = 5.0) -> None:
+        if per_second <= 0:
+            raise InvalidOptionError("per_second must be a positive number of redraws a second")
+        self.per_second = per_second
+        self.active_for = active_for
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, view: object, now: float) -> bool:
+        """True if ``view`` may redraw at ``now`` (monotonic seconds)."""
+        key = id(view)
+        with self._lock:
+            active = 1 + sum(1 for other, at in self._last.items() if other != key and now - at < self.active_for)
+            return now - self._last.get(key, float("-inf")) >= active / self.per_second
+
+    def drew(self, view: object, now: float) -> None:
+        """``view`` redrew at ``now``."""
+        with self._lock:
+            self._last[id(view)] = now
+            for other in [other for other, at in self._last.items() if now - at >= 2 * self.active_for]:
+                del self._last[other]
 
 
 class View(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -320,6 +321,37 @@ def test_plotlys_script_goes_to_the_browser_once_per_kernel_not_once_per_chart()
         assert plotly_script.script_key() in chart.figure._esm and plotly_script.script_key() in script._esm
     script.close()  # closed (ipywidgets' Widget.close_all, say): the next chart brings it back
     assert PlotlyChart(ChartBuffer(y="price")).figure is not None and plotly_script.script_widget() is not script
+
+
+def test_plotly_charts_take_turns_within_the_kernels_redraw_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Plotly redraw costs the browser's main thread: more charts redraw less often each, never more in all."""
+    from nbsocket.widgets import chart_view
+    from nbsocket.widgets.chart_view import ChartView
+    from nbsocket.widgets.throttle import RedrawBudget
+
+    budget = RedrawBudget(3.0, active_for=5.0)
+    a, b = object(), object()
+    assert budget.ready(a, 0.0)
+    budget.drew(a, 0.0)
+    assert not budget.ready(a, 0.3) and budget.ready(a, 0.34)  # alone: three times a second
+    budget.drew(a, 0.34)
+    assert budget.ready(b, 0.35)  # a new chart draws at once ...
+    budget.drew(b, 0.35)
+    assert not budget.ready(a, 0.9) and budget.ready(a, 1.01)  # ... then each of the two every 2/3 s
+    assert budget.ready(b, 20.0)  # a chart that stopped drawing (closed, hidden) no longer counts
+
+    plotly_redraws = RedrawBudget(chart_view.PLOTLY_REDRAWS_PER_SECOND)  # the kernel's, without other tests' charts
+    monkeypatch.setattr(chart_view, "plotly_redraws", plotly_redraws)
+    first, second = (ChartView(ChartBuffer(y="price", by="symbol"), "plotly") for _ in range(2))
+    for view in (first, second):
+        view.buffer.ingest(ticks(1_796_522_950.0, 10))
+        assert view.draw()  # the first lines go out at once
+    plotly_redraws.drew(first, time.monotonic())  # both drew just now
+    plotly_redraws.drew(second, time.monotonic())
+    first.buffer.ingest(ticks(1_796_522_960.0, 10))
+    assert not first.draw()  # not its turn yet: the new points wait ...
+    time.sleep(2 / plotly_redraws.per_second + 0.05)
+    assert first.draw()  # ... for the next refresh after it
 
 
 def test_the_plotly_chart_measures_nothing_again_on_each_update() -> None:

@@ -154,6 +154,8 @@ class LiveFrame:
         self.capped_fields = 0
         self._subscribers: list[FrameSubscription] = []
         self._sinks: list[Sink] = []
+        self._sink_every: list[float | None] = []  # each sink's longest wait for pending rows (None: flush_interval)
+        self._sinks_wait = flush_interval  # the shortest of them: how often poll() flushes for the sinks
         self.on_column_cap: Callable[[str], Any] | None = None
         self.on_watch_change: Callable[[], Any] = lambda: None  # called when subscribers or sinks come or go
 
@@ -442,14 +444,20 @@ class LiveFrame:
 
     # --- sinks --------------------------------------------------------------------
 
-    def add_sink(self, sink: Sink) -> None:
+    def add_sink(self, sink: Sink, every: float | None = None) -> None:
         """Hand every new chunk of rows to ``sink(chunk)``, in order, before the cap can drop any of them.
 
         Called with the frame's lock held, on whichever thread flushes: a sink
-        must be quick (queue the chunk) and must not modify it.
+        must be quick (queue the chunk) and must not modify it. Pending rows reach
+        it at least every ``every`` seconds (default: ``flush_interval``) while the
+        frame is polled: a sink that writes a part every ten seconds asks for less
+        than every second, since each flush builds a chunk, and a process recording
+        thousands of sockets would build thousands a second.
         """
         with self._lock:
             self._sinks = [*self._sinks, sink]
+            self._sink_every = [*self._sink_every, every]
+            self._sinks_changed()
         self.on_watch_change()
 
     def remove_sink(self, sink: Sink) -> None:
@@ -457,8 +465,14 @@ class LiveFrame:
         with self._lock:
             if sink in self._sinks:
                 self._flush_locked()
-                self._sinks = [s for s in self._sinks if s != sink]  # equality: bound methods are new objects each time
+                kept = [(s, e) for s, e in zip(self._sinks, self._sink_every, strict=True) if s != sink]  # equality:
+                self._sinks = [s for s, _ in kept]  # bound methods are new objects each time
+                self._sink_every = [e for _, e in kept]
+                self._sinks_changed()
         self.on_watch_change()
+
+    def _sinks_changed(self) -> None:
+        self._sinks_wait = min((self.flush_interval if e is None else e for e in self._sink_every), default=self.flush_interval)
 
     # --- subscribers -------------------------------------------------------------
 
@@ -505,7 +519,7 @@ class LiveFrame:
         Returns the number of subscriber calls made.
         """
         now = time.monotonic() if now is None else now
-        if self._sinks and self._pending and now - self._last_flush >= self.flush_interval:
+        if self._sinks and self._pending and now - self._last_flush >= self._sinks_wait:
             self.flush()
         calls = 0
         for sub in self._subscribers:

@@ -1,14 +1,25 @@
-"""What every recorder shares: a writer thread per recording, path claims, flushing at exit.
+"""What every recorder shares: the writer threads, path claims, flushing at exit.
 
 A recorder is a sink of a live frame (see :mod:`nbsocket.runtime.observe.recording`):
-it gets every chunk of rows before the ``max_rows`` cap can drop any, and its
-own thread writes them, so the loop never waits for the disk. The formats are
-:mod:`.jsonl` and :mod:`.parquet`.
+it gets every chunk of rows before the ``max_rows`` cap can drop any, and a writer
+thread writes them, so the loop never waits for the disk. The formats are
+:mod:`.jsonl` and :mod:`.parquet` (and :mod:`.parts` on fsspec URLs).
+
+Recordings share their writer threads: every local recording (a Parquet folder, a
+JSON Lines file) is written by one thread, the fsspec parts by a pool of
+:data:`REMOTE_WRITERS` (a remote write waits for the network, so a few run at once).
+A recorder always goes to the same thread, which does its work in the order it was
+queued, and commits its buffered rows when they are due (``_deadline``). A thread
+per recording made a process that records thousands of sockets hold as many
+threads, each taking the interpreter lock in turn for every chunk: the loop
+starved, and opening a thousand sockets recording to Parquet took minutes.
 """
 
 from __future__ import annotations
 
 import atexit
+import heapq
+import itertools
 import logging
 import os
 import queue
@@ -25,7 +36,7 @@ from ....errors import InvalidOptionError
 if TYPE_CHECKING:
     from ....core.frame import LiveFrame
 
-__all__ = ["Recorder"]
+__all__ = ["REMOTE_WRITERS", "Recorder", "Writer"]
 
 log = logging.getLogger("nbsocket")
 
@@ -34,12 +45,76 @@ _claims: dict[str, Recorder] = {}
 _claims_lock = threading.Lock()
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
+REMOTE_WRITERS = 4
+"""Threads writing the fsspec parts recordings (local recordings share one thread)."""
+
+
+class Writer:
+    """A thread that writes for many recorders: their queued work in order, and their buffered rows when due."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Recorder, str, Any]] = queue.SimpleQueue()
+        self._due: list[tuple[float, int, Recorder]] = []  # (deadline, tie-breaker, recorder): this thread's only
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, recorder: Recorder, kind: str, item: Any) -> None:
+        """Queue ``("rows", a chunk)`` or ``("flush"/"close", an Event)`` for ``recorder`` (any thread)."""
+        self._queue.put((recorder, kind, item))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        due = self._due
+        while True:
+            timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
+            try:
+                recorder, kind, item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._commit_due()
+                continue
+            recorder._serve(kind, item)
+            self._schedule(recorder)
+            if due and due[0][0] <= time.monotonic():  # a steady stream of chunks never keeps a due part waiting
+                self._commit_due()
+
+    def _schedule(self, recorder: Recorder) -> None:
+        deadline = recorder._deadline()
+        if deadline is not None and deadline != recorder._scheduled:
+            recorder._scheduled = deadline
+            heapq.heappush(self._due, (deadline, next(self._order), recorder))
+
+    def _commit_due(self) -> None:
+        due, now = self._due, time.monotonic()
+        while due and due[0][0] <= now:
+            deadline, _, recorder = heapq.heappop(due)
+            if deadline != recorder._scheduled:
+                continue  # superseded
+            recorder._scheduled = None
+            current = recorder._deadline()
+            if current is not None and current <= now:
+                recorder._safely("write", recorder._commit)
+            self._schedule(recorder)
+
+
+_local_writer = Writer("nbsocket-record")
+_remote_writers = [Writer(f"nbsocket-record-remote-{i}") for i in range(REMOTE_WRITERS)]
+_next_remote = itertools.count()
+
 
 class Recorder:
-    """Writes the chunks of rows it is given to ``path`` on its own thread; see the module doc for the formats."""
+    """Writes the chunks of rows it is given to ``path`` on a writer thread; see the module doc for the formats."""
 
     is_folder = False
     kind = "file"
+    remote = False
+    """Written through the network (fsspec parts): by one of the remote writers, not the local one."""
 
     def __init__(self, path: str, on_error: Callable[[str], object] | None = None) -> None:
         self.path = self._normalize(path)
@@ -49,8 +124,9 @@ class Recorder:
         self.rows_queued = 0
         self._frames: list[LiveFrame] = []
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # ("rows", a chunk) or ("flush"/"close", an Event)
-        self._thread: threading.Thread | None = None
+        self._writer = _remote_writers[next(_next_remote) % REMOTE_WRITERS] if self.remote else _local_writer
+        self._active = False  # claimed, and writing (False before the first rows and after close)
+        self._scheduled: float | None = None  # the deadline its writer will commit it at (the writer's)
         self._reported: set[str] = set()
         self._check_path()
         self._claim()
@@ -58,10 +134,15 @@ class Recorder:
 
     # --- public ------------------------------------------------------------------
 
+    @property
+    def sink_every(self) -> float | None:
+        """The longest its frames may keep rows before handing them over (None: the frame's own, a second)."""
+        return None
+
     def attach(self, frame: LiveFrame) -> None:
         """Record every row ``frame`` gets from now on."""
         self._frames.append(frame)
-        frame.add_sink(self.write)
+        frame.add_sink(self.write, every=self.sink_every)
 
     def detach(self, frame: LiveFrame) -> None:
         """Stop recording ``frame`` (its pending rows are recorded first)."""
@@ -73,19 +154,16 @@ class Recorder:
         if not len(chunk):
             return
         with self._lock:
-            if self._thread is None:
+            if not self._active:
                 try:
                     self._claim()
                 except InvalidOptionError as exc:
                     self.rows_lost += len(chunk)
                     self._report(f"{exc} ({len(chunk)} row(s) not recorded)", "claim")
                     return
-                self._thread = threading.Thread(
-                    target=self._run, name=f"nbsocket-record-{os.path.basename(self.path)}", daemon=True
-                )
-                self._thread.start()
+                self._active = True
             self.rows_queued += len(chunk)
-            self._queue.put(("rows", chunk))
+            self._writer.put(self, "rows", chunk)
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Put every row recorded so far on disk (a Parquet part is written now); waits up to ``timeout`` seconds."""
@@ -119,34 +197,23 @@ class Recorder:
         for frame in list(self._frames):
             frame.flush()
         with self._lock:
-            thread = self._thread
-            if thread is None:
+            if not self._active:
                 return
             if kind == "close":
-                self._thread = None
+                self._active = False
             done = threading.Event()
-            self._queue.put((kind, done))
+            self._writer.put(self, kind, done)
         done.wait(timeout)
-        if kind == "close":
-            thread.join(timeout)
 
-    def _run(self) -> None:
-        while True:
-            deadline = self._deadline()
-            try:
-                kind, item = self._queue.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self._safely("write", self._commit)
-                continue
-            if kind == "rows":
-                self._safely("write", self._add, item)
-                continue
-            self._safely("write", self._commit)
-            if kind == "close":
-                self._safely("close", self._finish)
-            item.set()
-            if kind == "close":
-                return
+    def _serve(self, kind: str, item: Any) -> None:
+        """Do one queued piece of work (on the writer thread): add a chunk, or commit and set the caller's event."""
+        if kind == "rows":
+            self._safely("write", self._add, item)
+            return
+        self._safely("write", self._commit)
+        if kind == "close":
+            self._safely("close", self._finish)
+        item.set()
 
     def _safely(self, what: str, fn: Callable[..., object], *args: object) -> None:
         try:

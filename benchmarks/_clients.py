@@ -12,7 +12,8 @@ no-op handler, the live frame and the transcript on). ``cell`` also takes ``none
 ``receive`` reads ``N`` messages and reports the process CPU time and wall time between message
 ``K`` (warm-up skipped) and message ``N``. ``cell`` runs a CPU-bound pure-Python loop in the main
 thread while the feed streams. ``quiet`` opens ``S`` sockets in a loop, then samples how many
-messages have been handled, and the CPU used, every 0.5 s for ``T`` seconds.
+messages have been handled, and the CPU used, every 0.5 s for ``T`` seconds (``raw`` too, as the
+server check: handshakes by hand, then counts bytes; it needs ``--frame-size``).
 Only nbsocket's public API is used.
 """
 
@@ -221,7 +222,7 @@ def run_cell(kind: str, url: str, loops: int, repeats: int, settle: float) -> di
 # --- many quiet sockets ----------------------------------------------------------------------------------------------
 
 
-def run_quiet(kind: str, url: str, sockets: int, seconds: float, open_budget: float) -> dict[str, Any]:
+def run_quiet(kind: str, url: str, sockets: int, seconds: float, open_budget: float, frame_size: int = 0) -> dict[str, Any]:
     samples: list[tuple[float, int, float]] = []
     opened = 0
     started = time.perf_counter()
@@ -281,9 +282,67 @@ def run_quiet(kind: str, url: str, sockets: int, seconds: float, open_budget: fl
 
         asyncio.run(run())
         open_seconds = result["open_seconds"]
+    elif kind == "raw":
+        open_seconds, opened = _quiet_raw(url, sockets, seconds, open_budget, frame_size, samples)
     else:
         raise SystemExit(f"unknown client {kind}")
     return {"opened": opened, "open_seconds": open_seconds, "samples": samples}
+
+
+def _quiet_raw(
+    url: str, sockets: int, seconds: float, open_budget: float, frame_size: int, samples: list[tuple[float, int, float]]
+) -> tuple[float, int]:
+    """The server check of many sockets: handshakes by hand, then only bytes counted (messages = bytes / frame size)."""
+    parts = urlsplit(url)
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    got = [0]
+
+    class Counter(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.head = b""
+            self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def connection_made(self, transport: Any) -> None:
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            if self.upgraded.done():
+                got[0] += len(data)
+                return
+            self.head += data
+            if b"\r\n\r\n" in self.head:
+                got[0] += len(self.head.split(b"\r\n\r\n", 1)[1])
+                self.upgraded.set_result(None)
+
+    result: dict[str, Any] = {"opened": 0}
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        transports = []
+        for _ in range(sockets):
+            transport, protocol = await loop.create_connection(Counter, parts.hostname, parts.port)
+            await protocol.upgraded
+            transports.append(transport)
+            result["opened"] += 1
+            if time.perf_counter() - started > open_budget:
+                break
+        result["open_seconds"] = time.perf_counter() - started
+        end = time.perf_counter() + seconds
+        while True:
+            samples.append((time.time(), got[0] // frame_size, time.process_time()))
+            if time.perf_counter() >= end:
+                break
+            await asyncio.sleep(0.5)
+        for transport in transports:
+            transport.abort()
+
+    asyncio.run(run())
+    return result["open_seconds"], result["opened"]
 
 
 def main() -> None:
@@ -318,7 +377,7 @@ def main() -> None:
         want = args.sockets * 2 + 256
         if soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
-        out = run_quiet(args.kind, args.url, args.sockets, args.seconds, args.open_budget)
+        out = run_quiet(args.kind, args.url, args.sockets, args.seconds, args.open_budget, args.frame_size)
     print(json.dumps(out), flush=True)
     sys.stdout.flush()
     os._exit(0)  # no lingering threads at exit

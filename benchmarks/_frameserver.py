@@ -70,7 +70,22 @@ BLOB = b"".join(FRAMES) * 2  # two copies: any run of up to RING frames is one s
 CLOSE_FRAME = server_frame((1000).to_bytes(2, "big") + b"done", opcode=0x8)
 
 sent_total = 0
-PHASES = itertools.count()
+
+
+class QuietSockets:
+    """The ``/quiet`` sockets, grouped by the slot of the period they are written in (given in turn as they come),
+    so that a slot costs the ticker the sockets it writes to, not every socket."""
+
+    def __init__(self, phases: int) -> None:
+        self.groups: list[set[Handler]] = [set() for _ in range(phases)]
+        self._next = itertools.count()
+
+    def add(self, handler: Handler) -> None:
+        handler.phase = next(self._next) % len(self.groups)
+        self.groups[handler.phase].add(handler)
+
+    def discard(self, handler: Handler) -> None:
+        self.groups[handler.phase].discard(handler)
 
 
 def frames(start: int, k: int) -> memoryview | bytes:
@@ -84,7 +99,7 @@ def frames(start: int, k: int) -> memoryview | bytes:
 class Handler(asyncio.Protocol):
     """One connection: the HTTP upgrade, then the stream its path asks for."""
 
-    def __init__(self, quiet: set[Handler]) -> None:
+    def __init__(self, quiet: QuietSockets) -> None:
         self.quiet = quiet
         self.buffer = b""
         self.upgraded = False
@@ -127,7 +142,6 @@ class Handler(asyncio.Protocol):
         elif url.path == "/flood":
             self.task = asyncio.ensure_future(self.flood(int(query.get("count", "0"))))
         elif url.path == "/quiet":
-            self.phase = next(PHASES)
             self.quiet.add(self)
         else:
             self.finish()
@@ -199,14 +213,13 @@ class Handler(asyncio.Protocol):
         self.finish()
 
 
-async def quiet_ticker(quiet: set[Handler], period: float, phases: int, batch: int) -> None:
+async def quiet_ticker(quiet: QuietSockets, period: float, phases: int, batch: int) -> None:
     """Every ``period / phases`` seconds, ``batch`` messages to each quiet socket of the current phase."""
     step = period / phases
     start = time.monotonic()
     for slot in range(1 << 62):
-        now_phase = slot % phases
-        for h in list(quiet):
-            if h.phase % phases == now_phase and not h.closed:
+        for h in list(quiet.groups[slot % phases]):
+            if not h.closed:
                 h.write(batch)
         delay = start + (slot + 1) * step - time.monotonic()
         await asyncio.sleep(max(0.0, delay))
@@ -225,7 +238,7 @@ async def main() -> None:
     parser.add_argument("--quiet-batch", type=int, default=1, help="messages per batch to a /quiet socket")
     parser.add_argument("--quiet-phases", type=int, default=10, help="slots of the period the /quiet sockets are spread over")
     args = parser.parse_args()
-    quiet: set[Handler] = set()
+    quiet = QuietSockets(args.quiet_phases)
     server = await asyncio.get_running_loop().create_server(lambda: Handler(quiet), "127.0.0.1", args.port, backlog=4096)
     port = server.sockets[0].getsockname()[1]
     print(f"listening ws://127.0.0.1:{port} frame_size={FRAME_SIZE}", flush=True)

@@ -424,14 +424,27 @@ class ConnectOptions:
         return scrub("ConnectOptions(" + ", ".join(shown) + ")")
 
 
+_KNOWN = frozenset(f.name for f in dataclasses.fields(ConnectOptions)) - {"protocol_options"}
+_SHARED_DEFAULTS = {
+    o.name: value
+    for o in CONNECT_OPTIONS
+    if type(value := o.checked(o.default)).__hash__ is not None and not dataclasses.is_dataclass(value)
+}
+"""The checked defaults that every socket may share (immutable): checked once, not at every ``connect``."""
+
+
 def build_options(url: str, **kwargs: Any) -> ConnectOptions:
     """Validate ``connect`` keywords into :class:`ConnectOptions` (no I/O); registers the secrets they hold."""
-    known = {f.name for f in dataclasses.fields(ConnectOptions)} - {"protocol_options"}
+    known = _KNOWN
     protocol_opts = _protocol_options(kwargs, known)
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = {o.name: o.checked(kwargs.get(o.name, o.default)) for o in CONNECT_OPTIONS}
+    shared = _SHARED_DEFAULTS
+    values = {
+        o.name: o.checked(kwargs[o.name]) if o.name in kwargs else (shared[o.name] if o.name in shared else o.checked(o.default))
+        for o in CONNECT_OPTIONS
+    }
     ssl_context, insecure = values["ssl"], values["insecure"]
     if (ssl_context is not None or insecure) and not url.lower().startswith("wss:"):
         raise InvalidOptionError("ssl and insecure apply to wss:// URLs only; this URL is ws://")
@@ -450,7 +463,7 @@ PROTOCOL_OPTIONS = ("namespace", "auth", "path", "init_payload", "keepalive", "l
 """The built-in protocols' ``connect`` options (each protocol takes its own subset; a registered one may add others)."""
 
 
-def _protocol_options(kwargs: dict[str, Any], known: set[str]) -> tuple[tuple[str, Any], ...]:
+def _protocol_options(kwargs: dict[str, Any], known: frozenset[str]) -> tuple[tuple[str, Any], ...]:
     """Take the protocol's options out of ``kwargs``: validated by building the protocol (no I/O); secrets registered."""
     name = kwargs.get("protocol")
     if name is None:

@@ -97,7 +97,7 @@ class Connection:
         self._handlers = HandlerList()
         self._outbox = Outbox(name, options.outbox_size)
         self._observers = Observers(name)
-        self._errors = ErrorLog(name, self.stats, self._notify, lambda: self.state)
+        self._errors = ErrorLog(name, self.stats, self._notify, self._current_state)
         self.frame: LiveFrame | None = (
             LiveFrame(
                 name,
@@ -110,7 +110,7 @@ class Connection:
             else None
         )
         if self.frame is not None:
-            self.frame.on_column_cap = lambda message: self._errors.record("frame", "ColumnCap", message)
+            self.frame.on_column_cap = self._column_cap
         self.recorder: Recording | None = (
             open_recorder(
                 options.record,
@@ -141,7 +141,7 @@ class Connection:
         )
         self._session = Session(url, self._parts, transport)
         self._session.use(self._receiver())
-        self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, lambda: self._removed)
+        self._sender = Sender(name, self._outbox, self._session, loop_thread, options.send_timeout, self._is_removed)
         self._transcript = Transcript(
             self.stats, self._describe, self.add_observer, self.remove_observer, self._loop_thread.call_here_or_soon
         )
@@ -155,9 +155,26 @@ class Connection:
             self._transcript,
             self._latency,
             loop_thread,
-            lambda: self._session.open_seq,
-            lambda: self._outbox.last_put_ns,
+            self._open_seq,
+            self._last_put_ns,
         )
+
+    # (bound methods the parts call back: one object each, where a lambda is two; a socket keeps few objects, since the
+    # collector's full passes cost every one of them, see docs/architecture.md)
+    def _current_state(self) -> str:
+        return self.state
+
+    def _column_cap(self, message: str) -> None:
+        self._errors.record("frame", "ColumnCap", message)
+
+    def _is_removed(self) -> bool:
+        return self._removed
+
+    def _open_seq(self) -> int:
+        return self._session.open_seq
+
+    def _last_put_ns(self) -> int:
+        return self._outbox.last_put_ns
 
     def _receiver(self) -> Receiver:
         """What this socket's messages go to: the plain receiver (a protocol socket gives its protocol's driver)."""
@@ -390,6 +407,11 @@ class Connection:
     def remove(self) -> None:
         """Disconnect and forget this socket (Pode's ``Remove-PodeWebSocket``)."""
         self._manager.remove(self.name)
+
+    async def _open_first(self) -> None:
+        """The first open, for the manager's ``connect``, which bounds the wait itself (on its own thread): no second
+        timer and task on the loop for each of a loop of connects. Everyone else has :meth:`open_async`."""
+        await self._session.open_first()
 
     async def open_async(self) -> None:
         """Open the socket for the first time, for ``await`` from any event loop (``nbs.connect`` does this)."""

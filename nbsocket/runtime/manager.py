@@ -241,7 +241,7 @@ class Manager:
             warn_insecure(conn.url)
         self._ensure_started()
         try:
-            self._loop_thread.run(conn.open_async(), conn.open_timeout_total)
+            self._loop_thread.run(conn._open_first(), conn.open_timeout_total)
         except concurrent.futures.TimeoutError:
             with self._lock:
                 if self._connections.get(name) is conn:

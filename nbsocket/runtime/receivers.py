@@ -187,6 +187,8 @@ class PlainReceiver:
                 pass
         if not first.done() and wire.is_open:
             first.set_result(None)
+        if self._settler is asyncio.current_task():
+            self._settler = None  # done: a socket keeps no finished task
 
 
 def _answered(peer: str, pong: asyncio.Future[float]) -> None:

@@ -229,19 +229,14 @@ class Session:
         self._set_state("open")
         self.notify("open", {"url": self.url, "subprotocol": wire.subprotocol})
         ready = asyncio.Event()
-        loop = asyncio.get_running_loop()
         receiver.opened(wire, ready, first)
-        writer = loop.create_task(self._writer.run(wire, ready), name=f"nbsocket-writer-{self.name}")
+        self._writer.attach(wire, ready)
         try:
             wire.on_pong = self.on_pong
             wire.attach(lambda batch: self._receive_batch(wire, batch))
             await wire.wait_closed()
         finally:
-            writer.cancel()
-            try:
-                await writer
-            except (asyncio.CancelledError, Exception):
-                pass
+            await self._writer.detach()
             if not wire.is_closed:
                 await wire.abort()
             self.ws = None

@@ -99,9 +99,10 @@ class Dispatcher:
         self._errors = errors
         self._loop_thread = loop_thread
         self._items: collections.deque[Item] = collections.deque()
-        self._lane = SerialLane(self._run_batch_sync, lambda: loop_thread.handler_pool)
+        self._lane = SerialLane(self._run_batch_sync, self._handler_pool)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._callbacks_sync = True
         self._task_busy = False  # the task is running items it took: new ones must queue behind them
         self.pushed_seq = 0
@@ -109,14 +110,26 @@ class Dispatcher:
         self._drained: asyncio.Future[None] | None = None  # what wait_drained waits for, while it waits
         self._drain_low = 0
 
+    def _handler_pool(self) -> WorkerPool:
+        return self._loop_thread.handler_pool
+
     @property
     def backlog(self) -> int:
         """Messages pushed whose handlers have not all run yet."""
         return self.pushed_seq - self.handled_seq
 
     def start(self) -> None:
-        """Start the dispatcher task (on the loop thread)."""
-        if self._task is None or self._task.done():
+        """Let queued items run (on the loop thread). The task that runs them starts with the first item that is not
+        for the lane: a socket whose handlers are all synchronous never needs it (one task fewer per socket)."""
+        task = self._task
+        if task is not None and task.done():
+            self._task = self._wake = None
+        self._started = True
+        if self._items:
+            self._start_task()
+
+    def _start_task(self) -> None:
+        if self._task is None:
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"nbsocket-dispatch-{self.name}")
 
@@ -124,7 +137,8 @@ class Dispatcher:
         """Stop the dispatcher task, abandoning what is queued (a reader waiting for the backlog to drain goes on)."""
         self._lane.clear()
         self._release_drained()
-        task, self._task = self._task, None
+        self._started = False
+        task, self._task, self._wake = self._task, None, None
         if task is not None and not task.done():
             task.cancel()
             try:
@@ -152,8 +166,11 @@ class Dispatcher:
             self._lane.push(item)
             return
         self._items.append(item)
-        if self._wake is not None:
-            self._wake.set()
+        wake = self._wake
+        if wake is not None:
+            wake.set()
+        elif self._started:
+            self._start_task()
 
     def push_open(self, ready: asyncio.Event) -> None:
         """The socket opened: run ``on_open`` (if any), then set ``ready`` so the writer starts."""
@@ -194,7 +211,7 @@ class Dispatcher:
     async def wait_drained(self, low: int) -> None:
         """Wait until at most ``low`` messages wait for their handlers, or the dispatcher stops (loop thread; the
         reader's backpressure). The handler that brings the backlog down to ``low`` wakes it, from any thread."""
-        if self.backlog <= low or self._task is None or self._task.done():
+        if self.backlog <= low or not self._started:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._drain_low = low
@@ -216,12 +233,13 @@ class Dispatcher:
     # --- running items ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        assert self._wake is not None
+        wake = self._wake
+        assert wake is not None
         pool = self._loop_thread.handler_pool
         while True:
             if not self._items:
-                self._wake.clear()
-                await self._wake.wait()
+                wake.clear()
+                await wake.wait()
                 continue
             await self._lane.wait_idle()  # what went to the lane came first
             batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]

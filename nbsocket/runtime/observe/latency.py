@@ -33,22 +33,29 @@ class Latency:
     def __init__(self, session: Session, loop_thread: LoopThread) -> None:
         self._session = session
         self._loop_thread = loop_thread
-        self._ping_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
-        self._request_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
-        self._burst_samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._samples: dict[str, collections.deque[tuple[int, float]]] = {}  # by kind, made with its first sample
         self._last_ws: Wire | None = None
         self._last = 0.0
 
+    def _kept(self, kind: str) -> collections.deque[tuple[int, float]]:
+        """The samples of ``kind``, made on first use (a socket holds no empty history)."""
+        samples = self._samples.get(kind)
+        if samples is None:
+            samples = self._samples[kind] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        return samples
+
+    def _list(self, kind: str) -> list[tuple[int, float]]:
+        return list(self._samples.get(kind, ()))
+
     def note_request(self, ts_ns: int, rtt: float) -> None:
         """Keep one request's round trip."""
-        self._request_samples.append((ts_ns, rtt))
+        self._kept("request").append((ts_ns, rtt))
 
     def note(self, kind: str, samples: list[tuple[int, float]]) -> None:
         """Keep round trips measured elsewhere: ``(receipt ts_ns, seconds)`` pairs of ``kind`` (``request`` or ``burst``)."""
-        target = {"request": self._request_samples, "burst": self._burst_samples}.get(kind)
-        if target is None:
+        if kind not in ("request", "burst"):
             raise InvalidOptionError(f"kind must be 'request' or 'burst', not {kind!r}")
-        target.extend(samples)
+        self._kept(kind).extend(samples)
 
     def ping(self, timeout: float = 5.0) -> float:
         """See :meth:`Connection.ping <nbsocket.Connection.ping>`."""
@@ -80,7 +87,7 @@ class Latency:
         rtt = float(await pong)
         if not (ws is self._last_ws and rtt == self._last):  # the ticker may have seen it first
             self._last_ws, self._last = ws, rtt
-            self._ping_samples.append((time.time_ns(), rtt))
+            self._kept("ping").append((time.time_ns(), rtt))
         return rtt
 
     def sample(self) -> None:
@@ -91,13 +98,11 @@ class Latency:
         latency = ws.latency
         if latency and (ws is not self._last_ws or latency != self._last):
             self._last_ws, self._last = ws, latency
-            self._ping_samples.append((time.time_ns(), latency))
+            self._kept("ping").append((time.time_ns(), latency))
 
     def history(self) -> pd.DataFrame:
         """See :meth:`Connection.latency <nbsocket.Connection.latency>`."""
-        rows = [(ts, "ping", rtt) for ts, rtt in list(self._ping_samples)]
-        rows += [(ts, "request", rtt) for ts, rtt in list(self._request_samples)]
-        rows += [(ts, "burst", rtt) for ts, rtt in list(self._burst_samples)]
+        rows = [(ts, kind, rtt) for kind in KINDS for ts, rtt in self._list(kind)]
         rows.sort(key=lambda row: row[0])
         frame = pd.DataFrame(rows, columns=["timestamp", "kind", "rtt_s"])
         frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ns", utc=True)
@@ -107,8 +112,8 @@ class Latency:
     def stats(self) -> pd.DataFrame:
         """See :meth:`Connection.latency_stats <nbsocket.Connection.latency_stats>`."""
         rows = {}
-        for kind, samples in zip(KINDS, (self._ping_samples, self._request_samples, self._burst_samples), strict=True):
-            values = pd.Series([rtt for _ts, rtt in list(samples)], dtype="float64")
+        for kind in KINDS:
+            values = pd.Series([rtt for _ts, rtt in self._list(kind)], dtype="float64")
             quantiles = values.quantile([0.5, 0.95, 0.99]) if len(values) else pd.Series([float("nan")] * 3)
             rows[kind] = [len(values), values.mean(), values.min(), *quantiles.tolist(), values.max()]
         frame = pd.DataFrame.from_dict(rows, orient="index", columns=STATS_COLUMNS)

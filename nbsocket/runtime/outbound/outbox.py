@@ -55,7 +55,8 @@ class Outbox:
         self.limit = limit
         self._queue: collections.deque[Outgoing] = collections.deque()
         self._front: collections.deque[Outgoing] = collections.deque()
-        self._room = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._room: threading.Condition | None = None  # on the lock, made when a put first has to wait for room
         self._waiting = 0
         self.priority = False
         self.last_put_ns = 0
@@ -78,7 +79,7 @@ class Outbox:
         count = len(items)
         if not count:
             return items
-        with self._room:
+        with self._lock:
             if self.priority:  # on_open: written first, and never waits for room it alone could make
                 self._front.extend(items)
                 self.last_put_ns = now
@@ -90,6 +91,8 @@ class Outbox:
                 )
             if not self._fits(count) and wait != 0:
                 self._waiting += 1
+                if self._room is None:
+                    self._room = threading.Condition(self._lock)
                 try:
                     self._room.wait_for(lambda: self._fits(count), wait)
                 finally:
@@ -108,9 +111,9 @@ class Outbox:
 
     def take(self) -> Outgoing | None:
         """The next message to write, or ``None``."""
-        with self._room:
+        with self._lock:
             if self._waiting:
-                self._room.notify_all()
+                self._notify_room()
             if self._front:
                 return self._front.popleft()
             if self._queue:
@@ -119,12 +122,12 @@ class Outbox:
 
     def put_back(self, item: Outgoing) -> None:
         """Return a message that could not be written to the head of the queue (after the priority lane)."""
-        with self._room:
+        with self._lock:
             self._queue.appendleft(item)
 
     def discard(self, item_ids: set[int]) -> int:
         """Drop the waiting items whose ``id`` is in ``item_ids``; returns how many were dropped."""
-        with self._room:
+        with self._lock:
             n = len(self._queue) + len(self._front)
             for queue in (self._queue, self._front):
                 kept = [item for item in queue if id(item) not in item_ids]
@@ -132,17 +135,23 @@ class Outbox:
                 queue.extend(kept)
             dropped = n - len(self._queue) - len(self._front)
             if dropped:
-                self._room.notify_all()
+                self._notify_room()
             return dropped
 
     def clear(self) -> int:
         """Drop every waiting message; returns how many were dropped."""
-        with self._room:
+        with self._lock:
             n = len(self._queue) + len(self._front)
             self._queue.clear()
             self._front.clear()
-            self._room.notify_all()
+            self._notify_room()
             return n
+
+    def _notify_room(self) -> None:
+        """Wake the puts waiting for room (under the lock)."""
+        room = self._room
+        if room is not None:
+            room.notify_all()
 
     def __len__(self) -> int:
         return len(self._queue) + len(self._front)

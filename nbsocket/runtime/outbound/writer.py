@@ -38,9 +38,44 @@ class Writer:
         self._errors = errors
         self._wake: asyncio.Event | None = None
         self._idle = False
+        self._ws: Wire | None = None  # the open connection, while there is one
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, ws: Wire, ready: asyncio.Event) -> None:
+        """Write to ``ws`` (just opened) once ``ready`` is set (loop thread). The writing task starts with the first
+        message: a socket that never sends has none (one task fewer per socket)."""
+        self._ws, self._ready = ws, ready
+        if len(self._outbox):
+            self._start()
+
+    async def detach(self) -> None:
+        """The connection closed: stop writing to it (what is left stays in the outbox for the next one)."""
+        self._ws = self._ready = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def _start(self) -> None:
+        ws, ready = self._ws, self._ready
+        if self._task is None and ws is not None and ready is not None:
+            name = f"nbsocket-writer-{self._outbox.name}"
+            self._task = asyncio.get_running_loop().create_task(self.run(ws, ready), name=name)
 
     def wake(self, in_loop_thread: bool, call_soon: Callable[[Callable[[], object]], None]) -> None:
-        """A message was queued: wake the writer if it sleeps (a busy one takes it without being woken)."""
+        """A message was queued: start the writer if it has not started on this connection, wake it if it sleeps (a busy
+        one takes it without being woken)."""
+        if self._task is None:
+            if self._ws is not None:  # otherwise attach() starts it when a connection opens
+                if in_loop_thread:
+                    self._start()
+                else:
+                    call_soon(self._start)
+            return
         wake = self._wake
         if not self._idle or wake is None:
             return

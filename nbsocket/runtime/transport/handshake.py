@@ -8,7 +8,9 @@ nbsocket error that says why (:mod:`~nbsocket.runtime.transport.failures`).
 from __future__ import annotations
 
 import logging
+import os
 import ssl as _ssl
+import urllib.request
 from typing import Any
 
 from websockets.asyncio.client import connect as websockets_connect
@@ -20,7 +22,15 @@ from ...errors import InvalidOptionError
 from .failures import translate
 from .wire import BatchingConnection, RawTextConnection
 
-__all__ = ["PROXIES", "WebsocketsTransport", "check_supported", "insecure_context", "open_connection", "websockets_kwargs"]
+__all__ = [
+    "PROXIES",
+    "WebsocketsTransport",
+    "check_supported",
+    "environment_proxy",
+    "insecure_context",
+    "open_connection",
+    "websockets_kwargs",
+]
 
 wire_log = logging.getLogger("nbsocket.websockets")
 """websockets' own log lines (the frame log at DEBUG) for nbsocket's sockets."""
@@ -61,7 +71,7 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
         "compression": options.compression,
     }
     if PROXIES:
-        kwargs["proxy"] = options.proxy
+        kwargs["proxy"] = environment_proxy(url) if options.proxy is True else options.proxy
     if options.user_agent is not DEFAULT:
         kwargs["user_agent_header"] = options.user_agent
     if options.insecure:
@@ -69,6 +79,43 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
     elif options.ssl is not None:
         kwargs["ssl"] = options.ssl
     return kwargs
+
+
+_proxies: dict[str, str | None] = {}  # URL -> the proxy the environment gives it, while the environment is ...
+_proxies_environ: dict[Any, Any] = {}  # ... this (a copy)
+
+
+def environment_proxy(url: str) -> str | bool | None:
+    """What ``proxy=True`` means for ``url``: the proxy ``websockets`` would pick from the environment (its
+    ``get_proxy``: ``*_proxy`` variables, ``no_proxy``), or ``None``, looked up once while the environment stays the
+    same. Reading the environment costs ``websockets`` two passes over every variable per connect, which a loop of
+    thousands of connects felt. Where proxies also come from the system (macOS, Windows), ``True``: ``websockets``
+    looks them up itself, as before."""
+    global _proxies_environ
+    data = getattr(os.environ, "_data", None)  # the environment as os.environ keeps it (encoded), compared in one step
+    if (
+        not isinstance(data, dict)
+        or urllib.request.getproxies is not urllib.request.getproxies_environment
+        or urllib.request.proxy_bypass is not getattr(urllib.request, "proxy_bypass_environment", None)
+    ):
+        return True
+    if data != _proxies_environ:  # compared in place: nothing is built per connect
+        _proxies.clear()
+        _proxies_environ = dict(data)
+    try:
+        return _proxies[url]
+    except KeyError:
+        pass
+    from websockets.proxy import get_proxy
+    from websockets.uri import parse_uri
+
+    try:
+        proxy = get_proxy(parse_uri(url))
+    except Exception:  # websockets raises it again, in its own words
+        return True
+    if len(_proxies) < 1024:
+        _proxies[url] = proxy
+    return proxy
 
 
 async def open_connection(url: str, kwargs: dict[str, Any], *, decode_text: bool = True) -> BatchingConnection:

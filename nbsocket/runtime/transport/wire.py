@@ -102,6 +102,7 @@ class BatchingConnection(ClientConnection):
         self._message_text = False
         self._failed = False  # the wire failed the connection (text that is not UTF-8): nothing more is delivered
         self._frame_limit: int | None = None
+        self._lost: asyncio.Future[None] | None = None  # what wait_closed() waits for, made by its first call
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -131,6 +132,17 @@ class BatchingConnection(ClientConnection):
         if sent is not None:
             return CloseInfo(sent.code, sent.reason, True)
         return CloseInfo(1006, "", False)
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is gone. As ``websockets``' own, whose shield keeps two futures and three
+        callbacks per waiting socket for the whole life of the connection; here one future that ``connection_lost``
+        settles (a cancelled wait leaves the connection alone)."""
+        if self.connection_lost_waiter.done():
+            return
+        lost = self._lost
+        if lost is None or lost.done():
+            lost = self._lost = self.loop.create_future()
+        await lost
 
     async def abort(self) -> None:
         """Drop the connection at once (no close handshake) and wait briefly for it to be gone."""
@@ -421,6 +433,9 @@ class BatchingConnection(ClientConnection):
         self._message = None
         self._kept = []
         super().connection_lost(exc)
+        lost, self._lost = self._lost, None
+        if lost is not None and not lost.done():
+            lost.set_result(None)
 
 
 def _frame_size(part: bytes) -> int:

@@ -1,0 +1,119 @@
+"""What one process pays per socket: a loop of thousands of connects must not cost more per socket as sockets add up.
+
+The proxy the environment gives a URL is looked up once while the environment stays the same (and again when it
+changes); a socket that only receives keeps no writer task, no dispatcher task and no finished settle task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+import pytest
+
+import nbsocket as nbs
+from nbsocket.runtime.manager import default_manager
+from nbsocket.runtime.transport import PROXIES
+
+from ..servers import ConnectProxy, WsServer, eventually
+
+
+@pytest.mark.skipif(not PROXIES, reason="websockets 14 connects through no proxy")
+def test_the_environment_proxy_is_followed_as_it_changes(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY", "ws_proxy", "WS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        via = nbs.connect("via-env", demo.url("/echo"))  # proxy=True: the environment's
+        assert via.request({"n": 1}, timeout=5).data == {"n": 1}
+        nbs.connect("via-env-2", demo.url("/echo"))
+        assert proxy.targets == [f"127.0.0.1:{demo.port}"] * 2
+        monkeypatch.setenv("no_proxy", "127.0.0.1")  # the environment changed: looked up again
+        assert nbs.connect("bypassed", demo.url("/echo")).test()
+        monkeypatch.delenv("no_proxy")
+        monkeypatch.delenv("http_proxy")
+        assert nbs.connect("direct", demo.url("/echo")).test()
+        assert len(proxy.targets) == 2
+        nbs.remove("via-env")  # before the proxy goes
+        nbs.remove("via-env-2")
+
+
+def _tasks_of(name: str) -> list[str]:
+    async def names() -> list[str]:
+        return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().endswith(f"-{name}"))
+
+    return default_manager.loop_thread.run(names())
+
+
+def test_a_socket_that_only_receives_keeps_one_task_of_its_own() -> None:
+    async def feed(ws: object) -> None:
+        await ws.send("hello")  # type: ignore[attr-defined]
+        await ws.wait_closed()  # type: ignore[attr-defined]
+
+    seen: list[str] = []
+    with WsServer(feed) as server:
+        conn = nbs.connect("quiet", server.url, content_type="text/plain", handler=lambda event: seen.append(event.data))
+        eventually(lambda: len(seen) == 1)
+        assert _tasks_of("quiet") == ["nbsocket-quiet"]  # the session's supervisor only: no writer, no dispatcher
+        conn.send("hi")  # the first send starts the writer
+        eventually(lambda: conn.stats.messages_out == 1)
+        assert _tasks_of("quiet") == ["nbsocket-quiet", "nbsocket-writer-quiet"]
+
+        async def on_message(event: nbs.WsEvent) -> None:
+            seen.append(event.data)
+
+        conn.on_message(on_message)  # an async handler: its items go through the dispatcher's task
+        conn.send("again")
+        server_sends = server.run(_send_all(server, "more"))
+        assert server_sends == 1
+        eventually(lambda: seen.count("more") == 2)
+        assert "nbsocket-dispatch-quiet" in _tasks_of("quiet")
+
+
+async def _send_all(server: WsServer, text: str) -> int:
+    count = 0
+    for ws in list(server._server.connections):  # type: ignore[union-attr]
+        await ws.send(text)
+        count += 1
+    return count
+
+
+def test_a_socket_keeps_few_tracked_objects_beyond_a_bare_client() -> None:
+    """The collector's full passes visit every tracked object of the process, and a loop of connects makes them
+    happen again and again as the heap grows: what a socket keeps is what each pass costs per socket. Measured
+    against bare ``websockets`` clients with a reader task each, on the same loop and the same in-process server."""
+
+    async def quiet(ws: object) -> None:
+        await ws.wait_closed()  # type: ignore[attr-defined]
+
+    count = 50
+    with WsServer(quiet) as server:
+        nbs.connect("warm", server.url, handler=lambda e: None)
+        kept: list[object] = []
+
+        async def bare() -> None:
+            from websockets.asyncio.client import connect
+
+            async def reader(ws: object) -> None:
+                async for _ in ws:  # type: ignore[attr-defined]
+                    pass
+
+            for _ in range(count):
+                ws = await connect(server.url)
+                kept.append((ws, asyncio.ensure_future(reader(ws))))
+
+        def per_socket(open_them: object) -> float:
+            logging.disable(logging.CRITICAL)  # the log records pytest keeps would count too
+            try:
+                gc.collect()
+                before = len(gc.get_objects())
+                open_them()  # type: ignore[operator]
+                gc.collect()
+                return (len(gc.get_objects()) - before) / count
+            finally:
+                logging.disable(logging.NOTSET)
+
+        bare_clients = per_socket(lambda: default_manager.loop_thread.run(bare()))
+        sockets = per_socket(lambda: [nbs.connect(f"s{i}", server.url, handler=lambda e: None) for i in range(count)])
+    assert sockets - bare_clients < 100, (sockets, bare_clients)

@@ -211,10 +211,15 @@ class MessageLog:
             style={"button_width": "auto"},
         )
         self.direction.add_class("nbsocket-log-direction")
-        self.search = widgets.Text(placeholder="search the messages", layout=widgets.Layout(width="14em"))
+        self.search = widgets.Text(
+            placeholder="search the messages", tooltip="text anywhere in a message", layout=widgets.Layout(width="13em")
+        )
         self.search.add_class("nbsocket-log-search")
         self.topic = widgets.Combobox(
-            placeholder="topic (event, method, destination)", ensure_option=False, layout=widgets.Layout(width="16em")
+            placeholder="topic",
+            tooltip="the event, method, subscription or destination (part of it is enough)",
+            ensure_option=False,
+            layout=widgets.Layout(width="10em"),
         )
         self.topic.add_class("nbsocket-log-topic-filter")
         self.housekeeping = widgets.Checkbox(

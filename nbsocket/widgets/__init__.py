@@ -18,11 +18,12 @@ from .plot import LiveChart
 
 
 def panel(name: str, **kwargs: Any) -> SocketPanel:
-    """A live panel for socket ``name``: state, counters, latest rows, a chart, Send, Reset, Disconnect, Connect, errors.
+    """A live panel for socket ``name``: state, counters, the message log, latest rows, a chart, Send, Reset,
+    Disconnect, Connect, errors.
 
-    Keywords: ``rows`` (latest rows shown, 8), ``chart`` (False hides the
-    chart), ``y``/``x``/``window``/``by`` (as for :func:`plot`), ``max_rate_hz``
-    (updates a second, 2), ``manager``.
+    Keywords: ``rows`` (latest rows shown, 8), ``log_rows`` (messages the log shows, 40), ``chart`` (False
+    hides the chart), ``y``/``x``/``window``/``by``/``engine`` (as for :func:`plot`), ``max_rate_hz``
+    (updates a second, 2; at most 5), ``manager``.
     """
     return SocketPanel(name, **kwargs)
 
@@ -38,7 +39,9 @@ def plot(name: str, y: str | Sequence[str] | None = None, x: str = "timestamp", 
     Without ``y`` it follows the numeric columns as they appear. ``by="symbol"``
     draws one line per value of that column; the default ``by="auto"`` picks
     such a column by itself (a text column with a few repeating values, like
-    ``symbol``), ``by=None`` draws one line per column. ``width``/``height`` size it.
+    ``symbol``), ``by=None`` draws one line per column. ``engine`` is ``auto`` (Plotly's
+    FigureWidget when the ``views`` extra is installed, else SVG), ``plotly`` or ``svg``;
+    ``width``/``height`` size the SVG chart and the static snapshot.
     """
     return LiveChart(name, y=y, x=x, window=window, **kwargs)
 

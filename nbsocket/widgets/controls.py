@@ -96,7 +96,7 @@ class SocketControls:
     """The message box, mode, Send, the new-URL box, Reset, Disconnect, Connect and the feedback line of one socket.
 
     Each action looks the socket up by name in ``manager``, so it acts on the
-    connection registered now; ``compact`` leaves out the mode and new-URL boxes.
+    connection registered now; ``compact`` (a dashboard row) leaves out the line that says what Send accepts.
     """
 
     def __init__(

@@ -152,9 +152,9 @@ class LiveFrame:
         self._last_flush = time.monotonic()
         self._capped_fields_reported = False
         self.capped_fields = 0
-        self._subscribers: list[FrameSubscription] = []
-        self._sinks: list[Sink] = []
-        self._sink_every: list[float | None] = []  # each sink's longest wait for pending rows (None: flush_interval)
+        self._subscribers: tuple[FrameSubscription, ...] = ()  # tuples, replaced when they change: an empty one costs
+        self._sinks: tuple[Sink, ...] = ()  # a socket nothing (no container for the collector to visit)
+        self._sink_every: tuple[float | None, ...] = ()  # each sink's longest wait for pending rows (None: flush_interval)
         self._sinks_wait = flush_interval  # the shortest of them: how often poll() flushes for the sinks
         self.on_column_cap: Callable[[str], Any] | None = None
         self.on_watch_change: Callable[[], Any] = lambda: None  # called when subscribers or sinks come or go
@@ -455,8 +455,8 @@ class LiveFrame:
         thousands of sockets would build thousands a second.
         """
         with self._lock:
-            self._sinks = [*self._sinks, sink]
-            self._sink_every = [*self._sink_every, every]
+            self._sinks = (*self._sinks, sink)
+            self._sink_every = (*self._sink_every, every)
             self._sinks_changed()
         self.on_watch_change()
 
@@ -466,8 +466,8 @@ class LiveFrame:
             if sink in self._sinks:
                 self._flush_locked()
                 kept = [(s, e) for s, e in zip(self._sinks, self._sink_every, strict=True) if s != sink]  # equality:
-                self._sinks = [s for s, _ in kept]  # bound methods are new objects each time
-                self._sink_every = [e for _, e in kept]
+                self._sinks = tuple(s for s, _ in kept)  # bound methods are new objects each time
+                self._sink_every = tuple(e for _, e in kept)
                 self._sinks_changed()
         self.on_watch_change()
 
@@ -489,13 +489,13 @@ class LiveFrame:
         sub = FrameSubscription(self, callback, 1.0 / max_rate_hz)
         with self._lock:
             sub.next_index = self._total
-            self._subscribers = [*self._subscribers, sub]
+            self._subscribers = (*self._subscribers, sub)
         self.on_watch_change()
         return sub
 
     def _unsubscribe(self, sub: FrameSubscription) -> None:
         with self._lock:
-            self._subscribers = [s for s in self._subscribers if s is not sub]
+            self._subscribers = tuple(s for s in self._subscribers if s is not sub)
         self.on_watch_change()
 
     @property

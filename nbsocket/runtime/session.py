@@ -10,6 +10,7 @@ here runs on nbsocket's loop thread, except the read-only properties.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
@@ -233,7 +234,7 @@ class Session:
         self._writer.attach(wire, ready)
         try:
             wire.on_pong = self.on_pong
-            wire.attach(lambda batch: self._receive_batch(wire, batch))
+            wire.attach(functools.partial(self._receive_batch, wire))
             await wire.wait_closed()
         finally:
             await self._writer.detach()

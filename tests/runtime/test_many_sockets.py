@@ -117,3 +117,24 @@ def test_a_socket_keeps_few_tracked_objects_beyond_a_bare_client() -> None:
         bare_clients = per_socket(lambda: default_manager.loop_thread.run(bare()))
         sockets = per_socket(lambda: [nbs.connect(f"s{i}", server.url, handler=lambda e: None) for i in range(count)])
     assert sockets - bare_clients < 100, (sockets, bare_clients)
+
+
+def test_a_steady_trickle_of_messages_leaves_no_container_behind_for_the_old_generation() -> None:
+    """A container made per message (or per drain of a socket's lane) that lives until the next one outlives two
+    young collections and is counted in the old generation: with thousands of quiet sockets those set off a full
+    collection every few seconds."""
+    from nbsocket.runtime.dispatch.lane import SerialLane
+    from nbsocket.runtime.dispatch.workers import WorkerPool
+
+    pool = WorkerPool(max_workers=1)
+    ran: list[int] = []
+    lane: SerialLane[int] = SerialLane(ran.extend, lambda: pool)
+    waiters = lane._idle_waiters
+    try:
+        for n in range(20):
+            lane.push(n)
+            eventually(lambda n=n: len(ran) == n + 1)  # type: ignore[misc]
+            eventually(lambda: not lane.busy)
+        assert lane._idle_waiters is waiters  # nobody waited: the same (empty) list, not one per drain
+    finally:
+        pool.shutdown()

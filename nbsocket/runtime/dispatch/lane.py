@@ -77,14 +77,17 @@ class SerialLane(Generic[ItemT]):
             with self._lock:
                 if not self._items:
                     self._busy = False
-                    waiters, self._idle_waiters = self._idle_waiters, []
+                    waiters = self._idle_waiters
+                    if waiters:  # a new list only when there were waiters: one per drain, alive until the next,
+                        self._idle_waiters = []  # reached the old generation and set off full collections
                     break
                 batch = list(self._items)
                 self._items.clear()
             self._run_batch(batch)
             self.handled += len(batch)
-        for loop, future in waiters:
-            loop.call_soon_threadsafe(_resolve, future)
+        if waiters:
+            for loop, future in waiters:
+                loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

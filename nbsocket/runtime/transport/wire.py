@@ -241,6 +241,7 @@ class BatchingConnection(ClientConnection):
     def _start_short_path(self) -> None:
         """The handshake is done: cut whole frames here from now on, unless this websockets cannot allow it."""
         global _short_path_refusal_logged
+        self.request = None  # the handshake request (a dozen containers a socket would keep): websockets is done with it
         problem = _short_path_problem(self.protocol)
         if problem is None:
             self._frame_limit = _frame_limit(self.protocol)

@@ -19,7 +19,7 @@ import pytest
 from tests.protocol_servers.socketio_server import SocketIOServer
 
 from .conftest import to_docs
-from .test_lab import PANEL, UI_TIMEOUT, open_and_run, shoot, wait_for
+from .test_lab import PANEL, UI_TIMEOUT, open_and_run, scroll_to, shoot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -62,34 +62,48 @@ def test_chart_hover_zoom_width_and_colours(jupyter_server: Any, page: Any, demo
     page.wait_for_function(f"(s) => ({TRACES})(s) && ({TRACES})(s).length === 3", arg=plot_graph, timeout=UI_TIMEOUT)
 
     # one colour per symbol, the same in the panel's chart and in nbs.plot's
-    panel_traces = page.evaluate(TRACES, f"{PANEL} {GRAPH}")
-    plot_traces = page.evaluate(TRACES, plot_graph)
+    scroll_to(page, f"{PANEL} {GRAPH}")  # JupyterLab detaches outputs out of sight
+    panel_traces = wait_for(lambda: page.evaluate(TRACES, f"{PANEL} {GRAPH}"), what="the panel's chart")
+    scroll_to(page, plot_graph)
+    plot_traces = wait_for(lambda: page.evaluate(TRACES, plot_graph), what="the plot")
     assert {name: color for name, color, _ in plot_traces} == {name: color for name, color, _ in panel_traces if name}
     assert len({color for _, color, _ in plot_traces}) == 3
 
     # the chart is as wide as the cell's output
-    graph_width = page.locator(plot_graph).bounding_box()["width"]
-    output_width = page.locator(f".jp-OutputArea-output:has({PLOT})").bounding_box()["width"]
+    def widths() -> tuple[float, float] | None:
+        graph = page.locator(plot_graph).bounding_box()
+        output = page.locator(f".jp-OutputArea-output:has({PLOT})").bounding_box()
+        return (graph["width"], output["width"]) if graph and output else None
+
+    graph_width, output_width = wait_for(widths, what="the plot in sight")
     assert graph_width > 0.85 * output_width, (graph_width, output_width)
 
+    def plot_area() -> dict[str, float] | None:
+        """Where the plot area is now (the panel above it may still be growing: measured anew each time)."""
+        scroll_to(page, plot_graph)
+        box: dict[str, float] | None = page.locator(f"{plot_graph} .nsewdrag").first.bounding_box()
+        return box
+
     # hover: one tooltip with the value of every line at that time
-    page.locator(plot_graph).scroll_into_view_if_needed()
-    box = page.locator(f"{plot_graph} .nsewdrag").first.bounding_box()
     assert page.evaluate("(s) => document.querySelector(s)._fullLayout.xaxis.type", plot_graph) == "date"
     hover = page.locator(f"{plot_graph} .hoverlayer")
     nudge = iter(range(1_000_000))
 
     def tooltip() -> str | None:
         """Point at the chart (again: a redraw takes the tooltip away until the mouse moves) and read the tooltip."""
+        box = plot_area()
+        if box is None:
+            return None
         page.mouse.move(box["x"] + box["width"] * 0.7 + next(nudge) % 2, box["y"] + box["height"] * 0.5)
         text = hover.text_content() or ""
         return text if any(ch.isdigit() for ch in text) and sum(s in text for s in ("ABC", "XYZ", "QRS")) >= 2 else None
 
     wait_for(tooltip, what="a hover tooltip with the values of two or more lines")
-    page.locator(PLOT).screenshot(path=str(artifacts / "chart-hover.png"))
+    shoot(page, PLOT, artifacts / "chart-hover.png")  # with the tooltip, unless a redraw took it away meanwhile
     to_docs(artifacts / "chart-hover.png")
 
     # zoom into the middle of the chart: the range stays while new points arrive
+    box = wait_for(plot_area, what="the plot area in sight")
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=8)

@@ -81,7 +81,7 @@ def websockets_kwargs(url: str, options: ConnectOptions) -> dict[str, Any]:
     return kwargs
 
 
-_proxies: dict[str, str | None] = {}  # URL -> the proxy the environment gives it, while the environment is ...
+_proxies: dict[str, str | None] = {}  # scheme://host:port -> the proxy the environment gives it, while the environment is ...
 _proxies_environ: dict[Any, Any] = {}  # ... this (a copy)
 
 
@@ -102,8 +102,10 @@ def environment_proxy(url: str) -> str | bool | None:
     if data != _proxies_environ:  # compared in place: nothing is built per connect
         _proxies.clear()
         _proxies_environ = dict(data)
-    try:
-        return _proxies[url]
+    scheme, _, rest = url.partition("://")
+    key = scheme.lower() + "://" + rest.partition("/")[0].rpartition("@")[2].lower()  # the proxy depends on these
+    try:  # (and no credentials are kept here)
+        return _proxies[key]
     except KeyError:
         pass
     from websockets.proxy import get_proxy
@@ -114,7 +116,7 @@ def environment_proxy(url: str) -> str | bool | None:
     except Exception:  # websockets raises it again, in its own words
         return True
     if len(_proxies) < 1024:
-        _proxies[url] = proxy
+        _proxies[key] = proxy
     return proxy
 
 

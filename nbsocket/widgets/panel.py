@@ -73,7 +73,7 @@ class SocketPanel(LiveView, widgets.VBox):  # type: ignore[misc]  # ipywidgets s
         buffer = ChartBuffer(y, x, window, by) if chart else None
         self.feed = SocketFeed(max(1, int(rows)), buffer, self.max_rate_hz)
         self.chart_view = ChartView(buffer, engine) if buffer is not None else None
-        self.traffic = SocketTraffic()
+        self.traffic = SocketTraffic(loop=self.manager.loop_thread)
         self.traffic.attach(conn)
         self.header = widgets.HTML()
         self.header.add_class("nbsocket-header-box")

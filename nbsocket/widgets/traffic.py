@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import collections
 import itertools
+import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from ..core.transcript_entries import Entry
     from ..runtime import Connection
 
-__all__ = ["KEEP_MESSAGES", "LogItem", "SocketTraffic"]
+__all__ = ["KEEP_MESSAGES", "MERGE_WAIT", "LogItem", "SocketTraffic"]
 
 KEEP_MESSAGES = 500
 """Messages (both ways) a panel's log keeps."""
+MERGE_WAIT = 2.0
+"""Seconds ``attach`` waits for the loop thread to merge what the transcript kept (it is merged later otherwise)."""
+
+
+class Loop(Protocol):
+    """What the traffic needs of the loop thread (the manager's ``loop_thread``)."""
+
+    def call_here_or_soon(self, fn: Callable[[], None]) -> None: ...
 
 
 class LogItem(NamedTuple):
@@ -65,8 +75,10 @@ class SocketTraffic:
     from any thread. ``version`` grows with every change, so views know when to render.
     """
 
-    def __init__(self, keep: int = KEEP_MESSAGES) -> None:
+    def __init__(self, keep: int = KEEP_MESSAGES, loop: Loop | None = None) -> None:
         self.keep = keep
+        self.loop = loop
+        """The loop thread the hooks run on: what the transcript adds at attach is merged there, between two hooks."""
         self._items: collections.deque[LogItem] = collections.deque(maxlen=max(1, keep))
         self._downs: collections.deque[float] = collections.deque(maxlen=256)
         self._numbers = itertools.count(1)
@@ -80,7 +92,9 @@ class SocketTraffic:
 
         So a panel shown after the socket opened still shows what was sent and received before it (an
         ``on_open`` subscription and its replies, say), and one shown again after a pause shows what
-        came meanwhile; nothing it already has is added twice.
+        came meanwhile. Nothing it already has is added twice: what the transcript adds is merged on
+        the loop thread, so a message whose hooks were under way while the transcript was read is
+        found there by the time of the merge.
         """
         if conn is self._conn:
             return
@@ -89,19 +103,32 @@ class SocketTraffic:
         if not self.keep:
             conn.add_observer(self)
             return
-        had = list(self._items)
-        newest = had[-1].ts_ns if had else None  # everything up to here was seen (or read) already
+        newest = max((item.ts_ns for item in list(self._items)), default=None)  # up to here all was seen (or read)
         attached_at = time.time_ns()
         conn.add_observer(self)
         entries, _ = conn.transcript_entries()
-        seen = {_key(item) for item in self._items}  # what the hooks added since, too (a batch read before attach)
-        for entry in entries[-self.keep :]:
-            if entry.ts_ns >= attached_at or (newest is not None and entry.ts_ns <= newest):
-                continue
-            item = _as_item(entry)
-            if item is not None and _key(item) not in seen:
-                self._items.append(LogItem(next(self._numbers), *item[1:]))  # items() puts them in time order
-        self.version += 1
+        found = [
+            item
+            for item in map(_as_item, entries[-self.keep :])
+            if item is not None and item.ts_ns < attached_at and (newest is None or item.ts_ns > newest)
+        ]
+        merged = threading.Event()
+
+        def merge() -> None:
+            try:
+                seen = {_key(item) for item in self._items}
+                for item in found:
+                    if _key(item) not in seen:
+                        self._items.append(LogItem(next(self._numbers), *item[1:]))  # items() puts them in time order
+                self.version += 1
+            finally:
+                merged.set()
+
+        if self.loop is None:
+            merge()
+        else:
+            self.loop.call_here_or_soon(merge)
+            merged.wait(MERGE_WAIT)  # a view shown shows what came before at once, unless the loop is very busy
 
     def detach(self) -> None:
         """Stop observing."""

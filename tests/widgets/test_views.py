@@ -131,6 +131,38 @@ def test_a_panel_shown_late_shows_what_came_before(demo: Any) -> None:
     assert len({i.number for i in items}) == len(items)
 
 
+def test_a_message_whose_hooks_run_while_the_log_attaches_is_listed_once() -> None:
+    """The transcript already has it when read, the log's own hook adds it a moment later: merged on the loop, once."""
+    from types import SimpleNamespace
+
+    sent = SimpleNamespace(payload='{"n":1}')
+    entry = SimpleNamespace(direction="sent", kind="sent", body='{"n":1}', seq=None, error=None, ts_ns=time.time_ns() - 1000)
+
+    class Conn:
+        observer: Any = None
+
+        def add_observer(self, observer: Any) -> None:
+            self.observer = observer
+
+        def remove_observer(self, observer: Any) -> None:
+            self.observer = None
+
+        def transcript_entries(self) -> tuple[list[Any], dict[str, Any]]:
+            return [entry], {}
+
+    class Loop:
+        """The loop thread: the send's hooks were under way, so the log's hook runs before the merge."""
+
+        def call_here_or_soon(self, fn: Any) -> None:
+            conn.observer.on_sent(sent, entry.ts_ns)
+            fn()
+
+    conn = Conn()
+    traffic = SocketTraffic(loop=Loop())
+    traffic.attach(conn)  # type: ignore[arg-type]
+    assert [(i.direction, i.body) for i in traffic.items()] == [("sent", '{"n":1}')]
+
+
 def test_a_panel_shown_again_shows_what_came_meanwhile_once() -> None:
     """Hidden (JupyterLab took its output out of sight) and shown again: the log gains what came meanwhile, nothing twice."""
     from nbsocket.runtime import Manager, ScriptedPeer, ScriptedTransport

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 PANEL = ".nbsocket-panel"
 PANEL_OPEN = f'{PANEL} .nbsocket-state[data-state="open"]'
 LOG_ENTRY = ".nbsocket-log-box .nbsocket-log-entry"
+"""A line of the live log (the panel's hidden snapshot widget holds a copy of the log too)."""
 GRAPH = ".nbsocket-chart-box .js-plotly-plot"
 SERIES = """(selector) => {
     const graph = document.querySelector(selector);

@@ -19,7 +19,7 @@ import pytest
 from tests.protocol_servers.socketio_server import SocketIOServer
 
 from .conftest import to_docs
-from .test_lab import PANEL, UI_TIMEOUT, open_and_run, scroll_to, shoot, wait_for
+from .test_lab import LOG_ENTRY, PANEL, UI_TIMEOUT, open_and_run, scroll_to, shoot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -147,7 +147,7 @@ def test_socketio_emit_and_call_from_the_panel_and_the_log_filters(
     send.click()
     page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("emit chat")')
     wait_for(lambda: ("/", "chat", [{"text": "hi from the panel"}]) in sio_server.received, what="the server to get the event")
-    page.wait_for_selector(f'{PANEL} .nbsocket-log-entry[data-direction="received"][data-topic="chat"]', timeout=UI_TIMEOUT)
+    page.wait_for_selector(f'{PANEL} {LOG_ENTRY}[data-direction="received"][data-topic="chat"]', timeout=UI_TIMEOUT)
 
     verb.select_option("call")
     target.fill("echo")
@@ -155,11 +155,11 @@ def test_socketio_emit_and_call_from_the_panel_and_the_log_filters(
     send.click()
     page.wait_for_selector(f'{PANEL} .nbsocket-feedback[data-kind="ok"]:has-text("reply after")', timeout=UI_TIMEOUT)
     assert '{"x": 1}' in page.locator(f"{PANEL} .nbsocket-feedback").inner_text()
-    call = page.locator(f'{PANEL} .nbsocket-log-entry[data-direction="sent"][data-topic="echo"]')
+    call = page.locator(f'{PANEL} {LOG_ENTRY}[data-direction="sent"][data-topic="echo"]')  # not the hidden snapshot's copy
     call.wait_for(timeout=UI_TIMEOUT)
     wait_for(lambda: "ack after" in call.inner_text(), what="the ack shown beside its call")
     call.locator("summary").click()  # open it: the payload and the reply, pretty-printed
-    page.wait_for_selector(f"{PANEL} .nbsocket-log-entry[open] .nbsocket-log-reply-body")
+    page.wait_for_selector(f"{PANEL} {LOG_ENTRY}[open] .nbsocket-log-reply-body")
     assert '"x": 1' in call.inner_text()
     shoot(page, PANEL, artifacts / "panel-socketio.png")
     to_docs(artifacts / "panel-socketio.png")

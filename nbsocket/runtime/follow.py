@@ -219,7 +219,13 @@ class JetStreamTransport:
         """Nothing a stream cannot honour among the options follow takes."""
 
     async def open(
-        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+        self,
+        url: str,
+        options: ConnectOptions,
+        *,
+        subprotocols: list[str] | None = None,
+        decode_text: bool = True,
+        ping_at_open: bool = False,
     ) -> Wire:
         import nats
 
@@ -261,6 +267,7 @@ class StreamReceiver:
     """A followed stream's receiver: rows and events keep the recorded receipt time and seq (see the module)."""
 
     decode_text = True
+    ping_at_open = False
 
     def __init__(self, parts: SocketParts, delivery: SessionPort, verbs: SocketVerbs) -> None:
         self._parts = parts

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..core.backoff import ReconnectPolicy
@@ -40,6 +40,10 @@ class Receiver(Protocol):
     @property
     def decode_text(self) -> bool:
         """False: text messages reach :meth:`receive` as their UTF-8 bytes (STOMP bodies need not be UTF-8)."""
+
+    @property
+    def ping_at_open(self) -> bool:
+        """True: the wire pings the server as the session attaches to it (its pong may settle the first open)."""
 
     def prepare_open(self, url: str, options: ConnectOptions) -> tuple[str, list[str] | None]:
         """The URL to open and the subprotocols to offer (``None``: the options')."""
@@ -72,6 +76,7 @@ class PlainReceiver:
     """The receiver of a socket without an application protocol (see the module)."""
 
     decode_text = True
+    ping_at_open = True
 
     def __init__(self, parts: SocketParts, delivery: SessionPort, verbs: SocketVerbs) -> None:
         self._parts = parts
@@ -86,9 +91,10 @@ class PlainReceiver:
     def opened(self, wire: Wire, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
         self._first = first
         self._parts.dispatcher.push_open(ready)
+        early = ready.is_set() and not len(self._parts.outbox)  # nothing to write first: the wire's opening ping tells
         if not first.done():
             self._settler = asyncio.get_running_loop().create_task(
-                self._settle(wire, ready, first), name=f"nbsocket-settle-{self._parts.name}"
+                self._settle(wire, ready, first, early), name=f"nbsocket-settle-{self._parts.name}"
             )
 
     def receive(self, batch: Batch) -> None:
@@ -156,7 +162,7 @@ class PlainReceiver:
             return False
         return not (self._parts.options.reconnect or ReconnectPolicy()).retries_close(code)
 
-    async def _settle(self, wire: Wire, ready: asyncio.Event, first: asyncio.Future[None]) -> None:
+    async def _settle(self, wire: Wire, ready: asyncio.Event, first: asyncio.Future[None], early: bool) -> None:
         """Resolve ``first`` once ``on_open`` ran, what it sent was written, and the server answered a ping.
 
         The server handles our messages in order: if it meant to refuse the
@@ -175,7 +181,8 @@ class PlainReceiver:
         peer = urlsplit(self._delivery.real_url).netloc
         if not first.done() and wire.is_open:
             try:
-                pong = asyncio.ensure_future(await wire.ping())
+                opening: asyncio.Future[Any] | None = getattr(wire, "opening_pong", None) if early else None
+                pong = opening if opening is not None else asyncio.ensure_future(await wire.ping())
                 if peer in _silent_peers:  # no wait: a loop of connects would wait OPEN_SETTLE for each
                     pong.add_done_callback(functools.partial(_answered, peer))
                     await asyncio.sleep(SILENT_PEER_SETTLE)

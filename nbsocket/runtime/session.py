@@ -208,7 +208,9 @@ class Session:
     async def _open_socket(self) -> Wire:
         receiver = self.receiver
         url, subprotocols = receiver.prepare_open(self._url, self.options)  # a protocol's path and subprotocols
-        return await self._transport.open(url, self.options, subprotocols=subprotocols, decode_text=receiver.decode_text)
+        return await self._transport.open(
+            url, self.options, subprotocols=subprotocols, decode_text=receiver.decode_text, ping_at_open=receiver.ping_at_open
+        )
 
     def _connection_error(self, where: str, exc: BaseException) -> None:
         self._parts.errors.connection_error(where, exc)

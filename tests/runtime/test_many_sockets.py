@@ -7,8 +7,11 @@ changes); a socket that only receives keeps no writer task, no dispatcher task a
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import hashlib
 import logging
+from typing import Any
 
 import pytest
 
@@ -16,7 +19,7 @@ import nbsocket as nbs
 from nbsocket.runtime.manager import default_manager
 from nbsocket.runtime.transport import PROXIES
 
-from ..servers import ConnectProxy, WsServer, eventually
+from ..servers import ConnectProxy, ThreadedServer, WsServer, eventually
 
 
 @pytest.mark.skipif(not PROXIES, reason="websockets 14 connects through no proxy")
@@ -138,3 +141,67 @@ def test_a_steady_trickle_of_messages_leaves_no_container_behind_for_the_old_gen
         assert lane._idle_waiters is waiters  # nobody waited: the same (empty) list, not one per drain
     finally:
         pool.shutdown()
+
+
+class FrameRecorder:
+    """A server written by hand: it answers the handshake, then records every frame the client sends (opcode, payload)
+    and answers pings with pongs, as every server does."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, bytes]] = []
+        self.port = 0
+
+    async def start(self) -> Any:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("sec-websocket-key"))
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+        )
+        try:
+            while True:
+                first, second = await reader.readexactly(2)
+                length = second & 0x7F
+                if length == 126:
+                    length = int.from_bytes(await reader.readexactly(2), "big")
+                elif length == 127:
+                    length = int.from_bytes(await reader.readexactly(8), "big")
+                mask = await reader.readexactly(4)
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(length)))
+                opcode = first & 0x0F
+                self.frames.append((opcode, payload))
+                if opcode == 0x9:  # ping: pong
+                    writer.write(bytes([0x8A, len(payload)]) + payload)
+                elif opcode == 0x8:
+                    writer.write(bytes([0x88, 2]) + (1000).to_bytes(2, "big"))
+                    writer.close()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+
+def test_a_plain_socket_pings_as_its_handshake_completes_and_settles_on_that_pong() -> None:
+    recorder = FrameRecorder()
+    with ThreadedServer(recorder.start):
+        url = f"ws://127.0.0.1:{recorder.port}/"
+        nbs.connect("plain", url, ping_interval=None)
+        eventually(lambda: recorder.frames)
+        opening = recorder.frames[0]
+        assert opening[0] == 0x9 and len(opening[1]) == 4  # the first frame after the handshake: a ping
+        assert len(recorder.frames) == 1  # and the only one: the open settled on its pong
+
+        # with on_open, what it sends goes before the ping the open settles on (a refusal of it is seen)
+        recorder.frames.clear()
+        nbs.connect("hello", url, ping_interval=None, content_type="text/plain", on_open=lambda conn: conn.send("hi"))
+        eventually(lambda: len(recorder.frames) >= 3)
+        opcodes = [opcode for opcode, _ in recorder.frames]
+        assert opcodes[0] == 0x9 and opcodes[-1] == 0x9 and opcodes.index(0x1) < len(opcodes) - 1
+        assert recorder.frames[-1][1] != recorder.frames[0][1]  # a ping of its own, after what on_open sent
+        nbs.remove("plain")
+        nbs.remove("hello")

@@ -110,6 +110,9 @@ class ProtocolDriver:
         """False for protocols whose text frames may carry binary bodies (STOMP): they reach :meth:`receive` as bytes."""
         return not self.protocol.read_undecoded
 
+    ping_at_open = False
+    """A protocol socket settles on the protocol's handshake, not on a ping."""
+
     def prepare_open(self, url: str, options: ConnectOptions) -> tuple[str, list[str] | None]:
         """The URL to open (the protocol's path and query) and its subprotocols, unless the user gave some."""
         subprotocols = list(self.protocol.subprotocols) if self.protocol.subprotocols and not options.subprotocols else None

@@ -20,7 +20,7 @@ from ...core.options import DEFAULT, ConnectOptions
 from ...core.redact import redact_url
 from ...errors import InvalidOptionError
 from .failures import translate
-from .wire import BatchingConnection, RawTextConnection
+from .wire import BatchingConnection, PingingConnection, RawTextConnection
 
 __all__ = [
     "PROXIES",
@@ -120,10 +120,15 @@ def environment_proxy(url: str) -> str | bool | None:
     return proxy
 
 
-async def open_connection(url: str, kwargs: dict[str, Any], *, decode_text: bool = True) -> BatchingConnection:
+async def open_connection(
+    url: str, kwargs: dict[str, Any], *, decode_text: bool = True, ping_at_open: bool = False
+) -> BatchingConnection:
     """Open ``url`` with ``kwargs`` (from :func:`websockets_kwargs`) and return the wire once the handshake is done;
-    ``decode_text=False`` hands text messages over as UTF-8 bytes (:class:`RawTextConnection`)."""
-    wire = BatchingConnection if decode_text else RawTextConnection
+    ``decode_text=False`` hands text messages over as UTF-8 bytes (:class:`RawTextConnection`); ``ping_at_open``
+    pings the server once the session attaches (:class:`PingingConnection`, for text only)."""
+    wire: type[BatchingConnection] = (
+        (PingingConnection if ping_at_open else BatchingConnection) if decode_text else RawTextConnection
+    )
     return await websockets_connect(url, logger=wire_log, create_connection=wire, **kwargs)  # type: ignore[return-value]
 
 
@@ -134,12 +139,18 @@ class WebsocketsTransport:
         check_supported(options)
 
     async def open(
-        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+        self,
+        url: str,
+        options: ConnectOptions,
+        *,
+        subprotocols: list[str] | None = None,
+        decode_text: bool = True,
+        ping_at_open: bool = False,
     ) -> BatchingConnection:
         kwargs = websockets_kwargs(url, options)
         if subprotocols is not None:
             kwargs["subprotocols"] = subprotocols
         try:
-            return await open_connection(url, kwargs, decode_text=decode_text)
+            return await open_connection(url, kwargs, decode_text=decode_text, ping_at_open=ping_at_open)
         except Exception as exc:
             raise translate(exc, redact_url(url), options.open_timeout) from None  # the cause is kept as its .cause

@@ -94,8 +94,16 @@ class Transport(Protocol):
         """Refuse, before anything opens, an option this transport cannot honour."""
 
     async def open(
-        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+        self,
+        url: str,
+        options: ConnectOptions,
+        *,
+        subprotocols: list[str] | None = None,
+        decode_text: bool = True,
+        ping_at_open: bool = False,
     ) -> Wire:
         """Open ``url`` and return the wire once the WebSocket handshake is done; raise the nbsocket error that says
         why it failed (:class:`~nbsocket.errors.ConnectError` and its kinds). ``subprotocols`` replaces the options'
-        when given; ``decode_text=False`` hands text messages over as UTF-8 bytes."""
+        when given; ``decode_text=False`` hands text messages over as UTF-8 bytes; ``ping_at_open``: the wire pings
+        the server when it is attached, and settles its ``opening_pong`` future (``None`` where the wire has none)
+        with the pong."""

@@ -189,7 +189,13 @@ class ScriptedTransport:
         pass
 
     async def open(
-        self, url: str, options: ConnectOptions, *, subprotocols: list[str] | None = None, decode_text: bool = True
+        self,
+        url: str,
+        options: ConnectOptions,
+        *,
+        subprotocols: list[str] | None = None,
+        decode_text: bool = True,
+        ping_at_open: bool = False,
     ) -> ScriptedWire:
         self.opens += 1
         refusal = self.refuse(self.opens) if self.refuse is not None else None

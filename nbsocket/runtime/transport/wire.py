@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ from .reads import limit_reads
 if TYPE_CHECKING:
     from websockets.protocol import Event
 
-__all__ = ["MAX_BATCH", "READ_SIZE", "BatchingConnection", "RawTextConnection"]
+__all__ = ["MAX_BATCH", "READ_SIZE", "BatchingConnection", "PingingConnection", "RawTextConnection"]
 
 log = logging.getLogger("nbsocket")
 
@@ -81,6 +82,8 @@ class BatchingConnection(ClientConnection):
 
     decode_text = True
     """Text messages are handed over as ``str``; :class:`RawTextConnection` hands over their UTF-8 bytes."""
+    ping_at_open = False
+    """Ping the server when attached (:class:`PingingConnection`); ``opening_pong`` settles with its pong."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +106,9 @@ class BatchingConnection(ClientConnection):
         self._failed = False  # the wire failed the connection (text that is not UTF-8): nothing more is delivered
         self._frame_limit: int | None = None
         self._lost: asyncio.Future[None] | None = None  # what wait_closed() waits for, made by its first call
+        self.opening_pong: asyncio.Future[None] | None = None
+        """Settled when the server answers the ping sent as the session attached (``ping_at_open``)."""
+        self._opening_ping = b""
         self.on_pong: Callable[[], None] | None = None
         """Called after a pong updated ``latency`` (the keepalive round trip), on the loop thread."""
 
@@ -173,6 +179,11 @@ class BatchingConnection(ClientConnection):
     def attach(self, sink: Sink) -> None:
         """Hand every batch from now on to ``sink`` (loop thread); what arrived before goes first."""
         self._sink = sink
+        if self.ping_at_open and self.opening_pong is None and self.protocol.state is _OPEN:
+            self.opening_pong = self.loop.create_future()
+            self._opening_ping = os.urandom(4)  # as websockets' own pings
+            self.protocol.send_ping(self._opening_ping)
+            self.send_data()
         if self._held_paused:
             self._held_paused = False
             self.resume_reading()  # before the sink sees what was kept: it may pause reading again
@@ -184,6 +195,9 @@ class BatchingConnection(ClientConnection):
 
     def acknowledge_pings(self, data: bytes) -> None:
         super().acknowledge_pings(data)
+        pong = self.opening_pong
+        if pong is not None and data == self._opening_ping and not pong.done():
+            pong.set_result(None)
         on_pong = self.on_pong
         if on_pong is not None:
             on_pong()
@@ -494,6 +508,16 @@ class _LoggedFrame:
             return str(Frame(self.opcode, self.data))
         except UnicodeDecodeError:  # (websockets before 17 cannot show a text frame that is not UTF-8)
             return "TEXT " + str(Frame(_BINARY, self.data)).split(" ", 1)[1]
+
+
+class PingingConnection(BatchingConnection):
+    """A :class:`BatchingConnection` that pings the server as soon as the session attaches to it, before anything
+    else is sent: a plain socket with nothing to write first settles its first open on that pong, already on its way
+    while the session starts its parts (most of a round trip less in each of a loop of connects). The payload is 4
+    random bytes, as ``websockets``' own pings: servers that answer a ping in the middle of a frame they send in
+    chops (Autobahn's 6.4.3 and 6.4.4) corrupt the stream the same way as before."""
+
+    ping_at_open = True
 
 
 class RawTextConnection(BatchingConnection):

@@ -34,8 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import FrameServer, raise_nofile, run_client
-from quiet_sockets import analyse
+from _common import FrameServer, raise_nofile
+from quiet_sockets import measure
 
 GOAL_OPEN_S = 20.0
 GOAL_CPU_RATIO = 1.2
@@ -65,23 +65,7 @@ def main() -> None:
     with FrameServer("--quiet-period", str(period), "--quiet-batch", "1", "--quiet-phases", str(args.phases)) as server:
 
         def run(kind: str) -> dict[str, float]:
-            launched, scpu0 = time.time(), server.cpu()
-            out = run_client(
-                "quiet",
-                kind,
-                f"{server.url}/quiet",
-                "--sockets",
-                str(args.sockets),
-                "--seconds",
-                str(args.seconds),
-                "--open-budget",
-                str(args.open_budget),
-                "--frame-size",
-                str(server.frame_size),
-                timeout=args.open_budget + args.seconds + 300,
-            )
-            res = analyse(server, launched, out)
-            res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
+            res = measure(server, kind, args, "--frame-size", str(server.frame_size), margin=300.0)
             time.sleep(2.0)  # the server sees the client's sockets close
             return res
 

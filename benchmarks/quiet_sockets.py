@@ -78,6 +78,28 @@ def analyse(server: FrameServer, launched: float, out: dict) -> dict[str, float]
     }
 
 
+def measure(server: FrameServer, kind: str, args: argparse.Namespace, *extra: str, margin: float = 120.0) -> dict[str, float]:
+    """One client process on ``server``'s quiet feed (``args.sockets``, ``args.seconds``, ``args.open_budget``):
+    its figures (:func:`analyse`) and the server's share of a core meanwhile."""
+    launched, scpu0 = time.time(), server.cpu()
+    out = run_client(
+        "quiet",
+        kind,
+        f"{server.url}/quiet",
+        "--sockets",
+        str(args.sockets),
+        "--seconds",
+        str(args.seconds),
+        "--open-budget",
+        str(args.open_budget),
+        *extra,
+        timeout=args.open_budget + args.seconds + margin,
+    )
+    res = analyse(server, launched, out)
+    res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=1000)
@@ -102,21 +124,7 @@ def main() -> None:
     with FrameServer("--quiet-period", "0.1", "--quiet-batch", "1", "--quiet-phases", "10") as server:
         for r in range(args.rounds):
             for kind in kinds if r % 2 == 0 else kinds[::-1]:
-                launched, scpu0 = time.time(), server.cpu()
-                out = run_client(
-                    "quiet",
-                    kind,
-                    f"{server.url}/quiet",
-                    "--sockets",
-                    str(args.sockets),
-                    "--seconds",
-                    str(args.seconds),
-                    "--open-budget",
-                    str(args.open_budget),
-                    timeout=args.open_budget + args.seconds + 120,
-                )
-                res = analyse(server, launched, out)
-                res["server_share"] = (server.cpu() - scpu0) / (time.time() - launched)
+                res = measure(server, kind, args)
                 runs.setdefault(kind, []).append(res)
                 print(
                     f"round {r + 1} {kind}: opened {res['opened']} sockets in {res['open_s']:.1f} s; "

@@ -56,7 +56,7 @@ __all__ = [
     "render",
 ]
 
-MIN_WITHIN = 1.0
+MIN_WITHIN = 2.0
 """The least time bound a saved expectation gets, in seconds (a loaded CI machine is slower than a notebook)."""
 WITHIN_FACTOR = 5.0
 """A saved expectation's bound is this many times the round trip observed while exploring (at least :data:`MIN_WITHIN`)."""

@@ -484,8 +484,11 @@ class Requests:
         return WsEvent(conn.name, data, request, seq, entry.ts_ns, self._lockable, error, conn)
 
     def recent_received(self, n: int) -> list[WsEvent]:
-        """The last ``n`` messages received, as events rebuilt from the transcript."""
-        received = [e for e in self._transcript.entries()[0][-8 * n :] if e.direction == RECEIVED]
+        """The last ``n`` messages received: a protocol socket's own events (with their topics), a plain socket's
+        rebuilt from the transcript."""
+        if self._recent is not None:
+            return list(self._recent)[-n:]
+        received = [e for e in self._transcript.entries()[0][-8 * n :] if e.direction == RECEIVED and e.seq is not None]
         return [self._event_from_entry(e) for e in received[-n:]]
 
 

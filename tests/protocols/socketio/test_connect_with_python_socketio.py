@@ -45,6 +45,17 @@ def test_connect_emit_call_and_events(server: SocketIOServer) -> None:
     assert "40" in bodies and any(b.startswith("0{") for b in bodies)  # housekeeping is in the transcript only
 
 
+def test_an_expectation_that_times_out_explains_itself(server: SocketIOServer) -> None:
+    """The failure names the closest messages; the handshake's housekeeping (transcript only, no seq) is not one."""
+    sio = nbs.connect("quiet", server.url, protocol="socketio")
+    sio.emit("chat", {"text": "hi"})
+    sio.expect({"topic": "chat"}, timeout=5)
+    with pytest.raises(nbs.ExpectationTimeoutError) as failure:
+        sio.expect({"topic": "never"}, within=0.3)
+    text = str(failure.value)
+    assert "within 0.3" in text and "'chat'" in text and '0{"sid"' not in text
+
+
 def test_binary_both_ways(server: SocketIOServer) -> None:
     sio = nbs.connect("bin", server.url, protocol="socketio")
     waiter = sio.waiter(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import nbsocket as nbs
 from nbsocket.core.streams import parse_timestamp
 from nbsocket.errors import InvalidOptionError
+from nbsocket.runtime.observe.recording import jetstream
 
 from ..servers import eventually
 from .feeds import read_stream
@@ -124,3 +126,39 @@ def test_the_headers_say_when_a_message_arrived(demo: Any, nats_server: NatsServ
     assert conn.recorder is not None and conn.recorder.flush(10.0)
     times = [parse_timestamp(m.headers["Nbs-Timestamp"]) for m in read_stream(nats_server.url, "js5.when")]
     assert len(times) == 5 and before <= times[0] <= times[-1] <= time.time_ns()
+
+
+def _publisher_threads(broker: NatsServer) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("nbsocket-jetstream-") and broker.url in t.name]
+
+
+def test_a_publisher_nobody_records_to_closes_and_a_socket_that_records_again_gets_a_new_one(
+    demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jetstream, "UNUSED_CLOSE_SECONDS", 0.5)
+    broker = NatsServer()
+    broker.start()
+    try:
+        conn = nbs.connect("again", demo.url("/echo"), record=broker.url + "/js6.{name}", reconnect=False)
+        conn.send("one")
+        eventually(lambda: conn.stats.messages_in == 1, 10.0, what="the echo")
+        conn.reset()  # released at the close; the reopened socket records on
+        conn.send("two")
+        eventually(lambda: conn.stats.messages_in == 2, 10.0, what="the second echo")
+        assert conn.recorder is not None and conn.recorder.flush(10.0)
+        assert [m.data for m in read_stream(broker.url, "js6.again")] == [b"one", b"two"]
+        assert _publisher_threads(broker)
+        nbs.remove("again")
+        eventually(lambda: not _publisher_threads(broker), 10.0, what="the unused publisher's thread to end")
+        broker.stop()  # a broker that goes away is not retried for nobody: no thread comes back
+        time.sleep(1.0)
+        assert not _publisher_threads(broker)
+        broker.start()
+        later = nbs.connect("later", demo.url("/echo"), record=broker.url + "/js6.{name}", reconnect=False)
+        later.send("three")
+        eventually(lambda: later.stats.messages_in == 1, 10.0, what="the echo")
+        assert later.recorder is not None and later.recorder.flush(10.0)
+        assert [m.data for m in read_stream(broker.url, "js6.later")] == [b"three"]
+    finally:
+        nbs.shutdown()
+        broker.close()

@@ -19,6 +19,12 @@ is away the sink buffers up to that bound and reports its lag (the age of the ol
 acknowledged); past it, new messages are dropped, counted per socket, logged (at once, then once
 every 10 s with the count) and recorded in ``conn.errors``. When no stream covers the subject, one
 is created (``NBS_<first token>``, subjects ``<subject up to {name}>>``, file storage).
+
+A recorder is released when its socket closes (after its last flush). A publisher none of whose
+recorders is left, with nothing to publish, closes its NATS connection and ends its thread after
+:data:`UNUSED_CLOSE_SECONDS` (a broker that went away is not retried for nobody); a recorder that
+receives again (a socket reset or reopened) queues to the server's current publisher, started anew
+if need be.
 """
 
 from __future__ import annotations
@@ -41,7 +47,15 @@ if TYPE_CHECKING:  # nats-py is imported when a recording first publishes
     from nats.aio.client import Client
     from nats.aio.msg import Msg
 
-__all__ = ["ACK_TIMEOUT", "BATCH_MESSAGES", "JetStreamPublisher", "JetStreamRecorder", "publisher_for", "stop_publishers"]
+__all__ = [
+    "ACK_TIMEOUT",
+    "BATCH_MESSAGES",
+    "UNUSED_CLOSE_SECONDS",
+    "JetStreamPublisher",
+    "JetStreamRecorder",
+    "publisher_for",
+    "stop_publishers",
+]
 
 log = logging.getLogger("nbsocket")
 
@@ -50,6 +64,8 @@ BATCH_MESSAGES = 1024
 ACK_TIMEOUT = 5.0
 """Seconds to wait for a batch's acknowledgements before publishing the rest of it again."""
 DROP_REPORT_SECONDS = 10.0
+UNUSED_CLOSE_SECONDS = 5.0
+"""Seconds a publisher with no recorder left and nothing to publish keeps its NATS connection before it closes."""
 
 
 class _InFlight:
@@ -99,7 +115,9 @@ class JetStreamRecorder:
         """Queue one read's messages (protocol housekeeping, which has no seq, is not recorded)."""
         if first_seq is None or not bodies:
             return
-        self.publisher.offer(self, ts_ns, first_seq, bodies)
+        if not self.publisher.offer(self, ts_ns, first_seq, bodies):  # that publisher closed: its server's current one
+            self.publisher = publisher_for(self.target)
+            self.publisher.offer(self, ts_ns, first_seq, bodies)
 
     # --- the recorder's face -----------------------------------------------------------------
 
@@ -132,7 +150,13 @@ class JetStreamRecorder:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush at disconnect (up to ``timeout`` seconds); what is still unacknowledged then is counted as lost and said.
-        Recording goes on if the socket receives again (after a reset)."""
+        The publisher is released; recording goes on if the socket receives again (after a reset)."""
+        try:
+            self._flush_or_abandon(timeout)
+        finally:
+            self.publisher.release(self)
+
+    def _flush_or_abandon(self, timeout: float | None) -> None:
         if self.flush(timeout):
             return
         lost = self.publisher.abandon(self)
@@ -165,7 +189,7 @@ def publisher_for(target: NatsTarget) -> JetStreamPublisher:
     """The process's publisher for ``target``'s server (started on first use; nats-py is imported here)."""
     with _publishers_lock:
         publisher = _publishers.get(target.server)
-        if publisher is None or publisher.stopped:
+        if publisher is None or publisher.closing:
             publisher = _publishers[target.server] = JetStreamPublisher(target)
         return publisher
 
@@ -186,11 +210,15 @@ class JetStreamPublisher:
         self.max_pending = target.max_pending
         self.connected = False
         self.stopped = False
+        self.closing = False
+        """Set (for good) when the publisher stops taking messages: stopped, or closing for want of recorders."""
         self.buffered = 0
         self.published = 0
         self.dropped = 0
         self.batches_published = 0
         self._targets: dict[str, NatsTarget] = {}
+        self._recorders: set[JetStreamRecorder] = set()
+        self._unused_since: float | None = None  # when the last recorder was released (monotonic)
         self._incoming: collections.deque[tuple[JetStreamRecorder, int, int, list[str | bytes]]] = collections.deque()
         self._retry: collections.deque[_Pending] = collections.deque()
         self._lock = threading.Lock()
@@ -211,15 +239,33 @@ class JetStreamPublisher:
 
     # --- from any thread ------------------------------------------------------------------
 
-    def add(self, recorder: JetStreamRecorder) -> None:
-        """Publish ``recorder``'s messages from now on."""
+    def add(self, recorder: JetStreamRecorder) -> bool:
+        """Publish ``recorder``'s messages from now on; False if this publisher is closing (use a new one)."""
         with self._lock:
-            self._targets.setdefault(recorder.target.stream_subjects, recorder.target)
+            return self._keep(recorder)
 
-    def offer(self, recorder: JetStreamRecorder, ts_ns: int, first_seq: int, bodies: list[str | bytes]) -> None:
-        """Queue one batch (loop thread): never waits; drops it, counted, when the bound is reached."""
+    def _keep(self, recorder: JetStreamRecorder) -> bool:  # under the lock
+        if self.closing:
+            return False
+        self._targets.setdefault(recorder.target.stream_subjects, recorder.target)
+        self._recorders.add(recorder)
+        self._unused_since = None
+        return True
+
+    def release(self, recorder: JetStreamRecorder) -> None:
+        """``recorder``'s socket closed: once none is left and nothing waits, the connection closes (see the module)."""
+        with self._lock:
+            self._recorders.discard(recorder)
+            if not self._recorders and self._unused_since is None:
+                self._unused_since = time.monotonic()
+
+    def offer(self, recorder: JetStreamRecorder, ts_ns: int, first_seq: int, bodies: list[str | bytes]) -> bool:
+        """Queue one batch (loop thread): never waits; drops it, counted, when the bound is reached. False (nothing
+        queued) if this publisher is closing."""
         count = len(bodies)
         with self._lock:
+            if recorder not in self._recorders and not self._keep(recorder):
+                return False
             recorder.received += count
             room = self.max_pending - self.buffered
             if count > room:  # the bound is reached: keep what fits, drop the rest of this read
@@ -240,6 +286,7 @@ class JetStreamPublisher:
             self._report_drops(recorder)
         if wake:
             self._call_soon(self._wake_up)
+        return True
 
     def wait_acknowledged(self, recorder: JetStreamRecorder, timeout: float | None) -> bool:
         """Block until ``recorder`` has nothing pending; False when ``timeout`` passed first."""
@@ -268,6 +315,8 @@ class JetStreamPublisher:
         """Publish what is queued (up to ``timeout`` seconds), close the NATS connection and end the thread."""
         if self.stopped:
             return
+        with self._lock:
+            self.closing = True
         self._stop_requested = True
         self._call_soon(self._wake_up)
         self._thread.join(timeout)
@@ -293,6 +342,7 @@ class JetStreamPublisher:
             log.exception("recording to %s: the JetStream publisher stopped", self.shown_server)
         finally:
             self.connected = False
+            self.stopped = True
             leftovers = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
             for task in leftovers:  # nats-py's reader, flusher and reconnect tasks
                 task.cancel()
@@ -307,6 +357,8 @@ class JetStreamPublisher:
         inbox = ""
         backoff = 0.1
         while True:
+            if self._unused():
+                break
             if nc is None or not nc.is_connected:
                 if self._stop_requested and not self._has_work():
                     break
@@ -392,6 +444,16 @@ class JetStreamPublisher:
         self._reported_connect = False
         log.info("recording: connected to %s", self.shown_server)
         return nc, inbox
+
+    def _unused(self) -> bool:
+        """No recorder left and nothing to publish for :data:`UNUSED_CLOSE_SECONDS`: stop taking messages (True)."""
+        with self._lock:
+            since = self._unused_since
+            if since is None or self._recorders or self.buffered or time.monotonic() - since < UNUSED_CLOSE_SECONDS:
+                return False
+            self.closing = True
+        log.info("recording: no socket records to %s any more; closing the connection", self.shown_server)
+        return True
 
     def _has_work(self) -> bool:
         return bool(self._incoming or self._retry)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
-import collections
 import concurrent.futures
+import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -17,7 +19,7 @@ from ..transport import Wire
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["KINDS", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency"]
+__all__ = ["KINDS", "MAX_LATENCY_SAMPLES", "STATS_COLUMNS", "Latency", "SampleRing"]
 
 MAX_LATENCY_SAMPLES = 10_000
 """Ping, request and burst round-trip times kept per socket (each)."""
@@ -27,25 +29,74 @@ STATS_COLUMNS = ["count", "mean_s", "min_s", "p50_s", "p95_s", "p99_s", "max_s"]
 """Columns of ``latency_stats``: round trips in seconds, the unit of every timeout and of ``Reply.rtt``."""
 
 
+class SampleRing:
+    """The last ``capacity`` round trips of one kind, 16 bytes each (two typed arrays used as a ring).
+
+    A socket kept for days gathers a keepalive round trip every 20 s and may
+    hold thousands of request round trips: as tuples in a deque that was about
+    120 bytes a sample, 1.2 MB per kind per socket at the cap, too much for a
+    process holding thousands of sockets. Any thread may add; readers copy.
+    """
+
+    __slots__ = ("_capacity", "_lock", "_next", "_rtts", "_timestamps")
+
+    def __init__(self, capacity: int = MAX_LATENCY_SAMPLES) -> None:
+        self._capacity = capacity
+        self._timestamps = array.array("q")  # receipt time, UTC ns
+        self._rtts = array.array("d")  # seconds
+        self._next = 0  # where the next sample goes, once the ring is full
+        self._lock = threading.Lock()
+
+    def append(self, sample: tuple[int, float]) -> None:
+        """Keep one ``(ts_ns, seconds)`` sample, forgetting the oldest when full."""
+        ts_ns, rtt = sample
+        with self._lock:
+            if len(self._timestamps) < self._capacity:
+                self._timestamps.append(ts_ns)
+                self._rtts.append(rtt)
+                return
+            index = self._next
+            self._timestamps[index] = ts_ns
+            self._rtts[index] = rtt
+            self._next = (index + 1) % self._capacity
+
+    def extend(self, samples: Iterable[tuple[int, float]]) -> None:
+        """Keep each of ``samples`` in order."""
+        for sample in samples:
+            self.append(sample)
+
+    def samples(self) -> list[tuple[int, float]]:
+        """The samples kept, oldest first."""
+        with self._lock:
+            start = self._next
+            timestamps = self._timestamps[start:] + self._timestamps[:start]
+            rtts = self._rtts[start:] + self._rtts[:start]
+        return list(zip(timestamps, rtts, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._timestamps)
+
+
 class Latency:
     """A connection's latency part: the history of ping, request and burst round trips, in seconds."""
 
     def __init__(self, session: Session, loop_thread: LoopThread) -> None:
         self._session = session
         self._loop_thread = loop_thread
-        self._samples: dict[str, collections.deque[tuple[int, float]]] = {}  # by kind, made with its first sample
+        self._samples: dict[str, SampleRing] = {}  # by kind, made with its first sample
         self._last_ws: Wire | None = None
         self._last = 0.0
 
-    def _kept(self, kind: str) -> collections.deque[tuple[int, float]]:
+    def _kept(self, kind: str) -> SampleRing:
         """The samples of ``kind``, made on first use (a socket holds no empty history)."""
         samples = self._samples.get(kind)
         if samples is None:
-            samples = self._samples[kind] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+            samples = self._samples.setdefault(kind, SampleRing())
         return samples
 
     def _list(self, kind: str) -> list[tuple[int, float]]:
-        return list(self._samples.get(kind, ()))
+        samples = self._samples.get(kind)
+        return samples.samples() if samples is not None else []
 
     def note_request(self, ts_ns: int, rtt: float) -> None:
         """Keep one request's round trip."""

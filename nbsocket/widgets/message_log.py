@@ -33,12 +33,14 @@ _ARROWS = {"sent": ("↑", "#1565c0", "sent"), "received": ("↓", "#2e7d32", "r
 class Entry:
     """One line of the log: a message, how it reads, and the reply paired with it (if it is a call)."""
 
-    __slots__ = ("item", "reply", "view")
+    __slots__ = ("gave_up", "item", "reply", "view")
 
     def __init__(self, item: LogItem, view: WireView) -> None:
         self.item = item
         self.view = view
         self.reply: Entry | None = None
+        self.gave_up = False
+        """A call no longer waited for (timed out, cancelled, its connection lost) that got no reply."""
 
     def text(self) -> str:
         """The message as text, for the search filter."""
@@ -46,8 +48,16 @@ class Entry:
         return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
 
 
-def log_entries(items: list[LogItem], protocol: str | None, cache: dict[int, WireView] | None = None) -> list[Entry]:
-    """The log's entries, oldest first, each reply folded into the call it answers (and not listed on its own)."""
+def log_entries(
+    items: list[LogItem],
+    protocol: str | None,
+    cache: dict[int, WireView] | None = None,
+    waiting_calls: list[str] | None = None,
+) -> list[Entry]:
+    """The log's entries, oldest first, each reply folded into the call it answers (and not listed on its own).
+
+    ``waiting_calls`` are the ids of the calls the socket still waits for: a call sent without a reply
+    that is not among them was given up (``None``: not known, every such call shows as waiting)."""
     entries: list[Entry] = []
     open_calls: dict[tuple[str, str], Entry] = {}
     for item in items:
@@ -68,6 +78,10 @@ def log_entries(items: list[LogItem], protocol: str | None, cache: dict[int, Wir
         if view.call_id is not None:
             open_calls[(item.direction, view.call_id)] = entry
         entries.append(entry)
+    if waiting_calls is not None:
+        waiting = set(waiting_calls)
+        for (direction, call_id), call in open_calls.items():
+            call.gave_up = direction == "sent" and call.reply is None and call_id not in waiting
     return entries
 
 
@@ -125,6 +139,11 @@ def _entry_html(entry: Entry) -> str:
             f'<span style="color:{reply_color}">{esc(kind)}</span> <span style="{MUTED}">{esc(_time(reply.item.ts_ns))}, '
             f"after {took:,.1f} ms, {esc(_size(reply.item.body))}</span>"
             f'<pre style="margin:2px 0">{esc(_shown(reply, MAX_SHOWN_CHARS))}</pre></div>'
+        )
+    elif entry.gave_up:
+        bits.append(
+            '<span class="nbsocket-log-gave-up" style="color:#c62828" title="the call timed out, was cancelled or its '
+            'connection was lost; a late reply is recorded in the errors">→ no reply (given up)</span>'
         )
     elif view.call_id is not None and item.direction == "sent":
         bits.append(f'<span class="nbsocket-log-waiting" style="{MUTED}">→ no reply yet</span>')
@@ -242,8 +261,10 @@ class MessageLog:
     def render(self) -> bool:
         """Show the newest matching messages if anything changed (refresher thread); True if the HTML changed."""
         paused = bool(self.pause.value)
+        waiting = None if paused or not self.protocol else self.traffic.waiting_calls()
         state = (
             None if paused else self.traffic.version,
+            waiting,
             self.direction.value,
             self.search.value,
             self.topic.value,
@@ -255,7 +276,7 @@ class MessageLog:
         self._shown = state
         if not paused or self._entries is None:  # paused: the same messages, still filtered as asked
             items = self.traffic.items()
-            self._entries = log_entries(items, self.protocol, self._cache)
+            self._entries = log_entries(items, self.protocol, self._cache, waiting)
             if len(self._cache) > 4 * self.traffic.keep:  # forget how items that left the log read
                 kept = {item.number for item in items}
                 self._cache = {number: view for number, view in self._cache.items() if number in kept}

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..runtime import Connection, ProtocolConnection
+
 if TYPE_CHECKING:
     from ..core.transcript_entries import Entry
-    from ..runtime import Connection
 
 __all__ = ["KEEP_MESSAGES", "MERGE_WAIT", "LogItem", "SocketTraffic"]
 
@@ -178,6 +179,11 @@ class SocketTraffic:
     def items(self) -> list[LogItem]:
         """The items kept, oldest first (by time: what was read from the transcript may have been added after newer items)."""
         return sorted(self._items, key=_time_order)
+
+    def waiting_calls(self) -> list[str]:
+        """The ids of the observed socket's calls still waiting for a reply (none for a plain socket)."""
+        conn = self._conn
+        return conn.waiting_calls if isinstance(conn, ProtocolConnection) else []
 
     def downs(self) -> list[float]:
         """When the socket went down (seconds since the epoch), oldest first."""

@@ -19,7 +19,7 @@ from nbsocket.widgets import SocketPanel
 from nbsocket.widgets.chart import ChartBuffer, SeriesColors, line_chart_svg, nice_ticks, series_colors
 from nbsocket.widgets.controls import InvalidMessageError, parse_message
 from nbsocket.widgets.figure import PlotlyChart, choose_engine
-from nbsocket.widgets.message_log import log_entries, log_html
+from nbsocket.widgets.message_log import MessageLog, log_entries, log_html
 from nbsocket.widgets.render import epoch_seconds, header_html, table_html
 from nbsocket.widgets.sending import PROTOCOL_FORMS, plan_protocol_send
 from nbsocket.widgets.traffic import LogItem, SocketTraffic
@@ -102,6 +102,34 @@ def test_the_log_pairs_each_reply_with_its_call_and_filters() -> None:
     assert "the last 3 messages<" in log_html(entries, housekeeping=True)
     unanswered = log_entries(items[:1], "socketio")
     assert "no reply yet" in log_html(unanswered)
+    assert "no reply yet" in log_html(log_entries(items[:1], "socketio", waiting_calls=["11"]))
+    given_up = log_html(log_entries(items[:1], "socketio", waiting_calls=[]))
+    assert "no reply (given up)" in given_up and "no reply yet" not in given_up
+    assert "given up" not in log_html(log_entries(items, "socketio", waiting_calls=[]))  # answered: not given up
+
+
+def test_a_call_that_timed_out_is_shown_as_given_up_once_the_socket_stops_waiting() -> None:
+    pytest.importorskip("socketio")
+    from nbsocket.demo.protocol_servers import start_socketio_server
+
+    server = start_socketio_server()
+    try:
+        sio = nbs.connect("slowcall", server.url, protocol="socketio")
+        assert isinstance(sio, nbs.ProtocolConnection)
+        traffic = SocketTraffic()
+        traffic.attach(sio)
+        log = MessageLog(traffic, "socketio")
+        with pytest.raises(nbs.WaitTimeoutError):
+            sio.call("no_such_event_is_answered", 1, timeout=0.3)
+        eventually(lambda: sio.waiting_calls == [], 5.0, what="the timed-out call forgotten")
+        assert sio.call("echo", 2) == 2 and sio.waiting_calls == []
+        html = log_html(log_entries(traffic.items(), "socketio", waiting_calls=traffic.waiting_calls()))
+        assert html.count("no reply (given up)") == 1 and "ack after" in html
+        log.render()
+        assert "no reply (given up)" in log.view.value
+    finally:
+        nbs.remove("slowcall")
+        server.stop()
 
 
 def test_traffic_keeps_both_directions_and_the_downs() -> None:

@@ -122,6 +122,11 @@ class ProtocolConnection(Connection):
         return self._driver.topics.as_dict()
 
     @property
+    def waiting_calls(self) -> list[str]:
+        """The ids (as text) of the calls still waiting for their reply: not yet answered, timed out or failed."""
+        return self._driver.waiting_calls()
+
+    @property
     def subscriptions(self) -> list[Subscription]:
         """The active subscriptions, in the order made."""
         return [sub for sub in list(self._subscriptions.values()) if sub.active]

@@ -125,7 +125,7 @@ def _one_line_errors(magic: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _chart_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
-    """The chart options ``%ws_panel`` and ``%ws_plot`` share: ``--by``, ``--y``, ``--window``."""
+    """The chart options ``%ws_panel`` and ``%ws_plot`` share: ``--by``, ``--y``, ``--window``, ``--engine``."""
     for decorator in reversed(
         [
             argument(
@@ -148,6 +148,13 @@ def _chart_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="N",
                 help="points kept per line: the last N rows (default: 500)",
             ),
+            argument(
+                "--engine",
+                default=argparse.SUPPRESS,
+                metavar="auto|plotly|svg",
+                help="plotly: an interactive Plotly chart (hover, zoom, pan); svg: the dependency-free image "
+                "(default: auto, Plotly when installed)",
+            ),
         ]
     ):
         magic = decorator(magic)
@@ -155,7 +162,7 @@ def _chart_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _chart_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keywords for ``nbs.panel``/``nbs.plot`` from ``--by``, ``--y`` and ``--window``."""
+    """The keywords for ``nbs.panel``/``nbs.plot`` from ``--by``, ``--y``, ``--window`` and ``--engine``."""
     options: dict[str, Any] = {}
     if hasattr(args, "by"):
         options["by"] = None if args.by.strip().lower() in ("none", "off") else args.by
@@ -165,6 +172,8 @@ def _chart_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.window < 2:
             raise UsageError("--window takes a number of points >= 2")
         options["window"] = args.window
+    if hasattr(args, "engine"):
+        options["engine"] = args.engine.strip().lower()
     return options
 
 
@@ -438,12 +447,13 @@ class NbSocketMagics(Magics):
         ``--by``, ``--y`` and ``--window`` choose instead::
 
             %ws_panel prices --by symbol --y price --window 300
+            %ws_panel prices --engine svg
         """
         args = _parse(self.ws_panel, line)
         chart = _chart_options(args)
         if not args.name:
             if chart:
-                raise UsageError("%ws_panel: --by, --y and --window need a socket name (the dashboard has no chart)")
+                raise UsageError("%ws_panel: --by, --y, --window and --engine need a socket name (the dashboard has no chart)")
             return self._widget("ws_panel", api.dashboard)
         api.get(args.name)
         return self._widget("ws_panel", api.panel, args.name, **chart)

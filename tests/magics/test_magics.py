@@ -443,6 +443,24 @@ def test_plot_magic_splits_the_ticker_by_symbol_by_itself(ip, demo) -> None:
         chart.close()
 
 
+def test_plot_and_panel_magics_take_the_chart_engine(ip, demo) -> None:
+    magic(ip, f"ws_connect eng {demo.url('/ticker?rate=50')}")
+    chart = magic(ip, "ws_plot eng --engine svg")
+    try:
+        assert chart.engine == "svg"
+    finally:
+        chart.close()
+    panel = magic(ip, "ws_panel eng --engine SVG")
+    try:
+        assert panel.chart_view is not None and panel.chart_view.engine == "svg"
+    finally:
+        panel.close()
+    with pytest.raises(UsageError, match="engine must be one of auto, plotly, svg, not 'bogus'"):
+        magic(ip, "ws_plot eng --engine bogus")
+    with pytest.raises(UsageError, match="need a socket name"):
+        magic(ip, "ws_panel --engine svg")
+
+
 def test_test_magic_prints_open_or_closed_and_returns_the_bool(ip, demo, capsys) -> None:
     magic(ip, f"ws_connect tt {demo.url('/echo')}")
     assert magic(ip, "ws_test tt") is True

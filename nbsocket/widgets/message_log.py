@@ -81,7 +81,7 @@ def log_entries(
     if waiting_calls is not None:
         waiting = set(waiting_calls)
         for (direction, call_id), call in open_calls.items():
-            call.gave_up = direction == "sent" and call.reply is None and call_id not in waiting
+            call.gave_up = direction == "sent" and call.reply is None and call.view.awaited and call_id not in waiting
     return entries
 
 

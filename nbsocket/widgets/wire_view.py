@@ -31,6 +31,8 @@ class WireView:
     """The message's content, parsed where it is JSON."""
     call_id: str | None = None
     """The id of the call this message starts (an ack id, a request id, a receipt)."""
+    awaited: bool = True
+    """A caller waits for the reply to ``call_id`` (False: the protocol's own, a SUBSCRIBE's receipt)."""
     reply_to: str | None = None
     """The id of the call this message answers."""
     housekeeping: bool = False
@@ -158,7 +160,13 @@ def _stomp(body: str | bytes) -> WireView:
     if command == "ERROR":
         message = headers.get("message", "")
         return WireView(payload=payload if content else message, reply_to=headers.get("receipt-id"), error=True, label="ERROR")
-    return WireView(topic=headers.get("destination"), payload=payload, call_id=headers.get("receipt"), label=command)
+    return WireView(
+        topic=headers.get("destination"),
+        payload=payload,
+        call_id=headers.get("receipt"),
+        awaited=command != "SUBSCRIBE",
+        label=command,
+    )
 
 
 def read_message(protocol: str | None, body: str | bytes) -> WireView:

@@ -106,6 +106,10 @@ def test_the_log_pairs_each_reply_with_its_call_and_filters() -> None:
     given_up = log_html(log_entries(items[:1], "socketio", waiting_calls=[]))
     assert "no reply (given up)" in given_up and "no reply yet" not in given_up
     assert "given up" not in log_html(log_entries(items, "socketio", waiting_calls=[]))  # answered: not given up
+    subscribe = [item(1, "sent", "SUBSCRIBE\nid:1\ndestination:/topic/a\nreceipt:1@1\n\n\x00")]
+    assert "given up" not in log_html(log_entries(subscribe, "stomp", waiting_calls=[]))  # no caller waits for that receipt
+    send = [item(1, "sent", "SEND\ndestination:/queue/a\nreceipt:rcpt-1\n\nhi\x00")]
+    assert "given up" in log_html(log_entries(send, "stomp", waiting_calls=[]))
 
 
 def test_a_call_that_timed_out_is_shown_as_given_up_once_the_socket_stops_waiting() -> None:

@@ -190,7 +190,12 @@ class SocketRegistry:
     def expand(self, text: str) -> str:
         """``text`` with each ``${NAME}`` replaced by environment variable ``NAME`` (read with :meth:`secret`)."""
         __tracebackhide__ = True
-        return ENV_REFERENCE.sub(lambda found: self.secret(found.group(1)), text)
+
+        def value_of(found: re.Match[str]) -> str:
+            __tracebackhide__ = True
+            return self.secret(found.group(1))
+
+        return ENV_REFERENCE.sub(value_of, text)
 
     # --- teardown and reports ----------------------------------------------------------------------
 

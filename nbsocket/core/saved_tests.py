@@ -35,6 +35,7 @@ from .redact import MASK, is_secret_name, redact_url, scrub
 from .transcript_entries import EVENT, RECEIVED, SENT, Entry
 
 __all__ = [
+    "MAX_EXPECTED_IN_A_ROW",
     "MIN_WITHIN",
     "WITHIN_FACTOR",
     "Call",
@@ -58,6 +59,9 @@ __all__ = [
 
 MIN_WITHIN = 2.0
 """The least time bound a saved expectation gets, in seconds (a loaded CI machine is slower than a notebook)."""
+MAX_EXPECTED_IN_A_ROW = 20
+"""The most messages received one after another (nothing sent between) a saved test expects one by one: of a longer
+run (a feed), the first ones and the last are expected, the rest said in a comment."""
 WITHIN_FACTOR = 5.0
 """A saved expectation's bound is this many times the round trip observed while exploring (at least :data:`MIN_WITHIN`)."""
 
@@ -188,10 +192,40 @@ def bound(observed_s: float) -> float:
 
 
 def plan(exploration: Exploration) -> list[Step]:
-    """The steps of the test: from the protocol log for a protocol socket, from the transcript otherwise."""
+    """The steps of the test: from the protocol log for a protocol socket, from the transcript otherwise; a long run
+    of messages received one after another is shortened (:data:`MAX_EXPECTED_IN_A_ROW`)."""
     if exploration.protocol_steps is not None:
-        return _protocol_plan(exploration.protocol_steps, exploration.entries)
-    return _transcript_plan(exploration.entries, exploration.options.content_type)
+        steps = _protocol_plan(exploration.protocol_steps, exploration.entries)
+    else:
+        steps = _transcript_plan(exploration.entries, exploration.options.content_type)
+    return _shorten_runs(steps, MAX_EXPECTED_IN_A_ROW)
+
+
+def _shorten_runs(steps: list[Step], most: int) -> list[Step]:
+    """Each run of more than ``most`` expectations in a row as its first ``most - 1``, a note, and its last (an
+    ``expect`` skips what does not match, so the last one still checks that the feed went on to its end)."""
+    shortened: list[Step] = []
+    run: list[Expect] = []
+
+    def end_run() -> None:
+        if len(run) > most:
+            shortened.extend(run[: most - 1])
+            shortened.append(
+                Note(f"{len(run) - most} more message(s) like these arrived while exploring; the test expects the last of them")
+            )
+            shortened.append(run[-1])
+        else:
+            shortened.extend(run)
+        run.clear()
+
+    for step in steps:
+        if isinstance(step, Expect):
+            run.append(step)
+            continue
+        end_run()
+        shortened.append(step)
+    end_run()
+    return shortened
 
 
 def _transcript_plan(entries: list[Entry], content_type: str) -> list[Step]:

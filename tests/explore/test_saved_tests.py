@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 import nbsocket as nbs
-from nbsocket.core.saved_tests import bound, kept_fields
+from nbsocket.core.saved_tests import MAX_EXPECTED_IN_A_ROW, bound, kept_fields
 from nbsocket.explore.saved_tests import ProposalWarning
 
 from ..conftest import SECRET
+from ..servers import eventually
 from .servers import ReplyServer
 
 pytestmark = pytest.mark.timeout(240)
@@ -285,6 +286,18 @@ def test_a_transcript_that_lost_its_opening_to_its_bound_is_saved_from_what_it_k
     saved = conn.save_test(tmp_path / "test_echo_saved.py")
     code = Path(saved.path).read_text().split("def test_")[1]
     assert "the opening among them, were dropped" in code and 'echo.expect({"id": 29}, within=2)' in code
+    assert run_pytest(saved.path, cwd=tmp_path).returncode == 0
+
+
+def test_a_feed_is_saved_as_its_first_messages_and_its_last(tmp_path: Path, demo: Any) -> None:
+    conn = nbs.connect("feed", demo.url("/ticker?rate=max&count=300&symbols=ABC"))
+    eventually(lambda: conn.stats.messages_in == 300, 20.0, what="the whole feed")
+    saved = conn.save_test(tmp_path / "test_feed_saved.py", ignore=("price", "timestamp"))
+    code = Path(saved.path).read_text().split("def test_")[1]
+    assert code.count("feed.expect(") == MAX_EXPECTED_IN_A_ROW
+    assert 'feed.expect({"seq": 1, "symbol": "ABC"}' in code and 'feed.expect({"seq": 300, "symbol": "ABC"}' in code
+    assert f"# {300 - MAX_EXPECTED_IN_A_ROW} more message(s) like these arrived while exploring" in code
+    assert '"seq": 20,' not in code  # the 20th is among those said in the comment
     assert run_pytest(saved.path, cwd=tmp_path).returncode == 0
 
 

@@ -45,6 +45,7 @@ from .wait import events_frame, wait_for_messages
 __all__ = [
     "CELL_KEY",
     "STATUS_COLUMNS",
+    "STATUS_TEXT_WIDTHS",
     "NbSocketMagics",
     "load_ipython_extension",
     "status_summary",
@@ -76,21 +77,31 @@ def _option_arguments(*names: str) -> Callable[[MagicT], MagicT]:
 
 STATUS_COLUMNS = ("name", "state", "protocol", "url", "messages_in", "messages_out", "errors", "last_error", "last_message_at")
 """The columns ``%ws_status`` shows (``--all``: every one), with the latency in milliseconds after ``errors``."""
+STATUS_TEXT_WIDTHS = {"url": 48, "last_error": 60}
+"""Characters of these columns ``%ws_status`` shows, so that its table fits a notebook cell."""
 
 
 def status_summary(status: pd.DataFrame) -> pd.DataFrame:
     """``nbs.connections()`` narrowed to what fits a cell: :data:`STATUS_COLUMNS` and ``latency_ms``.
 
-    ``protocol`` only when a socket speaks one.
+    ``protocol`` only when a socket speaks one; a long ``url`` or ``last_error`` is cut (``--all`` shows it whole).
     """
     columns = [c for c in STATUS_COLUMNS if c in status.columns]
     if "protocol" in status.columns and not status["protocol"].notna().any():
         columns.remove("protocol")
     summary = status[columns].copy()
+    for column, width in STATUS_TEXT_WIDTHS.items():
+        if column in summary.columns:
+            summary[column] = summary[column].map(functools.partial(_cut, width=width))
     if "latency_s" in status.columns:
         latency = pd.to_numeric(status["latency_s"], errors="coerce") * 1000
         summary.insert(columns.index("errors") + 1, "latency_ms", latency.round(1))
     return summary
+
+
+def _cut(text: Any, width: int) -> Any:
+    """``text`` cut to ``width`` characters with an ellipsis (anything else as it is)."""
+    return text[: width - 1] + "…" if isinstance(text, str) and len(text) > width else text
 
 
 def _unknown_socket_message(exc: UnknownSocketError) -> str:

@@ -19,7 +19,7 @@ import nbsocket as nbs
 from nbsocket import api
 from nbsocket.core.options import ConnectOptions
 from nbsocket.core.redact import scrub
-from nbsocket.magics.commands import NbSocketMagics
+from nbsocket.magics.commands import STATUS_TEXT_WIDTHS, NbSocketMagics
 from nbsocket.magics.config import NbSocket
 from nbsocket.runtime.connection import MessageWaiter
 from nbsocket.runtime.manager import default_manager
@@ -389,6 +389,11 @@ def test_status_and_frame_return_dataframes(ip, demo) -> None:
     assert list(one["name"]) == ["st"] and int(one["messages_in"][0]) == 3
     assert len(status.columns) <= 10 and "latency_ms" in status.columns and "protocol" not in status.columns  # fits a cell
     assert list(magic(ip, "ws_status --all").columns) == list(nbs.connections().columns)
+    long_url = demo.url("/echo?" + "padding=" + "x" * 80)
+    magic(ip, f"ws_connect st3 {long_url}")
+    shown = magic(ip, "ws_status st3")["url"][0]
+    assert len(shown) == STATUS_TEXT_WIDTHS["url"] and shown.endswith("…") and long_url.startswith(shown[:-1])
+    assert magic(ip, "ws_status --all").set_index("name").loc["st3", "url"] == long_url  # --all shows it whole
     cell(ip, "df = %ws_frame st")
     df = ip.user_ns["df"]
     assert list(df.columns[:3]) == ["timestamp", "socket", "seq"] and list(df["q.bid"]) == [0, 1, 2]

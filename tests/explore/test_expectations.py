@@ -115,11 +115,21 @@ def test_within_passes_on_time_and_fails_late_naming_how_late(replies: ReplyServ
     assert "expected a message with id=2 on 'replies' within 0.1 s of the last send" in text
     assert "nothing matching arrived; waited 0.1" in text
     assert "#1 " in text and "id: expected 2, got 1" in text  # the closest message that did arrive, both values
+    assert "the window had closed" not in text
     time.sleep(0.5)  # the reply arrives 0.4 s after the send; looking back now finds it, too late
     with pytest.raises(nbs.ExpectationTimeoutError) as late:
         conn.expect({"id": 2}, within=0.1)
     assert "it arrived late: 0.4" in str(late.value) and "s past the bound" in str(late.value)
     assert isinstance(late.value, AssertionError) and isinstance(late.value, nbs.WaitTimeoutError)
+
+
+def test_an_expectation_whose_window_had_closed_says_so(replies: ReplyServer) -> None:
+    conn = nbs.connect("replies", replies.url)
+    conn.send({"id": 1})
+    time.sleep(0.3)
+    with pytest.raises(nbs.ExpectationTimeoutError) as missing:
+        conn.expect({"id": 9}, within=0.1)
+    assert "the window had closed when expect was called, 0.3" in str(missing.value)
 
 
 def test_within_counts_from_since_and_waits_no_longer_than_the_bound(replies: ReplyServer) -> None:

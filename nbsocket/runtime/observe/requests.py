@@ -164,6 +164,13 @@ class ReplyWaiter:
             notes.append("the request was never written: it is still queued")
         if self.matcher.errors:
             notes.append(f"the match raised {self.matcher.error} on {self.matcher.errors} of the messages")
+        if expectation.within is not None and expectation.reference_ns:
+            called_s = (time.time_ns() - expectation.reference_ns) / 1e9 - waited
+            if called_s > expectation.within:
+                notes.append(
+                    f"the window had closed when expect was called, {called_s:.3f} s after {expectation.reference} "
+                    "(pass since= to count from another moment)"
+                )
         candidates = list(self.seen) or self._recent(CANDIDATES)
         closest = closest_messages(self.matcher, candidates)
         return missing_text(expectation, waited, f"{self.conn.state}{_close_detail(self.conn)}", self.others, closest, notes)

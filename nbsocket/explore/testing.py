@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import re
 import time
+import types
 from collections.abc import Callable, Generator, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -256,7 +258,10 @@ def ws(request: pytest.FixtureRequest) -> Generator[SocketRegistry, None, None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    """A failed test that used ``ws`` gets a report section per socket: its last transcript entries."""
+    """A failed test that used ``ws`` gets a report section per socket: its last transcript entries; an nbsocket
+    error it raised is shown from the test's own lines (nbsocket's frames left out unless ``--full-trace``)."""
+    if call.excinfo is not None and _REGISTRY in item.stash and not item.config.getoption("fulltrace", False):
+        call.excinfo = _without_nbsocket_frames(call.excinfo)
     report = yield
     registry = item.stash.get(_REGISTRY, None)
     if registry is not None and report.failed and not item.stash.get(_REPORTED, False):
@@ -264,3 +269,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for title, text in registry.transcript_sections():
             report.sections.append((title, text))
     return report
+
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _without_nbsocket_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> pytest.ExceptionInfo[BaseException]:
+    """An nbsocket error's traceback up to the call into nbsocket: the message says what went wrong, the test's lines
+    say where (anything else, or a traceback that starts inside nbsocket, as it was)."""
+    from ..errors import NbSocketError
+
+    error = excinfo.value
+    if not isinstance(error, NbSocketError):
+        return excinfo
+    frames: list[types.TracebackType] = []
+    tb = error.__traceback__
+    while tb is not None and not Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE):
+        frames.append(tb)
+        tb = tb.tb_next
+    if not frames:
+        return excinfo
+    kept: types.TracebackType | None = None
+    for frame in reversed(frames):
+        kept = types.TracebackType(kept, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return pytest.ExceptionInfo.from_exception(error.with_traceback(kept))

@@ -133,6 +133,25 @@ def test_the_plugin_imports_nothing_heavy_until_a_test_uses_ws(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_an_nbsocket_error_is_shown_at_the_tests_own_line(tmp_path: Path) -> None:
+    (tmp_path / "test_refused.py").write_text(
+        textwrap.dedent("""
+        def test_refused(ws):
+            ws.connect("down", "ws://127.0.0.1:9/nothing-listens")
+
+        def test_not_ours(ws):
+            raise RuntimeError("a failure of the test itself")
+        """)
+    )
+    result = run_pytest(tmp_path)
+    output = result.stdout
+    assert result.returncode == 1 and "cannot connect to ws://127.0.0.1:9/nothing-listens" in output
+    refused = output.split("test_refused ___")[1].split("test_not_ours ___")[0]
+    assert 'ws.connect("down"' in refused and "nbsocket/runtime" not in refused and "futures" not in refused
+    full = run_pytest(tmp_path, "--full-trace").stdout
+    assert "nbsocket/runtime" in full.split("test_refused ___")[1]  # --full-trace shows every frame
+
+
 def test_no_thread_or_socket_outlives_the_registry(demo: Any) -> None:
     before = set(threading.enumerate())
     registry = SocketRegistry()

@@ -59,7 +59,7 @@ __all__ = [
 
 MIN_WITHIN = 2.0
 """The least time bound a saved expectation gets, in seconds (a loaded CI machine is slower than a notebook)."""
-MAX_EXPECTED_IN_A_ROW = 20
+MAX_EXPECTED_IN_A_ROW = 100
 """The most messages received one after another (nothing sent between) a saved test expects one by one: of a longer
 run (a feed), the first ones and the last are expected, the rest said in a comment."""
 WITHIN_FACTOR = 5.0

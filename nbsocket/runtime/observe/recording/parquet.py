@@ -39,7 +39,18 @@ from .jsonl import text_value
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["PART_ROWS", "PART_SECONDS", "SCHEMA_FILE", "ParquetRecorder", "cast", "import_pyarrow", "to_arrow", "widen"]
+__all__ = [
+    "PART_ROWS",
+    "PART_SECONDS",
+    "SCHEMA_FILE",
+    "ParquetRecorder",
+    "PartBuffer",
+    "arrow_columns",
+    "cast",
+    "import_pyarrow",
+    "to_arrow",
+    "widen",
+]
 
 log = logging.getLogger("nbsocket")
 
@@ -78,9 +89,7 @@ class ParquetRecorder(Recorder):
         self.part_rows = part_rows
         self.part_seconds = part_seconds
         self.parts_written = 0
-        self._buffer: list[pd.DataFrame] = []
-        self._buffered = 0
-        self._buffer_since = 0.0
+        self._buffer = PartBuffer()
         self._schema: dict[str, pa.DataType] | None = None  # loaded from disk on first write
         self._next_part = 1
         super().__init__(path, on_error)
@@ -92,48 +101,25 @@ class ParquetRecorder(Recorder):
         return self.part_seconds / 2
 
     def _deadline(self) -> float | None:
-        return self._buffer_since + self.part_seconds if self._buffered else None
+        return self._buffer.deadline(self.part_seconds)
 
     def _add(self, chunk: pd.DataFrame) -> None:
-        if not self._buffered:
-            self._buffer_since = time.monotonic()
-        self._buffer.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered >= self.part_rows:
+        self._buffer.add(chunk)
+        if self._buffer.rows >= self.part_rows:
             self._commit()
 
     def _discard_buffer(self) -> int:
-        lost, self._buffer, self._buffered = self._buffered, [], 0
-        return lost
+        return self._buffer.clear()
 
     def _commit(self) -> None:
-        if not self._buffered:
+        if not self._buffer.rows:
             return
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        frame = self._buffer[0] if len(self._buffer) == 1 else pd.concat(self._buffer)
+        frame = self._buffer.frame()
         schema = self._load()
-        columns: dict[str, pa.Array[Any]] = {}
-        schema_changed = False
-        for name in frame.columns:
-            array = to_arrow(frame[name])
-            recorded = schema.get(name)
-            if array.null_count == len(array):
-                if recorded is None:
-                    continue  # no value yet: the column gets a type when one arrives
-                array = _nulls(len(array), recorded)
-            elif recorded is None:
-                schema[name] = array.type
-                schema_changed = True
-            elif array.type != recorded:
-                target = widen(recorded, array)
-                if target != recorded:
-                    self._rewrite_parts(name, target)
-                    schema[name] = target
-                    schema_changed = True
-                array = cast(array, target)
-            columns[name] = array
+        columns, schema_changed = arrow_columns(frame, schema, self._rewrite_parts)
         rows = len(frame)
         table = pa.table({name: columns[name] if name in columns else _nulls(rows, kind) for name, kind in schema.items()})
         os.makedirs(self.path, exist_ok=True)
@@ -143,7 +129,7 @@ class ParquetRecorder(Recorder):
         self._next_part += 1
         self.parts_written += 1
         self.rows_written += rows
-        self._buffer, self._buffered = [], 0
+        self._buffer.clear()
 
     def _write_atomically(self, table: pa.Table, name: str, pq: ModuleType) -> None:
         temporary = os.path.join(self.path, f".{name}.tmp")
@@ -185,7 +171,82 @@ class ParquetRecorder(Recorder):
         log.info("recording %s: column %r widened to %s", self.path, column, target)
 
 
-# --- values to Arrow ------------------------------------------------------------------------
+# --- rows waiting for their part, and values to Arrow -----------------------------------------
+
+
+class PartBuffer:
+    """The live frame's rows waiting to be written as one part: the chunks handed over, their rows and (shallow) bytes,
+    and when the first of them came (a part is due ``part_seconds`` after that)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[pd.DataFrame] = []
+        self.rows = 0
+        self.bytes = 0
+        self.since = 0.0
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Keep ``chunk`` for the next part."""
+        if not self.rows:
+            self.since = time.monotonic()
+        self.chunks.append(chunk)
+        self.rows += len(chunk)
+        self.bytes += int(chunk.memory_usage(deep=False).sum())
+
+    def deadline(self, part_seconds: float) -> float | None:
+        """When the part is due (monotonic seconds), or ``None`` with nothing buffered."""
+        return self.since + part_seconds if self.rows else None
+
+    def frame(self) -> pd.DataFrame:
+        """The rows buffered, as one frame."""
+        return self.chunks[0] if len(self.chunks) == 1 else pd.concat(self.chunks)
+
+    def split(self, rows: int) -> pd.DataFrame:
+        """Keep the first ``rows`` rows buffered; returns the rest (to buffer again once those are written)."""
+        frame = self.frame()
+        self.chunks, self.rows = [frame.iloc[:rows]], min(rows, len(frame))
+        return frame.iloc[rows:]
+
+    def clear(self) -> int:
+        """Forget what is buffered; returns how many rows that was."""
+        rows = self.rows
+        self.chunks, self.rows, self.bytes = [], 0, 0
+        return rows
+
+
+def arrow_columns(
+    frame: pd.DataFrame,
+    schema: dict[str, pa.DataType],
+    widening: Callable[[str, pa.DataType], None] | None = None,
+) -> tuple[dict[str, pa.Array[Any]], bool]:
+    """``frame``'s columns as Arrow arrays of the types ``schema`` records, and whether ``schema`` changed.
+
+    ``schema`` is updated in place: a column's first values give its type, a column whose values no
+    longer fit is widened (``widening(column, new_type)`` is told first), and a column with no value
+    yet is left out until one arrives.
+    """
+    columns: dict[str, pa.Array[Any]] = {}
+    changed = False
+    for name in frame.columns:
+        key = str(name)
+        array = to_arrow(frame[name])
+        recorded = schema.get(key)
+        if array.null_count == len(array):
+            if recorded is None:
+                continue  # no value yet: the column gets a type when one arrives
+            array = _nulls(len(array), recorded)
+        elif recorded is None:
+            schema[key] = array.type
+            changed = True
+        elif array.type != recorded:
+            target = widen(recorded, array)
+            if target != recorded:
+                if widening is not None:
+                    widening(key, target)
+                schema[key] = target
+                changed = True
+            array = cast(array, target)
+        columns[key] = array
+    return columns, changed
 
 
 def to_arrow(column: pd.Series) -> pa.Array[Any]:

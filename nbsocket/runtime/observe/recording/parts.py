@@ -30,7 +30,7 @@ from ....core.redact import redact_url
 from ....core.streams import PartsTarget, part_name
 from ....errors import InvalidOptionError
 from .base import Recorder
-from .parquet import cast, import_pyarrow, to_arrow, widen
+from .parquet import PartBuffer, arrow_columns, import_pyarrow
 from .runs import process_run
 
 __all__ = ["PartsRecorder"]
@@ -65,10 +65,7 @@ class PartsRecorder(Recorder):
         self.part_rows = target.part_rows
         self.part_seconds = target.part_seconds
         self.part_bytes = target.part_bytes
-        self._buffer: list[pd.DataFrame] = []
-        self._buffered = 0
-        self._buffered_bytes = 0
-        self._buffer_since = 0.0
+        self._buffer = PartBuffer()
         self._schema: dict[str, Any] = {}  # column -> pyarrow DataType
         super().__init__(target.folder_for(socket), on_error)
 
@@ -85,51 +82,32 @@ class PartsRecorder(Recorder):
         return self.part_seconds / 2
 
     def _deadline(self) -> float | None:
-        return self._buffer_since + self.part_seconds if self._buffered else None
+        return self._buffer.deadline(self.part_seconds)
 
     def _add(self, chunk: pd.DataFrame) -> None:
-        if not self._buffered:
-            self._buffer_since = time.monotonic()
-        self._buffer.append(chunk)
-        self._buffered += len(chunk)
-        self._buffered_bytes += int(chunk.memory_usage(deep=False).sum())
-        while self._buffered >= self.part_rows:  # a part holds part_rows rows at most, however the chunks came
-            frame = pd.concat(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-            rest = frame.iloc[self.part_rows :]
-            self._buffer, self._buffered = [frame.iloc[: self.part_rows]], self.part_rows
+        buffer = self._buffer
+        buffer.add(chunk)
+        while buffer.rows >= self.part_rows:  # a part holds part_rows rows at most, however the chunks came
+            since = buffer.since
+            rest = buffer.split(self.part_rows)
             self._commit()
             if len(rest):
-                self._buffer, self._buffered = [rest], len(rest)
-                self._buffered_bytes = int(rest.memory_usage(deep=False).sum())
-        if self._buffered_bytes >= self.part_bytes:
+                buffer.add(rest)
+                buffer.since = since  # the rest came with the rows just written: its part is due as theirs was
+        if buffer.bytes >= self.part_bytes:
             self._commit()
 
     def _discard_buffer(self) -> int:
-        lost, self._buffer, self._buffered, self._buffered_bytes = self._buffered, [], 0, 0
-        return lost
+        return self._buffer.clear()
 
     def _commit(self) -> None:
-        if not self._buffered:
+        if not self._buffer.rows:
             return
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        frame = self._buffer[0] if len(self._buffer) == 1 else pd.concat(self._buffer)
-        columns: dict[str, Any] = {}
-        for name in frame.columns:
-            array = to_arrow(frame[name])
-            recorded = self._schema.get(name)
-            if array.null_count == len(array):
-                if recorded is None:
-                    continue
-                array = pa.nulls(len(array), recorded)
-            elif recorded is None:
-                self._schema[name] = array.type
-            elif array.type != recorded:
-                target = widen(recorded, array)
-                self._schema[name] = target
-                array = cast(array, target)
-            columns[str(name)] = array
+        frame = self._buffer.frame()
+        columns, _ = arrow_columns(frame, self._schema)
         table = pa.table(columns)
         first_ts = int(frame["timestamp"].iloc[0].value) if "timestamp" in frame and len(frame) else time.time_ns()
         name = part_name(self.run, self.parts_written + 1, first_ts)
@@ -141,4 +119,4 @@ class PartsRecorder(Recorder):
         self.fs.mv(temporary, final)
         self.parts_written += 1
         self.rows_written += len(frame)
-        self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
+        self._buffer.clear()

@@ -195,21 +195,32 @@ class ProtocolConnection(Connection):
         self._loop_thread.call_soon(run)
         return future.result(VERB_TIMEOUT)
 
-    def _send_verb(self, verb: str, *args: Any, bound: bool = False, **kwargs: Any) -> None:
+    def _send_verb(
+        self, verb: str, *args: Any, logged: tuple[tuple[Any, ...], dict[str, Any]], bound: bool = False, **kwargs: Any
+    ) -> None:
+        """Queue ``verb``'s messages and log it as ``logged`` (args, kwargs) on the loop thread, in one step.
+
+        Logged there, right after it is queued, a verb is in the protocol log before its message is written, so
+        before any reply to it (a reply logged by the loop thread first would put the reply before the verb in a
+        saved test).
+        """
         driver = self._driver
-        self._verb(lambda: driver.queue(getattr(driver.protocol, verb)(*args, **kwargs), bound=bound))
+
+        def send() -> None:
+            driver.queue(getattr(driver.protocol, verb)(*args, **kwargs), bound=bound)
+            self._log.verb(verb, *logged)
+
+        self._verb(send)
 
     # --- the verbs -------------------------------------------------------------------------------
 
     def emit(self, event: str, *args: Any) -> None:
         """Send event ``event`` with ``args`` (Socket.IO ``42["event", ...]``); queued while reconnecting."""
-        self._send_verb("emit", event, *args)
-        self._log.verb("emit", (event, *args))
+        self._send_verb("emit", event, *args, logged=((event, *args), {}))
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification: no id, no reply (JSON-RPC)."""
-        self._send_verb("notify", method, params)
-        self._log.verb("notify", (method, params))
+        self._send_verb("notify", method, params, logged=((method, params), {}))
 
     def publish(
         self,
@@ -229,9 +240,8 @@ class ProtocolConnection(Connection):
         if receipt:
             self.call(destination, body, headers, content_type, timeout=timeout)
             return
-        self._send_verb("publish", destination, body, headers, content_type)
         extra = {k: v for k, v in (("headers", headers), ("content_type", content_type)) if v}
-        self._log.verb("publish", (destination, body), extra)
+        self._send_verb("publish", destination, body, headers, content_type, logged=((destination, body), extra))
 
     def call(self, *args: Any, timeout: float | None = 10.0, **kwargs: Any) -> Any:
         """Send a request and return its reply's value: a Socket.IO ack (``call("echo", x)``; a list when acked with
@@ -305,9 +315,9 @@ class ProtocolConnection(Connection):
             messages = driver.protocol.unsubscribe(sub_id)
             self._subscriptions.pop(sub_id, None)
             driver.queue(messages, bound=True)
+            self._log.verb("unsubscribe", name=sub_id)  # before its message is written (see _send_verb)
 
         self._verb(stop)
-        self._log.verb("unsubscribe", name=sub_id)
 
     def acknowledge(self, event: WsEvent, value: Any = None, *, positive: bool = True) -> None:
         """ACK (or NACK) a message that asked for one (STOMP ``ack="client"``): scheduled, never blocks."""

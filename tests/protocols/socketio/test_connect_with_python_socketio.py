@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,6 +56,29 @@ def test_an_expectation_that_times_out_explains_itself(server: SocketIOServer) -
         sio.expect({"topic": "never"}, within=0.3)
     text = str(failure.value)
     assert "within 0.3" in text and "'chat'" in text and '0{"sid"' not in text
+
+
+def test_each_verb_is_in_the_protocol_log_before_its_message_is_written(server: SocketIOServer) -> None:
+    """So a saved test never puts the reply (logged by the loop thread) before the emit that caused it."""
+    sio = nbs.connect("order", server.url, protocol="socketio")
+    assert isinstance(sio, nbs.ProtocolConnection)
+    unlogged: list[int] = []
+
+    class WrittenBeforeLogged:
+        def on_sent(self, item: Any, ts_ns: int) -> None:
+            if isinstance(item.payload, str) and item.payload.startswith('42["chat"'):
+                n = json.loads(item.payload[2:])[1]["n"]
+                if not any(step.kind == "emit" and step.args[1:] == ({"n": n},) for step in sio._protocol_steps()):
+                    unlogged.append(n)
+
+    sio.add_observer(WrittenBeforeLogged())
+    for n in range(200):
+        sio.emit("chat", {"n": n})
+    sio.expect({"topic": "chat", "n": 199}, timeout=10)
+    assert unlogged == []
+    order = [(step.kind, (step.args[1:] if step.kind == "emit" else step.outcome)) for step in sio._protocol_steps()]
+    for n in range(200):
+        assert order.index(("emit", ({"n": n},))) < order.index(("event", {"n": n}))
 
 
 def test_binary_both_ways(server: SocketIOServer) -> None:

@@ -209,6 +209,8 @@ def test_protocol_sockets_are_saved_with_their_verbs(tmp_path: Path) -> None:
         }
         assert 'chat.emit("chat", {"text": "hi"})' in texts["chat"]
         assert 'chat.expect({"topic": "chat", "text": "hi"}, within=' in texts["chat"]
+        emitted = texts["chat"].index('chat.emit("chat"')
+        assert emitted < texts["chat"].index('chat.expect({"topic": "chat"'), "the broadcast is expected after the emit"
         assert (
             'result = chat.call("echo", {"x": 1}, [2], timeout=' in texts["chat"]
             and 'assert result == [{"x": 1}, [2]]' in texts["chat"]

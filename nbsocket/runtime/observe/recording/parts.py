@@ -65,7 +65,7 @@ class PartsRecorder(Recorder):
         self.part_rows = target.part_rows
         self.part_seconds = target.part_seconds
         self.part_bytes = target.part_bytes
-        self._buffer = PartBuffer()
+        self._buffer = PartBuffer(count_bytes=True)  # parts roll at part_bytes too
         self._schema: dict[str, Any] = {}  # column -> pyarrow DataType
         super().__init__(target.folder_for(socket), on_error)
 

@@ -26,13 +26,23 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as _dt
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from ...core.events import WsEvent
 from ..outbound.outbox import Outgoing
 
-__all__ = ["TOPICS_KEPT", "HandlerOutcomes", "OutgoingLedger", "QueuedVerb", "RecentTopics", "describe_connection"]
+__all__ = [
+    "TOPICS_KEPT",
+    "HandlerOutcomes",
+    "OutgoingLedger",
+    "QueuedVerb",
+    "RecentTopics",
+    "copied_while_changing",
+    "describe_connection",
+]
+
+T = TypeVar("T")
 
 TOPICS_KEPT = 1000
 """How many distinct topics ``conn.topics`` counts; past that the least recently seen one is forgotten."""
@@ -96,6 +106,10 @@ class OutgoingLedger:
             if group.written_on is None:
                 group.written_on = connection
 
+    def waiting_calls(self) -> list[str]:
+        """The ids of the calls waiting for a reply, as text (any thread: the loop thread may change them meanwhile)."""
+        return copied_while_changing(lambda: [str(call_id) for call_id in list(self.calls)], [])
+
     def take_bound(self) -> set[int]:
         """The ids of the bound items still waiting (to drop from the outbox: a new connection opened)."""
         ids = set(self._bound)
@@ -145,6 +159,17 @@ class OutgoingLedger:
         return ids
 
 
+def copied_while_changing(copy: Callable[[], T], empty: T) -> T:
+    """``copy()`` of a container the loop thread may change meanwhile (from any thread): tried again when the change
+    broke it (``RuntimeError``), ``empty`` after three tries."""
+    for _ in range(3):
+        try:
+            return copy()
+        except RuntimeError:
+            continue
+    return empty
+
+
 def describe_connection(number: int, opened_at: _dt.datetime | None) -> str:
     """``"connection 3, opened 12:00:01.234 UTC"``: which of a socket's connections an error is about."""
     if opened_at is None:
@@ -182,12 +207,7 @@ class RecentTopics:
 
     def as_dict(self) -> dict[str, int]:
         """The counts kept, least recently seen topic first."""
-        for _ in range(3):
-            try:
-                return dict(self._counts)
-            except RuntimeError:  # changed by the loop thread while copied: copy again
-                continue
-        return {}
+        return copied_while_changing(lambda: dict(self._counts), {})
 
     def most_common(self, n: int) -> list[tuple[str, int]]:
         """The ``n`` topics with the most messages (among those kept)."""

@@ -480,13 +480,8 @@ class ProtocolDriver:
             _settle(call.future, exception=SocketClosedError(scrub(message)))
 
     def waiting_calls(self) -> list[str]:
-        """The ids of the calls waiting for a reply, as text (any thread: the loop thread may change them meanwhile)."""
-        for _ in range(3):
-            try:
-                return [str(call_id) for call_id in list(self._ledger.calls)]
-            except RuntimeError:  # changed while copied
-                continue
-        return []
+        """The ids of the calls waiting for a reply, as text (any thread)."""
+        return self._ledger.waiting_calls()
 
     def is_active(self, sub_id: Hashable) -> bool:
         """True while the protocol keeps subscription ``sub_id`` active (not cancelled, completed or errored); any thread."""
